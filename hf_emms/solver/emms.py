@@ -1,0 +1,236 @@
+"""EMMS: how well a candidate's features explain a task's F-labels (Meng et al., NeurIPS 2023, arXiv 2308.06262).
+
+With X (N x D1) the candidate's features and Y_k (N x D2) the labels embedded by the k-th foundation
+model, all columns standardised, EMMS solves (paper, Eq. 5)
+
+    min over theta (D1 x D2), lambda on the simplex   || X theta - sum_k lambda_k Y_k ||_F^2.        (1)
+
+For fixed lambda the best theta projects Y(lambda) on the column space of X, leaving (``spectrum.py``)
+
+    RSS(lambda) = lambda^T M lambda,   M = T - sum_i Q_i,                                          (2)
+
+so (1) is a K x K convex quadratic over the simplex, solved exactly (``simplex.py``) instead of by a few
+alternating passes. Three scores come out of the same statistics:
+
+``rule="gcv"`` (default, the ranking score). In-sample residuals reward width: once N <= D1 every
+candidate fits exactly (score 0), and wide random features explain more in-sample than narrow good
+ones. So the score is the generalised cross-validation (Golub, Heath & Wahba, 1979) estimate of the
+*out-of-sample* residual of a ridge fit with an unpenalised intercept,
+
+    GCV(a, lambda) = [RSS_a(lambda) / N] / (1 - tr(H_a) / N)^2,
+    RSS_a(lambda)  = lambda^T (T - sum_i (1 - (a / (s_i + a))^2) Q_i) lambda,
+    tr(H_a)        = 1 + sum_i s_i / (s_i + a),
+
+minimised over the ridge a >= 0 (a grid over 12 decades of the mean eigenvalue, refined by golden
+section) and lambda (exactly, for each a). GCV is an approximately unbiased estimate of the leave-one-out
+error that needs only the eigenvalues of G and the Q_i: one pass, any N, any width.
+score = -GCV / D2: minus the part of the F-label variance the features fail to predict on new samples,
+per sample and column. Towards 0 for perfect features; for features with no information it is the
+variance of the weighted F-label mix, -lambda^T T lambda / (N * D2), which is -1 when the K F-labels
+agree and less negative when they disagree (a mix of disagreeing embeddings has less variance).
+
+``rule="in_sample"``: score = -RSS / (N * D2) at the exact optimum of (1): the plain objective of the
+paper, on a per-sample, per-column scale. Exact fits (N <= D1) score 0.
+
+``emms_reference``: the official implementation's one pass (least squares at uniform lambda, least
+squares for lambda, sparsemax, the residual of the first theta against the new target) and its scale
+``-sum(res**2) / N * D2``, which by Python precedence is -(RSS / N) * D2. For comparing with published
+numbers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .simplex import simplex_qp, sparsemax
+from .spectrum import Spectrum, spectrum
+from .stats import FeatureStats
+
+RULES = ("gcv", "in_sample")
+_GRID = np.linspace(-8.0, 4.0, 49)  # log10 of the ridge relative to the mean eigenvalue of G
+_GOLDEN_STEPS = 40
+
+
+@dataclass(frozen=True)
+class EMMSResult:
+    """The outcome of one EMMS scoring.
+
+    Attributes
+    ----------
+    score : float
+        Higher is better. Scale depends on ``rule`` (see the module docstring).
+    weights : ndarray of shape (K,)
+        lambda: the F-label weights on the simplex at the optimum.
+    rule : str
+        "gcv", "in_sample" or "reference".
+    n, d1, d2, k : int
+        Samples, feature width, F-label width, number of F-labels.
+    rank : int
+        Numerical rank of the standardised feature Gram.
+    n_constant_features : int
+        Feature columns constant over the samples (they carry no information).
+    ridge : float
+        Chosen ridge a, relative to the mean eigenvalue of the standardised Gram (0: plain least squares).
+    dof : float
+        Effective degrees of freedom of the fit, tr(H), intercept included.
+    """
+
+    score: float
+    weights: np.ndarray
+    rule: str
+    n: int
+    d1: int
+    d2: int
+    k: int
+    rank: int
+    n_constant_features: int
+    ridge: float
+    dof: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        out = asdict(self)
+        out["weights"] = [float(w) for w in self.weights]
+        return out
+
+
+def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "gcv") -> EMMSResult:
+    """Score features against F-labels from their streamed statistics.
+
+    Parameters
+    ----------
+    stats : FeatureStats
+        Statistics of one candidate's features on the task's samples.
+    class_embeddings : array-like of shape (C, D2), (K, C, D2), or a sequence of K (C, D2) arrays, optional
+        For class-label statistics: the class names embedded by K foundation models (all of width D2).
+        Applied now, not during extraction, so one pass over features serves any set of encoders.
+        None uses one-hot labels (K = 1, D2 = C). Must be None for per-sample F-label statistics.
+    rule : {"gcv", "in_sample"}
+        "gcv" (default) compares candidates of different widths fairly at any N; "in_sample" is the
+        plain residual of the paper's objective. See the module docstring.
+
+    Returns
+    -------
+    EMMSResult
+    """
+    if rule not in RULES:
+        raise InvalidInputError(f"rule must be one of {RULES}; got {rule!r}. (emms_reference gives the official scale.)")
+    sp = spectrum(stats.centered(), class_embeddings)
+    if rule == "in_sample":
+        lam, rss = simplex_qp(sp.outside_span)
+        return _result(sp, -rss / (sp.n * sp.d2), lam, rule, ridge=0.0, dof=1.0 + sp.rank)
+    return _gcv(sp)
+
+
+def emms_reference(stats: FeatureStats, class_embeddings: Any = None) -> EMMSResult:
+    """The official EMMS one-pass algorithm and score scale, computed from the same statistics.
+
+    Standardises with ``(v - mean) / (std + 1e-8)`` as the official code does, then, with u = 1/K,
+    P the projection on the features' column space, A = tr(Y_k^T Y_l) and C = tr(Y_k^T P Y_l):
+
+    1. theta = lstsq(X, Y u)                   -> fitted targets P Y u
+    2. lambda = lstsq(Y, P Y u)               -> the normal equations A lambda = C u (min-norm)
+    3. lambda = sparsemax(lambda)
+    4. res = P Y u - Y lambda                 (theta is not refitted)
+       RSS = u^T C u - 2 u^T C lambda + lambda^T A lambda
+    5. score = -RSS / N * D2                  (= -(RSS / N) * D2, the published expression)
+    """
+    sp = spectrum(stats.centered(), class_embeddings, std_offset=1e-8)
+    u = np.full(sp.k, 1.0 / sp.k)
+    a, c = sp.t, sp.q.sum(0)
+    lam = sparsemax(np.linalg.lstsq(a, c @ u, rcond=None)[0])
+    rss = u @ c @ u - 2 * u @ c @ lam + lam @ a @ lam
+    return _result(sp, -rss / sp.n * sp.d2, lam, "reference", ridge=0.0, dof=1.0 + sp.rank)
+
+
+def emms_score(
+    features: Any,
+    labels: Any = None,
+    *,
+    class_embeddings: Any = None,
+    label_embeddings: Any = None,
+    rule: str = "gcv",
+    batch_size: int = 4096,
+) -> EMMSResult:
+    """EMMS of in-memory features: :class:`FeatureStats` + :func:`emms` in one call.
+
+    Parameters
+    ----------
+    features : array-like of shape (N, D1)
+    labels : array-like of int of shape (N,), optional
+        Class ids; combine with ``class_embeddings`` (or none, for one-hot labels).
+    class_embeddings : see :func:`emms`
+    label_embeddings : array-like of shape (N, D2, K) or (N, D2), optional
+        Per-sample F-labels, instead of ``labels``.
+    rule : {"gcv", "in_sample"}
+    batch_size : int
+        Rows folded at a time: bounds the float64 working copy to ``batch_size x D1``.
+    """
+    stats = FeatureStats()
+    n = len(features)
+    for i in range(0, max(n, 1), batch_size):
+        sl = slice(i, i + batch_size)
+        stats.update(
+            features[sl],
+            labels=None if labels is None else labels[sl],
+            label_embeddings=None if label_embeddings is None else label_embeddings[sl],
+        )
+    return emms(stats, class_embeddings, rule=rule)
+
+
+def _gcv(sp: Spectrum) -> EMMSResult:
+    """Minimise GCV over the ridge (log grid, then golden section) and the weights (exactly).
+
+    Written in the shrinkage factors w_i = a / (s_i + a), in which nothing cancels:
+    RSS_a = lambda^T (M0 + sum_i w_i^2 Q_i) lambda with M0 = T - sum_i Q_i the residual outside the
+    features' span, and N - tr(H_a) = (N - 1 - r) + sum_i w_i. When the features span every centred
+    vector (r = N - 1), M0 and N - 1 - r are exactly 0 and GCV keeps a finite limit as a -> 0.
+    """
+    s, n = sp.eigvals, sp.n
+    m0 = sp.outside_span
+
+    def fit(a: float) -> tuple[float, np.ndarray, float]:
+        w = a / (s + a) if a > 0 else np.zeros_like(s)
+        room = (n - 1 - sp.rank) + w.sum()  # N - tr(H_a)
+        if room <= 0:
+            return np.inf, np.full(sp.k, 1.0 / sp.k), float(n)  # interpolates: GCV undefined
+        lam, rss = simplex_qp(m0 + np.tensordot(w**2, sp.q, axes=1))
+        return n * rss / room**2 / sp.d2, lam, n - room
+
+    if sp.rank == 0:
+        gcv, lam, dof = fit(0.0)
+        return _result(sp, -gcv, lam, "gcv", ridge=0.0, dof=dof)
+    mean_s = s.mean()
+    values = [fit(mean_s * 10**p)[0] for p in _GRID]
+    best = int(np.argmin(values))
+    lo, hi = _GRID[max(best - 1, 0)], _GRID[min(best + 1, len(_GRID) - 1)]
+    g = (np.sqrt(5) - 1) / 2
+    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
+    fc, fd = fit(mean_s * 10**c)[0], fit(mean_s * 10**d)[0]
+    for _ in range(_GOLDEN_STEPS):
+        if fc <= fd:
+            hi, d, fd = d, c, fc
+            c = hi - g * (hi - lo)
+            fc = fit(mean_s * 10**c)[0]
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + g * (hi - lo)
+            fd = fit(mean_s * 10**d)[0]
+    candidates = [(values[best], mean_s * 10 ** _GRID[best]), (min(fc, fd), mean_s * 10 ** (c if fc <= fd else d))]
+    candidates.append((fit(0.0)[0], 0.0))  # plain least squares, when N > rank + 1
+    _, a = min(candidates, key=lambda t: t[0])
+    gcv, lam, dof = fit(a)
+    if not np.isfinite(gcv):
+        raise InvalidInputError("GCV is undefined for these statistics (every ridge interpolates the samples).")
+    return _result(sp, -gcv, lam, "gcv", ridge=a / mean_s, dof=dof)
+
+
+def _result(sp: Spectrum, score: float, lam: np.ndarray, rule: str, *, ridge: float, dof: float) -> EMMSResult:
+    return EMMSResult(
+        score=float(score), weights=lam, rule=rule, n=sp.n, d1=sp.d1, d2=sp.d2, k=sp.k, rank=sp.rank,
+        n_constant_features=sp.n_constant, ridge=float(ridge), dof=float(dof),
+    )

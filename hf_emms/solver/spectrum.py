@@ -1,0 +1,199 @@
+"""From centred statistics to the spectral form of EMMS: everything the scores need, in K x K pieces.
+
+Notation (all columns standardised over the N samples: zero mean, unit variance):
+X (N x D1) features, Y_k (N x D2) the k-th F-label, G = X^T X, B_k = X^T Y_k, G = V diag(s) V^T.
+Writing X = U diag(sqrt(s)) V^T, the projection of Y_k on direction i is u_i^T Y_k = v_i^T B_k / sqrt(s_i),
+so for any weights lambda the fit of Y(lambda) = sum_k lambda_k Y_k decomposes over directions:
+
+    ||u_i^T Y(lambda)||^2 = lambda^T Q_i lambda,   Q_i[k, l] = (v_i^T B_k)(v_i^T B_l)^T / s_i,
+    ||Y(lambda)||_F^2      = lambda^T T lambda,     T[k, l]   = tr(Y_k^T Y_l).
+
+Least squares, ridge and their residuals are then sums of Q_i with scalar weights (``emms.py``).
+Nothing here is N x anything: the inputs are the sums of ``FeatureStats``.
+
+Class labels (Y_k = onehot(y) E_k, E_k the C x D2 class-name embedding table): E_k's columns are
+standardised with class-frequency weights p_c = n_c / N, which is standardising Y_k over samples;
+then B_k = D_x^-1 (S - mu n^T) E~_k from the centred class sums, and T[k, l] = sum_c n_c e~_kc . e~_lc.
+
+Constant columns (variance below ``_CONSTANT`` of the raw second moment) standardise to zero: they
+carry no information, and dividing by a rounding-level spread would amplify noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .stats import CenteredStats
+
+_CONSTANT = 1e-20  # variance below this fraction of mean^2 + variance: constant (spread < 1e-10 x offset)
+_RANK_TOL = 1e-10  # eigenvalues of the standardised Gram below this fraction of the largest are zero
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Standardised EMMS quantities of one (features, F-labels) pair.
+
+    Attributes
+    ----------
+    n, d1, d2, k : int
+        Samples, feature width, F-label width, number of F-labels.
+    eigvals : ndarray of shape (r,)
+        Non-zero eigenvalues s_i of the standardised Gram X^T X (r = numerical rank).
+    q : ndarray of shape (r, K, K)
+        Q_i: F-label energy along each eigendirection (see module docstring).
+    t : ndarray of shape (K, K)
+        tr(Y_k^T Y_l).
+    n_constant : int
+        Feature columns that were constant (standardised to zero).
+    """
+
+    n: int
+    d1: int
+    d2: int
+    k: int
+    eigvals: np.ndarray
+    q: np.ndarray
+    t: np.ndarray
+    n_constant: int
+
+    @property
+    def rank(self) -> int:
+        return int(self.eigvals.size)
+
+    @property
+    def outside_span(self) -> np.ndarray:
+        """M = T - sum_i Q_i: the least-squares residual quadratic (K, K), i.e. the F-label energy
+        outside the features' span. Exactly 0 when the features span every centred vector (r = N - 1)."""
+        if self.rank >= self.n - 1:
+            return np.zeros_like(self.t)
+        return self.t - self.q.sum(0)
+
+
+def spectrum(
+    c: CenteredStats, class_embeddings: Any = None, *, std_offset: float = 0.0
+) -> Spectrum:
+    """Standardise the centred statistics and take the eigensystem of the feature Gram.
+
+    Parameters
+    ----------
+    c : CenteredStats
+        From ``FeatureStats.centered()``.
+    class_embeddings : array-like of shape (C, D2), (K, C, D2), or a sequence of K (C, D2) arrays
+        Class-name F-label tables, for class-label statistics. None uses one-hot labels (K = 1, D2 = C).
+    std_offset : float
+        Added to every standard deviation before dividing, as the official EMMS code does (1e-8);
+        0 standardises exactly.
+    """
+    n = c.n
+    if n < 2:
+        raise InvalidInputError(f"EMMS needs at least 2 samples; got N = {n}.")
+    x_scale, x_keep = _inverse_std(np.diag(c.scatter_x) / n, c.mean_x, std_offset)
+    if c.class_count is not None:
+        e = _standardised_tables(c.class_count, class_embeddings, std_offset)  # (K, C, D2)
+        # B_k = D^-1 (S - mu n^T) E~_k : project the C class directions first, then apply E~_k.
+        f = c.class_scatter[:, x_keep] * x_scale[x_keep]  # (C, D1'): centred class sums, standardised
+        g = c.scatter_x[np.ix_(x_keep, x_keep)] * np.outer(x_scale[x_keep], x_scale[x_keep])
+        s, v = _eig(g, n - 1)
+        proj = np.matmul((f @ v).T[None], e)  # v_i^T B_k: (K, r, D2)
+        t = np.einsum("c,kcj,lcj->kl", c.class_count, e, e, optimize=True)
+        d2 = e.shape[2]
+    else:
+        if class_embeddings is not None:
+            raise InvalidInputError(
+                "class_embeddings apply to statistics accumulated with class labels; these were "
+                "accumulated with per-sample label_embeddings, which already are the F-labels."
+            )
+        d2, k = c.mean_y.shape
+        var_y = np.einsum("jkk->jk", c.scatter_y) / n
+        y_scale, _ = _inverse_std(var_y, c.mean_y, std_offset)  # (D2, K), zero on constant columns
+        if not np.any(y_scale):
+            raise InvalidInputError("every F-label column is constant over the samples: there is nothing to explain.")
+        t = np.einsum("jkl,jk,jl->kl", c.scatter_y, y_scale, y_scale)
+        b = c.cross[x_keep] * x_scale[x_keep, None, None] * y_scale[None]  # (D1', D2, K)
+        g = c.scatter_x[np.ix_(x_keep, x_keep)] * np.outer(x_scale[x_keep], x_scale[x_keep])
+        s, v = _eig(g, n - 1)
+        proj = np.tensordot(v, b, axes=(0, 0)).transpose(2, 0, 1)  # v_i^T B_k: (K, r, D2)
+    # Q_i = P_i P_i^T / s_i with P_i the (K, D2) block of direction i: one batched matmul.
+    p_i = proj.transpose(1, 0, 2)
+    q = np.matmul(p_i, p_i.transpose(0, 2, 1)) / s[:, None, None]
+    return Spectrum(
+        n=n, d1=c.mean_x.shape[0], d2=d2, k=t.shape[0], eigvals=s, q=q, t=t,
+        n_constant=int((~x_keep).sum()),
+    )
+
+
+def _inverse_std(var: np.ndarray, mean: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """1 / (std + offset) per column, 0 for constant columns; and the mask of non-constant columns.
+
+    A column is constant when its variance is below ``_CONSTANT`` of its raw second moment
+    (mean^2 + variance), i.e. at rounding level.
+    """
+    var = np.maximum(var, 0)
+    keep = var > _CONSTANT * (var + mean**2)
+    scale = np.zeros_like(var)
+    scale[keep] = 1.0 / (np.sqrt(var[keep]) + offset)
+    return scale, keep
+
+
+def _eig(g: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of a PSD Gram, keeping eigenvalues above ``_RANK_TOL`` of the largest, and at most
+    ``max_rank`` of them (centred data of N samples span at most N - 1 dimensions)."""
+    if g.size == 0:
+        return np.zeros(0), np.zeros((g.shape[0], 0))
+    s, v = np.linalg.eigh(g)
+    keep = s > _RANK_TOL * s[-1] if s[-1] > 0 else np.zeros(s.shape, bool)
+    keep[: max(len(s) - max_rank, 0)] = False
+    return s[keep], v[:, keep]
+
+
+def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.ndarray:
+    """Class-name embedding tables (K, C, D2), columns standardised with class-frequency weights."""
+    n_classes = count.shape[0]
+    if int((count > 0).sum()) < 2:
+        present = np.flatnonzero(count > 0).tolist()
+        raise InvalidInputError(
+            f"only one class is present (class id {present}); EMMS compares how well features separate "
+            "classes and needs at least two."
+        )
+    e = _as_tables(tables, n_classes)
+    p = count / count.sum()
+    mean = np.einsum("c,kcj->kj", p, e)
+    var = np.einsum("c,kcj->kj", p, (e - mean[:, None]) ** 2)
+    scale, _ = _inverse_std(var, mean, offset)
+    if not np.any(scale):
+        raise InvalidInputError(
+            "the class embeddings are identical for every class present: they cannot tell classes apart."
+        )
+    return (e - mean[:, None]) * scale[:, None]
+
+
+def _as_tables(tables: Any, n_classes: int) -> np.ndarray:
+    if tables is None:
+        return np.eye(n_classes)[None]
+    if isinstance(tables, np.ndarray) or hasattr(tables, "detach"):
+        tables = [tables] if np.ndim(tables) == 2 else list(tables)
+    tables = [np.asarray(t.detach().cpu() if hasattr(t, "detach") else t, dtype=np.float64) for t in tables]
+    if not tables:
+        raise InvalidInputError("class_embeddings is empty: give K >= 1 tables of shape (C, D2), one per F-label encoder.")
+    for i, t in enumerate(tables):
+        if t.ndim != 2:
+            raise InvalidInputError(f"class_embeddings[{i}] must be 2-D (n_classes, D2); got shape {t.shape}.")
+        if t.shape[0] < n_classes:
+            raise InvalidInputError(
+                f"labels use class ids up to {n_classes - 1}, but class_embeddings[{i}] has only {t.shape[0]} rows."
+            )
+        if not np.isfinite(t).all():
+            raise InvalidInputError(f"class_embeddings[{i}] contains NaN or inf.")
+    widths = {t.shape[1] for t in tables}
+    if len(widths) > 1:
+        raise InvalidInputError(
+            f"all F-label tables must share one width D2; got widths {[t.shape[1] for t in tables]}. "
+            "Project them to a common width (the paper uses 1024) before scoring."
+        )
+    # Rows beyond the largest id seen belong to classes with no samples: weight 0 either way.
+    return np.stack([t[:n_classes] for t in tables])
+

@@ -1,0 +1,490 @@
+"""Streaming sufficient statistics of (features, targets): the only thing EMMS needs from the data.
+
+EMMS, LogME and H-score depend on the samples only through sums over samples (``DESIGN.md``):
+the count N, the feature sums and Gram matrix, and either per-class feature sums (class labels) or
+feature x F-label cross products (per-sample F-labels). ``FeatureStats`` folds batches into those
+sums as they come out of a model, so features are never stored: memory is
+O(D1^2 + C*D1) for class labels and O(D1^2 + D1*D2*K) for per-sample F-labels, whatever N is.
+
+Numerics. Sums are kept in float64 about a shift c (the first batch's mean): S1 = sum(x - c),
+S2 = sum((x - c)(x - c)^T). Centring afterwards, S2 - S1 S1^T / N, then subtracts two numbers of
+the size of the spread, not of the offset, so features sitting at 1e4 x their spread keep their
+digits. Sums taken about different shifts cannot be added, so merging first moves both operands
+to one common shift c' with the exact identity, for delta = c - c',
+
+    sum((x - c')(x - c')^T) = S2 + delta S1^T + S1 delta^T + N delta delta^T,
+
+and across ``torch.distributed`` ranks that common shift (the global mean) is broadcast from rank 0
+before the plain all-reduce sum, so every rank adds the same kind of number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import IncompatibleStatsError, InvalidInputError, StatsFileError
+
+_FORMAT = "hf-emms/feature-stats"
+_VERSION = 1
+_F64 = torch.float64
+
+# Additive sums (the shifts are not: they are re-based, never added).
+_SUMS = {
+    "classes": ("sum_x", "gram_x", "class_count", "class_sum_x"),
+    "embeddings": ("sum_x", "gram_x", "sum_y", "cross_xy", "gram_y"),
+}
+
+
+@dataclass(frozen=True)
+class CenteredStats:
+    """Statistics centred at the sample mean, as float64 numpy arrays: what solvers consume.
+
+    Attributes
+    ----------
+    n : int
+        Number of samples N.
+    mean_x : ndarray of shape (D1,)
+        Feature means.
+    scatter_x : ndarray of shape (D1, D1)
+        sum_i (x_i - mean)(x_i - mean)^T.
+    class_count : ndarray of shape (C,) or None
+        Samples per class id (class-label statistics only).
+    class_scatter : ndarray of shape (C, D1) or None
+        sum over samples of class c of (x_i - mean): the centred class sums.
+    mean_y : ndarray of shape (D2, K) or None
+        F-label means (per-sample F-label statistics only).
+    cross : ndarray of shape (D1, D2, K) or None
+        sum_i (x_i - mean_x)(y_ik - mean_yk)^T for each F-label k.
+    scatter_y : ndarray of shape (D2, K, K) or None
+        Per F-label column j: sum_i (y_ijk - mean_jk)(y_ijl - mean_jl).
+    """
+
+    n: int
+    mean_x: np.ndarray
+    scatter_x: np.ndarray
+    class_count: np.ndarray | None = None
+    class_scatter: np.ndarray | None = None
+    mean_y: np.ndarray | None = None
+    cross: np.ndarray | None = None
+    scatter_y: np.ndarray | None = None
+
+
+class FeatureStats:
+    """Streaming accumulator of the sufficient statistics of EMMS.
+
+    Feed it batches with :meth:`update`; combine accumulators with :meth:`merge` (or ``+``) or,
+    inside a ``torch.distributed`` job, with :meth:`all_reduce`. Each accumulator holds one kind of
+    target, fixed by its first batch: class ids (``labels``) or per-sample F-labels
+    (``label_embeddings``).
+
+    Tensors stay on the device of the first features given (CUDA tensors are accumulated on the GPU),
+    in float64.
+
+    Examples
+    --------
+    >>> stats = FeatureStats()
+    >>> for x, y in batches:                      # x: (B, D1) features, y: (B,) class ids
+    ...     stats.update(x, labels=y)
+    >>> emms(stats, class_embeddings=[clip_table, bert_table]).score
+    """
+
+    def __init__(self) -> None:
+        self.n: int = 0
+        self.kind: str | None = None  # "classes" | "embeddings", set by the first batch
+        self._t: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ shape facts
+    @property
+    def dim(self) -> int | None:
+        """Feature width D1 (None before the first batch)."""
+        return int(self._t["sum_x"].shape[0]) if self._t else None
+
+    @property
+    def n_classes(self) -> int | None:
+        """Number of class ids seen (largest id + 1), for class-label statistics."""
+        return int(self._t["class_count"].shape[0]) if self.kind == "classes" else None
+
+    @property
+    def label_shape(self) -> tuple[int, int] | None:
+        """(D2, K) of the per-sample F-labels, for F-label statistics."""
+        return tuple(self._t["sum_y"].shape) if self.kind == "embeddings" else None  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device | None:
+        return self._t["sum_x"].device if self._t else None
+
+    def __repr__(self) -> str:
+        detail = {"classes": f"n_classes={self.n_classes}", "embeddings": f"label_shape={self.label_shape}"}
+        return f"FeatureStats(n={self.n}, dim={self.dim}, kind={self.kind!r}" + (
+            f", {detail[self.kind]})" if self.kind else ")"
+        )
+
+    # ------------------------------------------------------------------ accumulation
+    def update(self, features: Any, labels: Any = None, label_embeddings: Any = None) -> "FeatureStats":
+        """Fold one batch into the statistics.
+
+        Parameters
+        ----------
+        features : array-like of shape (B, D1)
+            Pooled features of B samples (torch tensor on any device, or numpy array).
+        labels : array-like of int of shape (B,), optional
+            Class ids in ``[0, C)``. Give either ``labels`` or ``label_embeddings``.
+        label_embeddings : array-like of shape (B, D2, K) or (B, D2), optional
+            Per-sample F-labels: the sample's label embedded by K foundation models (a 2-D array is
+            K = 1). Regression targets are F-labels too: shape (B, 1).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        InvalidInputError
+            Wrong shapes, non-integer or negative labels, NaN/inf values, or a target kind other
+            than the one of the earlier batches. The statistics are left unchanged.
+        """
+        x = _as_tensor(features, "features", device=self.device)
+        if x.ndim != 2:
+            raise InvalidInputError(
+                f"features must be 2-D (batch, dim); got shape {tuple(x.shape)}. "
+                "Pool token/patch features first; reshape a single sample with x[None]."
+            )
+        if self._t and x.shape[1] != self.dim:
+            raise InvalidInputError(f"features have width {x.shape[1]}, earlier batches had {self.dim}.")
+        kind, y = self._check_targets(x, labels, label_embeddings)
+        if x.shape[0] == 0:
+            return self
+        if not torch.is_floating_point(x):
+            x = x.to(_F64)
+
+        shift_x = self._t["shift_x"] if self._t else x.to(_F64).mean(0)
+        xc = x - shift_x if x.dtype == _F64 else x.to(_F64).sub_(shift_x)
+        batch = {"sum_x": xc.sum(0)}
+        if not torch.isfinite(batch["sum_x"]).all():
+            _raise_not_finite(x, "features")
+        batch["gram_x"] = _gram(xc)
+
+        new = {"shift_x": shift_x}
+        if kind == "classes":
+            n_classes = max(int(y.max()) + 1, self.n_classes or 0)
+            batch["class_count"] = torch.bincount(y, minlength=n_classes).to(_F64)
+            batch["class_sum_x"] = torch.zeros(n_classes, xc.shape[1], dtype=_F64, device=xc.device).index_add_(0, y, xc)
+        else:
+            shift_y = self._t["shift_y"] if self._t else y.to(_F64).mean(0)
+            yc = y.to(_F64) - shift_y
+            batch["sum_y"] = yc.sum(0)
+            if not torch.isfinite(batch["sum_y"]).all():
+                _raise_not_finite(y, "label_embeddings")
+            b, d2, k = yc.shape
+            batch["cross_xy"] = (xc.T @ yc.reshape(b, d2 * k)).reshape(-1, d2, k)
+            batch["gram_y"] = torch.bmm(yc.permute(1, 2, 0), yc.permute(1, 0, 2))  # (D2, K, K)
+            new["shift_y"] = shift_y
+
+        # Everything is checked and computed: commit (a failed batch leaves no trace).
+        if not self._t:
+            self.kind = kind
+            self._t = {**new, **{name: torch.zeros_like(t) for name, t in batch.items()}}
+        if kind == "classes":
+            self._t.update(_pad_classes(self._t, batch["class_count"].shape[0]))
+        for name, t in batch.items():
+            self._t[name] += t
+        self.n += int(x.shape[0])
+        return self
+
+    def _check_targets(self, x: torch.Tensor, labels: Any, label_embeddings: Any) -> tuple[str, torch.Tensor]:
+        if (labels is None) == (label_embeddings is None):
+            raise InvalidInputError(
+                "give exactly one target: labels= (class ids, shape (B,)) or "
+                "label_embeddings= (per-sample F-labels, shape (B, D2, K))."
+            )
+        kind = "classes" if labels is not None else "embeddings"
+        if self.kind is not None and kind != self.kind:
+            raise InvalidInputError(
+                f"this accumulator holds {self.kind} statistics; a batch with {kind} cannot join it. "
+                "Use one FeatureStats per target kind."
+            )
+        b = x.shape[0]
+        if kind == "classes":
+            y = _as_tensor(labels, "labels", device=x.device)
+            if y.ndim != 1 or y.shape[0] != b:
+                raise InvalidInputError(f"labels must have shape ({b},) to match features; got {tuple(y.shape)}.")
+            if torch.is_floating_point(y) or torch.is_complex(y) or y.dtype == torch.bool:
+                raise InvalidInputError(
+                    f"labels must hold integer class ids; got dtype {y.dtype}. "
+                    "For regression targets or other per-sample F-labels pass label_embeddings= instead."
+                )
+            if b and int(y.min()) < 0:
+                raise InvalidInputError(f"labels must be class ids >= 0; got {int(y.min())}.")
+            return kind, y.long()
+        y = _as_tensor(label_embeddings, "label_embeddings", device=x.device)
+        if y.ndim == 2:
+            y = y[:, :, None]
+        if y.ndim != 3 or y.shape[0] != b:
+            raise InvalidInputError(
+                f"label_embeddings must have shape ({b}, D2, K) (or ({b}, D2) for K = 1); got {tuple(y.shape)}."
+            )
+        if 0 in y.shape[1:]:
+            raise InvalidInputError(f"label_embeddings need D2 >= 1 and K >= 1; got shape {tuple(y.shape)}.")
+        if self._t and tuple(y.shape[1:]) != self.label_shape:
+            raise InvalidInputError(
+                f"label_embeddings have (D2, K) = {tuple(y.shape[1:])}, earlier batches had {self.label_shape}."
+            )
+        return kind, y
+
+    # ------------------------------------------------------------------ combining
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        """Statistics of the union of both sample sets (neither operand is modified)."""
+        if not isinstance(other, FeatureStats):
+            raise TypeError(f"can only merge FeatureStats with FeatureStats, not {type(other).__name__}.")
+        if other.n == 0 or self.n == 0:
+            if self.n or other.n:
+                _check_compatible(self, other)
+            return (self if self.n else other).copy()
+        _check_compatible(self, other)
+        shifts = _common_shifts([self, other])
+        a, b = self._reshifted(shifts), other._reshifted(shifts)
+        n_classes = max(self.n_classes or 0, other.n_classes or 0)
+        if self.kind == "classes":
+            a, b = _pad_classes(a, n_classes), _pad_classes(b, n_classes)
+        out = FeatureStats()
+        out.n, out.kind = self.n + other.n, self.kind
+        out._t = {**shifts, **{name: a[name] + b[name] for name in _SUMS[self.kind]}}
+        return out
+
+    def __add__(self, other: "FeatureStats") -> "FeatureStats":
+        return self.merge(other) if isinstance(other, FeatureStats) else NotImplemented
+
+    def copy(self) -> "FeatureStats":
+        out = FeatureStats()
+        out.n, out.kind, out._t = self.n, self.kind, {k: v.clone() for k, v in self._t.items()}
+        return out
+
+    def _reshifted(self, shifts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The additive sums re-based from this accumulator's shifts to ``shifts`` (exact identity)."""
+        t, n = self._t, self.n
+        dx = t["shift_x"] - shifts["shift_x"].to(t["shift_x"].device)
+        out = {
+            "sum_x": t["sum_x"] + n * dx,
+            "gram_x": t["gram_x"] + torch.outer(dx, t["sum_x"]) + torch.outer(t["sum_x"], dx) + n * torch.outer(dx, dx),
+        }
+        if self.kind == "classes":
+            out["class_count"] = t["class_count"].clone()
+            out["class_sum_x"] = t["class_sum_x"] + t["class_count"][:, None] * dx
+        else:
+            dy = t["shift_y"] - shifts["shift_y"].to(t["shift_y"].device)
+            sx, sy = t["sum_x"], t["sum_y"]
+            out["sum_y"] = sy + n * dy
+            out["cross_xy"] = (
+                t["cross_xy"] + dx[:, None, None] * sy[None] + sx[:, None, None] * dy[None] + n * dx[:, None, None] * dy[None]
+            )
+            out["gram_y"] = (
+                t["gram_y"] + dy[:, :, None] * sy[:, None, :] + sy[:, :, None] * dy[:, None, :]
+                + n * dy[:, :, None] * dy[:, None, :]
+            )
+        return out
+
+    def all_reduce(self) -> "FeatureStats":
+        """Sum the statistics of every ``torch.distributed`` rank, in place; a no-op without a process group.
+
+        Collective: every rank must call it, also ranks that saw no samples. Ranks first agree on
+        shapes, then rank 0 broadcasts one common shift (the global mean), every rank re-bases its
+        sums to it, and a plain all-reduce sum merges them. Works with the gloo (CPU) and NCCL
+        (CUDA) backends, hence under ``accelerate`` and ``torchrun``.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self
+        headers: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(headers, self._header())
+        filled = [h for h in headers if h["n"] > 0]
+        if not filled:
+            return self
+        first = filled[0]
+        for h in filled[1:]:
+            if (h["kind"], h["dim"], h["label_shape"]) != (first["kind"], first["dim"], first["label_shape"]):
+                raise IncompatibleStatsError(
+                    f"ranks disagree on the statistics' shape: {first} vs {h}. Every rank must run the same "
+                    "model and the same kind of labels."
+                )
+        device = self.device or _collective_device(dist)
+        if self.n == 0:
+            self._init_empty(first, device)
+        n_total = sum(h["n"] for h in headers)
+        # One shift for all ranks: the global mean, computed once and broadcast from rank 0.
+        shifts = {}
+        for name, total in (("shift_x", "sum_x"), ("shift_y", "sum_y")):
+            if name in self._t:
+                s = self.n * self._t[name] + self._t[total]
+                dist.all_reduce(s)
+                dist.broadcast(s, src=0)
+                shifts[name] = s / n_total
+        sums = self._reshifted(shifts)
+        if self.kind == "classes":
+            sums = _pad_classes(sums, max(h["n_classes"] or 0 for h in filled))
+        for name in _SUMS[self.kind]:
+            dist.all_reduce(sums[name])
+        self._t = {**shifts, **sums}
+        self.n = n_total
+        return self
+
+    def _header(self) -> dict[str, Any]:
+        return {"n": self.n, "kind": self.kind, "dim": self.dim, "label_shape": self.label_shape, "n_classes": self.n_classes}
+
+    def _init_empty(self, header: dict[str, Any], device: torch.device) -> None:
+        d1 = header["dim"]
+        z = lambda *shape: torch.zeros(*shape, dtype=_F64, device=device)  # noqa: E731
+        self.kind = header["kind"]
+        self._t = {"shift_x": z(d1), "sum_x": z(d1), "gram_x": z(d1, d1)}
+        if self.kind == "classes":
+            c = header["n_classes"]
+            self._t.update(class_count=z(c), class_sum_x=z(c, d1))
+        else:
+            d2, k = header["label_shape"]
+            self._t.update(shift_y=z(d2, k), sum_y=z(d2, k), cross_xy=z(d1, d2, k), gram_y=z(d2, k, k))
+
+    # ------------------------------------------------------------------ views for solvers
+    def centered(self) -> CenteredStats:
+        """Statistics about the sample mean, as float64 numpy arrays (see :class:`CenteredStats`)."""
+        if self.n == 0:
+            raise InvalidInputError("no samples were accumulated: call update() with at least one batch first.")
+        t = {k: v.detach().cpu().numpy() for k, v in self._t.items()}
+        n = self.n
+        sx = t["sum_x"]
+        out: dict[str, Any] = {
+            "n": n,
+            "mean_x": t["shift_x"] + sx / n,
+            "scatter_x": t["gram_x"] - np.outer(sx, sx) / n,
+        }
+        if self.kind == "classes":
+            out["class_count"] = t["class_count"]
+            out["class_scatter"] = t["class_sum_x"] - t["class_count"][:, None] * (sx / n)
+        else:
+            sy = t["sum_y"]
+            out["mean_y"] = t["shift_y"] + sy / n
+            out["cross"] = t["cross_xy"] - sx[:, None, None] * sy[None] / n
+            out["scatter_y"] = t["gram_y"] - sy[:, :, None] * sy[:, None, :] / n
+        return CenteredStats(**out)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the statistics to one safetensors file (tensors + JSON metadata), atomically.
+
+        The file appears complete or not at all: it is written beside ``path`` and renamed.
+        """
+        from safetensors.torch import save_file
+
+        if self.n == 0:
+            raise InvalidInputError("refusing to save empty statistics: no batch was accumulated.")
+        path = Path(path)
+        meta = {"format": _FORMAT, "version": _VERSION, "n": self.n, "kind": self.kind}
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self._t.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> "FeatureStats":
+        """Read statistics written by :meth:`save`."""
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise StatsFileError(f"no statistics file at {path}.")
+        try:
+            with safe_open(str(path), framework="pt", device=str(device)) as f:
+                meta = json.loads((f.metadata() or {}).get("hf_emms", "null"))
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, json.JSONDecodeError) as e:
+            raise StatsFileError(f"{path} is not a readable safetensors file ({e}); re-run the extraction.") from e
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            raise StatsFileError(f"{path} was not written by FeatureStats.save (no '{_FORMAT}' metadata).")
+        if meta.get("version") != _VERSION:
+            raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads {_VERSION}.")
+        expected = {"shift_x", *_SUMS[meta["kind"]]} | ({"shift_y"} if meta["kind"] == "embeddings" else set())
+        if set(tensors) != expected:
+            raise StatsFileError(f"{path} holds tensors {sorted(tensors)}, expected {sorted(expected)}.")
+        out = cls()
+        out.n, out.kind, out._t = int(meta["n"]), meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
+        return out
+
+
+def _as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        t = a.detach()
+    else:
+        arr = np.asarray(a)
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            raise InvalidInputError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if torch.is_complex(t):
+        raise InvalidInputError(f"{name} must be real-valued; got dtype {t.dtype}.")
+    return t if device is None else t.to(device)
+
+
+def _gram(xc: torch.Tensor) -> torch.Tensor:
+    """xc^T xc. On CPU numpy dispatches ``a.T @ a`` to BLAS syrk, half the flops of torch's gemm."""
+    if xc.device.type == "cpu":
+        a = xc.numpy()
+        return torch.from_numpy(a.T @ a)
+    return xc.T @ xc
+
+
+def _raise_not_finite(a: torch.Tensor, name: str) -> None:
+    bad = (~torch.isfinite(a.to(_F64))).reshape(a.shape[0], -1).any(1).nonzero()
+    where = f" (first at batch row {int(bad[0])})" if len(bad) else " (the batch sums overflow float64)"
+    raise InvalidInputError(
+        f"{name} contain NaN or inf{where}. Check the model outputs (fp16 overflow?) or the data before scoring; "
+        "the statistics were left unchanged."
+    )
+
+
+def _pad_classes(t: dict[str, torch.Tensor], n_classes: int) -> dict[str, torch.Tensor]:
+    """Class arrays zero-padded to ``n_classes`` rows (class ids appear as batches come)."""
+    out = dict(t)
+    extra = n_classes - t["class_count"].shape[0]
+    if extra > 0:
+        out["class_count"] = torch.cat([t["class_count"], t["class_count"].new_zeros(extra)])
+        out["class_sum_x"] = torch.cat([t["class_sum_x"], t["class_sum_x"].new_zeros(extra, t["class_sum_x"].shape[1])])
+    return out
+
+
+def _check_compatible(a: FeatureStats, b: FeatureStats) -> None:
+    if a.n == 0 or b.n == 0:
+        return
+    if a.kind != b.kind or a.dim != b.dim or a.label_shape != b.label_shape:
+        raise IncompatibleStatsError(
+            f"cannot merge {a!r} with {b!r}: statistics must come from features of one width and one kind of labels."
+        )
+
+
+def _common_shifts(parts: list[FeatureStats]) -> dict[str, torch.Tensor]:
+    """The pooled mean of the parts: the shift their merged sums are taken about."""
+    n = sum(p.n for p in parts)
+    names = ("shift_x", "shift_y") if parts[0].kind == "embeddings" else ("shift_x",)
+    sums = {"shift_x": "sum_x", "shift_y": "sum_y"}
+    dev = parts[0].device
+    return {
+        name: sum(p.n * p._t[name].to(dev) + p._t[sums[name]].to(dev) for p in parts) / n for name in names
+    }
+
+
+def _collective_device(dist: Any) -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

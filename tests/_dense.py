@@ -1,0 +1,90 @@
+"""Dense brute-force references: every formula written out on the N x D matrices, no statistics.
+
+They are deliberately naive (two-pass centring, lstsq on the full data, N x N hat matrices, a
+general-purpose optimiser over the simplex) so that they share no code and no shortcut with hf_emms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+
+CONSTANT = 1e-10  # relative spread below which a column counts as constant (hf_emms: 1e-10 too)
+
+
+def standardize(a: np.ndarray, offset: float = 0.0) -> np.ndarray:
+    """Columns to zero mean, unit variance (population std); constant columns to zero."""
+    a = np.asarray(a, dtype=np.float64)
+    mean = a.mean(0)
+    c = a - mean
+    std = np.sqrt((c**2).mean(0))
+    keep = std > CONSTANT * np.sqrt(std**2 + mean**2)
+    out = np.zeros_like(c)
+    out[:, keep] = c[:, keep] / (std[keep] + offset)
+    return out
+
+
+def f_labels(label_embeddings: np.ndarray, offset: float = 0.0) -> list[np.ndarray]:
+    """(N, D2, K) per-sample F-labels -> K standardised (N, D2) matrices."""
+    return [standardize(label_embeddings[:, :, k], offset) for k in range(label_embeddings.shape[2])]
+
+
+def residual_matrix(x: np.ndarray, ys: list[np.ndarray]) -> np.ndarray:
+    """M_kl = <R_k, R_l> with R_k = Y_k - X lstsq(X, Y_k): the in-sample residual quadratic."""
+    rs = [y - x @ np.linalg.lstsq(x, y, rcond=None)[0] for y in ys]
+    return np.array([[np.sum(a * b) for b in rs] for a in rs])
+
+
+def simplex_min(m: np.ndarray, starts: int = 8, seed: int = 0) -> float:
+    """min lam^T m lam over the simplex by SLSQP from several starts (vertices, centre, random)."""
+    k = m.shape[0]
+    rng = np.random.default_rng(seed)
+    x0s = [np.eye(k)[i] for i in range(k)] + [np.full(k, 1 / k)] + list(rng.dirichlet(np.ones(k), starts))
+    best = min(float(m[i, i]) for i in range(k))
+    for x0 in x0s:
+        res = minimize(
+            lambda lam: lam @ m @ lam, x0, jac=lambda lam: 2 * m @ lam, method="SLSQP",
+            bounds=[(0, 1)] * k, constraints=[{"type": "eq", "fun": lambda lam: lam.sum() - 1}],
+            options={"ftol": 1e-16, "maxiter": 500},
+        )
+        lam = np.clip(res.x, 0, None)
+        lam /= lam.sum()
+        best = min(best, float(lam @ m @ lam))
+    return best
+
+
+def ridge_gcv(x: np.ndarray, ys: list[np.ndarray], lam: np.ndarray, a: float) -> tuple[float, float]:
+    """GCV of a ridge fit (penalty a, unpenalised intercept) of Y(lam) on x, with an N x N hat matrix.
+
+    Returns (GCV / D2, tr H).
+    """
+    n, d1 = x.shape
+    y = sum(l * yk for l, yk in zip(lam, ys))
+    hat = np.full((n, n), 1.0 / n) + x @ np.linalg.pinv(x.T @ x + a * np.eye(d1), hermitian=True) @ x.T
+    r = y - hat @ y
+    tr = np.trace(hat)
+    return n * np.sum(r**2) / (n - tr) ** 2 / y.shape[1], tr
+
+
+def official_one_pass(x: np.ndarray, label_embeddings: np.ndarray) -> float:
+    """The published EMMS algorithm, step by step on dense arrays (least squares at uniform weights,
+    least squares for the weights, sparsemax, stale theta, score -sum(res**2) / N * D2)."""
+    n, d2, k = label_embeddings.shape
+    xs = standardize(x, 1e-8)
+    y = np.stack(f_labels(label_embeddings, 1e-8), axis=2)
+    lam = np.full(k, 1.0 / k)
+    theta = np.linalg.lstsq(xs, y @ lam, rcond=None)[0]
+    fitted = xs @ theta
+    lam = np.linalg.lstsq(y.reshape(n * d2, k), fitted.reshape(n * d2), rcond=None)[0]
+    lam = _sparsemax_by_bisection(lam)
+    res = fitted - y @ lam
+    return -np.sum(res**2) / n * d2
+
+
+def _sparsemax_by_bisection(z: np.ndarray) -> np.ndarray:
+    """Projection on the simplex, found by bisection on the threshold tau: sum(max(z - tau, 0)) = 1."""
+    lo, hi = z.min() - 1.0, z.max()
+    for _ in range(200):
+        tau = (lo + hi) / 2
+        lo, hi = (tau, hi) if np.maximum(z - tau, 0).sum() > 1 else (lo, tau)
+    return np.maximum(z - (lo + hi) / 2, 0)

@@ -1,0 +1,220 @@
+"""EMMS from streamed statistics against dense brute-force references on many random problems.
+
+Tolerances are absolute on residual sums of squares, scaled by the total sum of squares of one
+standardised F-label, N * D2: scores near 0 make relative tolerances meaningless.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import _dense
+from _problems import make_problem
+from hf_emms import FeatureStats, InvalidInputError, emms, emms_reference, emms_score
+from hf_emms.solver.spectrum import spectrum
+
+SEEDS = range(40)  # 5 flavours x K = 1..5, and more
+TOL = 1e-8
+
+
+def per_sample_stats(p, batch=17):
+    stats = FeatureStats()
+    for i in range(0, len(p.x), batch):
+        stats.update(p.x[i : i + batch], label_embeddings=p.label_embeddings[i : i + batch])
+    return stats
+
+
+def class_stats(p, batch=13):
+    stats = FeatureStats()
+    for i in range(0, len(p.x), batch):
+        stats.update(p.x[i : i + batch], labels=p.labels[i : i + batch])
+    return stats
+
+
+def check_simplex_optimum(m, lam, tss):
+    """lam is feasible, satisfies the KKT conditions of min lam^T m lam on the simplex, and is no
+    worse than a multi-start general-purpose optimiser."""
+    assert lam.min() >= 0 and abs(lam.sum() - 1) < 1e-12
+    grad = 2 * m @ lam
+    floor = grad[lam > 1e-9].min()
+    assert np.all(np.abs(grad[lam > 1e-9] - floor) <= TOL * tss), "gradient not equal on the support"
+    assert np.all(grad >= floor - TOL * tss), "a vertex outside the support would descend"
+    assert lam @ m @ lam <= _dense.simplex_min(m) + TOL * tss
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("path", ["per_sample", "classes"])
+def test_in_sample_equals_dense_least_squares(seed, path):
+    p = make_problem(seed)
+    if path == "per_sample":
+        stats, ys = per_sample_stats(p), _dense.f_labels(p.label_embeddings)
+        result = emms(stats, rule="in_sample")
+        sp = spectrum(stats.centered())
+    else:
+        stats, ys = class_stats(p), _dense.f_labels(p.class_label_embeddings)
+        result = emms(stats, p.tables, rule="in_sample")
+        sp = spectrum(stats.centered(), p.tables)
+    n, d2 = p.x.shape[0], ys[0].shape[1]
+    tss = n * d2
+    m = _dense.residual_matrix(_dense.standardize(p.x), ys)
+    np.testing.assert_allclose(sp.t - sp.q.sum(0), m, rtol=0, atol=TOL * tss)
+    assert result.score == pytest.approx(-(result.weights @ m @ result.weights) / tss, abs=TOL)
+    check_simplex_optimum(m, result.weights, tss)
+    assert (result.n, result.d1, result.d2, result.k) == (n, p.x.shape[1], d2, len(p.tables))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_class_path_equals_per_sample_path_on_expanded_labels(seed):
+    """Y_k = E_k[y] given per sample must give what the class path gives from class sums."""
+    p = make_problem(seed)
+    by_class = class_stats(p)
+    by_sample = FeatureStats().update(p.x, label_embeddings=p.class_label_embeddings)
+    for rule in ("gcv", "in_sample"):
+        a, b = emms(by_class, p.tables, rule=rule), emms(by_sample, rule=rule)
+        assert a.score == pytest.approx(b.score, abs=TOL)
+        np.testing.assert_allclose(a.weights, b.weights, atol=1e-6)
+    assert emms_reference(by_class, p.tables).score == pytest.approx(emms_reference(by_sample).score, abs=TOL * p.tables[0].shape[1] ** 2)
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_gcv_equals_dense_ridge_and_is_minimal(seed):
+    p = make_problem(seed)
+    stats = per_sample_stats(p)
+    result = emms(stats)
+    xs, ys = _dense.standardize(p.x), _dense.f_labels(p.label_embeddings)
+    n, d2 = xs.shape[0], ys[0].shape[1]
+    eig = np.linalg.eigvalsh(xs.T @ xs)
+    mean_s = eig[eig > 1e-10 * eig.max()].mean()
+    gcv, tr = _dense.ridge_gcv(xs, ys, result.weights, result.ridge * mean_s)
+    slack = TOL / (1 - tr / n) ** 2
+    assert -result.score == pytest.approx(gcv, abs=slack)
+    assert result.dof == pytest.approx(tr, abs=1e-8)
+    # No ridge on a coarse grid, with the weights optimised by SLSQP, beats the reported optimum.
+    for a in mean_s * np.logspace(-8, 4, 13):
+        hat = np.full((n, n), 1 / n) + xs @ np.linalg.pinv(xs.T @ xs + a * np.eye(xs.shape[1]), hermitian=True) @ xs.T
+        rs = [y - hat @ y for y in ys]
+        m = np.array([[np.sum(r * q) for q in rs] for r in rs])
+        best = n * _dense.simplex_min(m) / (n - np.trace(hat)) ** 2 / d2
+        assert -result.score <= best + slack
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_reference_equals_dense_transcription_of_official_algorithm(seed):
+    p = make_problem(seed)
+    d2 = p.label_embeddings.shape[1]
+    ours = emms_reference(per_sample_stats(p))
+    assert ours.score == pytest.approx(_dense.official_one_pass(p.x, p.label_embeddings), abs=TOL * d2**2)
+    assert ours.rule == "reference" and ours.weights.sum() == pytest.approx(1)
+
+
+def test_ill_conditioned_problems_are_ill_conditioned():
+    """Guard on the generator: the 'ill_conditioned' flavour really is, after standardisation."""
+    conds = [np.linalg.cond(_dense.standardize(make_problem(s).x)) for s in SEEDS if s % 5 == 3]
+    assert min(conds) > 100
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_batching_order_and_merge_tree_do_not_matter(seed):
+    p = make_problem(seed)
+    rng = np.random.default_rng(seed)
+    n = len(p.x)
+    reference = FeatureStats().update(p.x, label_embeddings=p.label_embeddings)
+    cuts = np.sort(rng.choice(np.arange(1, n), size=6, replace=False))
+    parts = []
+    for idx in rng.permutation(len(cuts) + 1):  # batches in a random order, each in its own accumulator
+        lo, hi = ([0, *cuts][idx], [*cuts, n][idx])
+        parts.append(FeatureStats().update(p.x[lo:hi], label_embeddings=p.label_embeddings[lo:hi]))
+    while len(parts) > 1:  # a random merge tree
+        i, j = sorted(rng.choice(len(parts), size=2, replace=False))
+        merged = parts[i] + parts[j]
+        parts = [q for t, q in enumerate(parts) if t not in (i, j)] + [merged]
+    merged = parts[0]
+    a, b = reference.centered(), merged.centered()
+    for name in ("mean_x", "scatter_x", "mean_y", "cross", "scatter_y"):
+        x, y = getattr(a, name), getattr(b, name)
+        np.testing.assert_allclose(y, x, rtol=0, atol=1e-10 * max(np.abs(x).max(), 1.0), err_msg=name)
+    assert merged.n == n
+    for rule in ("gcv", "in_sample"):
+        assert emms(merged, rule=rule).score == pytest.approx(emms(reference, rule=rule).score, abs=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_invariant_to_sample_order_and_column_scale(seed):
+    p = make_problem(seed)
+    rng = np.random.default_rng(100 + seed)
+    perm = rng.permutation(len(p.x))
+    scale = 10 ** rng.uniform(-3, 3, p.x.shape[1])
+    base = emms_score(p.x, p.labels, class_embeddings=p.tables)
+    moved = emms_score((p.x * scale)[perm], p.labels[perm], class_embeddings=p.tables)
+    assert moved.score == pytest.approx(base.score, abs=1e-9)
+    np.testing.assert_allclose(moved.weights, base.weights, atol=1e-7)
+
+
+def test_gcv_prefers_good_narrow_features_to_random_wide_ones_when_n_is_below_d1():
+    rng = np.random.default_rng(0)
+    n, n_classes, k = 300, 6, 3
+    labels = rng.permutation(np.arange(n) % n_classes)
+    tables = [rng.standard_normal((n_classes, 32)) for _ in range(k)]
+    good = rng.standard_normal((n_classes, 16))[labels] + 0.8 * rng.standard_normal((n, 16))
+    wide_random = rng.standard_normal((n, 768))
+    in_sample = {name: emms_score(x, labels, class_embeddings=tables, rule="in_sample").score
+                 for name, x in (("good", good), ("random", wide_random))}
+    gcv = {name: emms_score(x, labels, class_embeddings=tables).score for name, x in (("good", good), ("random", wide_random))}
+    assert in_sample["random"] == pytest.approx(0, abs=1e-9)  # N < D1: an exact fit, the failure GCV fixes
+    assert in_sample["random"] > in_sample["good"]
+    assert gcv["good"] > gcv["random"] + 0.1
+
+
+def test_gcv_does_not_reward_width_of_random_features():
+    """In-sample, 768 random dims explain far more than 384 at N = 1000; out-of-sample neither explains anything."""
+    rng = np.random.default_rng(1)
+    n, n_classes = 1000, 10
+    labels = rng.permutation(np.arange(n) % n_classes)
+    base = rng.standard_normal((n_classes, 64))
+    tables = [base + 0.1 * rng.standard_normal(base.shape) for _ in range(3)]  # encoders that agree, as real ones do
+    scores = {
+        (d, rule): emms_score(rng.standard_normal((n, d)), labels, class_embeddings=tables, rule=rule).score
+        for d in (384, 768) for rule in ("gcv", "in_sample")
+    }
+    assert scores[768, "in_sample"] - scores[384, "in_sample"] > 0.2
+    assert abs(scores[768, "gcv"] - scores[384, "gcv"]) < 0.02
+
+
+def test_one_hot_labels_by_default():
+    p = make_problem(0)
+    one_hot = np.eye(p.labels.max() + 1)
+    a = emms_score(p.x, p.labels)
+    b = emms_score(p.x, p.labels, class_embeddings=[one_hot])
+    assert a.score == pytest.approx(b.score, abs=1e-12) and a.k == 1 and a.d2 == one_hot.shape[1]
+
+
+def test_exact_fit_scores_zero_in_sample_and_features_without_variance_score_the_no_information_level():
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((50, 4))
+    assert emms_score(y @ rng.standard_normal((4, 6)), label_embeddings=y, rule="in_sample").score == pytest.approx(0, abs=1e-12)
+    flat = emms_score(np.ones((50, 8)), label_embeddings=y)
+    assert flat.rank == 0 and flat.n_constant_features == 8
+    assert flat.score == pytest.approx(-1 / (1 - 1 / 50) ** 2, abs=1e-12)  # GCV of the mean alone
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: emms_score(np.ones((1, 3)), np.array([0])), "at least 2 samples"),
+        (lambda: emms_score(np.random.rand(10, 3), np.zeros(10, int)), "only one class"),
+        (lambda: emms_score(np.random.rand(10, 3), np.arange(10) % 2, class_embeddings=[]), "empty"),
+        (lambda: emms_score(np.random.rand(10, 3), np.arange(10) % 2, class_embeddings=[np.ones((2, 4)), np.ones((2, 5))]), "one width"),
+        (lambda: emms_score(np.random.rand(10, 3), np.arange(10) % 3, class_embeddings=np.ones((2, 4))), "only 2 rows"),
+        (lambda: emms_score(np.random.rand(10, 3), np.arange(10) % 2, class_embeddings=np.full((2, 4), np.nan)), "NaN"),
+        (lambda: emms_score(np.random.rand(10, 3), np.arange(10) % 2, class_embeddings=np.ones((2, 4))), "identical for every class"),
+        (lambda: emms_score(np.random.rand(10, 3), label_embeddings=np.ones((10, 2, 2))), "constant"),
+        (lambda: emms_score(np.random.rand(10, 3), label_embeddings=np.random.rand(10, 2), class_embeddings=np.eye(2)), "class_embeddings apply"),
+        (lambda: emms(FeatureStats()), "no samples"),
+        (lambda: emms(FeatureStats().update(np.random.rand(9, 2), labels=np.arange(9) % 2), rule="loo"), "rule must be"),
+    ],
+)
+def test_bad_input_is_named(call, message):
+    with pytest.raises(InvalidInputError, match=message):
+        call()

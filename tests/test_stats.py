@@ -1,0 +1,227 @@
+"""FeatureStats: accumulation, input checks, persistence, and a real multi-process all-reduce."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from _problems import make_problem
+from hf_emms import FeatureStats, IncompatibleStatsError, InvalidInputError, StatsFileError, emms
+
+
+def dense_centered(x, y=None):
+    """Two-pass centred sums written out on the full arrays."""
+    xc = x - x.mean(0)
+    out = {"scatter_x": xc.T @ xc, "mean_x": x.mean(0)}
+    if y is not None:
+        yc = y - y.mean(0)
+        out["cross"] = np.einsum("nd,njk->djk", xc, yc)
+        out["scatter_y"] = np.einsum("njk,njl->jkl", yc, yc)
+    return out
+
+
+def assert_stats_close(stats, expected, rel=1e-10):
+    got = stats.centered()
+    for name, want in expected.items():
+        np.testing.assert_allclose(getattr(got, name), want, rtol=0, atol=rel * max(np.abs(want).max(), 1.0), err_msg=name)
+
+
+def test_offsets_of_1e4_times_the_spread_keep_their_digits():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5000, 6)) + 1e4 * rng.standard_normal(6)
+    y = rng.standard_normal((5000, 3, 2)) - 3e4
+    stats = FeatureStats()
+    for i in range(0, 5000, 256):
+        stats.update(x[i : i + 256], label_embeddings=y[i : i + 256])
+    assert_stats_close(stats, dense_centered(x, y))
+    # The naive raw-moment formula loses about 8 of the 16 digits here; the shifted sums do not.
+    naive = x.T @ x - np.outer(x.sum(0), x.sum(0)) / len(x)
+    exact = dense_centered(x)["scatter_x"]
+    assert np.abs(naive - exact).max() > 1e3 * np.abs(stats.centered().scatter_x - exact).max()
+
+
+def test_class_sums_grow_with_new_class_ids_and_accept_torch_and_numpy():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 5)).astype(np.float32)
+    labels = np.r_[np.zeros(10, int), np.arange(30) % 4]
+    stats = FeatureStats().update(torch.from_numpy(x[:10]), labels=torch.from_numpy(labels[:10]))
+    assert stats.n_classes == 1
+    stats.update(x[10:], labels=labels[10:].astype(np.int32))
+    c = stats.centered()
+    assert stats.n_classes == 4 and stats.n == 40
+    np.testing.assert_array_equal(c.class_count, np.bincount(labels))
+    xc = x.astype(np.float64) - x.astype(np.float64).mean(0)
+    for k in range(4):
+        np.testing.assert_allclose(c.class_scatter[k], xc[labels == k].sum(0), atol=1e-10)
+
+
+def test_memory_is_independent_of_the_number_of_samples():
+    stats = FeatureStats()
+    sizes = set()
+    for _ in range(5):
+        stats.update(np.random.rand(1000, 8), label_embeddings=np.random.rand(1000, 4, 2))
+        sizes.add(sum(t.numel() for t in stats._t.values()))
+    assert len(sizes) == 1 and stats.n == 5000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"features": np.ones(4), "labels": np.zeros(4, int)}, "2-D"),
+        ({"features": np.ones((4, 3))}, "exactly one target"),
+        ({"features": np.ones((4, 3)), "labels": np.zeros(4, int), "label_embeddings": np.ones((4, 2))}, "exactly one target"),
+        ({"features": np.ones((4, 3)), "labels": np.zeros(3, int)}, r"shape \(4,\)"),
+        ({"features": np.ones((4, 3)), "labels": np.zeros(4)}, "integer class ids"),
+        ({"features": np.ones((4, 3)), "labels": -np.ones(4, int)}, ">= 0"),
+        ({"features": np.ones((4, 3)), "label_embeddings": np.ones((5, 2, 1))}, r"shape \(4, D2, K\)"),
+        ({"features": np.ones((4, 3)), "label_embeddings": np.ones((4, 2, 0))}, "K >= 1"),
+        ({"features": [["a", "b"]], "labels": [0]}, "numeric"),
+        ({"features": np.array([[1.0, np.nan], [0, 0]]), "labels": np.zeros(2, int)}, "NaN or inf .*row 0"),
+        ({"features": np.array([[1.0, 0], [0, np.inf]]), "labels": np.zeros(2, int)}, "NaN or inf .*row 1"),
+        ({"features": np.ones((2, 2)), "label_embeddings": np.array([[1.0], [np.nan]])}, "label_embeddings contain NaN"),
+    ],
+)
+def test_bad_batches_are_named_and_leave_no_trace(kwargs, message):
+    stats = FeatureStats()
+    with pytest.raises(InvalidInputError, match=message):
+        stats.update(**kwargs)
+    assert stats.n == 0 and stats.kind is None and not stats._t
+
+
+def test_a_bad_batch_after_good_ones_leaves_the_statistics_unchanged():
+    rng = np.random.default_rng(2)
+    stats = FeatureStats().update(rng.standard_normal((20, 3)), labels=np.arange(20) % 2)
+    before = stats.centered()
+    bad = rng.standard_normal((5, 3))
+    bad[3, 1] = np.nan
+    with pytest.raises(InvalidInputError, match="row 3"):
+        stats.update(bad, labels=np.array([0, 1, 2, 3, 4]))  # new class ids too: no padding may leak
+    with pytest.raises(InvalidInputError, match="width 4"):
+        stats.update(np.ones((2, 4)), labels=np.zeros(2, int))
+    with pytest.raises(InvalidInputError, match="holds classes"):
+        stats.update(np.ones((2, 3)), label_embeddings=np.ones((2, 3)))
+    after = stats.centered()
+    assert stats.n == 20 and stats.n_classes == 2
+    np.testing.assert_array_equal(after.scatter_x, before.scatter_x)
+    np.testing.assert_array_equal(after.class_scatter, before.class_scatter)
+
+
+def test_merge_refuses_mismatched_statistics():
+    a = FeatureStats().update(np.random.rand(4, 3), labels=np.arange(4) % 2)
+    with pytest.raises(IncompatibleStatsError, match="one width"):
+        a + FeatureStats().update(np.random.rand(4, 5), labels=np.arange(4) % 2)
+    with pytest.raises(IncompatibleStatsError):
+        a.merge(FeatureStats().update(np.random.rand(4, 3), label_embeddings=np.random.rand(4, 2)))
+    assert (a + FeatureStats()).n == 4 and (FeatureStats() + a).n == 4
+
+
+def test_save_load_round_trip_is_exact_and_atomic(tmp_path):
+    p = make_problem(4)
+    stats = FeatureStats().update(p.x, label_embeddings=p.label_embeddings)
+    path = stats.save(tmp_path / "deep" / "stats.safetensors")
+    assert sorted(os.listdir(path.parent)) == ["stats.safetensors"]  # no temporary file left behind
+    loaded = FeatureStats.load(path)
+    assert (loaded.n, loaded.kind, loaded.dim, loaded.label_shape) == (stats.n, stats.kind, stats.dim, stats.label_shape)
+    for name, t in stats._t.items():
+        assert torch.equal(loaded._t[name], t)
+    assert emms(loaded).score == emms(stats).score
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(StatsFileError, match="no statistics file"):
+        FeatureStats.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(StatsFileError, match="not a readable safetensors"):
+        FeatureStats.load(tmp_path / "junk.safetensors")
+    save_file({"w": torch.zeros(2)}, tmp_path / "model.safetensors")
+    with pytest.raises(StatsFileError, match="not written by FeatureStats"):
+        FeatureStats.load(tmp_path / "model.safetensors")
+    good = FeatureStats().update(np.random.rand(5, 2), labels=np.arange(5) % 2).save(tmp_path / "good.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(good.read_bytes()[:-20])
+    with pytest.raises(StatsFileError):
+        FeatureStats.load(tmp_path / "cut.safetensors")
+    with pytest.raises(InvalidInputError, match="empty"):
+        FeatureStats().save(tmp_path / "empty.safetensors")
+
+
+# ----------------------------------------------------------------------------- torch.distributed
+WORLD = 3
+
+
+def _shard(rank):
+    """Rank r holds features offset by r * 1e4 (so its own first-batch shift is far from the others'),
+    and class ids up to 2 + r; the last rank holds nothing at all."""
+    if rank == WORLD - 1:
+        return np.zeros((0, 7)), np.zeros(0, int), np.zeros((0, 3, 2))
+    rng = np.random.default_rng(rank)
+    n = 150 + 50 * rank
+    x = rng.standard_normal((n, 7)) + rank * 1e4
+    labels = np.arange(n) % (3 + rank)
+    y = rng.standard_normal((n, 3, 2)) + rank * 1e4
+    return x, labels, y
+
+
+def _worker(rank, port, out_dir):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
+    try:
+        x, labels, y = _shard(rank)
+        by_class, by_sample = FeatureStats(), FeatureStats()
+        for i in range(0, len(x), 64):
+            by_class.update(x[i : i + 64], labels=labels[i : i + 64])
+            by_sample.update(x[i : i + 64], label_embeddings=y[i : i + 64])
+        by_class.all_reduce()
+        by_sample.all_reduce()
+        by_class.save(os.path.join(out_dir, f"classes-{rank}.safetensors"))
+        by_sample.save(os.path.join(out_dir, f"embeddings-{rank}.safetensors"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_all_reduce_across_real_processes_equals_one_process_on_all_the_data(tmp_path):
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    shards = [_shard(r) for r in range(WORLD)]
+    x = np.concatenate([s[0] for s in shards])
+    labels = np.concatenate([s[1] for s in shards])
+    y = np.concatenate([s[2] for s in shards])
+    single_classes = FeatureStats().update(x, labels=labels)
+    single_samples = FeatureStats().update(x, label_embeddings=y)
+    for rank in range(WORLD):  # every rank, the empty one included, ends with the global statistics
+        by_class = FeatureStats.load(tmp_path / f"classes-{rank}.safetensors")
+        by_sample = FeatureStats.load(tmp_path / f"embeddings-{rank}.safetensors")
+        assert by_class.n == by_sample.n == len(x) and by_class.n_classes == 4
+        assert_stats_close(by_sample, dense_centered(x, y))
+        got, want = by_class.centered(), single_classes.centered()
+        np.testing.assert_array_equal(got.class_count, want.class_count)
+        np.testing.assert_allclose(got.class_scatter, want.class_scatter, rtol=0, atol=1e-10 * np.abs(want.class_scatter).max())
+        assert emms(by_class).score == pytest.approx(emms(single_classes).score, abs=1e-10)
+        assert emms(by_sample).score == pytest.approx(emms(single_samples).score, abs=1e-10)
+
+
+def test_all_reduce_without_a_process_group_is_a_no_op():
+    stats = FeatureStats().update(np.random.rand(5, 2), labels=np.arange(5) % 2)
+    before = stats.centered().scatter_x.copy()
+    assert stats.all_reduce() is stats and stats.n == 5
+    np.testing.assert_array_equal(stats.centered().scatter_x, before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (see README: GPU checks)")
+def test_cuda_tensors_accumulate_on_the_gpu_and_agree_with_cpu():
+    p = make_problem(2)
+    gpu = FeatureStats().update(torch.from_numpy(p.x).cuda(), labels=torch.from_numpy(p.labels).cuda())
+    cpu = FeatureStats().update(p.x, labels=p.labels)
+    assert gpu.device.type == "cuda"
+    assert emms(gpu, p.tables).score == pytest.approx(emms(cpu, p.tables).score, abs=1e-9)
