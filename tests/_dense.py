@@ -76,12 +76,12 @@ def official_one_pass(x: np.ndarray, label_embeddings: np.ndarray) -> float:
     theta = np.linalg.lstsq(xs, y @ lam, rcond=None)[0]
     fitted = xs @ theta
     lam = np.linalg.lstsq(y.reshape(n * d2, k), fitted.reshape(n * d2), rcond=None)[0]
-    lam = _sparsemax_by_bisection(lam)
+    lam = sparsemax_by_bisection(lam)
     res = fitted - y @ lam
     return -np.sum(res**2) / n * d2
 
 
-def _sparsemax_by_bisection(z: np.ndarray) -> np.ndarray:
+def sparsemax_by_bisection(z: np.ndarray) -> np.ndarray:
     """Projection on the simplex, found by bisection on the threshold tau: sum(max(z - tau, 0)) = 1."""
     lo, hi = z.min() - 1.0, z.max()
     for _ in range(200):

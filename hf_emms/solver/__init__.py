@@ -1,6 +1,6 @@
 """Numerics only (no Hub imports): streamed statistics, EMMS, the simplex QP."""
 
-from .emms import EMMSResult, emms, emms_reference, emms_score
+from .scores import EMMSResult, emms, emms_reference, emms_score
 from .simplex import simplex_qp, sparsemax
 from .stats import CenteredStats, FeatureStats
 

@@ -1,7 +1,7 @@
 """Optimisation over the probability simplex: the exact K x K quadratic of EMMS, and sparsemax.
 
 For fixed F-label weights lambda, the best linear map from features to F-labels leaves the residual
-lambda^T M lambda (``emms.py``), with M a K x K positive semi-definite matrix. The weights then solve
+lambda^T M lambda (``scores.py``), with M a K x K positive semi-definite matrix. The weights then solve
 
     min_lambda  lambda^T M lambda   subject to  lambda >= 0,  sum(lambda) = 1.            (QP)
 
@@ -46,8 +46,9 @@ def simplex_qp(m: np.ndarray) -> tuple[np.ndarray, float]:
     k = m.shape[0]
     if k > MAX_K:
         raise InvalidInputError(f"the exact simplex solver takes at most {MAX_K} F-labels; got K = {k}.")
-    m = (m + m.T) / 2
+    # The optimiser does not depend on the scale of m; unit scale keeps the KKT systems well conditioned.
     scale = max(float(np.abs(m).max()), np.finfo(float).tiny)
+    m = (m + m.T) / (2 * scale)
     best, best_value = None, np.inf
     for size in range(1, k + 1):
         for support in combinations(range(k), size):
@@ -57,7 +58,10 @@ def simplex_qp(m: np.ndarray) -> tuple[np.ndarray, float]:
             kkt[:size, size] = kkt[size, :size] = 1.0
             rhs = np.zeros(size + 1)
             rhs[size] = 1.0
-            sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
+            try:
+                sol = np.linalg.solve(kkt, rhs)[:size]
+            except np.linalg.LinAlgError:  # singular: M_SS is flat along the face; any solution will do
+                sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
             if sol.min() < -1e-10 or abs(sol.sum() - 1) > 1e-8:
                 continue  # outside the simplex, or the KKT system was inconsistent
             lam = np.zeros(k)
@@ -65,10 +69,10 @@ def simplex_qp(m: np.ndarray) -> tuple[np.ndarray, float]:
             lam /= lam.sum()
             value = float(lam @ m @ lam)
             # Strictly better by more than rounding: ties keep the smaller support found first.
-            if value < best_value - 1e-13 * scale:
+            if value < best_value - 1e-13:
                 best, best_value = lam, value
     assert best is not None  # a single-vertex support is always feasible
-    return best, best_value
+    return best, best_value * scale
 
 
 def sparsemax(z: np.ndarray) -> np.ndarray:
