@@ -1,7 +1,19 @@
 """hf-emms: which pre-trained checkpoint should you fine-tune? EMMS rankings for the Hugging Face Hub."""
 
 from .errors import HfEmmsError, IncompatibleStatsError, InvalidInputError, StatsFileError
-from .solver import EMMSResult, FeatureStats, emms, emms_reference, emms_score
+from .solver import (
+    EMMSResult,
+    FeatureStats,
+    LeepPass,
+    emms,
+    emms_reference,
+    emms_score,
+    hscore,
+    leep_conditional,
+    leep_score,
+    logme,
+    nce,
+)
 
 __version__ = "0.1.0"
 
@@ -11,8 +23,14 @@ __all__ = [
     "HfEmmsError",
     "IncompatibleStatsError",
     "InvalidInputError",
+    "LeepPass",
     "StatsFileError",
     "emms",
     "emms_reference",
     "emms_score",
+    "hscore",
+    "leep_conditional",
+    "leep_score",
+    "logme",
+    "nce",
 ]

@@ -88,3 +88,68 @@ def sparsemax_by_bisection(z: np.ndarray) -> np.ndarray:
         tau = (lo + hi) / 2
         lo, hi = (tau, hi) if np.maximum(z - tau, 0).sum() > 1 else (lo, tau)
     return np.maximum(z - (lo + hi) / 2, 0)
+
+
+def logme_evidence(f: np.ndarray, y: np.ndarray, log_alpha: float, log_beta: float) -> float:
+    """LogME's log evidence per sample at (alpha, beta), with the D x D posterior precision written out."""
+    n, d = f.shape
+    alpha, beta = np.exp(log_alpha), np.exp(log_beta)
+    a = alpha * np.eye(d) + beta * f.T @ f
+    m = beta * np.linalg.solve(a, f.T @ y)
+    evidence = (
+        d / 2 * np.log(alpha) + n / 2 * np.log(beta) - n / 2 * np.log(2 * np.pi)
+        - beta / 2 * np.sum((y - f @ m) ** 2) - alpha / 2 * np.sum(m**2) - np.linalg.slogdet(a)[1] / 2
+    )
+    return evidence / n
+
+
+def logme_max(f: np.ndarray, y: np.ndarray) -> float:
+    """max over (alpha, beta) of the dense evidence, by Nelder-Mead from several starting points."""
+    best = -np.inf
+    for start in ([0.0, 0.0], [-3.0, 3.0], [3.0, -3.0], [-6.0, 6.0]):
+        res = minimize(lambda p: -logme_evidence(f, y, *p), start, method="Nelder-Mead",
+                       options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000})
+        best = max(best, -res.fun)
+    return best
+
+
+def hscore(f: np.ndarray, labels: np.ndarray) -> float:
+    """The published H-score (class means per sample, np.cov, pinv), with the pinv cutoff at 1e-10."""
+    g = np.zeros_like(f)
+    for c in np.unique(labels):
+        g[labels == c] = f[labels == c].mean(0)
+    return float(np.trace(np.linalg.pinv(np.cov(f, rowvar=False), rcond=1e-10, hermitian=True) @ np.cov(g, rowvar=False)))
+
+
+def hscore_shrinkage(f: np.ndarray, labels: np.ndarray) -> float:
+    """Shrinkage H-score with scikit-learn's Ledoit-Wolf estimator; both covariances normalised by N."""
+    from sklearn.covariance import LedoitWolf
+
+    lw = LedoitWolf(assume_centered=False).fit(f)
+    g = np.zeros_like(f)
+    for c in np.unique(labels):
+        g[labels == c] = f[labels == c].mean(0)
+    cov_g = np.cov(g, rowvar=False, bias=True)
+    return float(np.trace(np.linalg.pinv(lw.covariance_, hermitian=True) @ ((1 - lw.shrinkage_) * cov_g)))
+
+
+def nce(logits: np.ndarray, labels: np.ndarray) -> float:
+    """NCE written out: joint counts of (label, argmax source class), sum P(y, z) log P(y | z)."""
+    z = logits.argmax(1)
+    total = 0.0
+    for y in np.unique(labels):
+        for s in np.unique(z):
+            p_yz = np.mean((labels == y) & (z == s))
+            if p_yz > 0:
+                total += p_yz * np.log(p_yz / np.mean(z == s))
+    return total
+
+
+def leep(logits: np.ndarray, labels: np.ndarray) -> float:
+    """LEEP written out (Nguyen et al. 2020, Eq. 1-2)."""
+    theta = np.exp(logits - logits.max(1, keepdims=True))
+    theta /= theta.sum(1, keepdims=True)
+    n_classes = labels.max() + 1
+    joint = np.stack([theta[labels == y].sum(0) for y in range(n_classes)]) / len(labels)
+    conditional = joint / joint.sum(0, keepdims=True)
+    return float(np.mean(np.log((theta * conditional[labels]).sum(1))))

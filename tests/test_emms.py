@@ -131,7 +131,7 @@ def test_batching_order_and_merge_tree_do_not_matter(seed):
         parts = [q for t, q in enumerate(parts) if t not in (i, j)] + [merged]
     merged = parts[0]
     a, b = reference.centered(), merged.centered()
-    for name in ("mean_x", "scatter_x", "mean_y", "cross", "scatter_y"):
+    for name in ("mean_x", "scatter_x", "quartic_x", "mean_y", "cross", "scatter_y"):
         x, y = getattr(a, name), getattr(b, name)
         np.testing.assert_allclose(y, x, rtol=0, atol=1e-10 * max(np.abs(x).max(), 1.0), err_msg=name)
     assert merged.n == n

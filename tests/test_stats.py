@@ -18,7 +18,7 @@ from hf_emms import FeatureStats, IncompatibleStatsError, InvalidInputError, Sta
 def dense_centered(x, y=None):
     """Two-pass centred sums written out on the full arrays."""
     xc = x - x.mean(0)
-    out = {"scatter_x": xc.T @ xc, "mean_x": x.mean(0)}
+    out = {"scatter_x": xc.T @ xc, "mean_x": x.mean(0), "quartic_x": np.sum(np.sum(xc**2, 1) ** 2)}
     if y is not None:
         yc = y - y.mean(0)
         out["cross"] = np.einsum("nd,njk->djk", xc, yc)
@@ -121,9 +121,13 @@ def test_merge_refuses_mismatched_statistics():
     assert (a + FeatureStats()).n == 4 and (FeatureStats() + a).n == 4
 
 
-def test_save_load_round_trip_is_exact_and_atomic(tmp_path):
+@pytest.mark.parametrize("targets", ["label_embeddings", "labels_and_head"])
+def test_save_load_round_trip_is_exact_and_atomic(tmp_path, targets):
     p = make_problem(4)
-    stats = FeatureStats().update(p.x, label_embeddings=p.label_embeddings)
+    if targets == "label_embeddings":
+        stats = FeatureStats().update(p.x, label_embeddings=p.label_embeddings)
+    else:
+        stats = FeatureStats().update(p.x, labels=p.labels, head_logits=p.x[:, :3])
     path = stats.save(tmp_path / "deep" / "stats.safetensors")
     assert sorted(os.listdir(path.parent)) == ["stats.safetensors"]  # no temporary file left behind
     loaded = FeatureStats.load(path)
@@ -131,6 +135,7 @@ def test_save_load_round_trip_is_exact_and_atomic(tmp_path):
     for name, t in stats._t.items():
         assert torch.equal(loaded._t[name], t)
     assert emms(loaded).score == emms(stats).score
+    assert loaded.n_source_classes == stats.n_source_classes
 
 
 def test_loading_something_else_is_a_clear_error(tmp_path):
@@ -158,24 +163,24 @@ WORLD = 3
 
 def _shard(rank):
     """Rank r holds features offset by r * 1e4 (so its own first-batch shift is far from the others'),
-    and class ids up to 2 + r; the last rank holds nothing at all."""
+    class ids up to 2 + r, and classifier-head logits over 5 source classes; the last rank holds nothing."""
     if rank == WORLD - 1:
-        return np.zeros((0, 7)), np.zeros(0, int), np.zeros((0, 3, 2))
+        return np.zeros((0, 7)), np.zeros(0, int), np.zeros((0, 3, 2)), np.zeros((0, 5))
     rng = np.random.default_rng(rank)
     n = 150 + 50 * rank
     x = rng.standard_normal((n, 7)) + rank * 1e4
     labels = np.arange(n) % (3 + rank)
     y = rng.standard_normal((n, 3, 2)) + rank * 1e4
-    return x, labels, y
+    return x, labels, y, rng.standard_normal((n, 5))
 
 
 def _worker(rank, port, out_dir):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
-        x, labels, y = _shard(rank)
+        x, labels, y, logits = _shard(rank)
         by_class, by_sample = FeatureStats(), FeatureStats()
         for i in range(0, len(x), 64):
-            by_class.update(x[i : i + 64], labels=labels[i : i + 64])
+            by_class.update(x[i : i + 64], labels=labels[i : i + 64], head_logits=logits[i : i + 64])
             by_sample.update(x[i : i + 64], label_embeddings=y[i : i + 64])
         by_class.all_reduce()
         by_sample.all_reduce()
@@ -197,7 +202,8 @@ def test_all_reduce_across_real_processes_equals_one_process_on_all_the_data(tmp
     x = np.concatenate([s[0] for s in shards])
     labels = np.concatenate([s[1] for s in shards])
     y = np.concatenate([s[2] for s in shards])
-    single_classes = FeatureStats().update(x, labels=labels)
+    logits = np.concatenate([s[3] for s in shards])
+    single_classes = FeatureStats().update(x, labels=labels, head_logits=logits)
     single_samples = FeatureStats().update(x, label_embeddings=y)
     for rank in range(WORLD):  # every rank, the empty one included, ends with the global statistics
         by_class = FeatureStats.load(tmp_path / f"classes-{rank}.safetensors")
@@ -207,6 +213,9 @@ def test_all_reduce_across_real_processes_equals_one_process_on_all_the_data(tmp
         got, want = by_class.centered(), single_classes.centered()
         np.testing.assert_array_equal(got.class_count, want.class_count)
         np.testing.assert_allclose(got.class_scatter, want.class_scatter, rtol=0, atol=1e-10 * np.abs(want.class_scatter).max())
+        np.testing.assert_array_equal(got.head_hard, want.head_hard)
+        np.testing.assert_allclose(got.head_soft, want.head_soft, rtol=1e-12)
+        assert got.quartic_x == pytest.approx(want.quartic_x, rel=1e-10)
         assert emms(by_class).score == pytest.approx(emms(single_classes).score, abs=1e-10)
         assert emms(by_sample).score == pytest.approx(emms(single_samples).score, abs=1e-10)
 

@@ -1,5 +1,9 @@
-"""Numerics only (no Hub imports): streamed statistics, EMMS, the simplex QP."""
+"""Numerics only (no Hub imports): streamed statistics, EMMS, the simplex QP, and the baselines
+(LogME, H-score, NCE, LEEP) computed from the same statistics."""
 
+from .head import LeepPass, leep_conditional, leep_score, nce
+from .h_score import hscore
+from .evidence import logme
 from .scores import EMMSResult, emms, emms_reference, emms_score
 from .simplex import simplex_qp, sparsemax
 from .stats import CenteredStats, FeatureStats
@@ -8,9 +12,15 @@ __all__ = [
     "CenteredStats",
     "EMMSResult",
     "FeatureStats",
+    "LeepPass",
     "emms",
     "emms_reference",
     "emms_score",
+    "hscore",
+    "leep_conditional",
+    "leep_score",
+    "logme",
+    "nce",
     "simplex_qp",
     "sparsemax",
 ]

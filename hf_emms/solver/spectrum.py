@@ -98,7 +98,7 @@ def spectrum(
         # B_k = D^-1 (S - mu n^T) E~_k : project the C class directions first, then apply E~_k.
         f = c.class_scatter[:, x_keep] * x_scale[x_keep]  # (C, D1'): centred class sums, standardised
         g = c.scatter_x[np.ix_(x_keep, x_keep)] * np.outer(x_scale[x_keep], x_scale[x_keep])
-        s, v = _eig(g, n - 1)
+        s, v = eigh_psd(g, n - 1)
         proj = np.matmul(_mm(v.T, f.T)[None], e)  # v_i^T B_k: (K, r, D2)
         t = np.einsum("c,kcj,lcj->kl", c.class_count, e, e, optimize=True)
         d2 = e.shape[2]
@@ -116,7 +116,7 @@ def spectrum(
         t = np.einsum("jkl,jk,jl->kl", c.scatter_y, y_scale, y_scale)
         b = c.cross[x_keep] * x_scale[x_keep, None, None] * y_scale[None]  # (D1', D2, K)
         g = c.scatter_x[np.ix_(x_keep, x_keep)] * np.outer(x_scale[x_keep], x_scale[x_keep])
-        s, v = _eig(g, n - 1)
+        s, v = eigh_psd(g, n - 1)
         proj = _mm(v.T, b.reshape(b.shape[0], d2 * k)).reshape(v.shape[1], d2, k).transpose(2, 0, 1)  # v_i^T B_k
     # Q_i = P_i P_i^T / s_i with P_i the (K, D2) block of direction i: one batched matmul.
     p_i = proj.transpose(1, 0, 2)
@@ -140,7 +140,7 @@ def _inverse_std(var: np.ndarray, mean: np.ndarray, offset: float) -> tuple[np.n
     return scale, keep
 
 
-def _eig(g: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
+def eigh_psd(g: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs of a PSD Gram, keeping eigenvalues above ``_RANK_TOL`` of the largest, and at most
     ``max_rank`` of them (centred data of N samples span at most N - 1 dimensions)."""
     if g.size == 0:
@@ -166,7 +166,7 @@ def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.nd
             f"only one class is present (class id {present}); EMMS compares how well features separate "
             "classes and needs at least two."
         )
-    e = _as_tables(tables, n_classes)
+    e = as_tables(tables, n_classes)
     p = count / count.sum()
     mean = np.einsum("c,kcj->kj", p, e)
     var = np.einsum("c,kcj->kj", p, (e - mean[:, None]) ** 2)
@@ -178,7 +178,7 @@ def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.nd
     return (e - mean[:, None]) * scale[:, None]
 
 
-def _as_tables(tables: Any, n_classes: int) -> np.ndarray:
+def as_tables(tables: Any, n_classes: int) -> np.ndarray:
     if tables is None:
         return np.eye(n_classes)[None]
     if isinstance(tables, np.ndarray) or hasattr(tables, "detach"):

@@ -36,11 +36,21 @@ _FORMAT = "hf-emms/feature-stats"
 _VERSION = 1
 _F64 = torch.float64
 
-# Additive sums (the shifts are not: they are re-based, never added).
-_SUMS = {
-    "classes": ("sum_x", "gram_x", "class_count", "class_sum_x"),
-    "embeddings": ("sum_x", "gram_x", "sum_y", "cross_xy", "gram_y"),
+# What each kind holds. Shifts are re-based, never added; every other tensor is an additive sum.
+#   sum_x (D1), gram_x (D1, D1): sum of (x - c) and of (x - c)(x - c)^T
+#   cubic_x (D1), quartic_x (): sum of |x - c|^2 (x - c) and of |x - c|^4 (Ledoit-Wolf shrinkage needs them)
+#   class_count (C), class_sum_x (C, D1): per class id, count and sum of (x - c)
+#   head_hard (C, Z), head_soft (C, Z): optional, from a source classifier head with Z classes: counts of
+#       (target class, argmax source class) for NCE, and sums of source probabilities per target class for LEEP
+#   sum_y (D2, K), cross_xy (D1, D2, K), gram_y (D2, K, K): per-sample F-label sums, feature x F-label
+#       cross products, and per-column F-label x F-label products
+_SHIFTS = ("shift_x", "shift_y")
+_REQUIRED = {
+    "classes": ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", "class_count", "class_sum_x"),
+    "embeddings": ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", "shift_y", "sum_y", "cross_xy", "gram_y"),
 }
+_HEAD = ("head_hard", "head_soft")
+_CLASS_ROWS = ("class_count", "class_sum_x", *_HEAD)  # indexed by class id on dim 0: grow with new ids
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,15 @@ class CenteredStats:
         Feature means.
     scatter_x : ndarray of shape (D1, D1)
         sum_i (x_i - mean)(x_i - mean)^T.
+    quartic_x : float
+        sum_i |x_i - mean|^4.
     class_count : ndarray of shape (C,) or None
         Samples per class id (class-label statistics only).
     class_scatter : ndarray of shape (C, D1) or None
         sum over samples of class c of (x_i - mean): the centred class sums.
+    head_hard, head_soft : ndarray of shape (C, Z) or None
+        From a source classifier head: counts of (class, argmax source class), and summed source
+        probabilities per class. Present when batches came with ``head_logits``.
     mean_y : ndarray of shape (D2, K) or None
         F-label means (per-sample F-label statistics only).
     cross : ndarray of shape (D1, D2, K) or None
@@ -70,8 +85,11 @@ class CenteredStats:
     n: int
     mean_x: np.ndarray
     scatter_x: np.ndarray
+    quartic_x: float
     class_count: np.ndarray | None = None
     class_scatter: np.ndarray | None = None
+    head_hard: np.ndarray | None = None
+    head_soft: np.ndarray | None = None
     mean_y: np.ndarray | None = None
     cross: np.ndarray | None = None
     scatter_y: np.ndarray | None = None
@@ -118,6 +136,11 @@ class FeatureStats:
         return tuple(self._t["sum_y"].shape) if self.kind == "embeddings" else None  # type: ignore[return-value]
 
     @property
+    def n_source_classes(self) -> int | None:
+        """Z, the classes of the candidate's own classifier head, when ``head_logits`` were given."""
+        return int(self._t["head_soft"].shape[1]) if "head_soft" in self._t else None
+
+    @property
     def device(self) -> torch.device | None:
         return self._t["sum_x"].device if self._t else None
 
@@ -128,7 +151,9 @@ class FeatureStats:
         )
 
     # ------------------------------------------------------------------ accumulation
-    def update(self, features: Any, labels: Any = None, label_embeddings: Any = None) -> "FeatureStats":
+    def update(
+        self, features: Any, labels: Any = None, label_embeddings: Any = None, *, head_logits: Any = None
+    ) -> "FeatureStats":
         """Fold one batch into the statistics.
 
         Parameters
@@ -140,6 +165,9 @@ class FeatureStats:
         label_embeddings : array-like of shape (B, D2, K) or (B, D2), optional
             Per-sample F-labels: the sample's label embedded by K foundation models (a 2-D array is
             K = 1). Regression targets are F-labels too: shape (B, 1).
+        head_logits : array-like of shape (B, Z), optional
+            With ``labels``: the candidate's own classifier-head logits over its Z source classes, for
+            NCE and LEEP. Give them with every batch or with none.
 
         Returns
         -------
@@ -151,7 +179,7 @@ class FeatureStats:
             Wrong shapes, non-integer or negative labels, NaN/inf values, or a target kind other
             than the one of the earlier batches. The statistics are left unchanged.
         """
-        x = _as_tensor(features, "features", device=self.device)
+        x = as_tensor(features, "features", device=self.device)
         if x.ndim != 2:
             raise InvalidInputError(
                 f"features must be 2-D (batch, dim); got shape {tuple(x.shape)}. "
@@ -160,6 +188,7 @@ class FeatureStats:
         if self._t and x.shape[1] != self.dim:
             raise InvalidInputError(f"features have width {x.shape[1]}, earlier batches had {self.dim}.")
         kind, y = self._check_targets(x, labels, label_embeddings)
+        logits = self._check_head(x, kind, head_logits)
         if x.shape[0] == 0:
             return self
         if not torch.is_floating_point(x):
@@ -171,12 +200,17 @@ class FeatureStats:
         if not torch.isfinite(batch["sum_x"]).all():
             _raise_not_finite(x, "features")
         batch["gram_x"] = _gram(xc)
+        sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
+        batch["cubic_x"] = sq_norm @ xc
+        batch["quartic_x"] = sq_norm @ sq_norm
 
         new = {"shift_x": shift_x}
         if kind == "classes":
             n_classes = max(int(y.max()) + 1, self.n_classes or 0)
             batch["class_count"] = torch.bincount(y, minlength=n_classes).to(_F64)
             batch["class_sum_x"] = torch.zeros(n_classes, xc.shape[1], dtype=_F64, device=xc.device).index_add_(0, y, xc)
+            if logits is not None:
+                batch.update(head_tables(logits, y, n_classes))
         else:
             shift_y = self._t["shift_y"] if self._t else y.to(_F64).mean(0)
             yc = y.to(_F64) - shift_y
@@ -199,6 +233,28 @@ class FeatureStats:
         self.n += int(x.shape[0])
         return self
 
+    def _check_head(self, x: torch.Tensor, kind: str, head_logits: Any) -> torch.Tensor | None:
+        if self._t and (head_logits is None) != (self.n_source_classes is None):
+            raise InvalidInputError(
+                "give head_logits with every batch or with none: "
+                + ("earlier batches had them." if head_logits is None else "earlier batches had none.")
+            )
+        if head_logits is None:
+            return None
+        if kind != "classes":
+            raise InvalidInputError("head_logits go with class labels (NCE and LEEP score class-label tasks).")
+        z = as_tensor(head_logits, "head_logits", device=x.device)
+        if z.ndim != 2 or z.shape[0] != x.shape[0] or z.shape[1] < 1:
+            raise InvalidInputError(
+                f"head_logits must have shape ({x.shape[0]}, Z) for Z source classes; got {tuple(z.shape)}."
+            )
+        if self._t and z.shape[1] != self.n_source_classes:
+            raise InvalidInputError(f"head_logits have {z.shape[1]} source classes, earlier batches had {self.n_source_classes}.")
+        z = z.to(_F64)
+        if not torch.isfinite(z.sum(0)).all():
+            _raise_not_finite(z, "head_logits")
+        return z
+
     def _check_targets(self, x: torch.Tensor, labels: Any, label_embeddings: Any) -> tuple[str, torch.Tensor]:
         if (labels is None) == (label_embeddings is None):
             raise InvalidInputError(
@@ -213,7 +269,7 @@ class FeatureStats:
             )
         b = x.shape[0]
         if kind == "classes":
-            y = _as_tensor(labels, "labels", device=x.device)
+            y = as_tensor(labels, "labels", device=x.device)
             if y.ndim != 1 or y.shape[0] != b:
                 raise InvalidInputError(f"labels must have shape ({b},) to match features; got {tuple(y.shape)}.")
             if torch.is_floating_point(y) or torch.is_complex(y) or y.dtype == torch.bool:
@@ -224,7 +280,7 @@ class FeatureStats:
             if b and int(y.min()) < 0:
                 raise InvalidInputError(f"labels must be class ids >= 0; got {int(y.min())}.")
             return kind, y.long()
-        y = _as_tensor(label_embeddings, "label_embeddings", device=x.device)
+        y = as_tensor(label_embeddings, "label_embeddings", device=x.device)
         if y.ndim == 2:
             y = y[:, :, None]
         if y.ndim != 3 or y.shape[0] != b:
@@ -245,18 +301,14 @@ class FeatureStats:
         if not isinstance(other, FeatureStats):
             raise TypeError(f"can only merge FeatureStats with FeatureStats, not {type(other).__name__}.")
         if other.n == 0 or self.n == 0:
-            if self.n or other.n:
-                _check_compatible(self, other)
             return (self if self.n else other).copy()
-        _check_compatible(self, other)
+        _check_compatible(self._header(), other._header())
         shifts = _common_shifts([self, other])
-        a, b = self._reshifted(shifts), other._reshifted(shifts)
         n_classes = max(self.n_classes or 0, other.n_classes or 0)
-        if self.kind == "classes":
-            a, b = _pad_classes(a, n_classes), _pad_classes(b, n_classes)
+        a, b = (_pad_classes(p._reshifted(shifts), n_classes) for p in (self, other))
         out = FeatureStats()
         out.n, out.kind = self.n + other.n, self.kind
-        out._t = {**shifts, **{name: a[name] + b[name] for name in _SUMS[self.kind]}}
+        out._t = {**shifts, **{name: a[name] + b[name] for name in a}}
         return out
 
     def __add__(self, other: "FeatureStats") -> "FeatureStats":
@@ -268,22 +320,33 @@ class FeatureStats:
         return out
 
     def _reshifted(self, shifts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The additive sums re-based from this accumulator's shifts to ``shifts`` (exact identity)."""
+        """The additive sums re-based from this accumulator's shifts to ``shifts``."""
+        dev = self.device
+        return self._moved(*(self._t[k] - shifts[k].to(dev) if k in self._t else None for k in _SHIFTS))
+
+    def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The additive sums taken about (c - dx, d - dy) instead of (c, d): exact identities in the old sums.
+
+        With u = x - c, a = |u|^2, b = u . dx and e = |dx|^2, so that |x - c + dx|^2 = a + 2b + e:
+          sum (u + dx)(u + dx)^T = G + dx S1^T + S1 dx^T + N dx dx^T
+          sum |u + dx|^2 (u + dx) = cubic + 2 G dx + e S1 + (tr G + 2 dx . S1 + N e) dx
+          sum |u + dx|^4 = quartic + 4 dx^T G dx + N e^2 + 4 dx . cubic + 2 e tr G + 4 e dx . S1
+        """
         t, n = self._t, self.n
-        dx = t["shift_x"] - shifts["shift_x"].to(t["shift_x"].device)
-        out = {
-            "sum_x": t["sum_x"] + n * dx,
-            "gram_x": t["gram_x"] + torch.outer(dx, t["sum_x"]) + torch.outer(t["sum_x"], dx) + n * torch.outer(dx, dx),
-        }
+        s1, g = t["sum_x"], t["gram_x"]
+        e, tr, dxs = dx @ dx, torch.trace(g), dx @ s1
+        out = {k: v.clone() for k, v in t.items() if k not in _SHIFTS}
+        out["sum_x"] = s1 + n * dx
+        out["gram_x"] = g + torch.outer(dx, s1) + torch.outer(s1, dx) + n * torch.outer(dx, dx)
+        out["cubic_x"] = t["cubic_x"] + 2 * (g @ dx) + e * s1 + (tr + 2 * dxs + n * e) * dx
+        out["quartic_x"] = t["quartic_x"] + 4 * (dx @ g @ dx) + n * e**2 + 4 * (dx @ t["cubic_x"]) + 2 * e * tr + 4 * e * dxs
         if self.kind == "classes":
-            out["class_count"] = t["class_count"].clone()
             out["class_sum_x"] = t["class_sum_x"] + t["class_count"][:, None] * dx
         else:
-            dy = t["shift_y"] - shifts["shift_y"].to(t["shift_y"].device)
-            sx, sy = t["sum_x"], t["sum_y"]
+            sy = t["sum_y"]
             out["sum_y"] = sy + n * dy
             out["cross_xy"] = (
-                t["cross_xy"] + dx[:, None, None] * sy[None] + sx[:, None, None] * dy[None] + n * dx[:, None, None] * dy[None]
+                t["cross_xy"] + dx[:, None, None] * sy[None] + s1[:, None, None] * dy[None] + n * dx[:, None, None] * dy[None]
             )
             out["gram_y"] = (
                 t["gram_y"] + dy[:, :, None] * sy[:, None, :] + sy[:, :, None] * dy[:, None, :]
@@ -308,71 +371,51 @@ class FeatureStats:
         filled = [h for h in headers if h["n"] > 0]
         if not filled:
             return self
-        first = filled[0]
         for h in filled[1:]:
-            if (h["kind"], h["dim"], h["label_shape"]) != (first["kind"], first["dim"], first["label_shape"]):
-                raise IncompatibleStatsError(
-                    f"ranks disagree on the statistics' shape: {first} vs {h}. Every rank must run the same "
-                    "model and the same kind of labels."
-                )
-        device = self.device or _collective_device(dist)
+            _check_compatible(filled[0], h)
+        n_classes = max(h["n_classes"] or 0 for h in filled)
         if self.n == 0:
-            self._init_empty(first, device)
+            self.kind = filled[0]["kind"]
+            device = _collective_device(dist)
+            self._t = {name: torch.zeros(shape, dtype=_F64, device=device) for name, shape in filled[0]["shapes"].items()}
         n_total = sum(h["n"] for h in headers)
         # One shift for all ranks: the global mean, computed once and broadcast from rank 0.
         shifts = {}
-        for name, total in (("shift_x", "sum_x"), ("shift_y", "sum_y")):
+        for name, total in zip(_SHIFTS, ("sum_x", "sum_y")):
             if name in self._t:
                 s = self.n * self._t[name] + self._t[total]
                 dist.all_reduce(s)
                 dist.broadcast(s, src=0)
                 shifts[name] = s / n_total
-        sums = self._reshifted(shifts)
-        if self.kind == "classes":
-            sums = _pad_classes(sums, max(h["n_classes"] or 0 for h in filled))
-        for name in _SUMS[self.kind]:
+        sums = _pad_classes(self._reshifted(shifts), n_classes)
+        for name in sorted(sums):  # the same order on every rank
             dist.all_reduce(sums[name])
         self._t = {**shifts, **sums}
         self.n = n_total
         return self
 
     def _header(self) -> dict[str, Any]:
-        return {"n": self.n, "kind": self.kind, "dim": self.dim, "label_shape": self.label_shape, "n_classes": self.n_classes}
-
-    def _init_empty(self, header: dict[str, Any], device: torch.device) -> None:
-        d1 = header["dim"]
-        z = lambda *shape: torch.zeros(*shape, dtype=_F64, device=device)  # noqa: E731
-        self.kind = header["kind"]
-        self._t = {"shift_x": z(d1), "sum_x": z(d1), "gram_x": z(d1, d1)}
-        if self.kind == "classes":
-            c = header["n_classes"]
-            self._t.update(class_count=z(c), class_sum_x=z(c, d1))
-        else:
-            d2, k = header["label_shape"]
-            self._t.update(shift_y=z(d2, k), sum_y=z(d2, k), cross_xy=z(d1, d2, k), gram_y=z(d2, k, k))
+        return {
+            "n": self.n, "kind": self.kind, "n_classes": self.n_classes,
+            "shapes": {name: tuple(t.shape) for name, t in self._t.items()},
+        }
 
     # ------------------------------------------------------------------ views for solvers
     def centered(self) -> CenteredStats:
         """Statistics about the sample mean, as float64 numpy arrays (see :class:`CenteredStats`)."""
         if self.n == 0:
             raise InvalidInputError("no samples were accumulated: call update() with at least one batch first.")
-        t = {k: v.detach().cpu().numpy() for k, v in self._t.items()}
-        n = self.n
-        sx = t["sum_x"]
-        out: dict[str, Any] = {
-            "n": n,
-            "mean_x": t["shift_x"] + sx / n,
-            "scatter_x": t["gram_x"] - np.outer(sx, sx) / n,
-        }
-        if self.kind == "classes":
-            out["class_count"] = t["class_count"]
-            out["class_scatter"] = t["class_sum_x"] - t["class_count"][:, None] * (sx / n)
-        else:
-            sy = t["sum_y"]
-            out["mean_y"] = t["shift_y"] + sy / n
-            out["cross"] = t["cross_xy"] - sx[:, None, None] * sy[None] / n
-            out["scatter_y"] = t["gram_y"] - sy[:, :, None] * sy[:, None, :] / n
-        return CenteredStats(**out)
+        t = self._t
+        # Moving the shift to the mean is the centring: dx = c - mean = -S1 / N.
+        moved = self._moved(-t["sum_x"] / self.n, -t["sum_y"] / self.n if "sum_y" in t else None)
+        c = {k: v.detach().cpu().numpy() for k, v in moved.items()}
+        mean = {k: (self._t[k] + self._t[s] / self.n).detach().cpu().numpy() for k, s in zip(_SHIFTS, ("sum_x", "sum_y")) if k in t}
+        return CenteredStats(
+            n=self.n, mean_x=mean["shift_x"], scatter_x=c["gram_x"], quartic_x=float(c["quartic_x"]),
+            class_count=c.get("class_count"), class_scatter=c.get("class_sum_x"),
+            head_hard=c.get("head_hard"), head_soft=c.get("head_soft"),
+            mean_y=mean.get("shift_y"), cross=c.get("cross_xy"), scatter_y=c.get("gram_y"),
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
@@ -416,15 +459,16 @@ class FeatureStats:
             raise StatsFileError(f"{path} was not written by FeatureStats.save (no '{_FORMAT}' metadata).")
         if meta.get("version") != _VERSION:
             raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads {_VERSION}.")
-        expected = {"shift_x", *_SUMS[meta["kind"]]} | ({"shift_y"} if meta["kind"] == "embeddings" else set())
-        if set(tensors) != expected:
-            raise StatsFileError(f"{path} holds tensors {sorted(tensors)}, expected {sorted(expected)}.")
+        required = set(_REQUIRED.get(meta.get("kind"), ()))
+        allowed = required | (set(_HEAD) if meta.get("kind") == "classes" else set())
+        if not required or not required <= set(tensors) <= allowed:
+            raise StatsFileError(f"{path} holds tensors {sorted(tensors)}; expected {sorted(required)} (+ optional {_HEAD}).")
         out = cls()
         out.n, out.kind, out._t = int(meta["n"]), meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
         return out
 
 
-def _as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor:
+def as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         t = a.detach()
     else:
@@ -460,32 +504,44 @@ def _raise_not_finite(a: torch.Tensor, name: str) -> None:
 
 
 def _pad_classes(t: dict[str, torch.Tensor], n_classes: int) -> dict[str, torch.Tensor]:
-    """Class arrays zero-padded to ``n_classes`` rows (class ids appear as batches come)."""
+    """Class-indexed tensors zero-padded to ``n_classes`` rows (class ids appear as batches come)."""
     out = dict(t)
-    extra = n_classes - t["class_count"].shape[0]
-    if extra > 0:
-        out["class_count"] = torch.cat([t["class_count"], t["class_count"].new_zeros(extra)])
-        out["class_sum_x"] = torch.cat([t["class_sum_x"], t["class_sum_x"].new_zeros(extra, t["class_sum_x"].shape[1])])
+    for name in _CLASS_ROWS:
+        if name in t and t[name].shape[0] < n_classes:
+            pad = t[name].new_zeros((n_classes - t[name].shape[0], *t[name].shape[1:]))
+            out[name] = torch.cat([t[name], pad])
     return out
 
 
-def _check_compatible(a: FeatureStats, b: FeatureStats) -> None:
-    if a.n == 0 or b.n == 0:
-        return
-    if a.kind != b.kind or a.dim != b.dim or a.label_shape != b.label_shape:
+def head_tables(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, torch.Tensor]:
+    """(class, argmax source class) counts for NCE and per-class summed source probabilities for LEEP."""
+    z = logits.shape[1]
+    hard = torch.bincount(y * z + logits.argmax(1), minlength=n_classes * z).reshape(n_classes, z).to(_F64)
+    soft = torch.zeros(n_classes, z, dtype=_F64, device=logits.device).index_add_(0, y, torch.softmax(logits, 1))
+    return {"head_hard": hard, "head_soft": soft}
+
+
+def _check_compatible(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Headers of two non-empty accumulators: same kind, same shapes but for the number of classes."""
+    def shapes(h: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        return {k: v[1:] if k in _CLASS_ROWS else v for k, v in h["shapes"].items()}
+
+    if a["kind"] != b["kind"] or shapes(a) != shapes(b):
+        describe = lambda h: {k: v for k, v in shapes(h).items() if k in ("sum_x", "sum_y", *_HEAD)}  # noqa: E731
         raise IncompatibleStatsError(
-            f"cannot merge {a!r} with {b!r}: statistics must come from features of one width and one kind of labels."
+            f"cannot merge {a['kind']} statistics {describe(a)} with {b['kind']} statistics {describe(b)}: they must "
+            "come from features of one width, one kind of labels, and head logits on both sides or neither."
         )
 
 
 def _common_shifts(parts: list[FeatureStats]) -> dict[str, torch.Tensor]:
     """The pooled mean of the parts: the shift their merged sums are taken about."""
     n = sum(p.n for p in parts)
-    names = ("shift_x", "shift_y") if parts[0].kind == "embeddings" else ("shift_x",)
-    sums = {"shift_x": "sum_x", "shift_y": "sum_y"}
     dev = parts[0].device
     return {
-        name: sum(p.n * p._t[name].to(dev) + p._t[sums[name]].to(dev) for p in parts) / n for name in names
+        name: sum(p.n * p._t[name].to(dev) + p._t[total].to(dev) for p in parts) / n
+        for name, total in zip(_SHIFTS, ("sum_x", "sum_y"))
+        if name in parts[0]._t
     }
 
 
