@@ -7,6 +7,9 @@ Rows, each measured in a fresh subprocess (so peak RSS belongs to that row alone
                      on the class task it first expands Y_k = E_k[y], on the per-sample task it takes Y
   streamed           the class path fed batch by batch from a generator, at N and at --stream-n,
                      to show that memory does not grow with N
+  baselines          LogME (one-vs-rest), H-score, shrinkage H-score: FeatureStats + the score;
+                     NCE: FeatureStats with Z-way classifier-head logits + the score;
+                     LEEP: both passes over in-memory head logits (leep_score)
 
 Each row runs after a warm-up call on a tiny problem; hf-emms rows report the best of --repeats runs,
 the dense rows (over ten seconds each) one run, in float64. Time includes accumulation (float32 features
@@ -70,15 +73,26 @@ def run_case(case: str, cfg: dict) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from _dense import official_one_pass  # the transcription the tests check emms_reference against
 
-    from hf_emms import FeatureStats, emms, emms_score
+    from hf_emms import FeatureStats, emms, emms_score, hscore, leep_score, logme, nce
 
     n = cfg["stream_n"] if case == "streamed-large" else cfg["n"]
     labels, tables, rows = _task(cfg, n)
-    x = y = None
-    if case in ("classes", "dense-classes"):
+    x = y = logits = None
+    if case in ("classes", "dense-classes", "logme", "hscore", "hscore-shrinkage", "nce"):
         x = rows(0, n)
     elif case in ("per-sample", "dense-per-sample"):
         x, y = rows(0, n, with_y=True)
+    if case in ("nce", "leep"):  # a head that half knows the classes
+        r = np.random.default_rng(2)
+        logits = r.standard_normal((cfg["classes"], cfg["source_classes"]), dtype=np.float32)[labels]
+        logits += 2 * r.standard_normal((n, cfg["source_classes"]), dtype=np.float32)
+
+    def stats_of(**extra):
+        stats = FeatureStats()
+        for lo in range(0, n, cfg["batch_size"]):
+            sl = slice(lo, lo + cfg["batch_size"])
+            stats.update(x[sl], labels=labels[sl], **{k: v[sl] for k, v in extra.items()})
+        return stats
     # Warm-up on a tiny problem, so that one-time library initialisation (thread pools, lazy imports)
     # is not charged to whichever row runs first.
     tiny = np.random.default_rng(1).standard_normal((64, 8))
@@ -95,6 +109,14 @@ def run_case(case: str, cfg: dict) -> dict:
             return official_one_pass(x.astype(np.float64), np.stack([t[labels] for t in tables], axis=2))
         if case == "dense-per-sample":
             return official_one_pass(x.astype(np.float64), y.astype(np.float64))
+        if case == "logme":
+            return logme(stats_of())
+        if case.startswith("hscore"):
+            return hscore(stats_of(), shrinkage=case == "hscore-shrinkage")
+        if case == "nce":
+            return nce(stats_of(head_logits=logits))
+        if case == "leep":
+            return leep_score(logits, labels)
         stats = FeatureStats()  # streamed-*: batches come from a generator; the full matrix never exists
         for lo in range(0, n, cfg["batch_size"]):
             hi = min(lo + cfg["batch_size"], n)
@@ -118,19 +140,21 @@ def main() -> None:
     parser.add_argument("--d2", type=int, default=1024, help="F-label width (default: 1024)")
     parser.add_argument("--k", type=int, default=3, help="number of F-labels (default: 3)")
     parser.add_argument("--classes", type=int, default=100, help="classes (default: 100)")
+    parser.add_argument("--source-classes", type=int, default=1000, help="classes of the head for NCE/LEEP (default: 1000)")
     parser.add_argument("--stream-n", type=int, default=200_000, help="samples of the large streamed run (default: 200000)")
     parser.add_argument("--batch-size", type=int, default=4096, help="rows per streamed batch (default: 4096)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each hf-emms row, best kept (default: 3)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
     args = parser.parse_args()
-    cfg = {k: getattr(args, k) for k in ("n", "d1", "d2", "k", "classes", "stream_n", "batch_size", "repeats")}
+    cfg = {k: getattr(args, k) for k in ("n", "d1", "d2", "k", "classes", "source_classes", "stream_n", "batch_size", "repeats")}
 
     if args.case:
         print(json.dumps(run_case(args.case, cfg)))
         return
 
-    cases = ["classes", "per-sample", "dense-classes", "dense-per-sample", "streamed", "streamed-large"]
+    cases = ["classes", "per-sample", "dense-classes", "dense-per-sample", "streamed", "streamed-large",
+             "logme", "hscore", "hscore-shrinkage", "nce", "leep"]
     results = {}
     for case in cases:
         cmd = [sys.executable, __file__, "--case", case] + [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
@@ -145,6 +169,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
     }
     print(f"\nEMMS solver benchmark: N={cfg['n']:,}  D1={cfg['d1']}  D2={cfg['d2']}  K={cfg['k']}  C={cfg['classes']}  "
+          f"Z={cfg['source_classes']}  "
           f"batch={cfg['batch_size']}  streamed N={cfg['stream_n']:,}  best of {cfg['repeats']} (dense: 1 run)")
     print(f"python {env['python']}  torch {env['torch']}  numpy {env['numpy']}  {env['cores']} cores ({env['cpu']})\n")
     print(f"| {'path':<34} | {'N':>7} | {'seconds':>8} | {'speed-up':>8} | {'peak MB':>8} | {'extra MB':>8} |")
@@ -153,6 +178,9 @@ def main() -> None:
         "classes": "classes (stats + exact EMMS)", "dense-classes": "dense one-pass, class task",
         "per-sample": "per-sample F-labels (stats + EMMS)", "dense-per-sample": "dense one-pass, per-sample task",
         "streamed": "classes, streamed", "streamed-large": "classes, streamed",
+        "logme": "LogME, one-vs-rest (stats)", "hscore": "H-score (stats)",
+        "hscore-shrinkage": "H-score, Ledoit-Wolf (stats)", "nce": f"NCE, {cfg['source_classes']}-way head (stats)",
+        "leep": f"LEEP, {cfg['source_classes']}-way head (2 passes)",
     }
     baseline = {"classes": "dense-classes", "per-sample": "dense-per-sample"}
     for case in cases:

@@ -19,6 +19,7 @@ system pins lambda_S down uniquely). K <= 12 keeps this below a few thousand 13 
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import combinations
 
 import numpy as np
@@ -50,29 +51,34 @@ def simplex_qp(m: np.ndarray) -> tuple[np.ndarray, float]:
     scale = max(float(np.abs(m).max()), np.finfo(float).tiny)
     m = (m + m.T) / (2 * scale)
     best, best_value = None, np.inf
-    for size in range(1, k + 1):
-        for support in combinations(range(k), size):
-            s = list(support)
-            kkt = np.zeros((size + 1, size + 1))
-            kkt[:size, :size] = 2 * m[np.ix_(s, s)]
-            kkt[:size, size] = kkt[size, :size] = 1.0
-            rhs = np.zeros(size + 1)
-            rhs[size] = 1.0
-            try:
-                sol = np.linalg.solve(kkt, rhs)[:size]
-            except np.linalg.LinAlgError:  # singular: M_SS is flat along the face; any solution will do
-                sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
-            if sol.min() < -1e-10 or abs(sol.sum() - 1) > 1e-8:
-                continue  # outside the simplex, or the KKT system was inconsistent
-            lam = np.zeros(k)
-            lam[s] = np.clip(sol, 0, None)
-            lam /= lam.sum()
-            value = float(lam @ m @ lam)
-            # Strictly better by more than rounding: ties keep the smaller support found first.
-            if value < best_value - 1e-13:
-                best, best_value = lam, value
+    for s in _supports(k):
+        size = len(s)
+        kkt = np.zeros((size + 1, size + 1))
+        kkt[:size, :size] = 2 * m[s][:, s]
+        kkt[:size, size] = kkt[size, :size] = 1.0
+        rhs = np.zeros(size + 1)
+        rhs[size] = 1.0
+        try:
+            sol = np.linalg.solve(kkt, rhs)[:size]
+        except np.linalg.LinAlgError:  # singular: M_SS is flat along the face; any solution will do
+            sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
+        if sol.min() < -1e-10 or abs(sol.sum() - 1) > 1e-8:
+            continue  # outside the simplex, or the KKT system was inconsistent
+        lam = np.zeros(k)
+        lam[s] = np.clip(sol, 0, None)
+        lam /= lam.sum()
+        value = float(lam @ m @ lam)
+        # Strictly better by more than rounding: ties keep the smaller support found first.
+        if value < best_value - 1e-13:
+            best, best_value = lam, value
     assert best is not None  # a single-vertex support is always feasible
     return best, best_value * scale
+
+
+@cache
+def _supports(k: int) -> list[list[int]]:
+    """Every non-empty subset of range(k), smallest first."""
+    return [list(c) for size in range(1, k + 1) for c in combinations(range(k), size)]
 
 
 def sparsemax(z: np.ndarray) -> np.ndarray:

@@ -93,13 +93,13 @@ def spectrum(
     if n < 2:
         raise InvalidInputError(f"EMMS needs at least 2 samples; got N = {n}.")
     x_scale, x_keep = _inverse_std(np.diag(c.scatter_x) / n, c.mean_x, std_offset)
+    # Constant columns have scale 0: their rows and columns of G vanish and eigh_psd drops them.
+    s, v = eigh_psd(c.scatter_x * np.outer(x_scale, x_scale), n - 1)
     if c.class_count is not None:
         e = _standardised_tables(c.class_count, class_embeddings, std_offset)  # (K, C, D2)
         # B_k = D^-1 (S - mu n^T) E~_k : project the C class directions first, then apply E~_k.
-        f = c.class_scatter[:, x_keep] * x_scale[x_keep]  # (C, D1'): centred class sums, standardised
-        g = c.scatter_x[np.ix_(x_keep, x_keep)] * np.outer(x_scale[x_keep], x_scale[x_keep])
-        s, v = eigh_psd(g, n - 1)
-        proj = np.matmul(_mm(v.T, f.T)[None], e)  # v_i^T B_k: (K, r, D2)
+        f = c.class_scatter * x_scale  # (C, D1): centred class sums, standardised
+        proj = _mm(_mm(v.T, f.T)[None], e)  # v_i^T B_k: (K, r, D2)
         t = np.einsum("c,kcj,lcj->kl", c.class_count, e, e, optimize=True)
         d2 = e.shape[2]
     else:
@@ -114,13 +114,11 @@ def spectrum(
         if not np.any(y_scale):
             raise InvalidInputError("every F-label column is constant over the samples: there is nothing to explain.")
         t = np.einsum("jkl,jk,jl->kl", c.scatter_y, y_scale, y_scale)
-        b = c.cross[x_keep] * x_scale[x_keep, None, None] * y_scale[None]  # (D1', D2, K)
-        g = c.scatter_x[np.ix_(x_keep, x_keep)] * np.outer(x_scale[x_keep], x_scale[x_keep])
-        s, v = eigh_psd(g, n - 1)
+        b = c.cross * x_scale[:, None, None] * y_scale[None]  # (D1, D2, K)
         proj = _mm(v.T, b.reshape(b.shape[0], d2 * k)).reshape(v.shape[1], d2, k).transpose(2, 0, 1)  # v_i^T B_k
     # Q_i = P_i P_i^T / s_i with P_i the (K, D2) block of direction i: one batched matmul.
     p_i = proj.transpose(1, 0, 2)
-    q = np.matmul(p_i, p_i.transpose(0, 2, 1)) / s[:, None, None]
+    q = _mm(p_i, p_i.transpose(0, 2, 1)) / s[:, None, None]
     return Spectrum(
         n=n, d1=c.mean_x.shape[0], d2=d2, k=t.shape[0], eigvals=s, q=q, t=t,
         n_constant=int((~x_keep).sum()),
@@ -152,8 +150,8 @@ def eigh_psd(g: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b through torch: the statistics were just accumulated by torch, and numpy's BLAS threads
-    would contend with torch's still-spinning OpenMP threads (measured: ~20% slower end to end)."""
+    """np.matmul(a, b) through torch: the statistics were just accumulated by torch, and numpy's BLAS
+    threads would contend with torch's still-spinning OpenMP threads (measured: ~20% slower end to end)."""
     return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
 
 

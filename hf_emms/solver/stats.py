@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,15 +192,13 @@ class FeatureStats:
         logits = self._check_head(x, kind, head_logits)
         if x.shape[0] == 0:
             return self
-        if not torch.is_floating_point(x):
-            x = x.to(_F64)
-
-        shift_x = self._t["shift_x"] if self._t else x.to(_F64).mean(0)
-        xc = x - shift_x if x.dtype == _F64 else x.to(_F64).sub_(shift_x)
+        xc = _work_buffer("xc", tuple(x.shape), x.device).copy_(x)
+        shift_x = self._t["shift_x"] if self._t else xc.mean(0)
+        xc.sub_(shift_x)
         batch = {"sum_x": xc.sum(0)}
         if not torch.isfinite(batch["sum_x"]).all():
             _raise_not_finite(x, "features")
-        batch["gram_x"] = _gram(xc)
+        batch["gram_x"] = _gram(xc, out=_work_buffer("gram", (x.shape[1], x.shape[1]), x.device))
         sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
         batch["cubic_x"] = sq_norm @ xc
         batch["quartic_x"] = sq_norm @ sq_norm
@@ -481,17 +480,30 @@ def as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor
     return t if device is None else t.to(device)
 
 
-def _gram(xc: torch.Tensor, blocks: int = 4) -> torch.Tensor:
-    """xc^T xc, computing only the upper block triangle and mirroring it: 10/16 of the flops of one
-    matmul (torch has no BLAS syrk; calling numpy's from here fights torch's threads for the cores)."""
+_WORK = threading.local()
+
+
+def _work_buffer(name: str, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A float64 work buffer reused across batches and accumulators (one set per thread, as large as the
+    largest batch seen): fresh batch-sized allocations cost more in page faults than the arithmetic
+    they hold (measured: 10 ms vs 1.6 ms to convert a 4096 x 1024 float32 batch)."""
+    buffers = _WORK.__dict__.setdefault("buffers", {})
+    buf = buffers.get((name, device))
+    if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
+        buf = buffers[(name, device)] = torch.empty(shape, dtype=_F64, device=device)
+    return buf[: shape[0]]
+
+
+def _gram(xc: torch.Tensor, out: torch.Tensor, blocks: int = 4) -> torch.Tensor:
+    """xc^T xc into ``out``, computing only the upper block triangle and mirroring it: 10/16 of the flops
+    of one matmul (torch has no BLAS syrk; calling numpy's from here fights torch's threads for the cores)."""
     d = xc.shape[1]
     step = max(-(-d // blocks), 1)
-    g = xc.new_empty(d, d)
     for lo in range(0, d, step):
-        g[lo : lo + step, lo:] = xc[:, lo : lo + step].T @ xc[:, lo:]
+        torch.mm(xc[:, lo : lo + step].T, xc[:, lo:], out=out[lo : lo + step, lo:])
     for lo in range(step, d, step):
-        g[lo : lo + step, :lo] = g[:lo, lo : lo + step].T
-    return g
+        out[lo : lo + step, :lo] = out[:lo, lo : lo + step].T
+    return out
 
 
 def _raise_not_finite(a: torch.Tensor, name: str) -> None:
