@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +237,20 @@ def test_cuda_tensors_accumulate_on_the_gpu_and_agree_with_cpu():
     cpu = FeatureStats().update(p.x, labels=p.labels)
     assert gpu.device.type == "cuda"
     assert emms(gpu, p.tables).score == pytest.approx(emms(cpu, p.tables).score, abs=1e-9)
+
+
+def test_all_reduce_under_accelerate_with_torchrun(tmp_path):
+    """accelerate owns the process group here, as it will during feature extraction."""
+    out = tmp_path / "stats.safetensors"
+    worker = Path(__file__).with_name("_accelerate_worker.py")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), str(worker), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rank 0/2 done, n=1000" in proc.stdout and "rank 1/2 done, n=1000" in proc.stdout
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1000, 9)) + 1e4
+    expected = FeatureStats().update(x, labels=np.arange(1000) % 4)
+    got = FeatureStats.load(out)
+    assert_stats_close(got, dense_centered(x))
+    assert emms(got).score == pytest.approx(emms(expected).score, abs=1e-10)

@@ -92,7 +92,7 @@ def spectrum(
     n = c.n
     if n < 2:
         raise InvalidInputError(f"EMMS needs at least 2 samples; got N = {n}.")
-    x_scale, x_keep = _inverse_std(np.diag(c.scatter_x) / n, c.mean_x, std_offset)
+    x_scale = _inverse_std(np.diag(c.scatter_x) / n, c.mean_x, std_offset)
     # Constant columns have scale 0: their rows and columns of G vanish and eigh_psd drops them.
     s, v = eigh_psd(c.scatter_x * np.outer(x_scale, x_scale), n - 1)
     if c.class_count is not None:
@@ -110,7 +110,7 @@ def spectrum(
             )
         d2, k = c.mean_y.shape
         var_y = np.einsum("jkk->jk", c.scatter_y) / n
-        y_scale, _ = _inverse_std(var_y, c.mean_y, std_offset)  # (D2, K), zero on constant columns
+        y_scale = _inverse_std(var_y, c.mean_y, std_offset)  # (D2, K), zero on constant columns
         if not np.any(y_scale):
             raise InvalidInputError("every F-label column is constant over the samples: there is nothing to explain.")
         t = np.einsum("jkl,jk,jl->kl", c.scatter_y, y_scale, y_scale)
@@ -121,21 +121,18 @@ def spectrum(
     q = _mm(p_i, p_i.transpose(0, 2, 1)) / s[:, None, None]
     return Spectrum(
         n=n, d1=c.mean_x.shape[0], d2=d2, k=t.shape[0], eigvals=s, q=q, t=t,
-        n_constant=int((~x_keep).sum()),
+        n_constant=int((x_scale == 0).sum()),
     )
 
 
-def _inverse_std(var: np.ndarray, mean: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """1 / (std + offset) per column, 0 for constant columns; and the mask of non-constant columns.
-
-    A column is constant when its variance is below ``_CONSTANT`` of its raw second moment
-    (mean^2 + variance), i.e. at rounding level.
-    """
+def _inverse_std(var: np.ndarray, mean: np.ndarray, offset: float) -> np.ndarray:
+    """1 / (std + offset) per column, and 0 for constant columns: those whose variance is below
+    ``_CONSTANT`` of their raw second moment (mean^2 + variance), i.e. at rounding level."""
     var = np.maximum(var, 0)
     keep = var > _CONSTANT * (var + mean**2)
     scale = np.zeros_like(var)
     scale[keep] = 1.0 / (np.sqrt(var[keep]) + offset)
-    return scale, keep
+    return scale
 
 
 def eigh_psd(g: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +165,7 @@ def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.nd
     p = count / count.sum()
     mean = np.einsum("c,kcj->kj", p, e)
     var = np.einsum("c,kcj->kj", p, (e - mean[:, None]) ** 2)
-    scale, _ = _inverse_std(var, mean, offset)
+    scale = _inverse_std(var, mean, offset)
     if not np.any(scale):
         raise InvalidInputError(
             "the class embeddings are identical for every class present: they cannot tell classes apart."

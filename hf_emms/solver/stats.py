@@ -1,6 +1,6 @@
 """Streaming sufficient statistics of (features, targets): the only thing EMMS needs from the data.
 
-EMMS, LogME and H-score depend on the samples only through sums over samples (``DESIGN.md``):
+EMMS, LogME and H-score depend on the samples only through sums over samples:
 the count N, the feature sums and Gram matrix, and either per-class feature sums (class labels) or
 feature x F-label cross products (per-sample F-labels). ``FeatureStats`` folds batches into those
 sums as they come out of a model, so features are never stored: memory is
