@@ -135,13 +135,13 @@ def _inverse_std(var: np.ndarray, mean: np.ndarray, offset: float) -> np.ndarray
     return scale
 
 
-def eigh_psd(g: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs of a PSD Gram, keeping eigenvalues above ``_RANK_TOL`` of the largest, and at most
-    ``max_rank`` of them (centred data of N samples span at most N - 1 dimensions)."""
+def eigh_psd(g: np.ndarray, max_rank: int, rtol: float = _RANK_TOL) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of a PSD Gram, keeping eigenvalues above ``rtol`` of the largest, and at most
+    ``max_rank`` of them (N samples span at most N dimensions, N - 1 once centred)."""
     if g.size == 0:
         return np.zeros(0), np.zeros((g.shape[0], 0))
     s, v = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(g)))
-    keep = s > _RANK_TOL * s[-1] if s[-1] > 0 else np.zeros(s.shape, bool)
+    keep = s > rtol * s[-1] if s[-1] > 0 else np.zeros(s.shape, bool)
     keep[: max(len(s) - max_rank, 0)] = False
     return s[keep], v[:, keep]
 
