@@ -254,3 +254,14 @@ def test_all_reduce_under_accelerate_with_torchrun(tmp_path):
     got = FeatureStats.load(out)
     assert_stats_close(got, dense_centered(x))
     assert emms(got).score == pytest.approx(emms(expected).score, abs=1e-10)
+
+
+def test_half_precision_and_integer_features_are_accumulated_in_float64():
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((50, 4))).to(torch.bfloat16)
+    labels = torch.arange(50) % 3
+    half = FeatureStats().update(x, labels=labels)
+    exact = FeatureStats().update(x.to(torch.float64).numpy(), labels=labels.numpy())
+    np.testing.assert_allclose(half.centered().scatter_x, exact.centered().scatter_x, rtol=1e-12)
+    ints = FeatureStats().update(np.arange(20).reshape(10, 2) % 7, labels=np.arange(10) % 2)
+    np.testing.assert_allclose(ints.centered().mean_x, (np.arange(20).reshape(10, 2) % 7).mean(0))
