@@ -103,19 +103,27 @@ class LeepPass:
         return self.total / self.n
 
 
-def leep_score(head_logits: Any, labels: Any) -> float:
-    """LEEP of in-memory head logits (N, Z) and class ids (N,): both passes in one call."""
-    z = as_tensor(head_logits, "head_logits", device=None).to(torch.float64)
+def leep_score(head_logits: Any, labels: Any, *, batch_size: int = 4096) -> float:
+    """LEEP of in-memory head logits (N, Z) and class ids (N,): both passes, ``batch_size`` rows at a time."""
+    z = as_tensor(head_logits, "head_logits", device=None)
     y = as_tensor(labels, "labels", device=z.device)
     if z.ndim != 2 or y.shape != (z.shape[0],) or torch.is_floating_point(y) or len(y) == 0:
         raise InvalidInputError(f"expected head_logits (N, Z) and integer labels (N,); got {tuple(z.shape)} and {tuple(y.shape)} {y.dtype}.")
     y = y.long()
     if int(y.min()) < 0 or len(torch.unique(y)) < 2:
         raise InvalidInputError("labels must be class ids >= 0 covering at least two classes.")
-    if not torch.isfinite(z).all():
-        raise InvalidInputError("head_logits contain NaN or inf.")
-    soft = head_tables(z, y, int(y.max()) + 1)["head_soft"] / len(y)
-    return LeepPass(_conditional(soft.numpy())).update(z, y).score
+    batches = [slice(i, i + batch_size) for i in range(0, len(y), batch_size)]
+    n_classes = int(y.max()) + 1
+    soft = 0
+    for b in batches:
+        zb = z[b].to(torch.float64)
+        if not torch.isfinite(zb).all():
+            raise InvalidInputError("head_logits contain NaN or inf.")
+        soft = soft + head_tables(zb, y[b], n_classes)["head_soft"]
+    second = LeepPass(_conditional(soft.numpy() / len(y)))
+    for b in batches:
+        second.update(z[b], y[b])
+    return second.score
 
 
 def _head_table(stats: FeatureStats, name: str) -> np.ndarray:
