@@ -146,3 +146,24 @@ def test_baselines_name_bad_input():
         leep_score(np.ones((3, 4)), np.zeros(3, int))
     with pytest.raises(InvalidInputError, match="no samples"):
         LeepPass(leep_conditional(with_head)).score
+
+
+def test_leep_second_pass_refuses_classes_the_first_pass_never_saw():
+    features, labels, logits = head_problem(3)
+    keep = labels != 1
+    stats = FeatureStats().update(features[keep], labels=labels[keep], head_logits=logits[keep])
+    with pytest.raises(InvalidInputError, match=r"seen in the first pass \(\[0, 2, 3, 4\]\)"):
+        LeepPass(leep_conditional(stats)).update(logits[:3], np.array([1, 1, 1]))
+
+
+def test_shrinkage_intensity_does_not_depend_on_the_feature_scale():
+    p = make_problem(2)
+    scores = [hscore(FeatureStats().update(p.x * scale, labels=p.labels), shrinkage=True) for scale in (1e-30, 1.0, 1e30)]
+    np.testing.assert_allclose(scores, scores[1], rtol=1e-9)
+
+
+def test_logme_leaves_out_targets_that_are_zero_everywhere():
+    p = make_problem(5)
+    stats = streamed(p, labels=p.labels)
+    padded = [np.hstack([t, np.zeros((len(t), 2))]) for t in p.tables]
+    assert logme(stats, padded) == pytest.approx(logme(stats, p.tables), abs=1e-12)

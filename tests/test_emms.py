@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import _dense
 from _problems import make_problem
@@ -218,3 +219,42 @@ def test_exact_fit_scores_zero_in_sample_and_features_without_variance_score_the
 def test_bad_input_is_named(call, message):
     with pytest.raises(InvalidInputError, match=message):
         call()
+
+
+def test_columns_that_do_not_vary_do_not_dilute_the_score():
+    """Unused class ids (one-hot columns with no samples) and constant F-label columns carry nothing to
+    explain: relabelling classes or padding tables must not move the score."""
+    p = make_problem(0)
+    relabelled = np.array([0, 5, 9, 11, 12, 20])[p.labels]
+    for rule in ("gcv", "in_sample"):
+        base = emms_score(p.x, p.labels, rule=rule)
+        assert emms_score(p.x, relabelled, rule=rule).score == pytest.approx(base.score, abs=1e-12)
+        padded = [np.hstack([t, np.ones((len(t), 3))]) for t in p.tables]
+        assert emms_score(p.x, p.labels, class_embeddings=padded, rule=rule).score == pytest.approx(
+            emms_score(p.x, p.labels, class_embeddings=p.tables, rule=rule).score, abs=1e-12)
+        constant = np.concatenate([p.label_embeddings, np.full((len(p.x), 2, p.label_embeddings.shape[2]), 4.0)], 1)
+        assert emms_score(p.x, label_embeddings=constant, rule=rule).score == pytest.approx(
+            emms_score(p.x, label_embeddings=p.label_embeddings, rule=rule).score, abs=1e-12)
+    assert emms_score(p.x, relabelled).d2 == p.labels.max() + 1
+
+
+def test_emms_score_checks_lengths_and_batch_size_up_front():
+    x = np.random.rand(8, 3)
+    with pytest.raises(InvalidInputError, match="labels has 11 rows but features have 8"):
+        emms_score(x, np.arange(11) % 2, batch_size=4)
+    with pytest.raises(InvalidInputError, match="label_embeddings has 9 rows"):
+        emms_score(x, label_embeddings=np.random.rand(9, 2))
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        emms_score(x, np.arange(8) % 2, batch_size=0)
+
+
+def test_class_tables_in_every_accepted_form_agree():
+    p = make_problem(5)
+    stats = class_stats(p)
+    expected = emms(stats, p.tables).score
+    for form in (np.stack(p.tables), [t.tolist() for t in p.tables], [torch.from_numpy(t) for t in p.tables]):
+        assert emms(stats, form).score == pytest.approx(expected, abs=1e-12)
+    single = emms(stats, p.tables[0]).score
+    assert emms(stats, p.tables[0].tolist()).score == pytest.approx(single, abs=1e-12)
+    with pytest.raises(InvalidInputError, match="real numbers"):
+        emms(stats, [t.astype(complex) for t in p.tables])

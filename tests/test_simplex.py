@@ -65,3 +65,11 @@ def test_sparsemax_is_the_euclidean_projection_on_the_simplex(seed):
     # Projection property: <z - p, q - p> <= 0 for every q on the simplex (checked at the vertices).
     for q in np.eye(z.size):
         assert (z - p) @ (q - p) <= 1e-12
+
+
+def test_solvers_refuse_malformed_input():
+    for bad in (np.full((2, 2), np.nan), np.zeros((0, 0)), np.ones((2, 3))):
+        with pytest.raises(InvalidInputError, match="finite, square"):
+            simplex_qp(bad)
+    with pytest.raises(InvalidInputError, match="at least one entry"):
+        sparsemax(np.array([]))

@@ -84,7 +84,7 @@ def test_memory_is_independent_of_the_number_of_samples():
         ({"features": np.ones((4, 3)), "labels": -np.ones(4, int)}, ">= 0"),
         ({"features": np.ones((4, 3)), "label_embeddings": np.ones((5, 2, 1))}, r"shape \(4, D2, K\)"),
         ({"features": np.ones((4, 3)), "label_embeddings": np.ones((4, 2, 0))}, "K >= 1"),
-        ({"features": [["a", "b"]], "labels": [0]}, "numeric"),
+        ({"features": [["a", "b"]], "labels": [0]}, "real numbers"),
         ({"features": np.array([[1.0, np.nan], [0, 0]]), "labels": np.zeros(2, int)}, "NaN or inf .*row 0"),
         ({"features": np.array([[1.0, 0], [0, np.inf]]), "labels": np.zeros(2, int)}, "NaN or inf .*row 1"),
         ({"features": np.ones((2, 2)), "label_embeddings": np.array([[1.0], [np.nan]])}, "label_embeddings contain NaN"),
@@ -265,3 +265,53 @@ def test_half_precision_and_integer_features_are_accumulated_in_float64():
     np.testing.assert_allclose(half.centered().scatter_x, exact.centered().scatter_x, rtol=1e-12)
     ints = FeatureStats().update(np.arange(20).reshape(10, 2) % 7, labels=np.arange(10) % 2)
     np.testing.assert_allclose(ints.centered().mean_x, (np.arange(20).reshape(10, 2) % 7).mean(0))
+
+
+def test_awkward_but_valid_inputs_are_accepted():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((30, 4))
+    labels = np.arange(30) % 3
+    reference = FeatureStats().update(x, labels=labels).centered().scatter_x
+    big_endian = x.astype(">f8")
+    read_only = x.copy()
+    read_only.setflags(write=False)
+    for features, y in ((big_endian, labels), (read_only, labels), (x, labels.astype(np.uint16)), (x.T.copy().T, labels)):
+        np.testing.assert_allclose(FeatureStats().update(features, labels=y).centered().scatter_x, reference, rtol=1e-12)
+    empty = FeatureStats().update(np.zeros((0, 4)), labels=[])
+    assert empty.n == 0 and empty.kind is None
+    parts = [FeatureStats().update(x[i : i + 10], labels=labels[i : i + 10]) for i in (0, 10, 20)]
+    np.testing.assert_allclose(sum(parts).centered().scatter_x, reference, rtol=1e-10)
+
+
+def test_unusable_inputs_are_refused_and_leave_no_trace():
+    stats = FeatureStats().update(np.random.rand(10, 3), labels=np.arange(10) % 2)
+    before = stats.centered().scatter_x.copy()
+    with pytest.raises(InvalidInputError, match="too large"):
+        stats.update(np.full((2, 3), 1e160), labels=np.zeros(2, int))
+    with pytest.raises(InvalidInputError, match="consecutive ids"):
+        stats.update(np.ones((1, 3)), labels=np.array([2**40]))
+    with pytest.raises(InvalidInputError, match="width 0"):
+        FeatureStats().update(np.zeros((5, 0)), labels=np.arange(5) % 2)
+    assert stats.n == 10 and stats.n_classes == 2
+    np.testing.assert_array_equal(stats.centered().scatter_x, before)
+
+
+def test_loading_inconsistent_files_is_a_clear_error(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    good = FeatureStats().update(np.random.rand(6, 3), labels=np.arange(6) % 2, head_logits=np.random.rand(6, 4))
+    path = good.save(tmp_path / "good.safetensors")
+    tensors = load_file(path)
+    meta = {"format": "hf-emms/feature-stats", "version": 1, "kind": "classes"}
+    cases = {
+        "no_n": (tensors, meta),
+        "zero_n": (tensors, {**meta, "n": 0}),
+        "one_head": ({k: v for k, v in tensors.items() if k != "head_soft"}, {**meta, "n": 6}),
+        "bad_shape": ({**tensors, "gram_x": torch.zeros(3, 2, dtype=torch.float64)}, {**meta, "n": 6}),
+    }
+    for name, (t, m) in cases.items():
+        save_file(t, tmp_path / f"{name}.safetensors", metadata={"hf_emms": json.dumps(m)})
+        with pytest.raises(StatsFileError):
+            FeatureStats.load(tmp_path / f"{name}.safetensors")

@@ -83,7 +83,12 @@ def logme(stats: FeatureStats, class_embeddings: Any = None) -> float:
         d2, k = c.mean_y.shape
         fty = (c.cross + n * mu[:, None, None] * c.mean_y[None]).reshape(len(mu), d2 * k)
         yy = (np.einsum("jkk->jk", c.scatter_y) + n * c.mean_y**2).reshape(d2 * k)
-    return float(np.mean(_evidence(s, v, fty, yy, n)))
+    # A target that is 0 for every sample (e.g. a zero-padded embedding column) has unbounded evidence
+    # and says nothing about the features: leave it out.
+    used = yy > 0
+    if not used.any():
+        raise InvalidInputError("every LogME target is zero for every sample: there is nothing to explain.")
+    return float(np.mean(_evidence(s, v, fty[:, used], yy[used], n)))
 
 
 def _raw_gram_eigh(scatter: np.ndarray, mu: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +112,6 @@ def _raw_gram_eigh(scatter: np.ndarray, mu: np.ndarray, n: int) -> tuple[np.ndar
 def _evidence(s: np.ndarray, v: np.ndarray, fty: np.ndarray, yy: np.ndarray, n: int) -> np.ndarray:
     """Maximised log evidence per sample of each target (column of ``fty``), vectorised over targets;
     ``s``, ``v``: the non-zero eigenpairs of F^T F."""
-    if np.any(yy <= 0):
-        raise InvalidInputError("a LogME target is zero for every sample: its evidence is unbounded. Drop that column.")
     x2 = (v.T @ fty) ** 2 / s[:, None]  # (r, T): squared coordinates along the left singular vectors
     outside = np.maximum(yy - x2.sum(0), 0.0)  # |y|^2 outside the span of F
     s_col = s[:, None]

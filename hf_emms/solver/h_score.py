@@ -65,7 +65,10 @@ def ledoit_wolf_shrinkage(cov: np.ndarray, quartic: float, n: int) -> tuple[floa
     whose sum of |x_i - mean|^4 is ``quartic``. Same estimator as ``sklearn.covariance.ledoit_wolf_shrinkage``."""
     d = cov.shape[0]
     mu = np.trace(cov) / d
-    frob2 = float((cov**2).sum())
-    delta = (frob2 - d * mu**2) / d  # |cov - mu I|_F^2 / D
-    beta = min((quartic / n - frob2) / (d * n), delta)
+    if mu <= 0:
+        return 0.0, 0.0
+    # The intensity is scale-free: compute it on cov / mu (and quartic / mu^2) so that nothing overflows.
+    frob2 = float(((cov / mu) ** 2).sum())
+    delta = (frob2 - d) / d  # |cov - mu I|_F^2 / (D mu^2)
+    beta = min((quartic / mu**2 / n - frob2) / (d * n), delta)
     return (0.0 if beta <= 0 else beta / delta), mu

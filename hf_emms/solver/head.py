@@ -61,6 +61,7 @@ class LeepPass:
 
     def __init__(self, conditional: np.ndarray) -> None:
         self.conditional = torch.as_tensor(conditional, dtype=torch.float64)
+        self._seen = self.conditional.sum(1) > 0  # a class with no first-pass sample has P(y | z) = 0
         self.total = 0.0
         self.n = 0
 
@@ -75,8 +76,9 @@ class LeepPass:
                 f"got {tuple(z.shape)} and {tuple(y.shape)} {y.dtype}."
             )
         y = y.long()
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= c):
-            raise InvalidInputError(f"labels must be class ids seen in the first pass (0..{c - 1}).")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= c or not bool(self._seen[y].all())):
+            seen = torch.nonzero(self._seen).flatten().tolist()
+            raise InvalidInputError(f"labels must be class ids seen in the first pass ({seen}).")
         if not torch.isfinite(z).all():
             raise InvalidInputError("head_logits contain NaN or inf.")
         # sum_z theta_z(x_i) P(y_i | z) for each sample: one row of the conditional table per label.
@@ -120,7 +122,7 @@ def leep_score(head_logits: Any, labels: Any, *, batch_size: int = 4096) -> floa
         if not torch.isfinite(zb).all():
             raise InvalidInputError("head_logits contain NaN or inf.")
         soft = soft + head_tables(zb, y[b], n_classes)["head_soft"]
-    second = LeepPass(_conditional(soft.numpy() / len(y)))
+    second = LeepPass(_conditional(soft.numpy()))  # P(y | z) does not depend on the 1/N of P(y, z)
     for b in batches:
         second.update(z[b], y[b])
     return second.score

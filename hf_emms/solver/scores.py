@@ -25,12 +25,13 @@ minimised over the ridge a >= 0 (a grid over 12 decades of the mean eigenvalue, 
 section) and lambda (exactly, for each a). GCV is an approximately unbiased estimate of the leave-one-out
 error that needs only the eigenvalues of G and the Q_i: one pass, any N, any width.
 score = -GCV / D2: minus the part of the F-label variance the features fail to predict on new samples,
-per sample and column. Towards 0 for perfect features; for features with no information it is the
-variance of the weighted F-label mix, -lambda^T T lambda / (N * D2), which is -1 when the K F-labels
-agree and less negative when they disagree (a mix of disagreeing embeddings has less variance).
+per sample and column (D2 counts the columns that vary over the samples). Towards 0 for perfect
+features; for features with no information it is the variance of the weighted F-label mix,
+-lambda^T T lambda / (N * D2) times (N / (N - 1))^2 (GCV's price for the fitted mean): about -1 when the
+K F-labels agree, less negative when they disagree (a mix of disagreeing embeddings varies less).
 
 ``rule="in_sample"``: score = -RSS / (N * D2) at the exact optimum of (1): the plain objective of the
-paper, on a per-sample, per-column scale. Exact fits (N <= D1) score 0.
+paper, on a per-sample, per-column scale (varying columns, as above). Exact fits (N <= D1) score 0.
 
 ``emms_reference``: the official implementation's one pass (least squares at uniform lambda, least
 squares for lambda, sparsemax, the residual of the first theta against the new target) and its scale
@@ -67,14 +68,18 @@ class EMMSResult:
         lambda: the F-label weights on the simplex at the optimum.
     rule : str
         "gcv", "in_sample" or "reference".
-    n, d1, d2, k : int
-        Samples, feature width, F-label width, number of F-labels.
+    n, d1, k : int
+        Samples, feature width, number of F-labels.
+    d2 : int
+        F-label columns the score averages over: those that vary over the samples (the full width for
+        the reference rule, as in the official code).
     rank : int
         Numerical rank of the standardised feature Gram.
     n_constant_features : int
         Feature columns constant over the samples (they carry no information).
     ridge : float
-        Chosen ridge a, relative to the mean eigenvalue of the standardised Gram (0: plain least squares).
+        Chosen ridge a, relative to the mean of the non-zero eigenvalues of the standardised Gram
+        (0: plain least squares).
     dof : float
         Effective degrees of freedom of the fit, tr(H), intercept included.
     """
@@ -122,7 +127,7 @@ def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "gcv"
     sp = spectrum(stats.centered(), class_embeddings)
     if rule == "in_sample":
         lam, rss = simplex_qp(sp.outside_span)
-        return _result(sp, -rss / (sp.n * sp.d2), lam, rule, ridge=0.0, dof=1.0 + sp.rank)
+        return _result(sp, -rss / (sp.n * sp.d2_varying), lam, rule, ridge=0.0, dof=1.0 + sp.rank)
     return _gcv(sp)
 
 
@@ -144,7 +149,7 @@ def emms_reference(stats: FeatureStats, class_embeddings: Any = None) -> EMMSRes
     a, c = sp.t, sp.q.sum(0)
     lam = sparsemax(np.linalg.lstsq(a, c @ u, rcond=None)[0])
     rss = u @ c @ u - 2 * u @ c @ lam + lam @ a @ lam
-    return _result(sp, -rss / sp.n * sp.d2, lam, "reference", ridge=0.0, dof=1.0 + sp.rank)
+    return _result(sp, -rss / sp.n * sp.d2, lam, "reference", ridge=0.0, dof=1.0 + sp.rank, d2=sp.d2)
 
 
 def emms_score(
@@ -170,8 +175,13 @@ def emms_score(
     batch_size : int
         Rows folded at a time: bounds the float64 working copy to ``batch_size x D1``.
     """
-    stats = FeatureStats()
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise InvalidInputError(f"batch_size must be a positive integer; got {batch_size!r}.")
     n = len(features)
+    for name, target in (("labels", labels), ("label_embeddings", label_embeddings)):
+        if target is not None and len(target) != n:
+            raise InvalidInputError(f"{name} has {len(target)} rows but features have {n}: they must describe the same samples.")
+    stats = FeatureStats()
     for i in range(0, max(n, 1), batch_size):
         sl = slice(i, i + batch_size)
         stats.update(
@@ -199,7 +209,7 @@ def _gcv(sp: Spectrum) -> EMMSResult:
         if room <= 0:
             return np.inf, np.full(sp.k, 1.0 / sp.k), float(n)  # interpolates: GCV undefined
         lam, rss = simplex_qp(m0 + np.tensordot(w**2, sp.q, axes=1))
-        return n * rss / room**2 / sp.d2, lam, n - room
+        return n * rss / room**2 / sp.d2_varying, lam, n - room
 
     if sp.rank == 0:
         gcv, lam, dof = fit(0.0)
@@ -229,8 +239,10 @@ def _gcv(sp: Spectrum) -> EMMSResult:
     return _result(sp, -gcv, lam, "gcv", ridge=a / mean_s, dof=dof)
 
 
-def _result(sp: Spectrum, score: float, lam: np.ndarray, rule: str, *, ridge: float, dof: float) -> EMMSResult:
+def _result(
+    sp: Spectrum, score: float, lam: np.ndarray, rule: str, *, ridge: float, dof: float, d2: int | None = None
+) -> EMMSResult:
     return EMMSResult(
-        score=float(score), weights=lam, rule=rule, n=sp.n, d1=sp.d1, d2=sp.d2, k=sp.k, rank=sp.rank,
+        score=float(score), weights=lam, rule=rule, n=sp.n, d1=sp.d1, d2=d2 or sp.d2_varying, k=sp.k, rank=sp.rank,
         n_constant_features=sp.n_constant, ridge=float(ridge), dof=float(dof),
     )

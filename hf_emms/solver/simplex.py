@@ -44,6 +44,9 @@ def simplex_qp(m: np.ndarray) -> tuple[np.ndarray, float]:
     value : float
         ``lam @ m @ lam`` at the optimum.
     """
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0 or not np.isfinite(m).all():
+        raise InvalidInputError(f"simplex_qp needs a finite, square (K, K) matrix with K >= 1; got shape {m.shape}.")
     k = m.shape[0]
     if k > MAX_K:
         raise InvalidInputError(f"the exact simplex solver takes at most {MAX_K} F-labels; got K = {k}.")
@@ -88,6 +91,8 @@ def sparsemax(z: np.ndarray) -> np.ndarray:
     tau = (sum_{j<=k(z)} z_(j) - 1) / k(z), and the projection is max(z - tau, 0).
     """
     z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 1 or z.size == 0 or not np.isfinite(z).all():
+        raise InvalidInputError(f"sparsemax needs a finite 1-D vector with at least one entry; got shape {z.shape}.")
     zs = np.sort(z)[::-1]
     cum = np.cumsum(zs)
     ks = np.arange(1, z.size + 1)

@@ -42,6 +42,9 @@ class Spectrum:
     ----------
     n, d1, d2, k : int
         Samples, feature width, F-label width, number of F-labels.
+    d2_varying : int
+        F-label columns that vary over the samples for at least one F-label: what scores average over
+        (a constant column, e.g. the one-hot column of a class id with no samples, has nothing to explain).
     eigvals : ndarray of shape (r,)
         Non-zero eigenvalues s_i of the standardised Gram X^T X (r = numerical rank).
     q : ndarray of shape (r, K, K)
@@ -55,6 +58,7 @@ class Spectrum:
     n: int
     d1: int
     d2: int
+    d2_varying: int
     k: int
     eigvals: np.ndarray
     q: np.ndarray
@@ -97,6 +101,7 @@ def spectrum(
     s, v = eigh_psd(c.scatter_x * np.outer(x_scale, x_scale), n - 1)
     if c.class_count is not None:
         e = _standardised_tables(c.class_count, class_embeddings, std_offset)  # (K, C, D2)
+        varying = int(np.any(e != 0, axis=(0, 1)).sum())
         # B_k = D^-1 (S - mu n^T) E~_k : project the C class directions first, then apply E~_k.
         f = c.class_scatter * x_scale  # (C, D1): centred class sums, standardised
         proj = _mm(_mm(v.T, f.T)[None], e)  # v_i^T B_k: (K, r, D2)
@@ -114,13 +119,14 @@ def spectrum(
         if not np.any(y_scale):
             raise InvalidInputError("every F-label column is constant over the samples: there is nothing to explain.")
         t = np.einsum("jkl,jk,jl->kl", c.scatter_y, y_scale, y_scale)
+        varying = int(np.any(y_scale != 0, axis=1).sum())
         b = c.cross * x_scale[:, None, None] * y_scale[None]  # (D1, D2, K)
         proj = _mm(v.T, b.reshape(b.shape[0], d2 * k)).reshape(v.shape[1], d2, k).transpose(2, 0, 1)  # v_i^T B_k
     # Q_i = P_i P_i^T / s_i with P_i the (K, D2) block of direction i: one batched matmul.
     p_i = proj.transpose(1, 0, 2)
     q = _mm(p_i, p_i.transpose(0, 2, 1)) / s[:, None, None]
     return Spectrum(
-        n=n, d1=c.mean_x.shape[0], d2=d2, k=t.shape[0], eigvals=s, q=q, t=t,
+        n=n, d1=c.mean_x.shape[0], d2=d2, d2_varying=varying, k=t.shape[0], eigvals=s, q=q, t=t,
         n_constant=int((x_scale == 0).sum()),
     )
 
@@ -174,28 +180,36 @@ def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.nd
 
 
 def as_tables(tables: Any, n_classes: int) -> np.ndarray:
+    """Class-name embedding tables as one float64 array (K, C, D2), validated; None is one-hot."""
     if tables is None:
         return np.eye(n_classes)[None]
-    if isinstance(tables, np.ndarray) or hasattr(tables, "detach"):
-        tables = [tables] if np.ndim(tables) == 2 else list(tables)
-    tables = [np.asarray(t.detach().cpu() if hasattr(t, "detach") else t, dtype=np.float64) for t in tables]
-    if not tables:
+    if hasattr(tables, "detach"):
+        tables = tables.detach().cpu().numpy()
+    try:  # one (C, D2) table, or K of them as a (K, C, D2) array or nested lists
+        stacked = np.asarray(tables)
+        items = [stacked] if stacked.ndim == 2 else list(stacked) if stacked.ndim == 3 else None
+    except ValueError:  # ragged: K tables of different shapes, reported below
+        items = None
+    if items is None:
+        items = [np.asarray(t.detach().cpu() if hasattr(t, "detach") else t) for t in tables]
+    if not items:
         raise InvalidInputError("class_embeddings is empty: give K >= 1 tables of shape (C, D2), one per F-label encoder.")
-    for i, t in enumerate(tables):
+    for i, t in enumerate(items):
         if t.ndim != 2:
             raise InvalidInputError(f"class_embeddings[{i}] must be 2-D (n_classes, D2); got shape {t.shape}.")
+        if t.dtype.kind not in "biuf":
+            raise InvalidInputError(f"class_embeddings[{i}] must be real numbers; got dtype {t.dtype}.")
         if t.shape[0] < n_classes:
             raise InvalidInputError(
                 f"labels use class ids up to {n_classes - 1}, but class_embeddings[{i}] has only {t.shape[0]} rows."
             )
         if not np.isfinite(t).all():
             raise InvalidInputError(f"class_embeddings[{i}] contains NaN or inf.")
-    widths = {t.shape[1] for t in tables}
-    if len(widths) > 1:
+    widths = [t.shape[1] for t in items]
+    if len(set(widths)) > 1:
         raise InvalidInputError(
-            f"all F-label tables must share one width D2; got widths {[t.shape[1] for t in tables]}. "
+            f"all F-label tables must share one width D2; got widths {widths}. "
             "Project them to a common width (the paper uses 1024) before scoring."
         )
     # Rows beyond the largest id seen belong to classes with no samples: weight 0 either way.
-    return np.stack([t[:n_classes] for t in tables])
-
+    return np.stack([t[:n_classes].astype(np.float64) for t in items])

@@ -52,6 +52,7 @@ _REQUIRED = {
 }
 _HEAD = ("head_hard", "head_soft")
 _CLASS_ROWS = ("class_count", "class_sum_x", *_HEAD)  # indexed by class id on dim 0: grow with new ids
+_MAX_CLASS_TABLE_BYTES = 8 * 2**30  # a class id that needs more is a raw label value, not an id
 
 
 @dataclass(frozen=True)
@@ -186,10 +187,13 @@ class FeatureStats:
                 f"features must be 2-D (batch, dim); got shape {tuple(x.shape)}. "
                 "Pool token/patch features first; reshape a single sample with x[None]."
             )
+        if x.shape[1] == 0:
+            raise InvalidInputError("features have width 0: there is nothing to score.")
         if self._t and x.shape[1] != self.dim:
             raise InvalidInputError(f"features have width {x.shape[1]}, earlier batches had {self.dim}.")
-        kind, y = self._check_targets(x, labels, label_embeddings)
+        kind = "classes" if labels is not None else "embeddings"
         logits = self._check_head(x, kind, head_logits)
+        kind, y = self._check_targets(x, labels, label_embeddings, None if logits is None else logits.shape[1])
         if x.shape[0] == 0:
             return self
         xc = _work_buffer("xc", tuple(x.shape), x.device).copy_(x)
@@ -202,6 +206,11 @@ class FeatureStats:
         sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
         batch["cubic_x"] = sq_norm @ xc
         batch["quartic_x"] = sq_norm @ sq_norm
+        if not (torch.isfinite(batch["quartic_x"]) and torch.isfinite(torch.trace(batch["gram_x"]))):
+            raise InvalidInputError(
+                "features are too large: their squares or fourth powers overflow float64. Rescale them "
+                "(EMMS standardises columns, so the scale does not change its score)."
+            )
 
         new = {"shift_x": shift_x}
         if kind == "classes":
@@ -254,7 +263,9 @@ class FeatureStats:
             _raise_not_finite(z, "head_logits")
         return z
 
-    def _check_targets(self, x: torch.Tensor, labels: Any, label_embeddings: Any) -> tuple[str, torch.Tensor]:
+    def _check_targets(
+        self, x: torch.Tensor, labels: Any, label_embeddings: Any, head_width: int | None
+    ) -> tuple[str, torch.Tensor]:
         if (labels is None) == (label_embeddings is None):
             raise InvalidInputError(
                 "give exactly one target: labels= (class ids, shape (B,)) or "
@@ -271,14 +282,23 @@ class FeatureStats:
             y = as_tensor(labels, "labels", device=x.device)
             if y.ndim != 1 or y.shape[0] != b:
                 raise InvalidInputError(f"labels must have shape ({b},) to match features; got {tuple(y.shape)}.")
-            if torch.is_floating_point(y) or torch.is_complex(y) or y.dtype == torch.bool:
+            if b == 0:
+                return kind, y.long()  # np.asarray([]) is float: an empty batch has no dtype to check
+            if torch.is_floating_point(y) or y.dtype == torch.bool:
                 raise InvalidInputError(
                     f"labels must hold integer class ids; got dtype {y.dtype}. "
                     "For regression targets or other per-sample F-labels pass label_embeddings= instead."
                 )
-            if b and int(y.min()) < 0:
+            y = y.long()
+            if int(y.min()) < 0:
                 raise InvalidInputError(f"labels must be class ids >= 0; got {int(y.min())}.")
-            return kind, y.long()
+            width = x.shape[1] + (head_width or 0)
+            if (int(y.max()) + 1) * width * 8 > _MAX_CLASS_TABLE_BYTES:
+                raise InvalidInputError(
+                    f"class id {int(y.max())} would need class tables of {(int(y.max()) + 1) * width * 8 / 2**30:.0f} GiB: "
+                    "class ids must be 0..C-1. Map raw label values to consecutive ids first."
+                )
+            return kind, y
         y = as_tensor(label_embeddings, "label_embeddings", device=x.device)
         if y.ndim == 2:
             y = y[:, :, None]
@@ -307,11 +327,15 @@ class FeatureStats:
         a, b = (_pad_classes(p._reshifted(shifts), n_classes) for p in (self, other))
         out = FeatureStats()
         out.n, out.kind = self.n + other.n, self.kind
-        out._t = {**shifts, **{name: a[name] + b[name] for name in a}}
+        out._t = {**shifts, **{name: a[name] + b[name].to(a[name].device) for name in a}}
         return out
 
     def __add__(self, other: "FeatureStats") -> "FeatureStats":
         return self.merge(other) if isinstance(other, FeatureStats) else NotImplemented
+
+    def __radd__(self, other: Any) -> "FeatureStats":
+        """``sum(list_of_stats)`` starts from 0."""
+        return self.copy() if isinstance(other, int) and other == 0 else NotImplemented
 
     def copy(self) -> "FeatureStats":
         out = FeatureStats()
@@ -373,12 +397,14 @@ class FeatureStats:
         for h in filled[1:]:
             _check_compatible(filled[0], h)
         n_classes = max(h["n_classes"] or 0 for h in filled)
+        home, device = self.device, _collective_device(dist)  # NCCL reduces CUDA tensors only
         if self.n == 0:
             self.kind = filled[0]["kind"]
-            device = _collective_device(dist)
-            self._t = {name: torch.zeros(shape, dtype=_F64, device=device) for name, shape in filled[0]["shapes"].items()}
+            self._t = {name: torch.zeros(shape, dtype=_F64) for name, shape in filled[0]["shapes"].items()}
+        self._t = {name: t.to(device) for name, t in self._t.items()}
         n_total = sum(h["n"] for h in headers)
-        # One shift for all ranks: the global mean, computed once and broadcast from rank 0.
+        # One shift for all ranks: the global mean. Rank 0 broadcasts its copy because not every
+        # backend and algorithm promises bit-identical all-reduce results on every rank.
         shifts = {}
         for name, total in zip(_SHIFTS, ("sum_x", "sum_y")):
             if name in self._t:
@@ -389,7 +415,7 @@ class FeatureStats:
         sums = _pad_classes(self._reshifted(shifts), n_classes)
         for name in sorted(sums):  # the same order on every rank
             dist.all_reduce(sums[name])
-        self._t = {**shifts, **sums}
+        self._t = {name: t.to(home or device) for name, t in {**shifts, **sums}.items()}
         self.n = n_total
         return self
 
@@ -459,22 +485,34 @@ class FeatureStats:
         if meta.get("version") != _VERSION:
             raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads {_VERSION}.")
         required = set(_REQUIRED.get(meta.get("kind"), ()))
-        allowed = required | (set(_HEAD) if meta.get("kind") == "classes" else set())
-        if not required or not required <= set(tensors) <= allowed:
-            raise StatsFileError(f"{path} holds tensors {sorted(tensors)}; expected {sorted(required)} (+ optional {_HEAD}).")
+        optional = set(_HEAD) if meta.get("kind") == "classes" else set()
+        present = set(tensors) - required
+        if not required or not required <= set(tensors) or present not in (set(), optional):
+            raise StatsFileError(f"{path} holds tensors {sorted(tensors)}; expected {sorted(required)}, with both or none of {_HEAD}.")
+        n = meta.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise StatsFileError(f"{path} records n = {n!r}; expected a sample count >= 1.")
+        problem = _shape_problem({k: tuple(v.shape) for k, v in tensors.items()})
+        if problem:
+            raise StatsFileError(f"{path} is inconsistent: {problem}.")
         out = cls()
-        out.n, out.kind, out._t = int(meta["n"]), meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
+        out.n, out.kind, out._t = n, meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
         return out
 
 
 def as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor:
+    """A torch view (or copy) of numeric array-like input, on ``device`` when one is given."""
     if isinstance(a, torch.Tensor):
         t = a.detach()
     else:
         arr = np.asarray(a)
-        if arr.dtype == object or arr.dtype.kind in "USV":
-            raise InvalidInputError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        if arr.dtype.kind not in "biuf":
+            raise InvalidInputError(f"{name} must be real numbers; got an array of dtype {arr.dtype}.")
+        if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:  # long double: torch has no such type
+            arr = arr.astype(np.float64)
+        # torch needs native byte order and warns on read-only memory (mmap), though we only read it.
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     if torch.is_complex(t):
         raise InvalidInputError(f"{name} must be real-valued; got dtype {t.dtype}.")
     return t if device is None else t.to(device)
@@ -555,6 +593,25 @@ def _common_shifts(parts: list[FeatureStats]) -> dict[str, torch.Tensor]:
         for name, total in zip(_SHIFTS, ("sum_x", "sum_y"))
         if name in parts[0]._t
     }
+
+
+def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """What is inconsistent about a set of statistics' shapes, or None."""
+    d1 = shapes["sum_x"][0] if len(shapes["sum_x"]) == 1 else -1
+    c = shapes["class_count"][0] if "class_count" in shapes else None
+    z = shapes["head_soft"][1] if len(shapes.get("head_soft", ())) == 2 else None
+    d2k = shapes.get("sum_y")
+    expected = {
+        "shift_x": (d1,), "sum_x": (d1,), "gram_x": (d1, d1), "cubic_x": (d1,), "quartic_x": (),
+        "class_count": (c,), "class_sum_x": (c, d1), "head_hard": (c, z), "head_soft": (c, z),
+    }
+    if d2k is not None and len(d2k) == 2:
+        d2, k = d2k
+        expected.update(shift_y=(d2, k), sum_y=(d2, k), cross_xy=(d1, d2, k), gram_y=(d2, k, k))
+    for name, shape in shapes.items():
+        if d1 < 1 or expected.get(name) != shape:
+            return f"{name} has shape {shape}, expected {expected.get(name)}"
+    return None
 
 
 def _collective_device(dist: Any) -> torch.device:
