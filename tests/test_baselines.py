@@ -167,3 +167,11 @@ def test_logme_leaves_out_targets_that_are_zero_everywhere():
     stats = streamed(p, labels=p.labels)
     padded = [np.hstack([t, np.zeros((len(t), 2))]) for t in p.tables]
     assert logme(stats, padded) == pytest.approx(logme(stats, p.tables), abs=1e-12)
+
+
+def test_leep_of_a_confident_head_matches_the_hand_computed_value():
+    """Probabilities of e^-900 underflow to 0: the second pass works in log space."""
+    labels = np.array([0, 1, 0, 1])
+    logits = np.array([[900.0, 0.0, 0.0], [0.0, 900.0, 0.0], [0.0, 0.0, 900.0], [0.0, 0.0, 900.0]])
+    assert np.isfinite(leep_score(logits, labels))
+    assert leep_score(logits, labels) == pytest.approx(np.mean(np.log([1.0, 1.0, 0.5, 0.5])), abs=1e-12)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from .stats import FeatureStats, as_tensor, head_tables
+from .stats import FeatureStats, as_tensor, collective_device, head_tables
 
 
 def nce(stats: FeatureStats) -> float:
@@ -81,9 +81,9 @@ class LeepPass:
             raise InvalidInputError(f"labels must be class ids seen in the first pass ({seen}).")
         if not torch.isfinite(z).all():
             raise InvalidInputError("head_logits contain NaN or inf.")
-        # sum_z theta_z(x_i) P(y_i | z) for each sample: one row of the conditional table per label.
-        likelihood = (torch.softmax(z, 1) * self.conditional.to(z.device)[y]).sum(1)
-        self.total += float(torch.log(likelihood).sum())
+        # log sum_z theta_z(x_i) P(y_i | z), in log space: confident heads underflow theta to exact zeros.
+        log_conditional = torch.log(self.conditional.to(z.device))[y]
+        self.total += float(torch.logsumexp(torch.log_softmax(z, 1) + log_conditional, 1).sum())
         self.n += len(y)
         return self
 
@@ -92,7 +92,7 @@ class LeepPass:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            t = torch.tensor([self.total, float(self.n)], dtype=torch.float64)
+            t = torch.tensor([self.total, float(self.n)], dtype=torch.float64, device=collective_device(dist))
             dist.all_reduce(t)
             self.total, self.n = float(t[0]), int(t[1])
         return self

@@ -397,7 +397,7 @@ class FeatureStats:
         for h in filled[1:]:
             _check_compatible(filled[0], h)
         n_classes = max(h["n_classes"] or 0 for h in filled)
-        home, device = self.device, _collective_device(dist)  # NCCL reduces CUDA tensors only
+        home, device = self.device, collective_device(dist)  # NCCL reduces CUDA tensors only
         if self.n == 0:
             self.kind = filled[0]["kind"]
             self._t = {name: torch.zeros(shape, dtype=_F64) for name, shape in filled[0]["shapes"].items()}
@@ -614,7 +614,8 @@ def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
     return None
 
 
-def _collective_device(dist: Any) -> torch.device:
+def collective_device(dist: Any) -> torch.device:
+    """Where tensors must live for the process group's collectives (NCCL: the current CUDA device)."""
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
