@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from .line_search import grid_golden_max
 from .spectrum import as_tables
 from .stats import FeatureStats
 
@@ -123,15 +124,7 @@ def _evidence(s: np.ndarray, v: np.ndarray, fty: np.ndarray, yy: np.ndarray, n: 
         return (s.size / 2 * np.log(t) - np.log(t + s_col).sum(0) / 2 - n / 2 * np.log(fit) + const) / n
 
     scale = np.log10(s.max()) if s.size else 0.0
-    grid = scale + _GRID
-    values = np.stack([profile(np.full(yy.shape, g)) for g in grid])  # (grid, T)
-    best = values.argmax(0)
-    lo, hi = grid[np.maximum(best - 1, 0)], grid[np.minimum(best + 1, len(grid) - 1)]
-    ratio = (np.sqrt(5) - 1) / 2
-    for _ in range(_GOLDEN_STEPS):  # golden section on each target's bracket, all targets at once
-        c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        left = profile(c) >= profile(d)
-        lo, hi = np.where(left, lo, c), np.where(left, d, hi)
-    # The best of the refined point and the grid; t -> infinity (no signal: w = 0) is the limit below.
+    _, best = grid_golden_max(profile, scale + _GRID, len(yy), _GOLDEN_STEPS)
+    # t -> infinity (no signal: w = 0) is a limit, not a grid point.
     no_signal = 0.5 * (np.log(n / yy) - np.log(2 * np.pi) - 1)
-    return np.maximum(np.maximum(profile((lo + hi) / 2), values.max(0)), no_signal)
+    return np.maximum(best, no_signal)

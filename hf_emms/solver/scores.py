@@ -47,12 +47,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from .line_search import grid_golden_max
 from .simplex import simplex_qp, sparsemax
 from .spectrum import Spectrum, spectrum
 from .stats import FeatureStats
 
 RULES = ("gcv", "in_sample")
-_GRID = np.linspace(-8.0, 4.0, 25)  # log10 of the ridge relative to the mean eigenvalue of G
+_GRID = np.linspace(-8.0, 4.0, 25)  # log10 of the ridge relative to the mean non-zero eigenvalue of G
 _GOLDEN_STEPS = 30  # shrinks the one-decade bracket around the best grid point to 1e-6 decade
 
 
@@ -215,24 +216,10 @@ def _gcv(sp: Spectrum) -> EMMSResult:
         gcv, lam, dof = fit(0.0)
         return _result(sp, -gcv, lam, "gcv", ridge=0.0, dof=dof)
     mean_s = s.mean()
-    values = [fit(mean_s * 10**p)[0] for p in _GRID]
-    best = int(np.argmin(values))
-    lo, hi = _GRID[max(best - 1, 0)], _GRID[min(best + 1, len(_GRID) - 1)]
-    g = (np.sqrt(5) - 1) / 2
-    c, d = hi - g * (hi - lo), lo + g * (hi - lo)
-    fc, fd = fit(mean_s * 10**c)[0], fit(mean_s * 10**d)[0]
-    for _ in range(_GOLDEN_STEPS):
-        if fc <= fd:
-            hi, d, fd = d, c, fc
-            c = hi - g * (hi - lo)
-            fc = fit(mean_s * 10**c)[0]
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + g * (hi - lo)
-            fd = fit(mean_s * 10**d)[0]
-    candidates = [(values[best], mean_s * 10 ** _GRID[best]), (min(fc, fd), mean_s * 10 ** (c if fc <= fd else d))]
-    candidates.append((fit(0.0)[0], 0.0))  # plain least squares, when N > rank + 1
-    _, a = min(candidates, key=lambda t: t[0])
+    log_a, _ = grid_golden_max(lambda p: np.array([-fit(mean_s * 10 ** p[0])[0]]), _GRID, 1, _GOLDEN_STEPS)
+    a = mean_s * 10 ** log_a[0]
+    if fit(0.0)[0] < fit(a)[0]:  # plain least squares (a = 0, off the log grid), when N > rank + 1
+        a = 0.0
     gcv, lam, dof = fit(a)
     if not np.isfinite(gcv):
         raise InvalidInputError("GCV is undefined for these statistics (every ridge interpolates the samples).")
