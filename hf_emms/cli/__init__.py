@@ -1,0 +1,57 @@
+"""The ``hf-emms`` command line.
+
+Each subcommand lives in its own module of this package and exposes ``register(subparsers)``, which adds its
+parser and sets ``func`` (called with the parsed namespace, returning an exit code). Adding a command means adding
+a module and its name to ``_COMMANDS``; nothing else here changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import HfEmmsError
+
+# Module names (under hf_emms.cli) in the order `hf-emms --help` lists them.
+_COMMANDS = ("scan", "rank", "annotate", "demo", "install_metric")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-emms",
+        description="Which pre-trained checkpoint should you fine-tune? Ranks Hugging Face checkpoints for your "
+        "dataset with EMMS, before you spend a GPU-hour on any.",
+        epilog="Run `hf-emms COMMAND --help` for the options of one command.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue  # a command not built yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except HfEmmsError as exc:
+        print(f"hf-emms: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hf-emms: interrupted; finished work is kept and a re-run resumes from it.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m hf_emms.cli`
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Tiny random transformers checkpoints built by the tests (tens of KB each, seconds to build, fully offline).
+
+Each builder writes a complete Hugging Face folder (``config.json``, ``model.safetensors``, and the tokenizer,
+image processor or feature extractor beside it) and returns its path. Weights are random but seeded, so two
+builds with the same arguments are byte-identical in their weights. Tokenizers are trained here on a small
+corpus with the ``tokenizers`` library: no download is ever needed.
+
+Shared by every test that needs a model: label encoders, feature extraction, the Hub server, the pipeline.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+CORPUS = (
+    "a photo of a dog", "a photo of a cat", "a puppy plays in the park", "the airplane flies over the city",
+    "what is the capital of france", "how many people live in paris", "this movie was great", "this film was awful",
+    "free entry win a prize now", "are we meeting for lunch today", "a red car on the road", "the stock market fell",
+)
+
+WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BPE_SPECIAL = "<|endoftext|>"
+
+
+def _wordpiece_tokenizer():
+    """A BERT-style tokenizer (lower-casing, [CLS] ... [SEP], [PAD] = 0)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(CORPUS * 4, trainers.WordPieceTrainer(vocab_size=200, special_tokens=WORDPIECE_SPECIALS))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=64,
+    )
+
+
+def _bpe_tokenizer(*, pad: bool):
+    """A GPT-2-style byte-level BPE tokenizer; like GPT-2 it has no pad token unless ``pad``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=[BPE_SPECIAL], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    specials = dict(bos_token=BPE_SPECIAL, eos_token=BPE_SPECIAL, unk_token=BPE_SPECIAL)
+    if pad:
+        specials["pad_token"] = BPE_SPECIAL
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=64, **specials)
+
+
+def _save(model, preprocessor, path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)  # safetensors by default
+    preprocessor.save_pretrained(path)
+    return path
+
+
+def _seeded(fn):
+    @functools.wraps(fn)
+    def wrapper(path, *args, seed: int = 0, **kwargs):
+        torch.manual_seed(seed)
+        return fn(Path(path), *args, **kwargs)
+
+    return wrapper
+
+
+@_seeded
+def bert(path, *, hidden: int = 32, layers: int = 2, classifier_labels: list[str] | None = None) -> Path:
+    """A BERT text encoder (``BertModel``), or ``BertForSequenceClassification`` with ``classifier_labels``."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    tokenizer = _wordpiece_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+    )
+    if classifier_labels:
+        config.id2label = dict(enumerate(classifier_labels))
+        config.label2id = {name: i for i, name in enumerate(classifier_labels)}
+        return _save(BertForSequenceClassification(config), tokenizer, path)
+    return _save(BertModel(config), tokenizer, path)
+
+
+@_seeded
+def gpt2(path, *, hidden: int = 32, layers: int = 2) -> Path:
+    """A GPT-2 causal LM (``GPT2LMHeadModel``) whose tokenizer, like GPT-2's, has no pad token."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = _bpe_tokenizer(pad=False)
+    eos = tokenizer.convert_tokens_to_ids(BPE_SPECIAL)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=hidden, n_layer=layers, n_head=2, n_positions=64,
+        bos_token_id=eos, eos_token_id=eos,
+    )
+    return _save(GPT2LMHeadModel(config), tokenizer, path)
+
+
+@_seeded
+def clip_text(path, *, hidden: int = 32, layers: int = 2, projection: int = 16) -> Path:
+    """A CLIP text tower with its projection (``CLIPTextModelWithProjection``)."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    tokenizer = _bpe_tokenizer(pad=True)
+    eos = tokenizer.convert_tokens_to_ids(BPE_SPECIAL)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=2, max_position_embeddings=64, projection_dim=projection,
+        bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+    )
+    return _save(CLIPTextModelWithProjection(config), tokenizer, path)
+
+
+@_seeded
+def vit(path, *, hidden: int = 32, layers: int = 2, image_size: int = 32,
+        classifier_labels: list[str] | None = None) -> Path:
+    """A ViT image encoder (``ViTModel``), or ``ViTForImageClassification`` with ``classifier_labels``."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+        image_size=image_size, patch_size=8,
+    )
+    processor = ViTImageProcessor(size={"height": image_size, "width": image_size})
+    if classifier_labels:
+        config.id2label = dict(enumerate(classifier_labels))
+        config.label2id = {name: i for i, name in enumerate(classifier_labels)}
+        return _save(ViTForImageClassification(config), processor, path)
+    return _save(ViTModel(config), processor, path)
+
+
+@_seeded
+def resnet(path, *, image_size: int = 32) -> Path:
+    """A ResNet (``ResNetModel``): a CNN whose last hidden state is a 4-D map (batch, channels, h, w)."""
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetModel
+
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+    processor = ConvNextImageProcessor(size={"shortest_edge": image_size}, crop_pct=1.0)
+    return _save(ResNetModel(config), processor, path)
+
+
+@_seeded
+def wav2vec2(path, *, hidden: int = 32, layers: int = 2) -> Path:
+    """A wav2vec2 audio encoder (``Wav2Vec2Model``) with its feature extractor (16 kHz raw waveforms)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2, vocab_size=8,
+    )
+    extractor = Wav2Vec2FeatureExtractor(sampling_rate=16_000, return_attention_mask=True)
+    return _save(Wav2Vec2Model(config), extractor, path)
