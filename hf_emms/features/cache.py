@@ -1,0 +1,79 @@
+"""A cache of finished statistics, one entry per (candidate, exact revision, dataset, split, samples, targets,
+pooling, dtype, text length), so that a re-run or a run after a crash recomputes nothing that was finished.
+
+An entry is two files named by the key's hash: the statistics (``.safetensors``, written by ``FeatureStats.save``)
+and the record of how they were made (``.json``). Both are written to a temporary file and renamed; the record is
+written last, so an entry whose record exists is complete. Anything unreadable is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import StatsFileError
+from ..solver import FeatureStats
+
+CACHE_FORMAT = 1  # bump when what a key's statistics mean changes (pooling rules, preprocessing)
+
+
+def array_digest(a: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes: identifies sample indices and F-label arrays in keys."""
+    a = np.ascontiguousarray(a)
+    digest = hashlib.sha256(json.dumps([a.dtype.str, a.shape]).encode())
+    flat = a.reshape(-1).view(np.uint8)
+    for lo in range(0, flat.size, 1 << 26):  # 64 MB at a time: large F-label arrays may be memory-mapped
+        digest.update(flat[lo : lo + (1 << 26)])
+    return digest.hexdigest()
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """The hex SHA-256 of ``parts`` (JSON-serialisable), in canonical form."""
+    canonical = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class StatsCache:
+    """Finished statistics and their records under one folder.
+
+    Parameters
+    ----------
+    root : path
+        Folder of the cache (created on first write). Safe to share between processes and runs: writes are atomic
+        and two writers of one key write the same content.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        base = self.root / key[:2] / key
+        return base.with_suffix(".safetensors"), base.with_suffix(".json")
+
+    def get(self, key: str) -> tuple[FeatureStats, dict[str, Any]] | None:
+        """The cached statistics and record of ``key``, or None when absent or unreadable."""
+        stats_path, record_path = self._paths(key)
+        try:
+            record = json.loads(record_path.read_text())
+            return FeatureStats.load(stats_path), record
+        except (OSError, ValueError, StatsFileError):
+            return None
+
+    def put(self, key: str, stats: FeatureStats, record: dict[str, Any]) -> None:
+        """Store an entry: statistics first, then the record that marks it complete."""
+        stats_path, record_path = self._paths(key)
+        stats.save(stats_path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{record_path.name}.", suffix=".tmp", dir=record_path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f, indent=1)
+            os.replace(tmp, record_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

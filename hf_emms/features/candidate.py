@@ -1,0 +1,247 @@
+"""Finding and loading one candidate checkpoint: a local folder, or a Hub id at a revision.
+
+Resolving is cheap (a Hub id's ``config.json``, or a hash of a folder's files) and pins the exact version, so the
+statistics cache can be asked before any weight is read. Loading then uses only that pinned version, with the
+project's safety defaults: safetensors weights only and no remote code, unless the caller opts in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CandidateLoadError
+
+# Files a Hub snapshot needs for config, tokenizer/processor, declared pooling and safetensors weights.
+_SAFE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.spm"]
+_PICKLE_PATTERNS = ["*.bin"]  # torch pickles: only when the caller allows them
+_CODE_PATTERNS = ["*.py"]  # remote code: only with trust_remote_code
+_HEAD_SUFFIXES = {
+    "text": "ForSequenceClassification",
+    "image": "ForImageClassification",
+    "audio": "ForAudioClassification",
+}
+_INPUT_MODALITY = {"input_ids": "text", "pixel_values": "image", "input_values": "audio", "input_features": "audio"}
+
+
+@dataclass(frozen=True)
+class ResolvedCandidate:
+    """A candidate pinned to one exact version.
+
+    Attributes
+    ----------
+    name : str
+        The candidate as given: a Hub id or a local folder path.
+    revision : str
+        The resolved commit sha of a Hub id, or ``"sha256:<hex>"``, the hash of a local folder's files.
+    hub : bool
+        Whether ``name`` is a Hub id (else a local folder).
+    """
+
+    name: str
+    revision: str
+    hub: bool
+
+
+@dataclass
+class LoadedCandidate:
+    """A candidate ready to run: the model in eval mode on its device, and its preprocessor.
+
+    Attributes
+    ----------
+    resolved : ResolvedCandidate
+    folder : Path
+        Local folder the weights were read from (a Hub snapshot or the folder given).
+    model : transformers.PreTrainedModel
+        With a classifier head when ``head_classes`` is set, else the bare encoder.
+    encoder : torch.nn.Module
+        The module whose output is pooled into features (``model`` itself, or its ``base_model``).
+    preprocessor : Any
+        Tokenizer, image processor or feature extractor.
+    modality : str
+        ``"text"``, ``"image"`` or ``"audio"``.
+    missing_keys : set of str
+        Weights the checkpoint lacked (randomly initialised by transformers).
+    head_classes : int or None
+        Z, the classes of the checkpoint's classifier head, when it is used.
+    """
+
+    resolved: ResolvedCandidate
+    folder: Path
+    model: Any
+    encoder: Any
+    preprocessor: Any
+    modality: str
+    missing_keys: set[str]
+    head_classes: int | None
+
+
+def resolve_candidate(
+    candidate: str | os.PathLike, *, revision: str | None = None
+) -> tuple[ResolvedCandidate, Path | None]:
+    """Pin ``candidate`` to an exact version without reading its weights.
+
+    Parameters
+    ----------
+    candidate : str or path
+        A local folder holding a Hugging Face checkpoint, or a Hub id (``"org/name"``).
+    revision : str, optional
+        Branch, tag or commit of a Hub id (default: the main branch). Not allowed with a folder.
+
+    Returns
+    -------
+    resolved : ResolvedCandidate
+    folder : Path or None
+        The local folder when ``candidate`` is one (None for a Hub id, whose files are fetched on load).
+
+    Raises
+    ------
+    CandidateLoadError
+        Not a folder with a ``config.json`` nor a reachable Hub id/revision (with the reason).
+    """
+    name = os.fspath(candidate)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if revision is not None:
+            raise CandidateLoadError(name, f"revision={revision!r} was given for a local folder; revisions pin Hub ids only.")
+        if not (path / "config.json").is_file():
+            raise CandidateLoadError(name, "the folder has no config.json: it is not a Hugging Face checkpoint folder.")
+        return ResolvedCandidate(name, "sha256:" + folder_hash(path), hub=False), path
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise CandidateLoadError(name, "no such checkpoint folder (and it does not look like a Hub id 'org/name').")
+    # The snapshot folder of a Hub download is named after the commit it holds: fetch config.json only.
+    snapshot = _snapshot(name, revision, ["config.json"])
+    return ResolvedCandidate(name, snapshot.name, hub=True), None
+
+
+def load_candidate(
+    resolved: ResolvedCandidate, *, folder: Path | None = None, modality: str, with_head: bool,
+    dtype: Any = None, device: Any = "cpu", allow_pickle: bool = False, trust_remote_code: bool = False,
+) -> LoadedCandidate:
+    """Load the pinned candidate and its preprocessor with transformers Auto classes.
+
+    Parameters
+    ----------
+    resolved : ResolvedCandidate
+        From :func:`resolve_candidate`.
+    folder : Path, optional
+        The local folder (a Hub id is fetched at ``resolved.revision`` when omitted).
+    modality : {"text", "image", "audio"}
+        What the dataset's input column holds; the model must read it.
+    with_head : bool
+        Load the checkpoint's classifier head too when it has one (for NCE and LEEP).
+    dtype : torch.dtype, optional
+        Weights' dtype (default: the checkpoint's, float32 for most).
+    device : str or torch.device
+    allow_pickle : bool, default False
+        Accept torch pickle weights (``pytorch_model.bin``), which can run code when read. Default: safetensors only.
+    trust_remote_code : bool, default False
+        Run model code shipped in the repository. Default: only architectures transformers itself implements.
+
+    Raises
+    ------
+    CandidateLoadError
+        With the reason: no safetensors weights, an architecture transformers cannot build, a model that does not
+        read this modality, a missing tokenizer/processor, an unreachable repository.
+    """
+    import transformers
+
+    name = resolved.name
+    if folder is None:
+        patterns = _SAFE_PATTERNS + _PICKLE_PATTERNS * allow_pickle + _CODE_PATTERNS * trust_remote_code
+        folder = _snapshot(name, resolved.revision, patterns)
+    if not allow_pickle and not any(folder.glob("*.safetensors")):
+        raise CandidateLoadError(
+            name, "no safetensors weights (*.safetensors). Pickled weights can run code when loaded; pass "
+            "allow_pickle=True if you trust this checkpoint.",
+        )
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as e:
+        raise CandidateLoadError(name, f"unreadable config ({_first_line(e)})") from e
+    head_class = _head_class(config, modality) if with_head else None
+    auto = head_class or transformers.AutoModel
+    try:
+        model, info = auto.from_pretrained(
+            folder, config=config, output_loading_info=True, use_safetensors=not allow_pickle or None,
+            trust_remote_code=trust_remote_code, dtype=dtype,
+        )
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
+        raise CandidateLoadError(name, f"transformers cannot build it ({_first_line(e)})") from e
+    model_modality = _INPUT_MODALITY.get(getattr(model, "main_input_name", ""))
+    if model_modality != modality:
+        raise CandidateLoadError(
+            name, f"{type(model).__name__} reads {model_modality or getattr(model, 'main_input_name', '?')} inputs, "
+            f"but the dataset column holds {modality}.",
+        )
+    preprocessor = _preprocessor(name, folder, modality, trust_remote_code)
+    model.to(device).eval()
+    return LoadedCandidate(
+        resolved=resolved, folder=folder, model=model, encoder=model.base_model if head_class else model,
+        preprocessor=preprocessor, modality=modality, missing_keys=set(info.get("missing_keys", ())),
+        head_classes=model.config.num_labels if head_class else None,
+    )
+
+
+def _head_class(config: Any, modality: str) -> Any:
+    """The Auto class of the checkpoint's own classifier head for this modality, or None when it has none."""
+    import transformers
+
+    suffix = _HEAD_SUFFIXES[modality]
+    architectures = getattr(config, "architectures", None) or []
+    if not any(a.endswith(suffix) for a in architectures) or len(getattr(config, "id2label", {}) or {}) < 2:
+        return None
+    return getattr(transformers, f"AutoModel{suffix}")
+
+
+def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: bool) -> Any:
+    import transformers
+
+    auto = {
+        "text": transformers.AutoTokenizer,
+        "image": transformers.AutoImageProcessor,
+        "audio": transformers.AutoFeatureExtractor,
+    }[modality]
+    try:
+        return auto.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CandidateLoadError(name, f"no usable {auto.__name__.removeprefix('Auto')} in the checkpoint ({_first_line(e)})") from e
+
+
+def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
+    """Local snapshot folder of ``repo_id`` at ``revision`` holding the files matching ``patterns``."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except HFValidationError as e:
+        raise CandidateLoadError(repo_id, f"not a local folder nor a valid Hub id ({_first_line(e)})") from e
+    except Exception as e:  # gated, missing repo or revision, network: all become a skipped candidate with the reason
+        raise CandidateLoadError(repo_id, f"cannot fetch revision {revision or 'main'} from the Hub ({type(e).__name__}: {_first_line(e)})") from e
+
+
+def folder_hash(folder: Path) -> str:
+    """SHA-256 over the relative paths and contents of every file under ``folder`` (hidden ones excepted).
+
+    Content, not modification times, so that a copied folder keeps its cache entries and an edited one loses them.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        digest.update(json.dumps([rel, path.stat().st_size]).encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

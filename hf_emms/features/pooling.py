@@ -1,0 +1,146 @@
+"""Pooling a model's outputs into one feature vector per sample, by rules that give real features.
+
+In order of precedence (``pooling="auto"``):
+
+1. The checkpoint's own declared pooling: a sentence-transformers ``modules.json`` whose Pooling module's
+   ``config.json`` says e.g. mean pooling, and a Normalize module after it. Such checkpoints often hold a BERT pooler
+   too, but the embedding they were trained to produce is the declared one.
+2. ``pooler_output`` when the checkpoint trained it: the model returns one and no ``pooler`` weight was missing
+   from the checkpoint. (``AutoModel`` on a ``*ForImageClassification`` ViT reports ``pooler.dense.*`` missing: that
+   pooler is random noise.)
+3. Otherwise the mean of the last hidden state: over non-padding tokens (text), over valid frames (audio), over
+   patches (vision transformers), over the spatial positions of a 4-D map (CNNs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InvalidInputError
+
+METHODS = ("pooler_output", "mean", "cls", "max", "last_token")
+_ST_MODES = {  # sentence-transformers Pooling config flag -> our method
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_lasttoken": "last_token",
+}
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How features are pooled, and why.
+
+    Attributes
+    ----------
+    method : str
+        One of ``"pooler_output"``, ``"mean"`` (masked mean over tokens/frames/patches, spatial mean of 4-D maps),
+        ``"cls"`` (first token), ``"max"`` (masked max), ``"last_token"`` (last non-padding token).
+    reason : str
+        Which rule chose it.
+    normalize : bool
+        L2-normalise each feature vector afterwards (declared by a sentence-transformers Normalize module).
+    """
+
+    method: str
+    reason: str
+    normalize: bool = False
+
+
+def declared_pooling(folder: Path) -> Pooling | None:
+    """The pooling a sentence-transformers checkpoint declares in ``modules.json``, or None.
+
+    A declaration this module cannot reproduce (several modes at once, ``mean_sqrt_len``) is ignored, and the
+    other rules apply.
+    """
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        pool_module = next(m for m in modules if m.get("type", "").endswith(".Pooling"))
+        config = json.loads((folder / pool_module.get("path", "") / "config.json").read_text())
+    except (OSError, ValueError, StopIteration, AttributeError, TypeError):
+        return None
+    if config.get("pooling_mode") in METHODS:  # newer sentence-transformers write the mode by name
+        modes = [config["pooling_mode"]]
+    else:
+        modes = [method for flag, method in _ST_MODES.items() if config.get(flag)]
+    if len(modes) != 1 or any(config.get(flag) for flag in ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")):
+        return None
+    normalize = any(m.get("type", "").endswith(".Normalize") for m in modules)
+    return Pooling(
+        modes[0], f"declared by the checkpoint (sentence-transformers {pool_module.get('path') or '.'}/config.json)"
+        + (", L2-normalised (Normalize module in modules.json)" if normalize else ""), normalize,
+    )
+
+
+def choose_pooling(option: str, *, folder: Path, output: Any, missing_keys: set[str]) -> Pooling:
+    """Resolve ``option`` (``"auto"`` or a method name) for a model, given its first batch's ``output``."""
+    if option != "auto":
+        if option not in METHODS:
+            raise InvalidInputError(f"pooling={option!r} is not one of 'auto', {', '.join(map(repr, METHODS))}.")
+        if option == "pooler_output" and getattr(output, "pooler_output", None) is None:
+            raise InvalidInputError("pooling='pooler_output' was asked for, but this model returns no pooler_output.")
+        return Pooling(option, "asked for by the caller")
+    declared = declared_pooling(folder)
+    if declared is not None:
+        return declared
+    reason = "no pooler_output"
+    if getattr(output, "pooler_output", None) is not None:
+        missing = sorted(k for k in missing_keys if "pooler" in k)
+        if not missing:
+            return Pooling("pooler_output", "the model's pooler_output (the checkpoint holds every pooler weight)")
+        reason = f"pooler weights missing from the checkpoint ({', '.join(missing)}): its pooler is random"
+    where = "spatial mean of the 4-D feature map" if _hidden(output).ndim == 4 else "mean over non-padding positions"
+    return Pooling("mean", f"{reason}; {where}")
+
+
+def pool(output: Any, pooling: Pooling, mask: torch.Tensor | None) -> torch.Tensor:
+    """Pooled features, shape (B, D1).
+
+    Parameters
+    ----------
+    output : transformers ModelOutput
+        With ``last_hidden_state`` of shape (B, T, D), or (B, D, H, W) for CNNs.
+    pooling : Pooling
+    mask : torch.Tensor of shape (B, T), optional
+        1 for real tokens or frames, 0 for padding; None when every position is real.
+    """
+    if pooling.method == "pooler_output":
+        features = output.pooler_output.flatten(1)
+    else:
+        hidden = _hidden(output)
+        if hidden.ndim == 4:  # (B, C, H, W) -> (B, H*W, C): positions of the map are its "tokens"
+            hidden = hidden.flatten(2).transpose(1, 2)
+        elif hidden.ndim != 3:
+            raise InvalidInputError(f"cannot pool a last hidden state of shape {tuple(hidden.shape)}.")
+        features = _pool_positions(hidden, pooling.method, mask)
+    if pooling.normalize:
+        features = torch.nn.functional.normalize(features.float(), dim=-1).to(features.dtype)
+    return features
+
+
+def _pool_positions(hidden: torch.Tensor, method: str, mask: torch.Tensor | None) -> torch.Tensor:
+    """Pool (B, T, D) over T, counting only positions where ``mask`` is 1."""
+    if method == "cls":
+        return hidden[:, 0]
+    if mask is None:
+        mask = hidden.new_ones(hidden.shape[:2])
+    mask = mask.to(hidden.device)
+    if method == "last_token":  # padding is on the right (set by the preprocessing), so the last real is at len-1
+        last = mask.long().sum(1).clamp(min=1) - 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    keep = mask.to(hidden.dtype).unsqueeze(-1)
+    if method == "max":
+        return hidden.masked_fill(keep == 0, torch.finfo(hidden.dtype).min).amax(1)
+    # Sum in float32 at least: a bf16 sum over hundreds of tokens loses most of its digits.
+    total = (hidden.float() * keep.float()).sum(1)
+    return (total / keep.float().sum(1).clamp(min=1)).to(hidden.dtype)
+
+
+def _hidden(output: Any) -> torch.Tensor:
+    hidden = getattr(output, "last_hidden_state", None)
+    return hidden if hidden is not None else output[0]
