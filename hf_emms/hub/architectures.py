@@ -1,0 +1,73 @@
+"""What a checkpoint takes as input, and whether the installed transformers can build it without remote code.
+
+Both answers come from transformers' own auto-class tables (``model_type`` -> class names per task), read from the
+installed version, so a new architecture is supported as soon as transformers supports it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+MODALITIES = ("text", "image", "audio")
+
+# Task tables whose presence says which input a model_type takes. Speech models also appear in text tables (their
+# decoders generate text), so audio wins: their encoders are what hf-emms would extract features from.
+_FAMILIES = {
+    "audio": ("AUDIO_CLASSIFICATION", "AUDIO_XVECTOR", "AUDIO_FRAME_CLASSIFICATION", "CTC", "SPEECH_SEQ_2_SEQ"),
+    "image": ("IMAGE", "IMAGE_CLASSIFICATION", "ZERO_SHOT_IMAGE_CLASSIFICATION", "BACKBONE", "MASKED_IMAGE_MODELING"),
+    # A zero-shot image classifier (CLIP, SigLIP) is a dual encoder with a text tower too.
+    "text": ("TEXT_ENCODING", "MASKED_LM", "CAUSAL_LM", "SEQUENCE_CLASSIFICATION", "TOKEN_CLASSIFICATION",
+             "SEQ_TO_SEQ_CAUSAL_LM", "ZERO_SHOT_IMAGE_CLASSIFICATION"),
+}
+
+# The Hub's pipeline tags, for checkpoints whose config does not say (no model_type, or one unknown here).
+PIPELINE_MODALITY = {
+    **dict.fromkeys(
+        ("feature-extraction", "sentence-similarity", "text-classification", "token-classification", "fill-mask",
+         "question-answering", "zero-shot-classification", "text-generation", "text2text-generation",
+         "summarization", "translation", "table-question-answering"), "text"),
+    **dict.fromkeys(
+        ("image-classification", "image-feature-extraction", "object-detection", "image-segmentation",
+         "zero-shot-image-classification", "depth-estimation", "image-to-text", "mask-generation"), "image"),
+    **dict.fromkeys(
+        ("audio-classification", "automatic-speech-recognition", "audio-feature-extraction",
+         "voice-activity-detection", "audio-to-audio"), "audio"),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    # Imported here: these tables cost about 2 s to import and only matter once a candidate is checked.
+    from transformers.models.auto import configuration_auto, modeling_auto
+
+    known = frozenset(configuration_auto.CONFIG_MAPPING_NAMES)
+    by_modality = {
+        modality: frozenset().union(*(getattr(modeling_auto, f"MODEL_FOR_{family}_MAPPING_NAMES", {})
+                                      for family in families))
+        for modality, families in _FAMILIES.items()
+    }
+    return known, by_modality
+
+
+def is_known_model_type(model_type: str | None) -> bool:
+    """Whether the installed transformers has a config class (hence Auto* classes) for ``model_type``."""
+    return model_type is not None and model_type in _tables()[0]
+
+
+def modalities_of(model_type: str | None, pipeline_tag: str | None = None) -> tuple[str, ...]:
+    """The inputs a checkpoint takes, among ``MODALITIES``; empty when neither argument tells.
+
+    Parameters
+    ----------
+    model_type : str or None
+        ``config.json``'s ``model_type``; transformers' task tables decide.
+    pipeline_tag : str or None
+        The Hub's pipeline tag, used when ``model_type`` is missing or in no task table.
+    """
+    by_modality = _tables()[1]
+    found = [m for m in MODALITIES if model_type is not None and model_type in by_modality[m]]
+    if "audio" in found:
+        return ("audio",)
+    if not found and pipeline_tag in PIPELINE_MODALITY:
+        return (PIPELINE_MODALITY[pipeline_tag],)
+    return tuple(found)

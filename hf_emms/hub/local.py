@@ -1,0 +1,146 @@
+"""Candidates already on disk: checkpoint folders, and snapshots in the local Hugging Face cache.
+
+Everything here is offline: metadata comes from ``config.json``, the safetensors headers (no weights loaded) and
+the model card's YAML header, so rankings work on what a user already has without reaching the Hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from huggingface_hub import scan_cache_dir
+from huggingface_hub.repocard import metadata_load
+from safetensors import SafetensorError, safe_open
+
+from .architectures import modalities_of
+from .candidate import Candidate, Source, weights_digest
+from .errors import InvalidCandidateError
+
+_CHUNK = 1 << 20
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The safetensors files at the folder's top level: the rule the Hub counts parameters and hashes weights by."""
+    return sorted(folder.glob("*.safetensors"))
+
+
+def _count_parameters(files: Iterable[Path]) -> int:
+    total = 0
+    for path in files:
+        with safe_open(path, framework="numpy") as f:  # reads the header only
+            for name in f.keys():
+                n = 1
+                for dim in f.get_slice(name).get_shape():
+                    n *= dim
+                total += n
+    return total
+
+
+def candidate_from_folder(
+    folder: str | Path, *, model_id: str | None = None, revision: str | None = None, source: Source = Source.LOCAL
+) -> Candidate:
+    """A candidate from a checkpoint folder (``config.json`` plus weights), read offline.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The checkpoint folder.
+    model_id, revision : str, optional
+        For cache snapshots: the repo id and commit sha. By default the folder's resolved path, and a content
+        digest of its files (sha256 over relative paths and file hashes, first 40 hex).
+    source : Source
+
+    Raises
+    ------
+    InvalidCandidateError
+        No ``config.json``, or unreadable ``config.json`` / safetensors files.
+    """
+    folder = Path(folder).expanduser().resolve()
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise InvalidCandidateError(f"{folder} is not a checkpoint folder: it has no config.json "
+                                    "(save one with model.save_pretrained(folder))")
+    weight_files = [p for p in _weight_files(folder) if p.is_file()]
+    try:
+        config = json.loads(config_path.read_text())
+        num_parameters = _count_parameters(weight_files) if weight_files else None
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise InvalidCandidateError(f"{folder}: cannot read the checkpoint's config or safetensors header ({exc}); "
+                                    "re-save it with save_pretrained") from None
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
+    hashes = {p.relative_to(folder).as_posix(): _sha256(p) for p in files if p in weight_files or revision is None}
+    if revision is None:
+        revision = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items())).encode()).hexdigest()[:40]
+    card = metadata_load(folder / "README.md") if (folder / "README.md").is_file() else None
+    card = card or {}
+    tags = card.get("tags") or []
+    return Candidate(
+        model_id=model_id or str(folder),
+        revision=revision,
+        source=source,
+        path=folder,
+        model_type=config.get("model_type"),
+        architectures=tuple(config.get("architectures") or ()),
+        modalities=modalities_of(config.get("model_type"), card.get("pipeline_tag")),
+        num_parameters=num_parameters,
+        has_safetensors=bool(weight_files),
+        remote_code="auto_map" in config,
+        license=card.get("license"),
+        pipeline_tag=card.get("pipeline_tag"),
+        library_name=card.get("library_name"),
+        tags=tuple(tags if isinstance(tags, list) else [tags]),
+        weights_digest=weights_digest([hashes[p.relative_to(folder).as_posix()] for p in weight_files]),
+    )
+
+
+def _hidden(relative: Path) -> bool:
+    # `hf download --local-dir` keeps its bookkeeping in .cache/; editors and git leave other dot-folders.
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def candidates_from_folders(paths: Iterable[str | Path]) -> list[Candidate]:
+    """Candidates from each path: a checkpoint folder, or a folder whose subfolders are checkpoints.
+
+    Raises
+    ------
+    InvalidCandidateError
+        A path that does not exist, or holds no checkpoint at all.
+    """
+    out = []
+    for path in map(Path, paths):
+        if (path / "config.json").is_file():
+            out.append(candidate_from_folder(path))
+            continue
+        subfolders = sorted(p for p in path.iterdir() if (p / "config.json").is_file()) if path.is_dir() else []
+        if not subfolders:
+            raise InvalidCandidateError(f"{path} holds no checkpoint: expected config.json in it or in its "
+                                        "subfolders")
+        out.extend(candidate_from_folder(p) for p in subfolders)
+    return out
+
+
+def candidates_from_cache(cache_dir: str | Path | None = None) -> list[Candidate]:
+    """One candidate per model snapshot in the Hugging Face cache (``HF_HUB_CACHE`` unless ``cache_dir``).
+
+    Snapshots without ``config.json`` (a partial download) are left out: they cannot be loaded offline. The
+    revision is the snapshot's commit sha.
+    """
+    info = scan_cache_dir(cache_dir)
+    return [
+        candidate_from_folder(rev.snapshot_path, model_id=repo.repo_id, revision=rev.commit_hash, source=Source.CACHE)
+        for repo in sorted(info.repos, key=lambda r: r.repo_id)
+        if repo.repo_type == "model"
+        for rev in sorted(repo.revisions, key=lambda r: r.commit_hash)
+        if (rev.snapshot_path / "config.json").is_file()
+    ]
