@@ -169,6 +169,7 @@ class HubServer:
         self._faults: list[_Fault] = []
         self._commits: list[Commit] = []
         self._clock = 0
+        self._generation = 0  # bumped by reset(): a request still in flight from an earlier test is not logged
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
@@ -197,6 +198,7 @@ class HubServer:
             self._requests.clear()
             self._faults.clear()
             self._commits.clear()
+            self._generation += 1
             self.page_size = 1000
 
     # -- repos -----------------------------------------------------------------------------------------------------
@@ -321,9 +323,10 @@ class HubServer:
         return status, seconds
 
     # -- request handling (called from the handler threads) --------------------------------------------------------
-    def _log(self, request: Request) -> None:
+    def _log(self, request: Request, generation: int) -> None:
         with self._lock:
-            self._requests.append(request)
+            if generation == self._generation:
+                self._requests.append(request)
 
     def _repo(self, repo_type: str, repo_id: str) -> _Repo | None:
         with self._lock:
@@ -419,8 +422,6 @@ class HubServer:
                     folders.add(prefix + "/".join(rest[:depth]))
             if recursive or len(rest) == 1:
                 out.append(self._entry(path, files[path]))
-        if root.strip("/") and not out and not folders:
-            return []
         return [{"type": "directory", "oid": "0" * 40, "size": 0, "path": f} for f in sorted(folders)] + out
 
     def _commit(self, repo: _Repo, revision: str, body: bytes, create_pr: bool) -> dict:
@@ -512,20 +513,23 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             auth = self.headers.get("Authorization", "")
             token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+            generation = hub._generation
             status, seconds = hub._take_faults(self.command, path)
             if seconds:
                 time.sleep(seconds)
             try:
-                if status is not None:
-                    raise _HttpError(status, f"injected fault {status}", None)
-                status = self._route(path, query, body, token)
-            except _HttpError as exc:
-                status = exc.status
-                self._send_json({"error": exc.message}, status=exc.status,
-                                 headers={"X-Error-Code": exc.code} if exc.code else {})
+                try:
+                    if status is not None:
+                        raise _HttpError(status, f"injected fault {status}", None)
+                    status = self._route(path, query, body, token)
+                except _HttpError as exc:
+                    status = exc.status
+                    self._send_json({"error": exc.message}, status=exc.status,
+                                    headers={"X-Error-Code": exc.code} if exc.code else {})
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout): nothing to send
                 status = 499
-            hub._log(Request(self.command, unquote(path), query, token is not None, status))
+                self.close_connection = True
+            hub._log(Request(self.command, unquote(path), query, token is not None, status), generation)
 
         def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = ()) -> None:
             self.send_response(status)
