@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import HfEmmsError, InvalidInputError
-from .solver import FeatureStats, emms, logme as logme_score
+from .solver import FeatureStats, emms_score, logme as logme_score
 from .solver.scores import RULES
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def compute(
     encoders: Any = None,
     label_kind: str = "classification",
     label_options: Mapping[str, Any] | None = None,
-    rule: str = "gcv",
+    rule: str | None = None,
     logme: bool = False,
     batch_size: int = 4096,
 ) -> dict[str, Any]:
@@ -92,13 +92,13 @@ def compute(
     label_options : mapping, optional
         Further keyword arguments of :func:`hf_emms.labels.embed_labels` (``prompt``, ``width``,
         ``cache_dir``, ``device``, ...).
-    rule : {"gcv", "in_sample"}
-        The EMMS score (see :func:`hf_emms.emms`).
+    rule : str, optional
+        The EMMS rule (see :func:`hf_emms.emms`); None: the solver's default.
     logme : bool
-        Also return LogME from the same statistics (one-vs-rest classes, or the F-label columns).
+        Also return LogME (one-vs-rest classes, or the F-label columns). It needs the statistics, which
+        :func:`hf_emms.emms_score` does not return, so it costs a second pass over the features.
     batch_size : int
-        Samples folded into the statistics at a time (the same default as :func:`hf_emms.emms_score`, so
-        the numbers are identical).
+        Samples folded into the statistics at a time (as in :func:`hf_emms.emms_score`).
 
     Returns
     -------
@@ -111,7 +111,7 @@ def compute(
         Missing or mismatched inputs, references of mixed types or with gaps, unknown class names, or
         F-label options that contradict each other.
     """
-    if rule not in RULES:
+    if rule is not None and rule not in RULES:
         raise InvalidInputError(f"rule must be one of {RULES}; got {rule!r}.")
     if label_kind not in LABEL_KINDS:
         raise InvalidInputError(f"label_kind must be one of {LABEL_KINDS}; got {label_kind!r}.")
@@ -121,11 +121,14 @@ def compute(
     labels, tables, per_sample = _targets(
         references, class_embeddings, label_embeddings, class_names, encoders, label_kind, label_options or {}
     )
-    stats = _accumulate(x, labels, per_sample, batch_size)
-    result = emms(stats, tables, rule=rule)
+    # emms_score itself, so that the module's numbers are the solver's by construction.
+    result = emms_score(
+        x, labels, class_embeddings=tables, label_embeddings=per_sample, batch_size=batch_size,
+        **({} if rule is None else {"rule": rule}),
+    )
     out: dict[str, Any] = {"emms": result.score, "emms_weights": [float(w) for w in result.weights]}
     if logme:
-        out["logme"] = logme_score(stats)
+        out["logme"] = logme_score(_accumulate(x, labels, per_sample, batch_size))
     return out
 
 
@@ -360,7 +363,7 @@ def _embed(texts: list[str], kind: str, encoders: Any, options: Mapping[str, Any
 
 
 def _accumulate(features: Any, labels: np.ndarray | None, label_embeddings: Any, batch_size: int) -> FeatureStats:
-    """The statistics, folded batch by batch in the order and sizes :func:`hf_emms.emms_score` uses."""
+    """The statistics of (features, targets), folded batch by batch (LogME's input)."""
     from tqdm.auto import tqdm
 
     stats = FeatureStats()

@@ -23,9 +23,9 @@ _DESCRIPTION = """\
 EMMS scores how well a pre-trained model's features suit a labelled task, before any fine-tuning: the labels
 are embedded by K foundation models ("F-labels"), and the score is how well a linear map of the features
 explains a simplex-weighted mix of them. Higher is better; compare candidate checkpoints on the same task.
-The default score (rule "gcv") is minus the generalised cross-validation estimate of the out-of-sample F-label
-residual per sample and column: about -1 for features with no information, towards 0 for perfect ones, and
-fair between candidates of different widths at any number of samples.
+The default score is minus the out-of-sample (cross-validated) F-label residual of a ridge fit, per sample
+and column: about -1 for features with no information, towards 0 for perfect ones, and fair between
+candidates of different widths at any number of samples.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -41,8 +41,8 @@ Args:
     encoders (optional): F-label encoders (Hub ids or local folders) for `hf_emms.labels.embed_labels`.
     label_kind (`str`, defaults to "classification"): "classification", "text" or "regression".
     label_options (`dict`, optional): further options of `hf_emms.labels.embed_labels` (e.g. `prompt`).
-    rule (`str`, defaults to "gcv"): "gcv" (out-of-sample, the ranking score) or "in_sample" (the paper's
-        plain objective, -RSS / (N * D2); it rewards width).
+    rule (`str`, optional): the rule of `hf_emms.emms`; default the solver's out-of-sample score (the ranking
+        score); "in_sample" is the paper's plain objective, -RSS / (N * D2), which rewards width.
     logme (`bool`, defaults to False): also return LogME from the same statistics.
 Returns:
     emms (`float`): the EMMS score, higher is better.
