@@ -226,7 +226,8 @@ class HubServer:
 
         ``gated`` (True = "auto", or "manual") and ``private`` repos accept only the ``tokens`` given here.
         ``auto_map`` is written into ``config.json`` (a checkpoint that needs remote code). ``created_at`` and
-        ``last_modified`` are ISO dates; by default repos added later are newer. Returns the commit sha of ``main``.
+        ``last_modified`` are ISO dates; by default repos added later are newer. Adding to an existing repo makes a
+        new commit on ``main`` (earlier shas stay downloadable) and replaces its settings. Returns the new sha.
         """
         content = _read_files(folder, files)
         if auto_map is not None:
@@ -269,6 +270,14 @@ class HubServer:
             stamp = f"2024-01-01T00:00:{self._clock % 60:02d}.000Z"
             meta["createdAt"] = meta["createdAt"] or stamp
             meta["lastModified"] = meta["lastModified"] or stamp
+            existing = self._repos.get((repo_type, repo_id))
+            if existing is not None:  # a new commit on main: older shas stay downloadable, as on the Hub
+                sha = _commit_sha(content, existing.refs["main"], repo_id)
+                existing.snapshots[sha] = content
+                existing.refs["main"] = sha
+                existing.private, existing.tokens, existing.meta = private, frozenset(tokens), meta
+                existing.gated = "auto" if gated is True else gated
+                return sha
             sha = _commit_sha(content, None, repo_id)
             self._repos[(repo_type, repo_id)] = _Repo(
                 repo_type, repo_id, {sha: content}, {"main": sha}, private,
@@ -513,7 +522,8 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             auth = self.headers.get("Authorization", "")
             token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
-            generation = hub._generation
+            # Logged by _send just before the answer goes out, so a test that got its answer sees the request.
+            self._pending = ((self.command, unquote(path), query, token is not None), hub._generation)
             status, seconds = hub._take_faults(self.command, path)
             if seconds:
                 time.sleep(seconds)
@@ -521,17 +531,16 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 try:
                     if status is not None:
                         raise _HttpError(status, f"injected fault {status}", None)
-                    status = self._route(path, query, body, token)
+                    self._route(path, query, body, token)
                 except _HttpError as exc:
-                    status = exc.status
                     self._send_json({"error": exc.message}, status=exc.status,
                                     headers={"X-Error-Code": exc.code} if exc.code else {})
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout): nothing to send
-                status = 499
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. its timeout)
                 self.close_connection = True
-            hub._log(Request(self.command, unquote(path), query, token is not None, status), generation)
 
-        def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = ()) -> None:
+        def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = ()) -> int:
+            fields, generation = self._pending
+            hub._log(Request(*fields, status), generation)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -540,10 +549,10 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+            return status
 
         def _send_json(self, payload, *, status: int = 200, headers: Mapping[str, str] = ()) -> int:
-            self._send(status, json.dumps(payload).encode(), "application/json", headers)
-            return status
+            return self._send(status, json.dumps(payload).encode(), "application/json", headers)
 
         def _readable(self, repo_type: str, repo_id: str, token: str | None) -> _Repo:
             repo = hub._repo(repo_type, repo_id)
@@ -636,10 +645,8 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 start = int(ranged[1])
                 end = min(int(ranged[2]) if ranged[2] else len(content) - 1, len(content) - 1)
                 headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
-                self._send(206, content[start:end + 1], "application/octet-stream", headers)
-                return 206
-            self._send(200, content, "application/octet-stream", headers)
-            return 200
+                return self._send(206, content[start:end + 1], "application/octet-stream", headers)
+            return self._send(200, content, "application/octet-stream", headers)
 
     return Handler
 
