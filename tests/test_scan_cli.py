@@ -1,0 +1,74 @@
+"""``hf-emms scan`` against the local Hub: what it prints, what it asks the Hub, and its errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import _tiny_models
+from hf_emms.cli import main
+from hf_emms.cli.scan import parse_count
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"bert": _tiny_models.bert(root / "bert"), "vit": _tiny_models.vit(root / "vit")}
+
+
+@pytest.fixture
+def hub(hub_server, folders):
+    hub_server.add_model("org/bert", folders["bert"], tags=["t"], pipeline_tag="feature-extraction",
+                         license="mit", downloads=7)
+    hub_server.add_model("org/vit", folders["vit"], tags=["t"], pipeline_tag="image-feature-extraction")
+    hub_server.add_model("org/remote", folders["bert"], tags=["t"], auto_map={"AutoModel": "m.M"})
+    return hub_server
+
+
+def test_scan_prints_kept_candidates_and_explains_rejections(hub, capsys):
+    assert main(["scan", "--tags", "t", "--sort", "likes", "--limit", "5", "--modality", "text", "--explain"]) == 0
+    out = capsys.readouterr().out
+    kept, rejected = out.split("rejected")[0], out.split("rejected")[1]
+    assert "1 candidate(s) kept" in kept and "org/bert" in kept and "mit" in kept and "org/vit" not in kept
+    assert "org/vit" in rejected and "modality" in rejected and "org/remote" in rejected and "remote-code" in rejected
+    (listing,) = hub.requests_to("/api/models")[:1]
+    assert listing.query["filter"] == ["t"] and listing.query["sort"] == ["likes"] and listing.query["limit"] == ["5"]
+
+
+def test_scan_json_output_and_parameter_limits(hub, capsys):
+    assert main(["scan", "--tags", "t", "--max-params", "1K", "--allow-remote-code", "--json", "--explain"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kept"] == []
+    assert {(r["reference"].split("@")[0], r["reason"]) for r in data["rejected"]} == {
+        ("org/bert", "too-large"), ("org/vit", "too-large"), ("org/remote", "too-large")}
+    assert [parse_count(x) for x in ("300000", "110M", "1.5B", "2_000", "4k")] == [
+        300_000, 110_000_000, 1_500_000_000, 2000, 4000]
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_count("lots")
+
+
+def test_scan_errors_are_one_line_with_exit_code_2(hub, capsys):
+    assert main(["scan"]) == 2
+    assert "nothing to scan" in capsys.readouterr().err
+    hub.fail(r"^/api/models$", status=503, times=10)
+    assert main(["scan", "--tags", "t", "--retries", "1", "--timeout", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hf-emms: error: listing models (page 1): failed 2 times, last with HTTP 503")
+
+
+def test_the_installed_command_reaches_the_server_through_the_environment(hub, folders):
+    """A subprocess inherits HF_ENDPOINT from conftest: the documented way for CLI and multi-process tests."""
+    env = dict(os.environ, HF_TOKEN="hf_never_printed")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hf-emms")), "scan", "--ids", "org/bert", "--folders", str(folders["vit"]),
+         "--explain"], capture_output=True, text=True, env=env, timeout=120, check=True,
+    )
+    assert "org/bert" in done.stdout and str(folders["vit"].resolve()) in done.stdout
+    assert "2 candidate(s) kept" in done.stdout and "hf_never_printed" not in done.stdout + done.stderr
+    assert [r.authorized for r in hub.requests_to("/api/models/org/bert")] == [True, True]
