@@ -17,7 +17,9 @@ from hf_emms.hub import (
     Candidate,
     CandidateNotFoundError,
     Criteria,
+    HubAccessError,
     HubClient,
+    HubError,
     HubUnavailableError,
     InvalidCandidateError,
     RejectReason,
@@ -111,6 +113,15 @@ def test_paging_stops_once_limit_models_are_listed(hub_server, models):
     pages = hub_server.requests_to("/api/models")
     assert len(pages) == 2  # the third page is never asked for
     assert pages[1].query["cursor"] == ["2"] and pages[1].query["filter"] == ["t"]
+
+
+def test_search_and_author_narrow_the_listing(hub_server, models):
+    for repo_id in ("org/bert-small", "org/gpt2-small", "other/bert-small"):
+        hub_server.add_model(repo_id, models["bert"], tags=["t"])
+    result = scan(search="bert", author="org", dedupe=False, retry=FAST)
+    assert [c.model_id for c in result.kept] == ["org/bert-small"]
+    query = hub_server.requests_to("/api/models")[0].query
+    assert query["search"] == ["bert"] and query["author"] == ["org"] and "filter" not in query
 
 
 def test_every_filter_rejects_with_its_reason(hub_server, models):
@@ -212,6 +223,17 @@ def test_a_500_that_recovers_is_retried_and_one_that_does_not_is_reported(hub_se
     hub_server.fail(r"^/api/models/org/bert$", status=502, times=10)
     result = scan(ids=["org/bert"], retry=FAST)
     assert reasons(result) == {"org/bert": RejectReason.UNAVAILABLE}
+
+
+def test_refusals_are_clear_errors_and_are_not_retried(hub_server, models):
+    hub_server.add_model("org/bert", models["bert"], tags=["t"])
+    hub_server.fail(r"^/api/models$", status=401)
+    with pytest.raises(HubAccessError, match="refused access .HTTP 401.; pass a token with access"):
+        scan(tags=["t"], token="hf_expired", retry=FAST)
+    hub_server.fail(r"^/api/models$", status=400)
+    with pytest.raises(HubError, match="listing models .page 1.: the Hub answered HTTP 400"):
+        scan(tags=["t"], retry=FAST)
+    assert [r.status for r in hub_server.requests_to("/api/models")] == [401, 400]  # one try each
 
 
 def test_timeouts_are_retried_and_never_hang(hub_server, models):

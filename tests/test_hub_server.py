@@ -3,6 +3,7 @@ datasets run their own code against it (downloads, ranges, dataset loading, card
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import httpx2
@@ -52,6 +53,19 @@ def test_snapshot_download_and_revisions(hub_server, bert_folder, hf_cache):
         snapshot_download("org/bert", revision="no-such-branch", cache_dir=hf_cache)
     with pytest.raises(RepositoryNotFoundError):
         HfApi().model_info("org/missing")
+
+
+def test_tree_and_paths_info_describe_files_like_the_hub(hub_server, bert_folder):
+    sha = hub_server.add_model("org/bert", bert_folder, files={"sub/extra.txt": "x"})
+    api = HfApi()
+    tree = {e.path: e for e in api.list_repo_tree("org/bert", recursive=True)}
+    weights = (bert_folder / "model.safetensors").read_bytes()
+    assert tree["model.safetensors"].size == len(weights)
+    assert tree["model.safetensors"].lfs.sha256 == hashlib.sha256(weights).hexdigest()
+    assert tree["config.json"].lfs is None and "sub" in tree and "sub/extra.txt" in tree
+    assert {e.path for e in api.list_repo_tree("org/bert", path_in_repo="sub")} == {"sub/extra.txt"}
+    info = {e.path: e for e in api.get_paths_info("org/bert", ["config.json", "sub", "nope"], revision=sha)}
+    assert set(info) == {"config.json", "sub"} and info["config.json"].size == (bert_folder / "config.json").stat().st_size
 
 
 def test_range_requests_serve_safetensors_headers(hub_server, bert_folder):

@@ -34,9 +34,7 @@ def candidate_from_info(info: ModelInfo) -> Candidate:
     """A Hub candidate from a ``ModelInfo`` fetched with ``expand=EXPAND`` (listing or ``model_info``)."""
     config = info.config or {}
     tags = tuple(info.tags or ())
-    license_ = next((t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)
-    if license_ is None and info.card_data is not None:
-        license_ = info.card_data.get("license")
+    license_ = next((t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)  # the Hub tags it
     siblings = [s.rfilename for s in info.siblings or ()]
     return Candidate(
         model_id=info.id,

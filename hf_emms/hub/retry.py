@@ -20,7 +20,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .errors import CandidateNotFoundError, HubAccessError, HubUnavailableError
+from .errors import CandidateNotFoundError, HubAccessError, HubError, HubUnavailableError
 
 T = TypeVar("T")
 
@@ -78,6 +78,8 @@ def call_hub(call: Callable[[], T], *, what: str, policy: RetryPolicy) -> T:
         HTTP 401/403: a gated repo without access, or a token the Hub refused.
     HubUnavailableError
         5xx, 429 or timeouts on every attempt.
+    HubError
+        Any other HTTP error (the request itself is wrong: not worth retrying).
     """
     for attempt in range(policy.attempts):
         try:
@@ -99,9 +101,12 @@ def call_hub(call: Callable[[], T], *, what: str, policy: RetryPolicy) -> T:
         except HfHubHTTPError as exc:
             status = _status(exc)
             if status in (401, 403):
-                raise HubAccessError(f"{what}: the Hub refused access (HTTP {status}); pass a token with access") from None
+                raise HubAccessError(f"{what}: the Hub refused access (HTTP {status}); pass a token with access "
+                                     "(HF_TOKEN or token=...), or check that it is still valid") from None
+            if status == 404:
+                raise CandidateNotFoundError(f"{what}: not found (HTTP 404); check the id and revision") from None
             if status not in _RETRY_STATUS:
-                raise
+                raise HubError(f"{what}: the Hub answered HTTP {status}: {exc}") from None
             failure = f"HTTP {status}"
         except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
             failure = f"{type(exc).__name__} (timeout {policy.timeout:g} s)"

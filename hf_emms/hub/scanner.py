@@ -17,8 +17,11 @@ from .local import candidates_from_cache, candidates_from_folders
 from .remote import HubClient, Sort
 from .retry import RetryPolicy
 
+# Failures that concern one candidate: it is rejected with the reason and the scan goes on. Any other HubError (a
+# malformed request) is a bug or a misconfigured endpoint, and is raised.
 _REASON_OF_ERROR = {CandidateNotFoundError: RejectReason.NOT_FOUND, HubAccessError: RejectReason.NO_ACCESS,
                     HubUnavailableError: RejectReason.UNAVAILABLE}
+_CANDIDATE_ERRORS = tuple(_REASON_OF_ERROR)
 
 
 def _rejected(reference: str, exc: HubError, candidate: Candidate | None = None) -> Rejected:
@@ -122,7 +125,7 @@ def scan(
     for reference in ids:
         try:
             candidates.append(client.candidate(reference))
-        except HubError as exc:
+        except _CANDIDATE_ERRORS as exc:
             rejected.append(_rejected(reference, exc))
     candidates += candidates_from_folders(folders)
     if cache:
@@ -138,7 +141,7 @@ def scan(
             verdict = criteria.check(candidate) or _check_access(client, candidate)
             if verdict is None and dedupe:
                 candidate, verdict = _dedupe(client, candidate, first_with)
-        except HubError as exc:
+        except _CANDIDATE_ERRORS as exc:
             verdict = _rejected(candidate.reference, exc, candidate)
         if verdict is None:
             kept.append(candidate)
