@@ -26,7 +26,19 @@ What tests can do
 - ``fail(path, status=500, times=N)`` and ``delay(path, seconds, times=N)``: faults for the next N matching
   requests.
 - ``commits`` / ``pull_requests``: commits received, their NDJSON operations decoded; a commit is applied, so a
-  PR's files can be downloaded at ``refs/pr/N``.
+  PR's files can be downloaded at ``refs/pr/N`` (and read directly with ``file(repo_id, path, revision=...)``).
+- ``page_size``: listings answer in pages of this size with a ``Link: <...>; rel="next"`` header.
+
+Downloads land in the session's throw-away ``HF_HOME``; pass ``cache_dir=hf_cache`` (a fixture: an empty cache per
+test) where a test must not see files that an earlier test downloaded.
+
+Example::
+
+    def test_something(hub_server, hf_cache, tmp_path):
+        folder = _tiny_models.bert(tmp_path / "bert")
+        sha = hub_server.add_model("org/bert", folder, tags=["demo"], license="mit", downloads=10)
+        model = AutoModel.from_pretrained("org/bert", revision=sha, cache_dir=hf_cache)
+        assert hub_server.requests_to("/org/bert/resolve/", method="GET")
 
 Deliberate simplifications: every upload is "regular" (base64 inside the commit, no LFS or Xet transfer), search
 and filters follow the Hub's semantics only as far as the tests need (``filter`` values are ANDed over tags,
