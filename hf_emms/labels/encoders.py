@@ -7,8 +7,9 @@ Any Hugging Face text model loads as a member, by Hub id (resolved to a commit, 
   text half). Pooling ``"projection"``: the projected embedding of the last real token (the end-of-text
   token with CLIP's tokenizer), found from the attention mask rather than by token id.
 - ``kind="encoder"``: a BERT-style masked LM or any ``AutoModel`` encoder, sentence-transformers
-  checkpoints included (their ``1_Pooling`` setting is honoured). Pooling ``"mean"`` or ``"cls"``.
-- ``kind="causal"``: a GPT-2-style decoder (its base ``AutoModel``). Pooling ``"mean"`` or ``"last"``.
+  checkpoints included (their declared pooling is honoured). Pooling ``"mean"``, ``"cls"`` or ``"max"``.
+- ``kind="causal"``: a GPT-2-style decoder (its base ``AutoModel``). Pooling ``"mean"``, ``"last_token"``
+  or ``"max"``.
 
 Means run over real tokens only (the attention mask), never over padding; tokenizers without a pad
 token (GPT-2) get their end-of-text token as the pad, which the mask then excludes. Weights load from
@@ -17,27 +18,27 @@ safetensors only and no remote code runs unless the spec opts in.
 
 from __future__ import annotations
 
-import functools
-import hashlib
+import copy
 import importlib.util
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..features.pooling import Pooling, declared_pooling, pool
 from .errors import EncoderLoadError
 
 KINDS = ("auto", "clip", "encoder", "causal")
-POOLINGS = ("auto", "mean", "cls", "last", "projection")
-_POOLINGS_OF = {"clip": ("projection", "mean", "last"), "encoder": ("mean", "cls"), "causal": ("mean", "last")}
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+POOLINGS = ("auto", "mean", "cls", "max", "last_token", "projection")
+_POOLINGS_OF = {
+    "clip": ("projection", "mean", "last_token", "max"),
+    "encoder": ("mean", "cls", "max"),
+    "causal": ("mean", "last_token", "max"),
+}
 _CLIP_TYPES = ("clip", "clip_text_model")
-# Files that decide what a local folder computes; README and friends do not change an embedding.
-_FINGERPRINT_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ class EncoderSpec:
     kind : {"auto", "clip", "encoder", "causal"}
         "auto" reads the config: CLIP types -> "clip", decoders (``is_decoder`` or a ``*ForCausalLM`` /
         ``*LMHeadModel`` architecture) -> "causal", anything else -> "encoder".
-    pooling : {"auto", "mean", "cls", "last", "projection"}
-        "auto": "projection" for CLIP, the sentence-transformers pooling when the folder has one, else "mean".
+    pooling : {"auto", "mean", "cls", "max", "last_token", "projection"}
+        "auto": "projection" for CLIP, the sentence-transformers pooling when the checkpoint declares one,
+        else "mean". Masked over real tokens (``hf_emms.features.pooling``, shared with candidate features).
     prompt : str
         Template applied to every label text for this encoder, after the task prompt (e.g. ``"query: {}"``).
     revision : str, optional
@@ -88,12 +90,17 @@ class EncoderRecord:
     """What produced a member of the F-labels: enough to reproduce it and to key its cache."""
 
     model: str  # Hub id, or the absolute path of a local folder
-    revision: str  # a Hub commit sha, or "local:<sha256 of the folder's files>"
+    revision: str  # a Hub commit sha, or "sha256:<hex>" of a local folder's files
     kind: str
     pooling: str
     prompt: str
     max_length: int
     dim: int  # native embedding width D_k
+
+    @property
+    def local(self) -> bool:
+        """Whether ``model`` is a local folder (else a Hub id)."""
+        return self.revision.startswith("sha256:")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,43 +164,38 @@ def auto_device() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- resolving
-@functools.lru_cache(maxsize=64)
-def _folder_fingerprint(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
-    """SHA-256 over the folder's model files (memoised while their sizes and mtimes stay the same)."""
-    h = hashlib.sha256()
-    for name, _, _ in stamp:
-        h.update(name.encode() + b"\0")
-        with open(os.path.join(folder, name), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return "local:" + h.hexdigest()[:40]
+def _resolve(spec: EncoderSpec) -> tuple[str, str, Path | None]:
+    """(model, revision, folder): a local folder (absolute) with the hash of its files, or a Hub id with its commit.
+
+    The same pinning as candidates (``hf_emms.features.candidate``): only ``config.json`` of a Hub id is fetched.
+    """
+    from ..features.candidate import resolve_candidate
+    from ..features.errors import CandidateLoadError
+
+    try:
+        resolved, folder = resolve_candidate(spec.model, revision=spec.revision)
+    except CandidateLoadError as exc:
+        raise EncoderLoadError(
+            f"cannot resolve F-label encoder {spec.model!r}: {exc.reason} (for a Hub id check HF_ENDPOINT and "
+            "HF_HUB_OFFLINE, or pass a local folder)"
+        ) from exc
+    if folder is not None:
+        return str(folder.resolve()), resolved.revision, folder.resolve()
+    return resolved.name, resolved.revision, None
 
 
-def _resolve(spec: EncoderSpec) -> tuple[str, str]:
-    """(model, revision): an absolute folder and its content fingerprint, or a Hub id and its commit sha."""
-    folder = Path(spec.model).expanduser()
-    if folder.is_dir():
-        folder = folder.resolve()
-        stamp = tuple(
-            (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in _FINGERPRINT_SUFFIXES
-        )
-        if not any(name.endswith("config.json") for name, _, _ in stamp):
-            raise EncoderLoadError(f"{folder} has no config.json: it is not a Hugging Face model folder.")
-        return str(folder), _folder_fingerprint(str(folder), stamp)
-    if spec.revision and _SHA.match(spec.revision):
-        return spec.model, spec.revision
+def _hub_declared_pooling(model: str, revision: str) -> Pooling | None:
+    """The sentence-transformers pooling a Hub checkpoint declares (``modules.json`` and its Pooling config)."""
     from huggingface_hub import hf_hub_download
 
-    try:  # the config's snapshot folder is named by the commit the revision resolves to
-        config = Path(hf_hub_download(spec.model, "config.json", revision=spec.revision))
-    except Exception as exc:
-        raise EncoderLoadError(
-            f"cannot resolve F-label encoder {spec.model!r} (revision {spec.revision or 'main'}): "
-            f"{type(exc).__name__}: {exc}. Check the id and your connection (HF_ENDPOINT, HF_HUB_OFFLINE), "
-            "or pass a local folder."
-        ) from exc
-    return spec.model, config.parent.name
+    try:
+        modules = Path(hf_hub_download(model, "modules.json", revision=revision))
+        entries = json.loads(modules.read_text())
+        path = next(m.get("path", "") for m in entries if m.get("type", "").endswith(".Pooling"))
+        hf_hub_download(model, f"{path}/config.json" if path else "config.json", revision=revision)
+    except Exception:  # no modules.json (not a sentence-transformers checkpoint), or no Pooling module
+        return None
+    return declared_pooling(modules.parent)
 
 
 def _read_config(model: str, revision: str | None, spec: EncoderSpec) -> Any:
@@ -211,25 +213,24 @@ def _auto_kind(config: Any) -> str:
     return "encoder"
 
 
-def _auto_pooling(kind: str, model: str) -> str:
+def _auto_pooling(kind: str, model: str, revision: str, folder: Path | None) -> str:
+    """"projection" for CLIP; for other encoders the pooling a sentence-transformers checkpoint declares
+    (when this kind of encoder can do it); else "mean"."""
     if kind == "clip":
         return "projection"
-    pooling_config = Path(model) / "1_Pooling" / "config.json"  # sentence-transformers layout
-    if kind == "encoder" and pooling_config.is_file():
-        if json.loads(pooling_config.read_text()).get("pooling_mode_cls_token"):
-            return "cls"
-    return "mean"
+    declared = declared_pooling(folder) if folder is not None else _hub_declared_pooling(model, revision)
+    return declared.method if declared is not None and declared.method in _POOLINGS_OF[kind] else "mean"
 
 
 def describe(spec: EncoderSpec) -> tuple[EncoderRecord, Any]:
     """Resolve a spec without loading weights: its record (dim included, from the config) and the config."""
-    model, revision = _resolve(spec)
+    model, revision, folder = _resolve(spec)
     try:
-        config = _read_config(model, None if os.path.isabs(model) else revision, spec)
+        config = _read_config(model, None if folder is not None else revision, spec)
     except Exception as exc:
         raise EncoderLoadError(f"cannot read the config of F-label encoder {model!r}: {exc}") from exc
     kind = _auto_kind(config) if spec.kind == "auto" else spec.kind
-    pooling = _auto_pooling(kind, model) if spec.pooling == "auto" else spec.pooling
+    pooling = _auto_pooling(kind, model, revision, folder) if spec.pooling == "auto" else spec.pooling
     if pooling not in _POOLINGS_OF[kind]:
         raise EncoderLoadError(f"pooling {pooling!r} does not apply to a {kind} encoder; use one of {_POOLINGS_OF[kind]}.")
     text_config = getattr(config, "text_config", None) or config  # a full CLIP config nests the text tower's
@@ -249,26 +250,41 @@ class TextEncoder:
     Parameters
     ----------
     spec : EncoderSpec
-    record : EncoderRecord
+    record, config
         From :func:`describe` (the resolved revision is the one loaded).
     device : str
     """
 
-    def __init__(self, spec: EncoderSpec, record: EncoderRecord, device: str) -> None:
+    def __init__(self, spec: EncoderSpec, record: EncoderRecord, config: Any, device: str) -> None:
         from transformers import AutoModel, AutoTokenizer, CLIPTextModelWithProjection
 
-        local = os.path.isabs(record.model)
-        revision = None if local else record.revision
-        options = dict(revision=revision, trust_remote_code=spec.trust_remote_code)
+        options = dict(revision=None if record.local else record.revision, trust_remote_code=spec.trust_remote_code)
+        if record.kind == "clip" and getattr(config, "text_config", None) is not None:
+            # A full CLIP checkpoint: the text tower's own config does not carry the model's projection width
+            # (transformers would re-initialise a projection of the default width at random).
+            config = copy.deepcopy(config.text_config)
+            config.projection_dim = record.dim
+        cls = CLIPTextModelWithProjection if record.kind == "clip" else AutoModel
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(record.model, **options)
-            cls = CLIPTextModelWithProjection if record.kind == "clip" else AutoModel
-            self.model = cls.from_pretrained(record.model, use_safetensors=not spec.allow_pickle or None, **options)
+            self.model, info = cls.from_pretrained(
+                record.model, config=config, use_safetensors=not spec.allow_pickle or None, output_loading_info=True,
+                **options,
+            )
         except Exception as exc:
             raise EncoderLoadError(
                 f"cannot load F-label encoder {record.model!r}: {type(exc).__name__}: {exc}. Weights load from "
                 "safetensors only unless the spec sets allow_pickle=True; remote code only with trust_remote_code=True."
             ) from exc
+        # A pooler is never used here (masked LMs often lack one); any other missing weight would be random noise.
+        random = sorted(k for k in info.get("missing_keys", ()) if "pooler" not in k) + sorted(
+            str(k) for k in info.get("mismatched_keys", ())
+        )
+        if random:
+            raise EncoderLoadError(
+                f"F-label encoder {record.model!r} lacks trained weights for {random[:5]}: they would be random. "
+                "Check that it is a text model of the declared kind."
+            )
         self.model.to(device).eval()
         self.record, self.device = record, device
         if self.tokenizer.pad_token is None:  # GPT-2: any real token will do, the attention mask hides it
@@ -298,16 +314,9 @@ class TextEncoder:
         return out
 
     def _pool(self, batch: Any) -> Any:
-        import torch
-
+        """Pooled (B, D_k): the features' pooling over real tokens; CLIP's projection of its last real token."""
         mask = batch["attention_mask"]
-        hidden = self.model(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-        pooling = self.record.pooling
-        if pooling == "cls":
-            return hidden[:, 0]
-        if pooling == "mean":
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * m).sum(1) / m.sum(1).clamp_min(1)
-        # "last" / "projection": the last real token (right padding: position = number of real tokens - 1)
-        last = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask.sum(1) - 1]
-        return self.model.text_projection(last) if pooling == "projection" else last
+        output = self.model(input_ids=batch["input_ids"], attention_mask=mask)
+        if self.record.pooling == "projection":
+            return self.model.text_projection(pool(output, Pooling("last_token", "CLIP end of text"), mask))
+        return pool(output, Pooling(self.record.pooling, "F-label encoder"), mask)

@@ -38,8 +38,8 @@ class FLabels:
     members : tuple of str
         The K members in order: encoder models, then ``"targets"`` when numeric targets are used directly.
     encoders : tuple of EncoderRecord
-        Each encoder's model (Hub id or absolute folder), resolved revision (commit sha, or ``local:`` content
-        hash), kind, pooling, encoder prompt, token limit and native width.
+        Each encoder's model (Hub id or absolute folder), resolved revision (commit sha, or ``sha256:`` hash
+        of a local folder's files), kind, pooling, encoder prompt, token limit and native width.
     prompt : str
         The task prompt applied to every label text (``"{}"``: none).
     class_names : tuple of str or None
@@ -209,8 +209,8 @@ def embed_labels(
 
     tables, encoded = [], 0
     with tqdm(total=0, desc="F-labels", unit="text", disable=None if progress is None else not progress) as bar:
-        for spec, record in zip(specs, records):
-            raw, n = _raw_embeddings(spec, record, plan.texts, root, device, batch_size, bar)
+        for spec, (record, config) in zip(specs, described):
+            raw, n = _raw_embeddings(spec, record, config, plan.texts, root, device, batch_size, bar)
             tables.append(to_width(raw, width))
             encoded += n
     members = tuple(r.model for r in records) + ((TARGETS_MEMBER,) if plan.targets is not None else ())
@@ -241,18 +241,19 @@ def _plan(labels, kind, classes, prompt, clean, encode_targets, image_sizes, box
 
 
 def _raw_embeddings(
-    spec, record: EncoderRecord, texts: list[str], root: Path | None, device: str, batch_size: int, bar: Any
+    spec, record: EncoderRecord, config: Any, texts: list[str], root: Path | None, device: str, batch_size: int, bar: Any
 ) -> tuple[np.ndarray, int]:
     """(U, D_k) raw embeddings of ``texts`` by one encoder, from the cache where possible; and how many were encoded."""
     texts = [apply_prompt(record.prompt, t) for t in texts]
-    key = {k: v for k, v in record.to_dict().items() if k != "prompt"}  # the prompt is in the texts themselves
+    # The prompt is in the texts themselves; a local folder is known by the hash of its files, not by where it is.
+    key = {k: v for k, v in record.to_dict().items() if k != "prompt" and not (k == "model" and record.local)}
     cache = EmbeddingCache(root, key)
     found = cache.get(texts)
     missing = [i for i in range(len(texts)) if i not in found]
     if missing:
         bar.total += len(missing)
         bar.set_description(f"F-labels ({Path(record.model).name})")
-        encoder = TextEncoder(spec, record, device)
+        encoder = TextEncoder(spec, record, config, device)
         fresh = encoder.encode([texts[i] for i in missing], batch_size=batch_size, progress=bar.update)
         del encoder  # one model in memory at a time
         if fresh.shape[1] != record.dim:
