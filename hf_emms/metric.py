@@ -169,7 +169,9 @@ def load_metric(**load_kwargs: Any) -> "evaluate.EvaluationModule":
     >>> metric.compute(references=labels, features=features, class_embeddings=tables)
     {'emms': -0.41..., 'emms_weights': [0.52..., 0.47...]}
     """
-    return _evaluate().load(str(metric_module_path()), **load_kwargs)
+    # The script's path, not the folder's: evaluate looks for FOLDER/<folder name>.py, and in a wheel the folder
+    # is named _emms_space.
+    return _evaluate().load(str(metric_module_path() / _SCRIPT), **load_kwargs)
 
 
 def install_metric(*, modules_cache: str | os.PathLike | None = None) -> Path:
