@@ -256,22 +256,23 @@ class HubServer:
     def add_dataset(
         self,
         repo_id: str,
-        files: Mapping[str, bytes | str | Path],
+        files: Mapping[str, bytes | str | Path] | None = None,
         *,
+        folder: str | Path | None = None,
         private: bool = False,
         gated: bool | str = False,
         tokens: Iterable[str] = (),
         tags: Iterable[str] = (),
     ) -> str:
-        """Serve ``files`` (path in repo -> bytes, text or a local path) as a dataset repo.
+        """Serve the files of ``folder`` plus ``files`` (path in repo -> bytes, text or a local path) as a dataset.
 
         ``datasets.load_dataset(repo_id)`` reads it like any Hub dataset: data files laid out as the Hub
-        expects (``train.csv``, ``data/train-*.parquet``, ...) or configured by a ``README.md`` YAML header.
-        Returns the commit sha of ``main``.
+        expects (``train.csv``, ``data/train-*.parquet``, ``train/<class>/<image>`` for an image folder, ...) or
+        configured by a ``README.md`` YAML header. Returns the commit sha of ``main``.
         """
         meta = dict(license=None, tags=list(tags), downloads=0, likes=0, trendingScore=0,
                     createdAt=None, lastModified=None)
-        return self._add("dataset", repo_id, _read_files(None, files), private=private, gated=gated,
+        return self._add("dataset", repo_id, _read_files(folder, files), private=private, gated=gated,
                          tokens=tokens, meta=meta)
 
     def _add(self, repo_type, repo_id, content, *, private, gated, tokens, meta) -> str:

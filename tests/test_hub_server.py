@@ -111,6 +111,19 @@ def test_datasets_load_a_served_dataset_repo(hub_server, tmp_path):
     assert hub_server.requests_to("/api/datasets/org/reviews") and hub_server.requests_to("/datasets/org/reviews/")
 
 
+def test_datasets_load_a_served_image_folder(hub_server, tmp_path):
+    import datasets
+    from PIL import Image
+
+    for split, label, shade in (("train", "cat", 0), ("train", "dog", 255), ("test", "cat", 10)):
+        (tmp_path / "pets" / split / label).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (shade, shade, shade)).save(tmp_path / "pets" / split / label / "0.png")
+    hub_server.add_dataset("org/pets", folder=tmp_path / "pets")
+    ds = datasets.load_dataset("org/pets", cache_dir=str(tmp_path / "cache"))
+    assert ds["train"].features["label"].names == ["cat", "dog"] and ds["test"].num_rows == 1
+    assert [img.getpixel((0, 0)) for img in ds["train"]["image"]] == [(0, 0, 0), (255, 255, 255)]
+
+
 def test_card_pull_request_is_decoded_and_applied_on_its_own_ref(hub_server, bert_folder, hf_cache):
     hub_server.add_model("org/bert", bert_folder, files={"README.md": "---\nlicense: mit\n---\n# A card\n"})
     commit = metadata_update("org/bert", {"tags": ["emms"]}, create_pr=True)
