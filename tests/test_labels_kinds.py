@@ -51,6 +51,8 @@ def test_class_names_from_classlabel_list_and_mapping():
         class_names_from(["cat", 3])
     with pytest.raises(LabelError, match="ClassLabel, a list of names"):
         class_names_from("cat")
+    with pytest.raises(LabelError, match="classes 0 and 2 are both named 'ham'.*not one label per sample"):
+        class_names_from(["ham", "spam", "ham"])
     with pytest.raises(LabelError, match="empty once cleaned"):
         plan_classification(["cat", "__label__"])
 

@@ -187,14 +187,15 @@ def _resolve(spec: EncoderSpec) -> tuple[str, str, Path | None]:
 def _hub_declared_pooling(model: str, revision: str) -> Pooling | None:
     """The sentence-transformers pooling a Hub checkpoint declares (``modules.json`` and its Pooling config)."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RemoteEntryNotFoundError
 
     try:
         modules = Path(hf_hub_download(model, "modules.json", revision=revision))
         entries = json.loads(modules.read_text())
         path = next(m.get("path", "") for m in entries if m.get("type", "").endswith(".Pooling"))
         hf_hub_download(model, f"{path}/config.json" if path else "config.json", revision=revision)
-    except Exception:  # no modules.json (not a sentence-transformers checkpoint), or no Pooling module
-        return None
+    except (EntryNotFoundError, RemoteEntryNotFoundError, StopIteration, ValueError, AttributeError):
+        return None  # not a sentence-transformers checkpoint, or one without a Pooling module
     return declared_pooling(modules.parent)
 
 

@@ -66,11 +66,18 @@ def class_names_from(classes: Any) -> list[str]:
         )
     if len(classes) < 1:
         raise LabelError("there are no class names: a classification task needs at least one class.")
+    seen: dict[str, int] = {}
     for i, name in enumerate(classes):
         if not isinstance(name, str):
             raise LabelError(f"class {i} has name {name!r} of type {type(name).__name__}: class names must be strings.")
         if not name.strip():
             raise LabelError(f"class {i} has an empty name: give every class a name made of words.")
+        if name in seen:  # per-sample labels passed where the class vocabulary belongs
+            raise LabelError(
+                f"classes {seen[name]} and {i} are both named {name!r}: give the class vocabulary, each name once "
+                "(a ClassLabel's names, or sorted(set(labels))), not one label per sample."
+            )
+        seen[name] = i
     return list(classes)
 
 
