@@ -363,3 +363,22 @@ def test_hub_refusals(models, hub_server, tmp_path):
         embed_labels(["dog"], kind="classification", encoders=["tiny/pickled"], cache_dir=False)
     with pytest.raises(EncoderLoadError, match="cannot resolve F-label encoder 'tiny/missing'"):
         embed_labels(["dog"], kind="classification", encoders=["tiny/missing"], cache_dir=False)
+
+
+def test_remote_code_never_runs_without_opt_in(hub_server, tmp_path):
+    marker = tmp_path / "remote-code-ran"
+    code = f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+    hub_server.add_model("tiny/custom", files={
+        "config.json": json.dumps({"model_type": "custom-encoder", "hidden_size": 8}),
+        "configuration_custom.py": code, "modeling_custom.py": code,
+    }, auto_map={"AutoConfig": "configuration_custom.CustomConfig", "AutoModel": "modeling_custom.CustomModel"})
+    with pytest.raises(EncoderLoadError, match="cannot read the config"):
+        embed_labels(["dog"], kind="classification", encoders=["tiny/custom"], cache_dir=False)
+    assert not marker.exists()
+
+
+def test_progress_bar(models, capsys):
+    embed_labels(CLASSES, kind="classification", encoders=[models["bert"]], cache_dir=False, progress=True)
+    assert "4/4" in capsys.readouterr().err
+    embed_labels(CLASSES, kind="classification", encoders=[models["bert"]], cache_dir=False, progress=False)
+    assert "F-labels" not in capsys.readouterr().err
