@@ -412,7 +412,7 @@ class HubServer:
         if repo.repo_type == "model":
             counts: dict[str, int] = {}
             for path, content in files.items():
-                if path.endswith(".safetensors"):
+                if path.endswith(".safetensors") and "/" not in path:  # the model's weights, not e.g. adapters/
                     for dtype, n in _safetensors_parameters(content).items():
                         counts[dtype] = counts.get(dtype, 0) + n
             info.update(

@@ -65,7 +65,8 @@ def test_tree_and_paths_info_describe_files_like_the_hub(hub_server, bert_folder
     assert tree["config.json"].lfs is None and "sub" in tree and "sub/extra.txt" in tree
     assert {e.path for e in api.list_repo_tree("org/bert", path_in_repo="sub")} == {"sub/extra.txt"}
     info = {e.path: e for e in api.get_paths_info("org/bert", ["config.json", "sub", "nope"], revision=sha)}
-    assert set(info) == {"config.json", "sub"} and info["config.json"].size == (bert_folder / "config.json").stat().st_size
+    assert set(info) == {"config.json", "sub"}
+    assert info["config.json"].size == (bert_folder / "config.json").stat().st_size
 
 
 def test_range_requests_serve_safetensors_headers(hub_server, bert_folder):

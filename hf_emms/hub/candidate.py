@@ -112,7 +112,8 @@ class Candidate:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         if unknown:
-            raise InvalidCandidateError(f"unknown candidate fields {sorted(unknown)}; expected some of {sorted(fields)}")
+            raise InvalidCandidateError(f"unknown candidate fields {sorted(unknown)}; expected some of "
+                                        f"{sorted(fields)}")
         data = dict(data, source=Source(data["source"]))
         if data.get("path"):
             data["path"] = Path(data["path"])

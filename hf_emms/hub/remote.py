@@ -7,6 +7,7 @@ tags): no weights are downloaded to decide. Every request goes through :func:`~h
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Literal
 
@@ -90,6 +91,9 @@ class HubClient:
         """The first ``limit`` models matching every tag (and the pipeline tag), in ``sort`` order.
 
         Pages are fetched lazily (the Hub's ``Link`` header) and no page is requested beyond ``limit`` models.
+        The query is the one ``HfApi.list_models(filter=tags, pipeline_tag=..., sort=..., limit=..., expand=...)``
+        sends, made here because ``list_models`` takes no timeout (a stalled Hub would hang it) and retries on
+        its own fixed schedule.
         """
         if sort not in SORT_KEYS:
             raise InvalidInputError(f"sort must be one of {sorted(SORT_KEYS)}, got {sort!r}")
@@ -104,7 +108,7 @@ class HubClient:
         url: str | None = f"{self.api.endpoint}/api/models"
         listed, page = 0, 1
         while url is not None:
-            response = call_hub(lambda: self._get(url, params), what=f"listing models (page {page})",
+            response = call_hub(functools.partial(self._get, url, params), what=f"listing models (page {page})",
                                 policy=self.retry)
             for item in response.json():
                 item.setdefault("siblings", None)

@@ -85,9 +85,10 @@ def call_hub(call: Callable[[], T], *, what: str, policy: RetryPolicy) -> T:
         try:
             return call()
         except GatedRepoError as exc:
+            who = "no token was given" if _status(exc) == 401 else "the token has no access"
             raise HubAccessError(
-                f"{what}: the repo is gated and {'no token was given' if _status(exc) == 401 else 'the token has no access'}"
-                "; request access on the model's Hub page, then pass a token that has it (HF_TOKEN or token=...)"
+                f"{what}: the repo is gated and {who}; request access on the model's Hub page, then pass a token "
+                "that has it (HF_TOKEN or token=...)"
             ) from None
         except RepositoryNotFoundError as exc:
             raise CandidateNotFoundError(
