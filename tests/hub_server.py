@@ -52,6 +52,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import socket
 import struct
 import threading
 import time
@@ -514,6 +515,12 @@ _API = re.compile(
 def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in two writes: without this, Nagle's algorithm and the client's delayed ACK
+            # hold every answer ~40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format, *args):  # noqa: A002 - keep test output quiet; the log is hub.requests
             pass
