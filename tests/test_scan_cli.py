@@ -37,7 +37,7 @@ def test_scan_prints_kept_candidates_and_explains_rejections(hub, capsys):
     kept, rejected = out.split("rejected")[0], out.split("rejected")[1]
     assert "1 candidate(s) kept" in kept and "org/bert" in kept and "mit" in kept and "org/vit" not in kept
     assert "org/vit" in rejected and "modality" in rejected and "org/remote" in rejected and "remote-code" in rejected
-    (listing,) = hub.requests_to("/api/models")[:1]
+    listing = hub.requests_to("/api/models")[0]
     assert listing.query["filter"] == ["t"] and listing.query["sort"] == ["likes"] and listing.query["limit"] == ["5"]
 
 

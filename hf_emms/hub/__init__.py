@@ -1,10 +1,14 @@
 """Candidate discovery: which checkpoints to rank, from the Hub, local folders and the local HF cache.
 
->>> from hf_emms.hub import Criteria, scan
->>> result = scan(tags=["sentence-transformers"], pipeline_tag="feature-extraction", sort="downloads", limit=20,
-...               criteria=Criteria(modality="text", max_params=150_000_000))
->>> [c.reference for c in result.kept]                       # "org/name@<40-hex sha>"
->>> [(r.reference, r.reason.value, r.detail) for r in result.rejected]
+Example::
+
+    from hf_emms.hub import Criteria, scan
+
+    result = scan(tags=["sentence-transformers"], pipeline_tag="feature-extraction", sort="downloads", limit=20,
+                  criteria=Criteria(modality="text", max_params=150_000_000))
+    [c.reference for c in result.kept]                         # "org/name@<40-hex sha>"
+    [(r.reference, r.reason.value, r.detail) for r in result.rejected]
+    AutoModel.from_pretrained(**result.kept[0].from_pretrained_kwargs())   # exactly those weights
 
 Every candidate is pinned to a revision (a commit sha, or a content digest for local folders); decisions use only
 metadata (config, safetensors headers, tags), never downloaded weights. Remote code and pickle weights are left out
