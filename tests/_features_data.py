@@ -15,14 +15,17 @@ N_TEXTS = 30
 
 
 def texts(n: int = N_TEXTS) -> list[str]:
-    """Sentences of different lengths (so batches need padding), all in the tiny tokenizers' vocabulary."""
-    return [" ".join(CORPUS[(i + j) % len(CORPUS)] for j in range(1 + i % 4)) for i in range(n)]
+    """Texts of 1 to 4 sentences (so batches need padding), all in the tiny tokenizers' vocabulary, seeded."""
+    rng = np.random.default_rng(7)
+    return [" ".join(rng.choice(CORPUS, size=1 + i % 4)) for i in range(n)]
 
 
 def text_dataset(n: int = N_TEXTS, classes: int = 3):
+    """``texts(n)`` with seeded random class ids, every class present."""
     import datasets
 
-    return datasets.Dataset.from_dict({"text": texts(n), "label": [i % classes for i in range(n)]})
+    labels = np.random.default_rng(8).permutation(np.arange(n) % classes)
+    return datasets.Dataset.from_dict({"text": texts(n), "label": labels.tolist()})
 
 
 def image_dataset(n: int = 12, size: int = 32, classes: int = 3):

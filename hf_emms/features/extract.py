@@ -305,11 +305,11 @@ def run_candidate(job: Job, candidate: str | os.PathLike, revision: str | None, 
         t0 = time.perf_counter()
         features, logits = runner(batch["inputs"])
         t1 = _sync_time(device)
-        idx = batch["rows"]
+        idx = batch["rows"]  # dataset row ids: cross-validation folds then follow the rows, not order or shard
         if job.labels is not None:
-            stats.update(features, labels=job.labels[idx], head_logits=logits)
+            stats.update(features, labels=job.labels[idx], head_logits=logits, sample_ids=idx)
         else:
-            stats.update(features, label_embeddings=np.asarray(job.label_embeddings[idx]))
+            stats.update(features, label_embeddings=np.asarray(job.label_embeddings[idx]), sample_ids=idx)
         t2 = _sync_time(device)
         timings["forward"] += t1 - t0
         timings["statistics"] += t2 - t1
@@ -443,11 +443,7 @@ def _split(dataset: Any) -> str | None:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``device``, or the one ``accelerate`` assigns this process (``cuda:LOCAL_RANK`` on GPUs, else CPU)."""
-    if device is not None:
-        return torch.device(device)
-    from accelerate import PartialState
-
-    return PartialState().device
+    return torch.device(device) if device is not None else _accelerate_state().device
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -462,10 +458,17 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def process_rank() -> tuple[int, int]:
     """(rank, world size) of this process: from ``accelerate`` (which sets up ``torch.distributed`` when launched
     by ``accelerate launch`` or ``torchrun``), (0, 1) in a plain run."""
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = _accelerate_state()
     return state.process_index, state.num_processes
+
+
+def _accelerate_state() -> Any:
+    """accelerate's process state. ``ACCELERATE_USE_CPU=1`` makes CPU processes one job (as ``Accelerator`` reads it;
+    ``PartialState`` alone would leave each process on its own)."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 def _sync_time(device: torch.device) -> float:
