@@ -72,3 +72,22 @@ def test_the_installed_command_reaches_the_server_through_the_environment(hub, f
     assert "org/bert" in done.stdout and str(folders["vit"].resolve()) in done.stdout
     assert "2 candidate(s) kept" in done.stdout and "hf_never_printed" not in done.stdout + done.stderr
     assert [r.authorized for r in hub.requests_to("/api/models/org/bert")] == [True, True]
+
+
+def test_offline_the_cache_is_still_scanned_and_hub_ids_say_why_not(hub, hf_cache):
+    """HF_HUB_OFFLINE is read at import: a subprocess is the way to test it."""
+    from huggingface_hub import snapshot_download
+
+    sha = Path(snapshot_download("org/bert", cache_dir=hf_cache)).name  # snapshots/<commit sha>
+    requests_before = len(hub.requests)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("hf-emms")), "scan", "--cache", hf_cache, "--ids", "org/vit", "--json",
+         "--explain"], capture_output=True, text=True, env=env, timeout=120, check=True,
+    )
+    data = json.loads(done.stdout)
+    assert [(c["model_id"], c["revision"], c["source"]) for c in data["kept"]] == [("org/bert", sha, "cache")]
+    (rejected,) = data["rejected"]
+    assert (rejected["reference"], rejected["reason"]) == ("org/vit", "unavailable")
+    assert "offline mode (HF_HUB_OFFLINE) is on" in rejected["detail"]
+    assert len(hub.requests) == requests_before  # nothing reached the server

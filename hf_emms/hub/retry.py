@@ -15,6 +15,7 @@ import httpx2
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    OfflineModeIsEnabled,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -77,13 +78,16 @@ def call_hub(call: Callable[[], T], *, what: str, policy: RetryPolicy) -> T:
     HubAccessError
         HTTP 401/403: a gated repo without access, or a token the Hub refused.
     HubUnavailableError
-        5xx, 429 or timeouts on every attempt.
+        5xx, 429 or timeouts on every attempt; or offline mode (``HF_HUB_OFFLINE``), not retried.
     HubError
         Any other HTTP error (the request itself is wrong: not worth retrying).
     """
     for attempt in range(policy.attempts):
         try:
             return call()
+        except OfflineModeIsEnabled:
+            raise HubUnavailableError(f"{what}: offline mode (HF_HUB_OFFLINE) is on; unset it to reach the Hub, or "
+                                      "scan only local folders and the cache") from None
         except GatedRepoError as exc:
             who = "no token was given" if _status(exc) == 401 else "the token has no access"
             raise HubAccessError(
