@@ -313,7 +313,7 @@ def test_flabels_feed_the_solver(models):
     scores = {}
     for name, x in (("informative", informative), ("noise", noise)):
         scores[name] = emms(FeatureStats().update(x, labels=y), class_embeddings=flabels.tables).score
-    assert scores["informative"] > -0.15 and scores["noise"] < scores["informative"] - 0.2
+    assert scores["informative"] - scores["noise"] > 0.5 * abs(scores["noise"])  # scale-free: the solver's rule may change
 
     texts = [["a dog", "a photo of a dog"], ["a cat"], ["a red car on the road"], ["the airplane flies"]]
     captions = embed_labels([texts[i] for i in y], kind="text", encoders=list(models.values()), cache_dir=False)
@@ -322,7 +322,7 @@ def test_flabels_feed_the_solver(models):
         for lo, batch in zip(range(0, 300, 128), captions.batches(128)):
             stats.update(x[lo : lo + 128], label_embeddings=batch)
         scores[name] = emms(stats).score
-    assert stats.label_shape == (16, 3) and scores["noise"] < scores["informative"] - 0.2
+    assert stats.label_shape == (16, 3) and scores["informative"] - scores["noise"] > 0.5 * abs(scores["noise"])
 
 
 # ------------------------------------------------------------------------------------------------ the Hub
