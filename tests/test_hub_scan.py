@@ -213,7 +213,10 @@ def test_ids_resolve_to_pinned_revisions_and_failures_become_reasons(hub_server,
 def test_a_500_that_recovers_is_retried_and_one_that_does_not_is_reported(hub_server, models):
     hub_server.add_model("org/bert", models["bert"], tags=["t"])
     hub_server.fail(r"^/api/models$", status=500, times=2)
-    assert [c.model_id for c in scan(tags=["t"], retry=FAST).kept] == ["org/bert"]
+    start = time.monotonic()
+    backoff = RetryPolicy(attempts=3, timeout=5.0, backoff=0.2)
+    assert [c.model_id for c in scan(tags=["t"], retry=backoff).kept] == ["org/bert"]
+    assert time.monotonic() - start >= 0.2 + 0.4  # waited, doubling, before each retry
     assert [r.status for r in hub_server.requests_to("/api/models", method="GET")
             if r.path == "/api/models"] == [500, 500, 200]
 
@@ -327,6 +330,8 @@ def test_candidates_round_trip_through_json_and_inputs_are_checked(models):
     with pytest.raises(InvalidInputError, match="nothing to scan"):
         scan()
     assert Criteria(licenses="MIT").licenses == frozenset({"mit"})
+    unlicensed = Criteria(licenses=["mit"]).check(candidate)  # the folder's card states no licence
+    assert unlicensed.reason is RejectReason.LICENSE and "licence not stated" in unlicensed.detail
 
 
 def test_a_real_checkpoint_is_measured_the_same_on_the_hub_and_on_disk(hub_server):
