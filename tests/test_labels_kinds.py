@@ -35,9 +35,10 @@ def test_clean_class_name(raw, clean):
 
 
 def test_class_names_from_classlabel_list_and_mapping():
-    from datasets import ClassLabel
+    from datasets import ClassLabel, List
 
     assert class_names_from(ClassLabel(names=["cat", "dog"])) == ["cat", "dog"]
+    assert class_names_from(List(ClassLabel(names=["cat", "dog"]))) == ["cat", "dog"]  # a multi-label column
     assert class_names_from(["cat", "dog"]) == ["cat", "dog"]
     assert class_names_from({1: "dog", 0: "cat"}) == ["cat", "dog"]
     assert class_names_from({"1": "dog", "0": "cat"}) == ["cat", "dog"]  # id2label from a JSON config

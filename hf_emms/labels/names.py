@@ -36,11 +36,12 @@ def clean_class_name(name: str) -> str:
 
 
 def class_names_from(classes: Any) -> list[str]:
-    """The ordered class names of a ``datasets.ClassLabel``, a sequence of names, or an ``{id: name}`` mapping.
+    """The ordered class names of a ``datasets.ClassLabel`` (or a multi-label ``List(ClassLabel)``), a sequence of
+    names, or an ``{id: name}`` mapping.
 
     Parameters
     ----------
-    classes : ClassLabel, sequence of str, or mapping of int to str
+    classes : ClassLabel, List(ClassLabel), sequence of str, or mapping of int to str
         A mapping must cover the ids 0..C-1 exactly (as ``config.id2label`` does).
 
     Returns
@@ -48,7 +49,8 @@ def class_names_from(classes: Any) -> list[str]:
     list of str
         C names, the name of class id ``i`` at position ``i`` (not cleaned).
     """
-    names = getattr(classes, "names", None)  # datasets.ClassLabel (no import of datasets needed)
+    # A datasets.ClassLabel, or the List(ClassLabel) of a multi-label column (no import of datasets needed).
+    names = getattr(classes, "names", None) or getattr(getattr(classes, "feature", None), "names", None)
     if names is not None:
         classes = names
     if isinstance(classes, Mapping):
