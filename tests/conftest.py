@@ -30,7 +30,8 @@ atexit.register(_HUB.stop)
 for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
               "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE", "HF_XET_CACHE"):
     os.environ.pop(_name, None)
-os.environ.update(HF_ENDPOINT=_HUB.url, HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1")
+# Uploads use the plain git-LFS protocol, which the local server speaks, instead of Xet storage, which it does not.
+os.environ.update(HF_ENDPOINT=_HUB.url, HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1")
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 ``huggingface_hub``, ``transformers`` and ``datasets`` talk to it as they would to huggingface.co: listing and
 model info (with ``expand``), file downloads (``HEAD``/``GET`` ``resolve`` with ``Range``), repository trees,
-dataset repos (``datasets.load_dataset(repo_id)``), and commits and pull requests (``create_commit``,
-``metadata_update(..., create_pr=True)``). It is real HTTP (``http.server.ThreadingHTTPServer``), not a mock: the
+dataset repos (``datasets.load_dataset(repo_id)``), and writes: ``create_repo``, commits and pull requests
+(``create_commit``, ``metadata_update(..., create_pr=True)``, ``push_to_hub`` of models and datasets, binary
+files through the git-LFS batch API). It is real HTTP (``http.server.ThreadingHTTPServer``), not a mock: the
 libraries run their own request, retry and caching code against it.
 
 Pointing the libraries at it
@@ -40,9 +41,10 @@ Example::
         model = AutoModel.from_pretrained("org/bert", revision=sha, cache_dir=hf_cache)
         assert hub_server.requests_to("/org/bert/resolve/", method="GET")
 
-Deliberate simplifications: every upload is "regular" (base64 inside the commit, no LFS or Xet transfer), search
-and filters follow the Hub's semantics only as far as the tests need (``filter`` values are ANDed over tags,
-``pipeline_tag``, ``author``, ``search`` as a substring, ``sort`` descending), and there is one user.
+Deliberate simplifications: uploads use git-LFS "basic" transfers, never Xet (conftest sets
+``HF_HUB_DISABLE_XET=1``); search and filters follow the Hub's semantics only as far as the tests need
+(``filter`` values are ANDed over tags, ``pipeline_tag``, ``author``, ``search`` as a substring, ``sort``
+descending); a token is any string, and ``create_repo`` grants its token access to the new repo.
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ class HubServer:
         self._requests: list[Request] = []
         self._faults: list[_Fault] = []
         self._commits: list[Commit] = []
+        self._lfs: dict[str, bytes] = {}  # sha256 -> content uploaded through the LFS batch API
         self._clock = 0
         self._generation = 0  # bumped by reset(): a request still in flight from an earlier test is not logged
         self._httpd: ThreadingHTTPServer | None = None
@@ -211,6 +214,7 @@ class HubServer:
             self._requests.clear()
             self._faults.clear()
             self._commits.clear()
+            self._lfs.clear()
             self._generation += 1
             self.page_size = 1000
 
@@ -457,6 +461,12 @@ class HubServer:
                 content = base64.b64decode(value["content"]) if value.get("encoding") == "base64" else (
                     value["content"].encode())
                 operations.append(Operation("file", value["path"], content))
+            elif line["key"] == "lfsFile":
+                with self._lock:
+                    content = self._lfs.get(value["oid"])
+                if content is None:
+                    raise _HttpError(400, f"LFS object {value['oid']} of {value['path']} was never uploaded", None)
+                operations.append(Operation("lfsFile", value["path"], content))
             elif line["key"] != "header":
                 operations.append(Operation(line["key"], value["path"]))
         with self._lock:
@@ -465,7 +475,7 @@ class HubServer:
                 raise _HttpError(404, f"Revision Not Found for url: {revision}", "RevisionNotFound")
             files = dict(repo.snapshots[parent])
             for op in operations:
-                if op.kind == "file":
+                if op.kind in ("file", "lfsFile"):
                     files[op.path] = op.content
                 elif op.kind == "deletedFile":
                     files.pop(op.path, None)
@@ -491,6 +501,43 @@ class HubServer:
             answer["pullRequestUrl"] = f"{self.url}/{prefix}{repo.repo_id}/discussions/{pr_num}"
         return answer
 
+
+    def _create(self, payload: dict, token: str | None) -> dict:
+        """``create_repo``: an empty repo (one commit with ``.gitattributes``), readable by its creator's token."""
+        repo_type = payload.get("type") or "model"
+        if token is None:
+            raise _HttpError(401, "Invalid username or password.", None)
+        if repo_type not in ("model", "dataset"):
+            raise _HttpError(400, f"this test server hosts models and datasets, not {repo_type}s", None)
+        repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+        if self._repo(repo_type, repo_id) is not None:
+            raise _HttpError(409, "You already created this repo", None)
+        private = payload.get("visibility") == "private" or bool(payload.get("private"))
+        meta = dict(license=None, tags=[], pipeline_tag=None, library_name=None, downloads=0, likes=0,
+                    trendingScore=0, createdAt=None, lastModified=None)
+        self._add(repo_type, repo_id, {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+                  private=private, gated=False, tokens=[token], meta=meta)
+        prefix = "" if repo_type == "model" else "datasets/"
+        return {"url": f"{self.url}/{prefix}{repo_id}", "name": repo_id}
+
+    def _lfs_batch(self, payload: dict) -> dict:
+        """The LFS batch API (basic transfer): an upload URL on this server for each object not stored yet."""
+        objects = []
+        for obj in payload.get("objects", []):
+            answer = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            with self._lock:
+                known = obj["oid"] in self._lfs
+            if not known:
+                answer["actions"] = {"upload": {"href": f"{self.url}/lfs-upload/{obj['oid']}"}}
+            objects.append(answer)
+        return {"transfer": "basic", "objects": objects}
+
+    def _lfs_store(self, oid: str, content: bytes) -> dict:
+        if hashlib.sha256(content).hexdigest() != oid:
+            raise _HttpError(400, f"uploaded content does not hash to {oid}", None)
+        with self._lock:
+            self._lfs[oid] = content
+        return {}
 
 def _json_or_empty(content: bytes | None) -> dict:
     try:
@@ -532,6 +579,9 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self._handle()
 
         def do_POST(self):
+            self._handle()
+
+        def do_PUT(self):
             self._handle()
 
         # -- plumbing ------------------------------------------------------------------------------------------
@@ -594,6 +644,12 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 return self._list(path, query, token)
             if path == "/api/validate-yaml":
                 return self._send_json({"errors": [], "warnings": []})
+            if path == "/api/repos/create" and self.command == "POST":
+                return self._send_json(hub._create(json.loads(body or b"{}"), token))
+            if path.endswith(".git/info/lfs/objects/batch") and self.command == "POST":
+                return self._send_json(hub._lfs_batch(json.loads(body)))
+            if path.startswith("/lfs-upload/") and self.command == "PUT":
+                return self._send_json(hub._lfs_store(path[len("/lfs-upload/"):], body))
             if match := _RESOLVE.match(path):
                 return self._resolve(match, token)
             if match := _API.match(path):
@@ -641,7 +697,8 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                 self._sha(repo, match["rev"])
                 files = json.loads(body)["files"]
                 return self._send_json({"files": [
-                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]})
+                    {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(_LFS_SUFFIXES) else "regular",
+                     "shouldIgnore": False} for f in files]})
             if action == "commit" and self.command == "POST":
                 create_pr = query.get("create_pr", ["0"])[0].lower() in ("1", "true")
                 return self._send_json(hub._commit(repo, unquote(match["rev"]), body, create_pr))

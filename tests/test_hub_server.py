@@ -140,6 +140,25 @@ def test_card_pull_request_is_decoded_and_applied_on_its_own_ref(hub_server, ber
     assert hub_server.requests_to("/api/models/org/bert/commit/main")[0].query["create_pr"] == ["1"]
 
 
+def test_push_to_hub_creates_repos_and_uploads_binaries_through_lfs(hub_server, bert_folder, tmp_path):
+    import datasets
+    from transformers import AutoModel
+
+    pushed = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, 0]})
+    pushed.push_to_hub("org/pushed", token="hf_writer")
+    (commit,) = hub_server.commits
+    kinds = {op.path: op.kind for op in commit.operations}
+    assert kinds["data/train-00000-of-00001.parquet"] == "lfsFile" and kinds["README.md"] == "file"
+    assert hub_server.requests_to("/datasets/org/pushed.git/info/lfs/objects/batch", method="POST")
+    back = datasets.load_dataset("org/pushed", cache_dir=str(tmp_path / "cache"))
+    assert back["train"].to_dict() == pushed.to_dict()
+
+    AutoModel.from_pretrained(bert_folder).push_to_hub("org/pushed-bert", token="hf_writer", private=True)
+    assert hub_server.file("org/pushed-bert", "model.safetensors") == (bert_folder / "model.safetensors").read_bytes()
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(token="hf_someone_else").model_info("org/pushed-bert")  # private: its creator's token only
+
+
 def test_private_and_gated_repos_need_the_right_token(hub_server, bert_folder, hf_cache):
     hub_server.add_model("org/private", bert_folder, private=True, tokens=["hf_owner"])
     hub_server.add_model("org/gated", bert_folder, gated=True, tokens=["hf_granted"])
