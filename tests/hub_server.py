@@ -2,7 +2,8 @@
 
 ``huggingface_hub``, ``transformers`` and ``datasets`` talk to it as they would to huggingface.co: listing and
 model info (with ``expand``), file downloads (``HEAD``/``GET`` ``resolve`` with ``Range``), repository trees,
-dataset repos (``datasets.load_dataset(repo_id)``), and writes: ``create_repo``, commits and pull requests
+dataset repos (``datasets.load_dataset(repo_id)``), Spaces (files only: nothing runs), and writes:
+``create_repo``, commits and pull requests
 (``create_commit``, ``metadata_update(..., create_pr=True)``, ``push_to_hub`` of models and datasets, binary
 files through the git-LFS batch API). It is real HTTP (``http.server.ThreadingHTTPServer``), not a mock: the
 libraries run their own request, retry and caching code against it.
@@ -495,7 +496,7 @@ class HubServer:
                 repo.repo_id, repo.repo_type, revision, oid, header.get("summary", ""),
                 header.get("description", ""), tuple(operations), pr_num,
             ))
-        prefix = "" if repo.repo_type == "model" else "datasets/"
+        prefix = _URL_PREFIX[repo.repo_type]
         answer = {"commitOid": oid, "commitUrl": f"{self.url}/{prefix}{repo.repo_id}/commit/{oid}"}
         if pr_num is not None:
             answer["pullRequestUrl"] = f"{self.url}/{prefix}{repo.repo_id}/discussions/{pr_num}"
@@ -507,8 +508,8 @@ class HubServer:
         repo_type = payload.get("type") or "model"
         if token is None:
             raise _HttpError(401, "Invalid username or password.", None)
-        if repo_type not in ("model", "dataset"):
-            raise _HttpError(400, f"this test server hosts models and datasets, not {repo_type}s", None)
+        if repo_type not in _URL_PREFIX:
+            raise _HttpError(400, f"this test server hosts {sorted(_URL_PREFIX)} repos, not {repo_type!r}", None)
         repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
         if self._repo(repo_type, repo_id) is not None:
             raise _HttpError(409, "You already created this repo", None)
@@ -517,7 +518,7 @@ class HubServer:
                     trendingScore=0, createdAt=None, lastModified=None)
         self._add(repo_type, repo_id, {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
                   private=private, gated=False, tokens=[token], meta=meta)
-        prefix = "" if repo_type == "model" else "datasets/"
+        prefix = _URL_PREFIX[repo_type]
         return {"url": f"{self.url}/{prefix}{repo_id}", "name": repo_id}
 
     def _lfs_batch(self, payload: dict) -> dict:
@@ -552,9 +553,12 @@ class _HttpError(Exception):
         self.status, self.message, self.code = status, message, code
 
 
-_RESOLVE = re.compile(r"^/(?:(?P<dataset>datasets)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+_URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}  # web and resolve URLs per repo type
+_RESOLVE = re.compile(
+    r"^/(?:(?P<type>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$"
+)
 _API = re.compile(
-    r"^/api/(?P<type>models|datasets)/(?P<repo>[^/]+/[^/]+)"
+    r"^/api/(?P<type>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
     r"(?:/(?P<action>revision|tree|paths-info|preupload|commit)(?:/(?P<rev>[^/]+)(?P<rest>/.*)?)?)?$"
 )
 
@@ -640,7 +644,7 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
 
         # -- routes --------------------------------------------------------------------------------------------
         def _route(self, path: str, query: dict[str, list[str]], body: bytes, token: str | None) -> int:
-            if path in ("/api/models", "/api/datasets"):
+            if path in ("/api/models", "/api/datasets", "/api/spaces"):
                 return self._list(path, query, token)
             if path == "/api/validate-yaml":
                 return self._send_json({"errors": [], "warnings": []})
@@ -657,7 +661,7 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             raise _HttpError(404, f"this test server does not serve {self.command} {path}", None)
 
         def _list(self, path: str, query: dict[str, list[str]], token: str | None) -> int:
-            repo_type = "model" if path == "/api/models" else "dataset"
+            repo_type = path[len("/api/"):-1]
             repos = hub._listing(repo_type, query, token)
             start = int(query.get("cursor", ["0"])[0])
             size = min(int(query.get("limit", [hub.page_size])[0]), hub.page_size)
@@ -705,7 +709,7 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             raise _HttpError(404, f"this test server does not serve {self.command} {self.path}", None)
 
         def _resolve(self, match: re.Match, token: str | None) -> int:
-            repo_type = "dataset" if match["dataset"] else "model"
+            repo_type = match["type"][:-1] if match["type"] else "model"
             repo = self._readable(repo_type, match["repo"], token)
             if repo.gated and token not in repo.tokens:
                 raise _HttpError(401 if token is None else 403,

@@ -159,6 +159,20 @@ def test_push_to_hub_creates_repos_and_uploads_binaries_through_lfs(hub_server, 
         HfApi(token="hf_someone_else").model_info("org/pushed-bert")  # private: its creator's token only
 
 
+def test_spaces_are_created_uploaded_and_downloaded(hub_server, tmp_path, hf_cache):
+    (tmp_path / "space").mkdir()
+    (tmp_path / "space" / "app.py").write_text("import gradio as gr\n")
+    (tmp_path / "space" / "README.md").write_text("---\nsdk: gradio\napp_file: app.py\n---\n")
+    api = HfApi(token="hf_writer")
+    url = api.create_repo("org/demo", repo_type="space", space_sdk="gradio")
+    assert url.endswith("/spaces/org/demo")
+    api.upload_folder(folder_path=tmp_path / "space", repo_id="org/demo", repo_type="space")
+    assert {s.rfilename for s in api.space_info("org/demo").siblings} == {".gitattributes", "app.py", "README.md"}
+    app = hf_hub_download("org/demo", "app.py", repo_type="space", cache_dir=hf_cache)
+    assert open(app).read() == "import gradio as gr\n"
+    assert [s.id for s in api.list_spaces()] == ["org/demo"]
+
+
 def test_private_and_gated_repos_need_the_right_token(hub_server, bert_folder, hf_cache):
     hub_server.add_model("org/private", bert_folder, private=True, tokens=["hf_owner"])
     hub_server.add_model("org/gated", bert_folder, gated=True, tokens=["hf_granted"])
