@@ -15,7 +15,7 @@ x = rng.standard_normal((1000, 9)) + 1e4  # the same full dataset on every rank.
 labels = np.arange(1000) % 4
 stats = FeatureStats()
 for i in range(rank * 64, 1000, world * 64):  # ...of which each rank sees every world-th batch
-    stats.update(x[i : i + 64], labels=labels[i : i + 64])
+    stats.update(x[i : i + 64], labels=labels[i : i + 64], sample_ids=np.arange(i, min(i + 64, 1000)))
 stats.all_reduce()
 if accelerator.is_main_process:
     stats.save(sys.argv[1])

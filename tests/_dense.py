@@ -66,6 +66,36 @@ def ridge_gcv(x: np.ndarray, ys: list[np.ndarray], lam: np.ndarray, a: float) ->
     return n * np.sum(r**2) / (n - tr) ** 2 / y.shape[1], tr
 
 
+def folds_of(n: int, folds: int = 5) -> np.ndarray:
+    """The documented fold of sample id i: Knuth's multiplicative hash, (i * 2654435761) mod 2^32 mod F."""
+    return (np.arange(n, dtype=np.int64) * 2654435761) % 2**32 % folds
+
+
+def ridge_kfold(x: np.ndarray, label_embeddings: np.ndarray, alpha: float, folds: np.ndarray) -> np.ndarray:
+    """M_kl = sum over held-out samples of <R_k, R_l>, R_k the residual of F-label k predicted by a ridge fit
+    (penalty alpha * n_train, unpenalised intercept) on the other folds: features standardised with the
+    training mean and std, F-labels centred at the training mean and scaled by their full-sample std
+    (constant columns dropped). The K-fold residual of Y(lam) is lam^T M lam."""
+    y_scale = label_embeddings.std(0)  # (D2, K)
+    keep = y_scale > CONSTANT * np.sqrt(y_scale**2 + label_embeddings.mean(0) ** 2)
+    y = np.where(keep, label_embeddings / np.where(keep, y_scale, 1), 0)  # (N, D2, K)
+    n, d2, k = y.shape
+    m = np.zeros((k, k))
+    for f in np.unique(folds):
+        tr, ho = folds != f, folds == f
+        if tr.sum() < 2:
+            continue
+        mean, std = x[tr].mean(0), x[tr].std(0)
+        ok = std > CONSTANT * np.sqrt(std**2 + mean**2)
+        xt = (x[tr][:, ok] - mean[ok]) / std[ok]
+        xh = (x[ho][:, ok] - mean[ok]) / std[ok]
+        yt = (y[tr] - y[tr].mean(0)).reshape(-1, d2 * k)
+        theta = np.linalg.pinv(xt.T @ xt + alpha * tr.sum() * np.eye(xt.shape[1]), rcond=1e-10, hermitian=True) @ xt.T @ yt
+        r = ((y[ho] - y[tr].mean(0)).reshape(-1, d2 * k) - xh @ theta).reshape(-1, d2, k)
+        m += np.einsum("njk,njl->kl", r, r)
+    return m
+
+
 def official_one_pass(x: np.ndarray, label_embeddings: np.ndarray) -> float:
     """The published EMMS algorithm, step by step on dense arrays (least squares at uniform weights,
     least squares for the weights, sparsemax, stale theta, score -sum(res**2) / N * D2)."""

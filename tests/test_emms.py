@@ -71,7 +71,7 @@ def test_class_path_equals_per_sample_path_on_expanded_labels(seed):
     p = make_problem(seed)
     by_class = class_stats(p)
     by_sample = FeatureStats().update(p.x, label_embeddings=p.class_label_embeddings)
-    for rule in ("gcv", "in_sample"):
+    for rule in ("cv", "gcv", "in_sample"):
         a, b = emms(by_class, p.tables, rule=rule), emms(by_sample, rule=rule)
         assert a.score == pytest.approx(b.score, abs=TOL)
         np.testing.assert_allclose(a.weights, b.weights, atol=1e-6)
@@ -79,10 +79,25 @@ def test_class_path_equals_per_sample_path_on_expanded_labels(seed):
 
 
 @pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_cv_equals_dense_kfold_ridge_and_is_minimal(seed):
+    p = make_problem(seed)
+    folds = _dense.folds_of(len(p.x))
+    for result, emb in ((emms(per_sample_stats(p)), p.label_embeddings), (emms(class_stats(p), p.tables), p.class_label_embeddings)):
+        n, d2 = len(p.x), result.d2
+        tol = TOL * n * d2
+        assert result.rule == "cv"
+        lam = result.weights
+        assert -result.score * n * d2 == pytest.approx(lam @ _dense.ridge_kfold(p.x, emb, result.ridge, folds) @ lam, abs=tol)
+        # No ridge on a coarse grid, with weights optimised by SLSQP, beats the reported optimum.
+        for alpha in [0.0, *np.logspace(-6, 4, 6)]:
+            assert -result.score * n * d2 <= _dense.simplex_min(_dense.ridge_kfold(p.x, emb, alpha, folds)) + tol
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 3))
 def test_gcv_equals_dense_ridge_and_is_minimal(seed):
     p = make_problem(seed)
     stats = per_sample_stats(p)
-    result = emms(stats)
+    result = emms(stats, rule="gcv")
     xs, ys = _dense.standardize(p.x), _dense.f_labels(p.label_embeddings)
     n, d2 = xs.shape[0], ys[0].shape[1]
     eig = np.linalg.eigvalsh(xs.T @ xs)
@@ -125,7 +140,7 @@ def test_batching_order_and_merge_tree_do_not_matter(seed):
     parts = []
     for idx in rng.permutation(len(cuts) + 1):  # batches in a random order, each in its own accumulator
         lo, hi = ([0, *cuts][idx], [*cuts, n][idx])
-        parts.append(FeatureStats().update(p.x[lo:hi], label_embeddings=p.label_embeddings[lo:hi]))
+        parts.append(FeatureStats().update(p.x[lo:hi], label_embeddings=p.label_embeddings[lo:hi], sample_ids=np.arange(lo, hi)))
     while len(parts) > 1:  # a random merge tree
         i, j = sorted(rng.choice(len(parts), size=2, replace=False))
         merged = parts[i] + parts[j]
@@ -136,7 +151,7 @@ def test_batching_order_and_merge_tree_do_not_matter(seed):
         x, y = getattr(a, name), getattr(b, name)
         np.testing.assert_allclose(y, x, rtol=0, atol=1e-10 * max(np.abs(x).max(), 1.0), err_msg=name)
     assert merged.n == n
-    for rule in ("gcv", "in_sample"):
+    for rule in ("cv", "gcv", "in_sample"):
         assert emms(merged, rule=rule).score == pytest.approx(emms(reference, rule=rule).score, abs=1e-10)
 
 
@@ -147,7 +162,8 @@ def test_invariant_to_sample_order_and_column_scale(seed):
     perm = rng.permutation(len(p.x))
     scale = 10 ** rng.uniform(-3, 3, p.x.shape[1])
     base = emms_score(p.x, p.labels, class_embeddings=p.tables)
-    moved = emms_score((p.x * scale)[perm], p.labels[perm], class_embeddings=p.tables)
+    # Folds follow sample ids, so ids travel with their samples.
+    moved = emms_score((p.x * scale)[perm], p.labels[perm], class_embeddings=p.tables, sample_ids=perm)
     assert moved.score == pytest.approx(base.score, abs=1e-9)
     np.testing.assert_allclose(moved.weights, base.weights, atol=1e-7)
 
@@ -196,7 +212,10 @@ def test_exact_fit_scores_zero_in_sample_and_features_without_variance_score_the
     assert emms_score(y @ rng.standard_normal((4, 6)), label_embeddings=y, rule="in_sample").score == pytest.approx(0, abs=1e-12)
     flat = emms_score(np.ones((50, 8)), label_embeddings=y)
     assert flat.rank == 0 and flat.n_constant_features == 8
-    assert flat.score == pytest.approx(-1 / (1 - 1 / 50) ** 2, abs=1e-12)  # GCV of the mean alone
+    # Out of sample, the training mean alone: a little worse than the variance (-1), as the mean is estimated.
+    alone = _dense.ridge_kfold(np.ones((50, 8)), y[:, :, None], 0.0, _dense.folds_of(50))[0, 0] / (50 * 4)
+    assert flat.score == pytest.approx(-alone, abs=1e-12) and flat.score < -1
+    assert emms_score(np.ones((50, 8)), label_embeddings=y, rule="gcv").score == pytest.approx(-1 / (1 - 1 / 50) ** 2, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -258,3 +277,14 @@ def test_class_tables_in_every_accepted_form_agree():
     assert emms(stats, p.tables[0].tolist()).score == pytest.approx(single, abs=1e-12)
     with pytest.raises(InvalidInputError, match="real numbers"):
         emms(stats, [t.astype(complex) for t in p.tables])
+
+
+def test_duplicated_samples_fool_gcv_but_not_cv():
+    """Every sample twice (N = 240 <= D1 = 256): any fit reproduces the training targets, RSS = 0 with
+    tr(H) < N, so GCV reports a perfect score for features that carry no information at all."""
+    rng = np.random.default_rng(7)
+    labels = np.repeat(rng.permutation(np.arange(120) % 4), 2)
+    noise = np.repeat(rng.standard_normal((120, 256)), 2, axis=0)
+    assert emms_score(noise, labels, rule="gcv").score > -1e-6
+    # CV is only mildly optimistic: a pair split across folds still leaks (the twin is in training).
+    assert emms_score(noise, labels).score < -0.75

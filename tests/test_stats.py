@@ -183,8 +183,10 @@ def _worker(rank, port, out_dir):
         x, labels, y, logits = _shard(rank)
         by_class, by_sample = FeatureStats(), FeatureStats()
         for i in range(0, len(x), 64):
-            by_class.update(x[i : i + 64], labels=labels[i : i + 64], head_logits=logits[i : i + 64])
-            by_sample.update(x[i : i + 64], label_embeddings=y[i : i + 64])
+            # Folds follow global sample ids (the reference concatenates the shards in rank order).
+            ids = sum(len(_shard(r)[0]) for r in range(rank)) + np.arange(i, min(i + 64, len(x)))
+            by_class.update(x[i : i + 64], labels=labels[i : i + 64], head_logits=logits[i : i + 64], sample_ids=ids)
+            by_sample.update(x[i : i + 64], label_embeddings=y[i : i + 64], sample_ids=ids)
         by_class.all_reduce()
         by_sample.all_reduce()
         by_class.save(os.path.join(out_dir, f"classes-{rank}.safetensors"))

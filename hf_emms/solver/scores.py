@@ -10,12 +10,19 @@ For fixed lambda the best theta projects Y(lambda) on the column space of X, lea
     RSS(lambda) = lambda^T M lambda,   M = T - sum_i Q_i,                                          (2)
 
 so (1) is a K x K convex quadratic over the simplex, solved exactly (``simplex.py``) instead of by a few
-alternating passes. Three scores come out of the same statistics:
+alternating passes. Four scores come out of the same statistics:
 
-``rule="gcv"`` (default, the ranking score). In-sample residuals reward width: once N <= D1 every
+``rule="cv"`` (default, the ranking score). In-sample residuals reward width: once N <= D1 every
 candidate fits exactly (score 0), and wide random features explain more in-sample than narrow good
-ones. So the score is the generalised cross-validation (Golub, Heath & Wahba, 1979) estimate of the
-*out-of-sample* residual of a ridge fit with an unpenalised intercept,
+ones. So the score is the *out-of-sample* residual of a ridge fit with an unpenalised intercept,
+measured exactly by K-fold cross-validation from per-fold sums (``cross_validation.py``), minimised
+over the ridge and over lambda (exactly, for each ridge). score = -CV / (N * D2): minus the share of
+the F-label variance the features fail to predict on samples they were not fitted on, per sample and
+column (D2 counts the columns that vary over the samples). Towards 0 for perfect features, about -1
+(slightly below: the training mean is estimated too) for features with no information.
+
+``rule="gcv"``: the generalised cross-validation (Golub, Heath & Wahba, 1979) approximation of the
+same out-of-sample residual, one eigensystem instead of one per fold,
 
     GCV(a, lambda) = [RSS_a(lambda) / N] / (1 - tr(H_a) / N)^2,
     RSS_a(lambda)  = lambda^T (T - sum_i (1 - (a / (s_i + a))^2) Q_i) lambda,
@@ -23,12 +30,10 @@ ones. So the score is the generalised cross-validation (Golub, Heath & Wahba, 19
 
 minimised over the ridge a >= 0 (a grid over 12 decades of the mean eigenvalue, refined by golden
 section) and lambda (exactly, for each a). GCV is an approximately unbiased estimate of the leave-one-out
-error that needs only the eigenvalues of G and the Q_i: one pass, any N, any width.
-score = -GCV / D2: minus the part of the F-label variance the features fail to predict on new samples,
-per sample and column (D2 counts the columns that vary over the samples). Towards 0 for perfect
-features; for features with no information it is the variance of the weighted F-label mix,
--lambda^T T lambda / (N * D2) times (N / (N - 1))^2 (GCV's price for the fitted mean): about -1 when the
-K F-labels agree, less negative when they disagree (a mix of disagreeing embeddings varies less).
+error that needs only the eigenvalues of G and the Q_i. score = -GCV / D2. Reliable when N is well
+above D1; when N <= D1 the fit nearly interpolates, leverages spread out and GCV can be wildly optimistic
+(see ``cross_validation.py`` for a measured case), and duplicated samples make it 0. Kept for statistics
+and comparisons where that regime is excluded.
 
 ``rule="in_sample"``: score = -RSS / (N * D2) at the exact optimum of (1): the plain objective of the
 paper, on a per-sample, per-column scale (varying columns, as above). Exact fits (N <= D1) score 0.
@@ -48,13 +53,16 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .line_search import grid_golden_max
+from .cross_validation import CVProblem, cv_problem
 from .simplex import simplex_qp, sparsemax
 from .spectrum import Spectrum, spectrum
 from .stats import FeatureStats
 
-RULES = ("gcv", "in_sample")
+RULES = ("cv", "gcv", "in_sample")
 _GRID = np.linspace(-8.0, 4.0, 25)  # log10 of the ridge relative to the mean non-zero eigenvalue of G
 _GOLDEN_STEPS = 30  # shrinks the one-decade bracket around the best grid point to 1e-6 decade
+_CV_GRID = np.linspace(-6.0, 4.0, 11)  # log10 of the ridge per training sample on unit-variance features
+_CV_GOLDEN_STEPS = 20  # the two-decade bracket to 2e-4 decade: CV is flat near its minimum
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class EMMSResult:
     weights : ndarray of shape (K,)
         lambda: the F-label weights on the simplex at the optimum.
     rule : str
-        "gcv", "in_sample" or "reference".
+        "cv", "gcv", "in_sample" or "reference".
     n, d1, k : int
         Samples, feature width, number of F-labels.
     d2 : int
@@ -79,7 +87,8 @@ class EMMSResult:
     n_constant_features : int
         Feature columns constant over the samples (they carry no information).
     ridge : float
-        Chosen ridge a, relative to the mean of the non-zero eigenvalues of the standardised Gram
+        Chosen ridge: for "cv", per training sample on unit-variance features (a = ridge * n_train);
+        for "gcv", relative to the mean of the non-zero eigenvalues of the standardised Gram
         (0: plain least squares).
     dof : float
         Effective degrees of freedom of the fit, tr(H), intercept included.
@@ -104,7 +113,7 @@ class EMMSResult:
         return out
 
 
-def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "gcv") -> EMMSResult:
+def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "cv") -> EMMSResult:
     """Score features against F-labels from their streamed statistics.
 
     Parameters
@@ -115,9 +124,10 @@ def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "gcv"
         For class-label statistics: the class names embedded by K foundation models (all of width D2).
         Applied now, not during extraction, so one pass over features serves any set of encoders.
         None uses one-hot labels (K = 1, D2 = C). Must be None for per-sample F-label statistics.
-    rule : {"gcv", "in_sample"}
-        "gcv" (default) compares candidates of different widths fairly at any N; "in_sample" is the
-        plain residual of the paper's objective. See the module docstring.
+    rule : {"cv", "gcv", "in_sample"}
+        "cv" (default) compares candidates of different widths fairly at any N; "gcv" approximates it
+        in one eigensystem (unreliable when N <= D1); "in_sample" is the plain residual of the paper's
+        objective. See the module docstring.
 
     Returns
     -------
@@ -125,6 +135,8 @@ def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "gcv"
     """
     if rule not in RULES:
         raise InvalidInputError(f"rule must be one of {RULES}; got {rule!r}. (emms_reference gives the official scale.)")
+    if rule == "cv":
+        return _cv(cv_problem(stats, class_embeddings))
     sp = spectrum(stats.centered(), class_embeddings)
     if rule == "in_sample":
         lam, rss = simplex_qp(sp.outside_span)
@@ -159,7 +171,8 @@ def emms_score(
     *,
     class_embeddings: Any = None,
     label_embeddings: Any = None,
-    rule: str = "gcv",
+    rule: str = "cv",
+    sample_ids: Any = None,
     batch_size: int = 4096,
 ) -> EMMSResult:
     """EMMS of in-memory features: :class:`FeatureStats` + :func:`emms` in one call.
@@ -172,14 +185,16 @@ def emms_score(
     class_embeddings : see :func:`emms`
     label_embeddings : array-like of shape (N, D2, K) or (N, D2), optional
         Per-sample F-labels, instead of ``labels``.
-    rule : {"gcv", "in_sample"}
+    rule : {"cv", "gcv", "in_sample"}
+    sample_ids : array-like of int of shape (N,), optional
+        Stable sample ids; they choose the cross-validation folds (default: row positions 0..N-1).
     batch_size : int
         Rows folded at a time: bounds the float64 working copy to ``batch_size x D1``.
     """
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise InvalidInputError(f"batch_size must be a positive integer; got {batch_size!r}.")
     n = len(features)
-    for name, target in (("labels", labels), ("label_embeddings", label_embeddings)):
+    for name, target in (("labels", labels), ("label_embeddings", label_embeddings), ("sample_ids", sample_ids)):
         if target is not None and len(target) != n:
             raise InvalidInputError(f"{name} has {len(target)} rows but features have {n}: they must describe the same samples.")
     stats = FeatureStats()
@@ -189,6 +204,7 @@ def emms_score(
             features[sl],
             labels=None if labels is None else labels[sl],
             label_embeddings=None if label_embeddings is None else label_embeddings[sl],
+            sample_ids=None if sample_ids is None else sample_ids[sl],
         )
     return emms(stats, class_embeddings, rule=rule)
 
@@ -224,6 +240,24 @@ def _gcv(sp: Spectrum) -> EMMSResult:
     if not np.isfinite(gcv):
         raise InvalidInputError("GCV is undefined for these statistics (every ridge interpolates the samples).")
     return _result(sp, -gcv, lam, "gcv", ridge=a / mean_s, dof=dof)
+
+
+def _cv(p: CVProblem) -> EMMSResult:
+    """Minimise the K-fold residual over the ridge (log grid, golden section, and a = 0) and the weights."""
+
+    def fit(alpha: float) -> tuple[float, np.ndarray]:
+        lam, rss = simplex_qp(p.residual(alpha))
+        return rss / (p.n * p.d2_varying), lam
+
+    log_alpha, _ = grid_golden_max(lambda x: np.array([-fit(10 ** x[0])[0]]), _CV_GRID, 1, _CV_GOLDEN_STEPS)
+    alpha = 10 ** log_alpha[0]
+    if fit(0.0)[0] < fit(alpha)[0]:  # plain least squares, off the log grid
+        alpha = 0.0
+    cv, lam = fit(alpha)
+    return EMMSResult(
+        score=-float(cv), weights=lam, rule="cv", n=p.n, d1=p.d1, d2=p.d2_varying, k=p.k,
+        rank=max(f.s.size for f in p.folds), n_constant_features=p.n_constant, ridge=float(alpha), dof=p.dof(alpha),
+    )
 
 
 def _result(

@@ -16,6 +16,11 @@ to one common shift c' with the exact identity, for delta = c - c',
 
 and across ``torch.distributed`` ranks that common shift (the global mean) is broadcast from rank 0
 before the plain all-reduce sum, so every rank adds the same kind of number.
+
+Folds. Besides the totals, the sums that ridge regression needs are also kept per fold (F = 5 by
+default; a sample's fold is a hash of its id), so that the EMMS score can be the exact K-fold
+cross-validated residual (``cross_validation.py``): training sums are totals minus a fold's sums.
+Pass ``sample_ids`` (e.g. dataset row indices) to make folds independent of batch order and sharding.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import torch
 from ..errors import IncompatibleStatsError, InvalidInputError, StatsFileError
 
 _FORMAT = "hf-emms/feature-stats"
-_VERSION = 1
+_VERSION = 2
 _F64 = torch.float64
+N_FOLDS = 5
 
 # What each kind holds. Shifts are re-based, never added; every other tensor is an additive sum.
 #   sum_x (D1), gram_x (D1, D1): sum of (x - c) and of (x - c)(x - c)^T
@@ -45,13 +51,18 @@ _F64 = torch.float64
 #       (target class, argmax source class) for NCE, and sums of source probabilities per target class for LEEP
 #   sum_y (D2, K), cross_xy (D1, D2, K), gram_y (D2, K, K): per-sample F-label sums, feature x F-label
 #       cross products, and per-column F-label x F-label products
+#   fold_<name>: the same sums per fold (leading dim F) for count, sum_x, gram_x, class_count, class_sum_x,
+#       sum_y, cross_xy, gram_y: what cross-validation needs
 _SHIFTS = ("shift_x", "shift_y")
+_TARGET_SUMS = {"classes": ("class_count", "class_sum_x"), "embeddings": ("sum_y", "cross_xy", "gram_y")}
 _REQUIRED = {
-    "classes": ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", "class_count", "class_sum_x"),
-    "embeddings": ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", "shift_y", "sum_y", "cross_xy", "gram_y"),
+    kind: ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", *(("shift_y",) if kind == "embeddings" else ()),
+           *sums, "fold_count", "fold_sum_x", "fold_gram_x", *(f"fold_{name}" for name in sums))
+    for kind, sums in _TARGET_SUMS.items()
 }
 _HEAD = ("head_hard", "head_soft")
-_CLASS_ROWS = ("class_count", "class_sum_x", *_HEAD)  # indexed by class id on dim 0: grow with new ids
+# Indexed by class id (on this dim): they grow as new ids appear.
+_CLASS_DIM = {"class_count": 0, "class_sum_x": 0, "head_hard": 0, "head_soft": 0, "fold_class_count": 1, "fold_class_sum_x": 1}
 _MAX_CLASS_TABLE_BYTES = 8 * 2**30  # a class id that needs more is a raw label value, not an id
 
 
@@ -108,6 +119,12 @@ class FeatureStats:
     Tensors stay on the device of the first features given (CUDA tensors are accumulated on the GPU),
     in float64.
 
+    Parameters
+    ----------
+    folds : int
+        Cross-validation folds the sums are also kept for (memory: about ``folds + 1`` copies of the
+        D1 x D1 Gram).
+
     Examples
     --------
     >>> stats = FeatureStats()
@@ -116,7 +133,10 @@ class FeatureStats:
     >>> emms(stats, class_embeddings=[clip_table, bert_table]).score
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, folds: int = N_FOLDS) -> None:
+        if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+            raise InvalidInputError(f"folds must be an integer >= 2; got {folds!r}.")
+        self.folds = folds
         self.n: int = 0
         self.kind: str | None = None  # "classes" | "embeddings", set by the first batch
         self._t: dict[str, torch.Tensor] = {}
@@ -154,7 +174,8 @@ class FeatureStats:
 
     # ------------------------------------------------------------------ accumulation
     def update(
-        self, features: Any, labels: Any = None, label_embeddings: Any = None, *, head_logits: Any = None
+        self, features: Any, labels: Any = None, label_embeddings: Any = None, *, head_logits: Any = None,
+        sample_ids: Any = None,
     ) -> "FeatureStats":
         """Fold one batch into the statistics.
 
@@ -170,6 +191,10 @@ class FeatureStats:
         head_logits : array-like of shape (B, Z), optional
             With ``labels``: the candidate's own classifier-head logits over its Z source classes, for
             NCE and LEEP. Give them with every batch or with none.
+        sample_ids : array-like of int of shape (B,), optional
+            Stable ids of the samples (dataset row indices): they pick each sample's cross-validation
+            fold, so statistics do not depend on batch order or on how samples are sharded over processes.
+            Default: the running count of samples this accumulator has seen.
 
         Returns
         -------
@@ -194,6 +219,7 @@ class FeatureStats:
         kind = "classes" if labels is not None else "embeddings"
         logits = self._check_head(x, kind, head_logits)
         kind, y = self._check_targets(x, labels, label_embeddings, None if logits is None else logits.shape[1])
+        fold = self._fold_of(sample_ids, x)
         if x.shape[0] == 0:
             return self
         xc = _work_buffer("xc", tuple(x.shape), x.device).copy_(x)
@@ -202,7 +228,17 @@ class FeatureStats:
         batch = {"sum_x": xc.sum(0)}
         if not torch.isfinite(batch["sum_x"]).all():
             _raise_not_finite(x, "features")
-        batch["gram_x"] = _gram(xc, out=_work_buffer("gram", (x.shape[1], x.shape[1]), x.device))
+        f_count, d1 = self.folds, x.shape[1]
+        batch["fold_count"] = torch.bincount(fold, minlength=f_count).to(_F64)
+        batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=x.device).index_add_(0, fold, xc)
+        # One Gram per fold over that fold's rows: together they cost what one Gram of the batch costs.
+        order = torch.argsort(fold, stable=True)
+        xs = xc[order]
+        bounds = torch.cumsum(batch["fold_count"].long(), 0).tolist()
+        batch["fold_gram_x"] = _work_buffer("fold_gram", (f_count, d1, d1), x.device)
+        for f, (lo, hi) in enumerate(zip([0, *bounds[:-1]], bounds)):
+            _gram(xs[lo:hi], out=batch["fold_gram_x"][f]) if hi > lo else batch["fold_gram_x"][f].zero_()
+        batch["gram_x"] = torch.sum(batch["fold_gram_x"], 0, out=_work_buffer("gram", (d1, d1), x.device))
         sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
         batch["cubic_x"] = sq_norm @ xc
         batch["quartic_x"] = sq_norm @ sq_norm
@@ -215,8 +251,14 @@ class FeatureStats:
         new = {"shift_x": shift_x}
         if kind == "classes":
             n_classes = max(int(y.max()) + 1, self.n_classes or 0)
-            batch["class_count"] = torch.bincount(y, minlength=n_classes).to(_F64)
-            batch["class_sum_x"] = torch.zeros(n_classes, xc.shape[1], dtype=_F64, device=xc.device).index_add_(0, y, xc)
+            cell = fold * n_classes + y
+            batch["fold_class_count"] = torch.bincount(cell, minlength=f_count * n_classes).to(_F64).reshape(f_count, n_classes)
+            batch["fold_class_sum_x"] = (
+                torch.zeros(f_count * n_classes, d1, dtype=_F64, device=xc.device).index_add_(0, cell, xc)
+                .reshape(f_count, n_classes, d1)
+            )
+            batch["class_count"] = batch["fold_class_count"].sum(0)
+            batch["class_sum_x"] = batch["fold_class_sum_x"].sum(0)
             if logits is not None:
                 batch.update(head_tables(logits, y, n_classes))
         else:
@@ -226,8 +268,16 @@ class FeatureStats:
             if not torch.isfinite(batch["sum_y"]).all():
                 _raise_not_finite(y, "label_embeddings")
             b, d2, k = yc.shape
-            batch["cross_xy"] = (xc.T @ yc.reshape(b, d2 * k)).reshape(-1, d2, k)
-            batch["gram_y"] = torch.bmm(yc.permute(1, 2, 0), yc.permute(1, 0, 2))  # (D2, K, K)
+            batch["fold_sum_y"] = torch.zeros(f_count, d2, k, dtype=_F64, device=xc.device).index_add_(0, fold, yc)
+            ys = yc[order]
+            batch["fold_cross_xy"] = torch.zeros(f_count, d1, d2, k, dtype=_F64, device=xc.device)
+            batch["fold_gram_y"] = torch.zeros(f_count, d2, k, k, dtype=_F64, device=xc.device)
+            for f, (lo, hi) in enumerate(zip([0, *bounds[:-1]], bounds)):
+                if hi > lo:
+                    batch["fold_cross_xy"][f] = (xs[lo:hi].T @ ys[lo:hi].reshape(hi - lo, d2 * k)).reshape(d1, d2, k)
+                    batch["fold_gram_y"][f] = torch.bmm(ys[lo:hi].permute(1, 2, 0), ys[lo:hi].permute(1, 0, 2))
+            batch["cross_xy"] = batch["fold_cross_xy"].sum(0)
+            batch["gram_y"] = batch["fold_gram_y"].sum(0)  # (D2, K, K)
             new["shift_y"] = shift_y
 
         # Everything is checked and computed: commit (a failed batch leaves no trace).
@@ -240,6 +290,17 @@ class FeatureStats:
             self._t[name] += t
         self.n += int(x.shape[0])
         return self
+
+    def _fold_of(self, sample_ids: Any, x: torch.Tensor) -> torch.Tensor:
+        """Each sample's fold: a multiplicative hash of its id (so folds do not follow periodic row orders)."""
+        b = x.shape[0]
+        if sample_ids is None:
+            ids = torch.arange(self.n, self.n + b, device=x.device)
+        else:
+            ids = as_tensor(sample_ids, "sample_ids", device=x.device)
+            if ids.shape != (b,) or (b and (torch.is_floating_point(ids) or ids.dtype == torch.bool or int(ids.min()) < 0)):
+                raise InvalidInputError(f"sample_ids must be {b} integers >= 0 (one per feature row); got {tuple(ids.shape)} {ids.dtype}.")
+        return fold_of(ids.long(), self.folds)
 
     def _check_head(self, x: torch.Tensor, kind: str, head_logits: Any) -> torch.Tensor | None:
         if self._t and (head_logits is None) != (self.n_source_classes is None):
@@ -325,7 +386,7 @@ class FeatureStats:
         shifts = _common_shifts([self, other])
         n_classes = max(self.n_classes or 0, other.n_classes or 0)
         a, b = (_pad_classes(p._reshifted(shifts), n_classes) for p in (self, other))
-        out = FeatureStats()
+        out = FeatureStats(folds=self.folds)
         out.n, out.kind = self.n + other.n, self.kind
         out._t = {**shifts, **{name: a[name] + b[name].to(a[name].device) for name in a}}
         return out
@@ -338,7 +399,7 @@ class FeatureStats:
         return self.copy() if isinstance(other, int) and other == 0 else NotImplemented
 
     def copy(self) -> "FeatureStats":
-        out = FeatureStats()
+        out = FeatureStats(folds=self.folds)
         out.n, out.kind, out._t = self.n, self.kind, {k: v.clone() for k, v in self._t.items()}
         return out
 
@@ -348,10 +409,9 @@ class FeatureStats:
         return self._moved(*(self._t[k] - shifts[k].to(dev) if k in self._t else None for k in _SHIFTS))
 
     def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """The additive sums taken about (c - dx, d - dy) instead of (c, d): exact identities in the old sums.
-
-        With u = x - c, a = |u|^2, b = u . dx and e = |dx|^2, so that |x - c + dx|^2 = a + 2b + e:
-          sum (u + dx)(u + dx)^T = G + dx S1^T + S1 dx^T + N dx dx^T
+        """The additive sums taken about (c - dx, d - dy) instead of (c, d): exact identities in the old sums
+        (see :func:`move_sums`), plus, with u = x - c, a = |u|^2, b = u . dx and e = |dx|^2 (so that
+        |x - c + dx|^2 = a + 2b + e), the higher moments Ledoit-Wolf needs:
           sum |u + dx|^2 (u + dx) = cubic + 2 G dx + e S1 + (tr G + 2 dx . S1 + N e) dx
           sum |u + dx|^4 = quartic + 4 dx^T G dx + N e^2 + 4 dx . cubic + 2 e tr G + 4 e dx . S1
         """
@@ -359,22 +419,11 @@ class FeatureStats:
         s1, g = t["sum_x"], t["gram_x"]
         e, tr, dxs = dx @ dx, torch.trace(g), dx @ s1
         out = {k: v.clone() for k, v in t.items() if k not in _SHIFTS}
-        out["sum_x"] = s1 + n * dx
-        out["gram_x"] = g + torch.outer(dx, s1) + torch.outer(s1, dx) + n * torch.outer(dx, dx)
+        out.update(move_sums({k: v for k, v in t.items() if k in _MOVABLE}, torch.tensor(float(n), dtype=_F64, device=s1.device), dx, dy))
+        folds = move_sums({k[5:]: v for k, v in t.items() if k.startswith("fold_") and k != "fold_count"}, t["fold_count"], dx, dy)
+        out.update({f"fold_{k}": v for k, v in folds.items()})
         out["cubic_x"] = t["cubic_x"] + 2 * (g @ dx) + e * s1 + (tr + 2 * dxs + n * e) * dx
         out["quartic_x"] = t["quartic_x"] + 4 * (dx @ g @ dx) + n * e**2 + 4 * (dx @ t["cubic_x"]) + 2 * e * tr + 4 * e * dxs
-        if self.kind == "classes":
-            out["class_sum_x"] = t["class_sum_x"] + t["class_count"][:, None] * dx
-        else:
-            sy = t["sum_y"]
-            out["sum_y"] = sy + n * dy
-            out["cross_xy"] = (
-                t["cross_xy"] + dx[:, None, None] * sy[None] + s1[:, None, None] * dy[None] + n * dx[:, None, None] * dy[None]
-            )
-            out["gram_y"] = (
-                t["gram_y"] + dy[:, :, None] * sy[:, None, :] + sy[:, :, None] * dy[:, None, :]
-                + n * dy[:, :, None] * dy[:, None, :]
-            )
         return out
 
     def all_reduce(self) -> "FeatureStats":
@@ -399,7 +448,7 @@ class FeatureStats:
         n_classes = max(h["n_classes"] or 0 for h in filled)
         home, device = self.device, collective_device(dist)  # NCCL reduces CUDA tensors only
         if self.n == 0:
-            self.kind = filled[0]["kind"]
+            self.kind, self.folds = filled[0]["kind"], filled[0]["shapes"]["fold_count"][0]
             self._t = {name: torch.zeros(shape, dtype=_F64) for name, shape in filled[0]["shapes"].items()}
         self._t = {name: t.to(device) for name, t in self._t.items()}
         n_total = sum(h["n"] for h in headers)
@@ -495,7 +544,7 @@ class FeatureStats:
         problem = _shape_problem({k: tuple(v.shape) for k, v in tensors.items()})
         if problem:
             raise StatsFileError(f"{path} is inconsistent: {problem}.")
-        out = cls()
+        out = cls(folds=int(tensors["fold_count"].shape[0]))
         out.n, out.kind, out._t = n, meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
         return out
 
@@ -544,6 +593,49 @@ def _gram(xc: torch.Tensor, out: torch.Tensor, blocks: int = 4) -> torch.Tensor:
     return out
 
 
+_MOVABLE = ("sum_x", "gram_x", "class_count", "class_sum_x", "sum_y", "cross_xy", "gram_y")
+
+
+def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Sums about the shifts (c - dx, d - dy) from sums about (c, d), for any subset of ``_MOVABLE``.
+
+    Every tensor may carry leading batch dims L (e.g. one entry per fold), shared by the count ``n`` (L),
+    ``dx`` (L, D1) or (D1,), and ``dy`` (L, D2, K) or (D2, K). With S1 = sum(x - c), G = sum (x - c)(x - c)^T:
+      S1' = S1 + n dx,   G' = G + dx S1^T + S1 dx^T + n dx dx^T,   class sums' = class sums + n_c dx,
+    and likewise for the F-label sums and the feature x F-label cross products. Counts do not move.
+    """
+    out = dict(t)
+    if "sum_x" in t:
+        s1 = t["sum_x"]
+        out["sum_x"] = s1 + n[..., None] * dx
+        if "gram_x" in t:
+            out["gram_x"] = (
+                t["gram_x"] + dx[..., :, None] * s1[..., None, :] + s1[..., :, None] * dx[..., None, :]
+                + n[..., None, None] * dx[..., :, None] * dx[..., None, :]
+            )
+    if "class_sum_x" in t:
+        out["class_sum_x"] = t["class_sum_x"] + t["class_count"][..., None] * dx[..., None, :]
+    if "sum_y" in t:
+        sy = t["sum_y"]
+        out["sum_y"] = sy + n[..., None, None] * dy
+        if "cross_xy" in t:
+            out["cross_xy"] = (
+                t["cross_xy"] + dx[..., :, None, None] * sy[..., None, :, :] + t["sum_x"][..., :, None, None] * dy[..., None, :, :]
+                + n[..., None, None, None] * dx[..., :, None, None] * dy[..., None, :, :]
+            )
+        if "gram_y" in t:
+            out["gram_y"] = (
+                t["gram_y"] + dy[..., :, :, None] * sy[..., :, None, :] + sy[..., :, :, None] * dy[..., :, None, :]
+                + n[..., None, None, None] * dy[..., :, :, None] * dy[..., :, None, :]
+            )
+    return out
+
+
+def fold_of(ids: torch.Tensor, folds: int) -> torch.Tensor:
+    """Fold of each sample id: Knuth's multiplicative hash modulo 2^32, then modulo ``folds``."""
+    return (ids * 2654435761) % 2**32 % folds
+
+
 def _raise_not_finite(a: torch.Tensor, name: str) -> None:
     bad = (~torch.isfinite(a.to(_F64))).reshape(a.shape[0], -1).any(1).nonzero()
     where = f" (first at batch row {int(bad[0])})" if len(bad) else " (the batch sums overflow float64)"
@@ -556,10 +648,11 @@ def _raise_not_finite(a: torch.Tensor, name: str) -> None:
 def _pad_classes(t: dict[str, torch.Tensor], n_classes: int) -> dict[str, torch.Tensor]:
     """Class-indexed tensors zero-padded to ``n_classes`` rows (class ids appear as batches come)."""
     out = dict(t)
-    for name in _CLASS_ROWS:
-        if name in t and t[name].shape[0] < n_classes:
-            pad = t[name].new_zeros((n_classes - t[name].shape[0], *t[name].shape[1:]))
-            out[name] = torch.cat([t[name], pad])
+    for name, dim in _CLASS_DIM.items():
+        if name in t and t[name].shape[dim] < n_classes:
+            shape = list(t[name].shape)
+            shape[dim] = n_classes - shape[dim]
+            out[name] = torch.cat([t[name], t[name].new_zeros(shape)], dim)
     return out
 
 
@@ -574,13 +667,14 @@ def head_tables(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[s
 def _check_compatible(a: dict[str, Any], b: dict[str, Any]) -> None:
     """Headers of two non-empty accumulators: same kind, same shapes but for the number of classes."""
     def shapes(h: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-        return {k: v[1:] if k in _CLASS_ROWS else v for k, v in h["shapes"].items()}
+        return {k: tuple(d for i, d in enumerate(v) if i != _CLASS_DIM.get(k)) for k, v in h["shapes"].items()}
 
     if a["kind"] != b["kind"] or shapes(a) != shapes(b):
-        describe = lambda h: {k: v for k, v in shapes(h).items() if k in ("sum_x", "sum_y", *_HEAD)}  # noqa: E731
+        describe = lambda h: {k: v for k, v in shapes(h).items() if k in ("sum_x", "sum_y", "fold_count", *_HEAD)}  # noqa: E731
         raise IncompatibleStatsError(
             f"cannot merge {a['kind']} statistics {describe(a)} with {b['kind']} statistics {describe(b)}: they must "
-            "come from features of one width, one kind of labels, and head logits on both sides or neither."
+            "come from features of one width, one kind of labels, one number of folds, and head logits on both "
+            "sides or neither."
         )
 
 
@@ -601,6 +695,7 @@ def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
     c = shapes["class_count"][0] if "class_count" in shapes else None
     z = shapes["head_soft"][1] if len(shapes.get("head_soft", ())) == 2 else None
     d2k = shapes.get("sum_y")
+    f = shapes["fold_count"][0] if len(shapes.get("fold_count", ())) == 1 and shapes["fold_count"][0] >= 2 else -1
     expected = {
         "shift_x": (d1,), "sum_x": (d1,), "gram_x": (d1, d1), "cubic_x": (d1,), "quartic_x": (),
         "class_count": (c,), "class_sum_x": (c, d1), "head_hard": (c, z), "head_soft": (c, z),
@@ -608,6 +703,8 @@ def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
     if d2k is not None and len(d2k) == 2:
         d2, k = d2k
         expected.update(shift_y=(d2, k), sum_y=(d2, k), cross_xy=(d1, d2, k), gram_y=(d2, k, k))
+    expected.update({f"fold_{name}": (f, *expected[name]) for name in _MOVABLE if name in expected})
+    expected["fold_count"] = (f,)
     for name, shape in shapes.items():
         if d1 < 1 or expected.get(name) != shape:
             return f"{name} has shape {shape}, expected {expected.get(name)}"
