@@ -2,11 +2,10 @@
 
 ``huggingface_hub``, ``transformers`` and ``datasets`` talk to it as they would to huggingface.co: listing and
 model info (with ``expand``), file downloads (``HEAD``/``GET`` ``resolve`` with ``Range``), repository trees,
-dataset repos (``datasets.load_dataset(repo_id)``), Spaces (files only: nothing runs), and writes:
-``create_repo``, commits and pull requests
-(``create_commit``, ``metadata_update(..., create_pr=True)``, ``push_to_hub`` of models and datasets, binary
-files through the git-LFS batch API). It is real HTTP (``http.server.ThreadingHTTPServer``), not a mock: the
-libraries run their own request, retry and caching code against it.
+dataset repos (``datasets.load_dataset(repo_id)``), Spaces (files only: nothing runs), and writes: ``create_repo``,
+commits and pull requests (``create_commit``, ``metadata_update(..., create_pr=True)``, ``push_to_hub`` of models
+and datasets, binary files through the git-LFS batch API). It is real HTTP (``http.server.ThreadingHTTPServer``),
+not a mock: the libraries run their own request, retry and caching code against it.
 
 Pointing the libraries at it
 ----------------------------
@@ -22,7 +21,8 @@ hands them this server emptied of the previous test's repos, requests, faults an
 What tests can do
 -----------------
 - ``add_model(repo_id, folder, gated=..., private=..., license=..., tags=..., pipeline_tag=..., downloads=...,
-  likes=..., auto_map=..., files=...)`` and ``add_dataset(repo_id, files)``: a repo made of local files.
+  likes=..., auto_map=..., files=...)`` and ``add_dataset(repo_id, files, folder=...)``: a repo made of local
+  files (adding to an existing repo commits on ``main``; earlier shas stay). Writes through the libraries work too.
 - ``requests`` / ``requests_to(path)``: what the server received (method, path, decoded query, whether an
   ``Authorization`` header came; the token itself is never recorded).
 - ``fail(path, status=500, times=N)`` and ``delay(path, seconds, times=N)``: faults for the next N matching
