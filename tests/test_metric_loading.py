@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from evaluate.loading import CachedEvaluationModuleFactory
 
-from hf_emms import InvalidInputError, emms_score
+from hf_emms import InvalidInputError, cli, emms_score
 from hf_emms.metric import install_metric, load_metric, metric_module_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,27 +98,34 @@ def test_bad_input_through_evaluate_is_named(monkeypatch, task):
         metric.compute(references=y, features=x[1:])
 
 
-def test_install_metric_then_evaluate_load_emms_from_any_directory_offline(tmp_path, task):
+def test_install_metric_then_evaluate_load_emms_from_any_directory_offline(monkeypatch, tmp_path, capsys, task):
     x, y, tables = task
     cache, elsewhere, other = tmp_path / "modules", tmp_path / "elsewhere", tmp_path / "other"
     elsewhere.mkdir()
     other.mkdir()
     np.savez(tmp_path / "task.npz", x=x, y=y, tables=tables)
-    env = {**os.environ, "HF_MODULES_CACHE": str(cache), "HF_EVALUATE_OFFLINE": "1"}
-    hf_emms_cli = Path(sys.executable).with_name("hf-emms")  # the installed entry point
-    proc = subprocess.run([str(hf_emms_cli), "install-metric"], cwd=elsewhere, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(elsewhere)
+    # The command line in this process (evaluate is imported already), then a fresh interpreter that has
+    # evaluate's default module cache pointed at the same folder, offline, in another directory.
+    assert cli.main(["install-metric", "--modules-cache", str(cache)]) == 0
     installed = next(cache.rglob("emms.py"))
-    assert str(installed) in proc.stdout
+    assert str(installed) in capsys.readouterr().out
     assert installed.read_bytes() == SCRIPT.read_bytes()
 
+    env = {**os.environ, "HF_MODULES_CACHE": str(cache), "HF_EVALUATE_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", LOAD_AND_COMPUTE, str(tmp_path / "task.npz")], cwd=other, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["module"].startswith("evaluate_modules.metrics.evaluate-metric--emms.")  # from the module cache
     _same(answer["result"], emms_score(x, y, class_embeddings=tables))
+
+
+def test_install_metric_defaults_to_evaluates_module_cache():
+    default = Path(evaluate.config.HF_MODULES_CACHE)
+    if not default.is_relative_to(os.environ["HF_HOME"]):  # conftest's throw-away HF_HOME, unless overridden
+        pytest.skip(f"HF_MODULES_CACHE is set to {default}: not writing into a developer's cache")
+    assert install_metric().is_relative_to(default / "evaluate_modules" / "metrics" / "evaluate-metric--emms")
 
 
 def test_install_metric_is_atomic_idempotent_and_newest(tmp_path):
