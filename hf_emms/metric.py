@@ -62,6 +62,7 @@ def compute(
     label_kind: str = "classification",
     label_options: Mapping[str, Any] | None = None,
     rule: str | None = None,
+    sample_ids: Any = None,
     logme: bool = False,
     batch_size: int = 4096,
 ) -> dict[str, Any]:
@@ -94,6 +95,9 @@ def compute(
         ``cache_dir``, ``device``, ...).
     rule : str, optional
         The EMMS rule (see :func:`hf_emms.emms`); None: the solver's default.
+    sample_ids : array-like of int of shape (N,), optional
+        Stable sample ids (e.g. dataset row indices): they choose the cross-validation folds, so that the
+        score does not depend on the order of the samples (default: their positions).
     logme : bool
         Also return LogME (one-vs-rest classes, or the F-label columns). It needs the statistics, which
         :func:`hf_emms.emms_score` does not return, so it costs a second pass over the features.
@@ -123,8 +127,8 @@ def compute(
     )
     # emms_score itself, so that the module's numbers are the solver's by construction.
     result = emms_score(
-        x, labels, class_embeddings=tables, label_embeddings=per_sample, batch_size=batch_size,
-        **({} if rule is None else {"rule": rule}),
+        x, labels, class_embeddings=tables, label_embeddings=per_sample, sample_ids=sample_ids,
+        batch_size=batch_size, **({} if rule is None else {"rule": rule}),
     )
     out: dict[str, Any] = {"emms": result.score, "emms_weights": [float(w) for w in result.weights]}
     if logme:

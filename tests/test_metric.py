@@ -48,9 +48,15 @@ def test_class_ids_in_any_form_equal_emms_score(task, form):
 
 def test_default_and_in_sample_rules_equal_emms_score(task):
     x, y, _ = task
-    _same(compute(y, x), emms_score(x, y))
+    default = compute(y, x)
+    _same(default, emms_score(x, y))
     _same(compute(y, x, rule="in_sample"), emms_score(x, y, rule="in_sample"))
-    assert compute(y, x)["emms"] != compute(y, x, rule="in_sample")["emms"]  # the rule reaches the solver
+    assert default["emms"] != compute(y, x, rule="in_sample")["emms"]  # the rule reaches the solver
+    # Sample ids choose the folds: with the ids of the samples, a shuffled copy scores as the original.
+    perm = np.random.default_rng(4).permutation(N)
+    shuffled = compute(y[perm], x[perm], sample_ids=perm)
+    _same(shuffled, emms_score(x[perm], y[perm], sample_ids=perm))
+    assert shuffled["emms"] == pytest.approx(compute(y, x, sample_ids=np.arange(N))["emms"], rel=1e-9)
 
 
 def test_class_names_map_to_the_rows_of_class_names(task):

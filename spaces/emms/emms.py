@@ -43,6 +43,8 @@ Args:
     label_options (`dict`, optional): further options of `hf_emms.labels.embed_labels` (e.g. `prompt`).
     rule (`str`, optional): the rule of `hf_emms.emms`; default the solver's out-of-sample score (the ranking
         score); "in_sample" is the paper's plain objective, -RSS / (N * D2), which rewards width.
+    sample_ids (`array` of int, optional): stable sample ids (e.g. dataset row indices); they choose the
+        cross-validation folds, so that the score does not depend on the order of the samples.
     logme (`bool`, defaults to False): also return LogME from the same statistics.
 Returns:
     emms (`float`): the EMMS score, higher is better.
