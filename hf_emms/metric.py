@@ -121,6 +121,8 @@ def compute(
         raise InvalidInputError(f"label_kind must be one of {LABEL_KINDS}; got {label_kind!r}.")
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise InvalidInputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if references is None:
+        raise InvalidInputError("references= is required: one label per sample, in the order of the feature rows.")
     x = _features(features, len(references))
     labels, tables, per_sample = _targets(
         references, class_embeddings, label_embeddings, class_names, encoders, label_kind, label_options or {}

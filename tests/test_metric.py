@@ -128,6 +128,7 @@ def _bad_inputs(x, y, tables) -> dict:
     ids = y.tolist()
     return {
         "no features": (y, None, {}, "features= is required"),
+        "no references": (None, x, {}, "references= is required"),
         "1-D features": (y, x[:, 0], {}, "must be 2-D"),
         "one row short": (y, x[:-1], {}, "features have 239 rows but there are 240 references"),
         "a gap": ([*ids[:3], None, *ids[4:]], x, {}, r"references\[3\] is missing \(None\), 1 in all"),
