@@ -1,0 +1,82 @@
+"""``hf-emms rank``: rank candidate checkpoints for a dataset, print the table, save JSON/CSV/markdown and a plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .scan import parse_count
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rank", help="rank checkpoints for your dataset by EMMS (no fine-tuning)",
+        description="Rank checkpoints by how well their features explain your labels (EMMS), before fine-tuning any. "
+        "Candidates are Hub ids, local folders, Hub models found by tags, or what is in your HF cache; each is pinned "
+        "to a revision. Finished candidates are stored: an interrupted run resumes where it stopped. The Hub token "
+        "comes from HF_TOKEN or `hf auth login` (never a flag).",
+        epilog="examples:\n"
+        "  hf-emms rank stanfordnlp/sst2 --split train --tags sentence-transformers --limit 10\n"
+        "  hf-emms rank ./reviews.csv --models sentence-transformers/all-MiniLM-L6-v2 ./my-checkpoint --max-samples 1000\n"
+        "  accelerate launch -m hf_emms.cli rank ./data --models a/b c/d   # several GPUs/processes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dataset", help="Hub dataset id, local folder (imagefolder, CSV/JSON/parquet files) or file")
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--config", help="Hub dataset config")
+    data.add_argument("--split", help="split to score (default: train, or the only one)")
+    data.add_argument("--revision", help="Hub dataset revision")
+    data.add_argument("--task", choices=["classification", "multilabel", "regression", "text", "boxes"],
+                      help="label kind (default: detected from the label column)")
+    data.add_argument("--label-column", help="default: the ClassLabel column, or one named label/target/...")
+    data.add_argument("--input-column", help="default: the image/audio column, or the text column")
+    cands = parser.add_argument_group("candidates")
+    cands.add_argument("--models", nargs="+", default=[], metavar="ID_OR_DIR",
+                       help="Hub ids (org/name[@revision]) and checkpoint folders")
+    cands.add_argument("--tags", nargs="+", default=[], metavar="TAG", help="also rank Hub models with these tags")
+    cands.add_argument("--pipeline-tag", help="with --tags: e.g. feature-extraction")
+    cands.add_argument("--sort", default="downloads", choices=["downloads", "likes", "trending", "recent", "updated"])
+    cands.add_argument("--limit", type=int, default=10, help="Hub models to list (default 10)")
+    cands.add_argument("--include-cache", action="store_true", help="also rank compatible models in your HF cache")
+    cands.add_argument("--max-params", type=parse_count, metavar="N", help="skip larger candidates, e.g. 150M")
+    cands.add_argument("--allow-remote-code", action="store_true", help="allow checkpoints that run repository code")
+    cands.add_argument("--allow-pickle", action="store_true", help="allow checkpoints without safetensors weights")
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument("--encoders", nargs="+", metavar="ID_OR_DIR",
+                         help="F-label encoders (default: CLIP/BERT/GPT-2 on a GPU online, else all-MiniLM-L6-v2); "
+                         "'none' for one-hot labels only")
+    scoring.add_argument("--prompt", default="{}", help='class-name template, e.g. "a photo of a {}"')
+    scoring.add_argument("--max-samples", type=int, default=2000,
+                         help="stratified, seeded budget of samples (default 2000; 0 = all)")
+    scoring.add_argument("--seed", type=int, default=0)
+    scoring.add_argument("--metrics", nargs="+", default=["emms", "logme"],
+                         choices=["emms", "emms_official", "logme", "hscore", "nce"], help="default: emms logme")
+    run_opts = parser.add_argument_group("run")
+    run_opts.add_argument("--batch-size", type=int, default=32, help="halved automatically on out-of-memory")
+    run_opts.add_argument("--max-length", type=int, help="text tokens per sample (default: the checkpoint's limit)")
+    run_opts.add_argument("--device", help="default: the GPU accelerate gives this process, else CPU")
+    run_opts.add_argument("--output-dir", type=Path, help="where ranking.{json,csv,md,png} go (default ./hf-emms-results)")
+    run_opts.add_argument("--cache-dir", type=Path, help="statistics, label embeddings, records (default $HF_EMMS_CACHE)")
+    run_opts.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import rank
+
+    encoders = "default" if args.encoders is None else (None if [e.lower() for e in args.encoders] == ["none"] else args.encoders)
+    out = args.output_dir or Path("hf-emms-results") / Path(args.dataset.rstrip("/")).name
+    ranking = rank(
+        args.dataset, args.models, config=args.config, split=args.split, revision=args.revision, task=args.task,
+        label_column=args.label_column, input_column=args.input_column, tags=[t for v in args.tags for t in v.split(",") if t],
+        pipeline_tag=args.pipeline_tag, sort=args.sort, limit=args.limit, include_cache=args.include_cache,
+        max_params=args.max_params, encoders=encoders, prompt=args.prompt, max_samples=args.max_samples or None,
+        seed=args.seed, metrics=args.metrics, batch_size=args.batch_size, max_length=args.max_length,
+        output_dir=out, cache_dir=args.cache_dir, allow_remote_code=args.allow_remote_code,
+        allow_pickle=args.allow_pickle, device=args.device, progress=not args.quiet,
+    )
+    print(ranking.to_markdown())
+    print(f"\nbest: {ranking.best}" if ranking.best else "\nno candidate could be scored (see the reasons above)")
+    print(f"saved: {out}/ranking.json, ranking.csv, ranking.md, ranking.png", file=sys.stderr)
+    return 0 if ranking.best else 1

@@ -1,0 +1,234 @@
+"""Ranking results: one record per (candidate, revision, dataset fingerprint, configuration), and the table over them.
+
+A :class:`ResultsStore` holds each finished candidate as one small JSON file written atomically (temporary file +
+rename), so an interrupted ranking resumes where it stopped, a finished one reloads instantly, and a crash never
+leaves a half-written record. A :class:`Ranking` is the table a person reads: a pandas DataFrame with
+``to_markdown()``, ``to_json()``, ``save(dir)`` and ``plot()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import HfEmmsError
+
+__all__ = ["COLUMNS", "Ranking", "ResultsStore", "record_key"]
+
+# Columns in display order. Scores: higher is better for every one of them.
+COLUMNS = (
+    "rank", "model", "revision", "emms", "emms_weights", "emms_one_hot", "emms_official", "logme", "hscore", "nce",
+    "params", "width", "n_samples", "seconds", "status", "reason",
+)
+_FORMAT = "hf-emms/result"
+
+
+def record_key(model: str, revision: str | None, fingerprint: str, config: dict[str, Any]) -> str:
+    """The identity of one result: what was scored, on which data, how."""
+    raw = json.dumps({"model": model, "revision": revision, "data": fingerprint, "config": config}, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class ResultsStore:
+    """A folder of result records, one JSON file per key.
+
+    Parameters
+    ----------
+    root : path
+        Created on first write.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The record, or None when absent or unreadable (an unreadable record is recomputed, not trusted)."""
+        try:
+            record = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("format") == _FORMAT else None
+
+    def put(self, key: str, record: dict[str, Any]) -> Path:
+        """Write a record atomically: it appears complete or not at all."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._path(key)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"format": _FORMAT, **record}, f, indent=1, default=_jsonable)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every readable record in the store."""
+        out = []
+        for p in sorted(self.root.glob("*.json")):
+            record = self.get(p.stem)
+            if record is not None:
+                out.append(record)
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a result record")
+
+
+class Ranking:
+    """Candidates ranked by EMMS for one dataset; skipped candidates listed last with their reason.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One per candidate, with the keys of ``COLUMNS`` (missing ones are empty).
+    meta : dict
+        The run's configuration and provenance: dataset, task, F-label encoders, budget, versions.
+
+    Attributes
+    ----------
+    df : pandas.DataFrame
+        The table, sorted: scored candidates by EMMS (best first), then skipped ones.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
+        import pandas as pd
+
+        self.meta = dict(meta or {})
+        df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
+        ok = df["status"] == "ok"
+        scored = df[ok].sort_values("emms", ascending=False, kind="stable")
+        scored["rank"] = range(1, len(scored) + 1)
+        self.df = pd.concat([scored, df[~ok]], ignore_index=True) if (~ok).any() else scored.reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+    @property
+    def best(self) -> str | None:
+        """The model ranked first (None when every candidate was skipped)."""
+        ok = self.df[self.df["status"] == "ok"]
+        return None if ok.empty else str(ok.iloc[0]["model"])
+
+    def _display(self) -> Any:
+        """The table as strings for people: rounded scores, weights as ``encoder=weight``, sizes in millions."""
+        formats = {
+            **{c: "{:.4f}".format for c in ("emms", "emms_one_hot", "emms_official", "logme", "hscore", "nce")},
+            "emms_weights": lambda w: " ".join(f"{k}={v:.2f}" for k, v in w.items()) if isinstance(w, dict) else "",
+            "params": lambda v: f"{v / 1e6:.1f}M", "seconds": "{:.1f}".format, "revision": lambda v: str(v)[:12],
+            **{c: lambda v: str(int(v)) for c in ("rank", "width", "n_samples")},
+        }
+        df = self.df.astype(object).copy()
+        for col in df.columns:
+            fmt = formats.get(col, str)
+            df[col] = df[col].map(lambda v, fmt=fmt: "" if _missing(v) else fmt(v))
+        # Drop columns nobody computed, so the table shows what was run.
+        return df[[c for c in df.columns if (df[c] != "").any() or c in ("rank", "model", "emms", "status")]]
+
+    def to_markdown(self) -> str:
+        """The table as GitHub markdown (what the CLI prints and the Space shows)."""
+        return self._display().to_markdown(index=False)
+
+    def to_json(self) -> str:
+        """The table and its configuration as JSON: ``{"meta": {...}, "rows": [...]}``."""
+        rows = json.loads(self.df.to_json(orient="records"))
+        return json.dumps({"meta": self.meta, "rows": rows}, indent=1, default=_jsonable)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Ranking":
+        data = json.loads(text)
+        if not isinstance(data, dict) or "rows" not in data:
+            raise HfEmmsError("not a ranking: expected JSON with 'meta' and 'rows' (written by Ranking.to_json/save).")
+        return cls(data["rows"], data.get("meta"))
+
+    def save(self, directory: str | os.PathLike) -> dict[str, Path]:
+        """Write ``ranking.json``, ``ranking.csv``, ``ranking.md`` and ``ranking.png`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        out = {
+            "json": _atomic_write(directory / "ranking.json", self.to_json()),
+            "csv": _atomic_write(directory / "ranking.csv", self._display().to_csv(index=False)),
+            "markdown": _atomic_write(directory / "ranking.md", self.to_markdown() + "\n"),
+        }
+        out["plot"] = self.plot(directory / "ranking.png")
+        return out
+
+    def plot(self, path: str | os.PathLike | None = None) -> Any:
+        """A horizontal bar chart of EMMS scores, best on top, with each candidate's F-label weights.
+
+        Returns the matplotlib Figure, or the written PNG's path when ``path`` is given.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        ok = self.df[self.df["status"] == "ok"]
+        fig, ax = plt.subplots(figsize=(8, 0.5 * max(len(ok), 1) + 1.8), dpi=120)
+        names = list(ok["model"])[::-1]
+        scores = list(ok["emms"])[::-1]
+        colours = ["#2b8cbe" if i == len(names) - 1 else "#a6bddb" for i in range(len(names))]
+        ax.barh(names, scores, color=colours)
+        lo = min(scores + [0.0]) if scores else -1.0
+        for y, (score, weights) in enumerate(zip(scores, list(ok["emms_weights"])[::-1])):
+            label = f"{score:.3f}"
+            if isinstance(weights, dict) and len(weights) > 1:
+                label += "   (" + ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) + ")"
+            ax.text(lo * 0.02, y, label, va="center", ha="right" if score < 0 else "left", fontsize=8)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("EMMS (higher is better: minus the share of F-label variance left unexplained out of sample)")
+        title = self.meta.get("dataset", {}).get("name") if isinstance(self.meta.get("dataset"), dict) else None
+        ax.set_title(f"Which checkpoint to fine-tune{f' on {title}' if title else ''}")
+        skipped = self.df[self.df["status"] != "ok"]
+        if len(skipped):
+            fig.text(0.01, 0.01, "skipped: " + "; ".join(f"{m} ({r})" for m, r in zip(skipped["model"], skipped["reason"]))[:200],
+                     fontsize=7, color="#555555")
+        fig.tight_layout()
+        if path is None:
+            return fig
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
