@@ -280,6 +280,8 @@ def _digest(rows: np.ndarray) -> str:
 
 def _say(progress: bool, line: str) -> None:
     if progress:
+        import sys
+
         from tqdm.auto import tqdm
 
-        tqdm.write(line)
+        tqdm.write(line, file=sys.stderr)

@@ -1,0 +1,189 @@
+"""rank() end to end: a dataset and candidates served over HTTP by the local Hub, gated and broken candidates
+skipped with reasons, results stored and resumed after a killed run, task detection, the Ranking outputs, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import _tiny_models
+from hf_emms.errors import InvalidInputError
+from hf_emms.pipeline import rank
+from hf_emms.results import Ranking
+from hf_emms.tasks import load_task
+
+HERE = Path(__file__).parent
+CSV_HEADER = "text,label\n"
+
+
+def _csv(n: int = 60) -> str:
+    rng = np.random.default_rng(0)
+    names = ["sports", "cooking", "weather"]
+    words = {"sports": "goal match team coach", "cooking": "oven recipe garlic soup", "weather": "rain storm snow wind"}
+    lines = []
+    for i in range(n):
+        label = names[i % 3]
+        picked = rng.choice(words[label].split(), 2, replace=False)
+        lines.append(f"a photo of a {picked[0]} and {picked[1]},{label}")
+    return CSV_HEADER + "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return {
+        "small": _tiny_models.bert(root / "small", hidden=32, seed=1),
+        "wide": _tiny_models.bert(root / "wide", hidden=64, seed=2),
+        "encoder": _tiny_models.bert(root / "encoder", hidden=32, seed=3),
+    }
+
+
+def test_rank_against_the_local_hub_skips_gated_and_broken_candidates_with_reasons(hub_server, tiny, tmp_path):
+    dataset_sha = hub_server.add_dataset("acme/topics", {"train.csv": _csv()})
+    shas = {name: hub_server.add_model(f"acme/{name}", tiny[name]) for name in ("small", "wide")}
+    hub_server.add_model("acme/gated", tiny["small"], gated=True)
+    broken = {"config.json": (tiny["small"] / "config.json").read_text(), "model.safetensors": b"not a safetensors file"}
+    hub_server.add_model("acme/broken", files=broken)
+    ranking = rank("acme/topics", ["acme/small", "acme/wide", "acme/gated", "acme/broken"],
+                   encoders=[str(tiny["encoder"])], max_samples=None, cache_dir=tmp_path / "cache",
+                   output_dir=tmp_path / "out", metrics=("emms", "logme", "hscore"), progress=False)
+    df = ranking.df.set_index("model")
+    assert set(df.index) == {"acme/small", "acme/wide", "acme/gated", "acme/broken"}
+    for name in ("small", "wide"):
+        row = df.loc[f"acme/{name}"]
+        assert row["status"] == "ok" and row["revision"] == shas[name] and row["n_samples"] == 60
+        assert -2 < row["emms"] < 0 and np.isfinite(row["logme"]) and np.isfinite(row["hscore"])
+    assert df.loc["acme/gated", "status"] == "skipped" and "access" in df.loc["acme/gated", "reason"]
+    assert df.loc["acme/broken", "status"] == "skipped" and df.loc["acme/broken", "reason"]
+    assert ranking.meta["dataset"]["id"] == "acme/topics" and ranking.meta["dataset"]["revision"] == dataset_sha
+    assert ranking.meta["task"]["classes"] == ["cooking", "sports", "weather"]  # strings, encoded in sorted order
+    # The dataset and the scored candidates really came over HTTP.
+    assert hub_server.requests_to("/datasets/acme/topics/resolve", "GET")
+    assert any("/acme/small/resolve/" in r.path and r.path.endswith("model.safetensors") for r in hub_server.requests)
+    saved = {p.name for p in (tmp_path / "out").iterdir()}
+    assert saved == {"ranking.json", "ranking.csv", "ranking.md", "ranking.png"}
+    assert (tmp_path / "out" / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = Ranking.from_json((tmp_path / "out" / "ranking.json").read_text())
+    assert again.df["model"].tolist() == ranking.df["model"].tolist() and again.best == ranking.best
+
+
+def test_a_finished_ranking_reloads_from_its_records_without_extracting(tiny, tmp_path):
+    ds = _dataset()
+    kwargs = dict(encoders=None, max_samples=None, cache_dir=tmp_path / "cache", progress=False)
+    first = rank(ds, [str(tiny["small"]), str(tiny["wide"])], **kwargs)
+    stats_files = [p for p in (tmp_path / "cache" / "stats").rglob("*") if p.is_file()]
+    assert stats_files
+    for p in stats_files:  # without statistics, only the records can answer
+        p.unlink()
+    start = time.perf_counter()
+    second = rank(ds, [str(tiny["small"]), str(tiny["wide"])], **kwargs)
+    assert time.perf_counter() - start < 5
+    assert second.df["emms"].tolist() == first.df["emms"].tolist()
+    assert not [p for p in (tmp_path / "cache" / "stats").rglob("*") if p.is_file()]  # nothing was re-extracted
+    other = rank(ds, [str(tiny["small"])], **{**kwargs, "seed": 1, "max_samples": 30})  # another config: computed
+    assert other.df.loc[0, "n_samples"] == 30
+
+
+_RESUME_SCRIPT = """
+import sys, numpy as np
+from datasets import ClassLabel, Dataset, Features, Value
+from hf_emms.pipeline import rank
+texts = [f"sample {i} about {['goal match', 'oven soup', 'rain storm'][i % 3]}" for i in range(300)]
+ds = Dataset.from_dict({"text": texts, "label": [i % 3 for i in range(300)]},
+                       features=Features({"text": Value("string"), "label": ClassLabel(names=["a", "b", "c"])}))
+rank(ds, sys.argv[2:], encoders=None, max_samples=None, cache_dir=sys.argv[1], batch_size=4, progress=True)
+"""
+
+
+def test_a_killed_run_resumes_without_recomputing_finished_candidates(tiny, tmp_path):
+    folders = [str(tiny["small"]), str(tiny["wide"]), str(tiny["encoder"])]
+    cache = tmp_path / "cache"
+    script = tmp_path / "resume.py"
+    script.write_text(_RESUME_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(cache), *folders], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    records = cache / "results"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (records.is_dir() and list(records.glob("*.json"))):
+        time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read()
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-way through the second candidate
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+    assert 1 <= len(done) < 3
+    for p in records.iterdir():  # no half-written record: every file parses, no temporary left
+        assert p.suffix == ".json" and json.loads(p.read_text())["row"]["status"] == "ok"
+    out = subprocess.run([sys.executable, str(script), str(cache), *folders], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("done earlier") == len(done)
+    assert {p.name: p.stat().st_mtime_ns for p in records.glob("*.json") if p.name in done} == done
+    assert len(list(records.glob("*.json"))) == 3
+
+
+def _dataset(n: int = 60):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    rows = [line.rsplit(",", 1) for line in _csv(n).splitlines()[1:]]
+    names = ["sports", "cooking", "weather"]
+    return Dataset.from_dict({"text": [t for t, _ in rows], "label": [names.index(l) for _, l in rows]},
+                             features=Features({"text": Value("string"), "label": ClassLabel(names=names)}))
+
+
+def test_task_detection_from_features_and_overrides(tmp_path):
+    from datasets import Dataset
+
+    t = load_task(_dataset())
+    assert (t.kind, t.modality, t.input_column, t.label_column, t.class_names) == (
+        "classification", "text", "text", "label", ["sports", "cooking", "weather"])
+    strings = Dataset.from_dict({"review": ["good", "bad", "fine", "awful"] * 5, "category": ["pos", "neg"] * 10})
+    t = load_task(strings)
+    assert t.kind == "classification" and t.label_column == "category" and t.input_column == "review"
+    assert sorted(t.class_names) == ["neg", "pos"] and set(t.dataset["category"]) == {0, 1}
+    assert load_task(Dataset.from_dict({"text": ["a", "b", "c"], "target": [0.5, 1.5, 2.0]})).kind == "regression"
+    captions = Dataset.from_dict({"text": [f"x{i}" for i in range(10)], "caption": [f"a caption {i}" for i in range(10)]})
+    assert load_task(captions, label_column="caption").kind == "text"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text(_csv(12))
+    (tmp_path / "data" / "test.csv").write_text(_csv(6))
+    t = load_task(tmp_path / "data", split="test")
+    assert len(t.dataset) == 6 and t.kind == "classification" and t.source["split"] == "test"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(dataset="no/such-dataset-here"), "could not load"),
+    (dict(dataset="./missing/folder"), "no file or folder"),
+    (dict(label_column="nope"), "label column 'nope'"),
+    (dict(input_column="label"), "both 'label'"),
+    (dict(task="segmentation"), "unknown task"),
+    (dict(split="validation"), "no split 'validation'"),
+])
+def test_bad_dataset_input_is_named(kwargs, message, hub_server, tmp_path):
+    (tmp_path / "data.csv").write_text(_csv(12))
+    kwargs.setdefault("dataset", str(tmp_path / "data.csv"))
+    with pytest.raises(InvalidInputError, match=message):
+        load_task(kwargs.pop("dataset"), **kwargs)
+    with pytest.raises(InvalidInputError, match="no label column"):
+        from datasets import Dataset
+
+        load_task(Dataset.from_dict({"text": ["a", "b"], "other": [1, 2]}))
+
+
+def test_cli_rank_prints_the_table_and_saves_it(tiny, tmp_path):
+    (tmp_path / "data.csv").write_text(_csv(30))
+    out = subprocess.run(
+        [sys.executable, "-m", "hf_emms.cli", "rank", str(tmp_path / "data.csv"), "--models", str(tiny["small"]),
+         str(tiny["wide"]), "/no/such/checkpoint", "--encoders", "none", "--output-dir", str(tmp_path / "out"),
+         "--cache-dir", str(tmp_path / "cache"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| small " in out.stdout and "| wide " in out.stdout and "skipped" in out.stdout
+    assert "best: " in out.stdout
+    saved = json.loads((tmp_path / "out" / "ranking.json").read_text())
+    assert saved["rows"][0]["model"] == out.stdout.split("best: ")[1].split()[0]
