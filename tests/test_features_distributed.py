@@ -36,7 +36,8 @@ def two_process_run(tmp_path_factory):
     """One torchrun job of 2 CPU processes doing every run of RUNS; returns its inputs and output folder."""
     root = tmp_path_factory.mktemp("distributed")
     candidates = [
-        str(tiny.bert(root / "bert")), str(tiny.gpt2(root / "gpt2")), str(tiny.bert(root / "bert-16", hidden=16, seed=2)),
+        str(tiny.bert(root / "bert")), str(tiny.gpt2(root / "gpt2")),
+        str(tiny.bert(root / "bert-16", hidden=16, seed=2)),
         str(tiny.bert(root / "bert-head", classifier_labels=["neg", "pos"], seed=1)),
     ]
     ds = text_dataset(N)
@@ -73,7 +74,8 @@ def one_process(two_process_run):
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                targets = {"label_column": "label"} if target == "labels" else {"label_embeddings": two_process_run["embeddings"]}
+                targets = ({"label_column": "label"} if target == "labels"
+                           else {"label_embeddings": two_process_run["embeddings"]})
                 results = extract_many(two_process_run["candidates"], two_process_run["dataset"], text_column="text",
                                        batch_size=batch_size, progress=False, **targets)
             finally:
@@ -120,7 +122,8 @@ def test_two_processes_give_the_statistics_and_ranking_of_one(two_process_run, o
     if mode == "data" and target == "labels":
         # Cross-validation folds follow dataset row ids, so sharding and length-sorting leave the default score alone.
         got, want = pairs[0][0][0], pairs[0][1]
-        assert emms(got, class_embeddings=tables).score == pytest.approx(emms(want, class_embeddings=tables).score, rel=1e-4)
+        want_score = emms(want, class_embeddings=tables).score
+        assert emms(got, class_embeddings=tables).score == pytest.approx(want_score, rel=1e-4)
     heads = [_saved(two_process_run, mode, 4, target, i, 0)[1]["head_classes"] for i in range(4)]
     assert heads == ([None, None, None, 2] if target == "labels" else [None] * 4)
 

@@ -107,7 +107,9 @@ def resolve_candidate(
     path = Path(name).expanduser()
     if path.is_dir():
         if revision is not None:
-            raise CandidateLoadError(name, f"revision={revision!r} was given for a local folder; revisions pin Hub ids only.")
+            raise CandidateLoadError(
+                name, f"revision={revision!r} was given for a local folder; revisions pin Hub ids only."
+            )
         if not (path / "config.json").is_file():
             raise CandidateLoadError(name, "the folder has no config.json: it is not a Hugging Face checkpoint folder.")
         return ResolvedCandidate(name, "sha256:" + folder_hash(path), hub=False), path
@@ -209,7 +211,8 @@ def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: boo
     try:
         return auto.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CandidateLoadError(name, f"no usable {auto.__name__.removeprefix('Auto')} in the checkpoint ({_first_line(e)})") from e
+        kind = auto.__name__.removeprefix("Auto")
+        raise CandidateLoadError(name, f"no usable {kind} in the checkpoint ({_first_line(e)})") from e
 
 
 def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
@@ -222,7 +225,9 @@ def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
     except HFValidationError as e:
         raise CandidateLoadError(repo_id, f"not a local folder nor a valid Hub id ({_first_line(e)})") from e
     except Exception as e:  # gated, missing repo or revision, network: all become a skipped candidate with the reason
-        raise CandidateLoadError(repo_id, f"cannot fetch revision {revision or 'main'} from the Hub ({type(e).__name__}: {_first_line(e)})") from e
+        raise CandidateLoadError(
+            repo_id, f"cannot fetch revision {revision or 'main'} from the Hub ({type(e).__name__}: {_first_line(e)})"
+        ) from e
 
 
 def folder_hash(folder: Path) -> str:

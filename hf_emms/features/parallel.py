@@ -30,6 +30,7 @@ from .errors import CandidateLoadError
 from .extract import Extraction, ExtractionRecord, prepare_job, process_rank, run_candidate
 
 MODES = ("auto", "data", "candidate")
+Result = Extraction | CandidateLoadError  # a candidate's statistics, or why it was skipped
 
 
 def choose_mode(n_candidates: int, world_size: int) -> str:
@@ -48,7 +49,7 @@ def extract_many(
     revisions: Sequence[str | None] | None = None,
     mode: str = "auto",
     **options: Any,
-) -> dict[str, Extraction | CandidateLoadError]:
+) -> dict[str, Result]:
     """Statistics of every candidate on one dataset; candidates that fail are returned with their reason.
 
     Every process of a distributed job must call it with the same arguments; every process returns the same
@@ -93,15 +94,15 @@ def extract_many(
     return _exchange(mine, names)
 
 
-def _attempt(job: Any, name: str, revision: str | None, rank: int, world: int, mode: str) -> Extraction | CandidateLoadError:
+def _attempt(job: Any, name: str, revision: str | None, rank: int, world: int, mode: str) -> Result:
     try:
         return run_candidate(job, name, revision, rank=rank, world_size=world, mode=mode)
     except CandidateLoadError as e:
         return e
 
 
-def _exchange(mine: dict[str, Extraction | CandidateLoadError], order: list[str]) -> dict[str, Extraction | CandidateLoadError]:
-    """Every process's results on every process. Statistics travel as CPU tensors (a process may hold them on its GPU)."""
+def _exchange(mine: dict[str, Result], order: list[str]) -> dict[str, Result]:
+    """Every process's results on every process. Statistics travel as CPU tensors (one may hold them on its GPU)."""
     import torch.distributed as dist
 
     payload = {name: _portable(result) for name, result in mine.items()}
@@ -111,7 +112,7 @@ def _exchange(mine: dict[str, Extraction | CandidateLoadError], order: list[str]
     return {name: _restored(merged[name]) for name in order}
 
 
-def _portable(result: Extraction | CandidateLoadError) -> Any:
+def _portable(result: Result) -> Any:
     if isinstance(result, CandidateLoadError):
         return result
     with tempfile.TemporaryDirectory() as tmp:  # save/load is FeatureStats' public way to move to the CPU
@@ -119,7 +120,7 @@ def _portable(result: Extraction | CandidateLoadError) -> Any:
         return FeatureStats.load(path), result.record.to_dict()
 
 
-def _restored(item: Any) -> Extraction | CandidateLoadError:
+def _restored(item: Any) -> Result:
     if isinstance(item, CandidateLoadError):
         return item
     stats, record = item

@@ -68,7 +68,8 @@ def declared_pooling(folder: Path) -> Pooling | None:
         modes = [config["pooling_mode"]]
     else:
         modes = [method for flag, method in _ST_MODES.items() if config.get(flag)]
-    if len(modes) != 1 or any(config.get(flag) for flag in ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")):
+    unsupported = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
+    if len(modes) != 1 or any(config.get(flag) for flag in unsupported):
         return None
     normalize = any(m.get("type", "").endswith(".Normalize") for m in modules)
     return Pooling(
