@@ -61,12 +61,12 @@ def main() -> None:
 
     rows.sort(key=lambda r: -r[2].score)
     print(f"task: N={args.n} samples, {args.classes} classes, K=3 F-label tables of width 128\n")
-    print(f"{'rank':>4}  {'candidate':<12} {'width':>5}  {'EMMS (gcv)':>10}  {'in-sample':>9}  {'official':>9}  weights")
+    print(f"{'rank':>4}  {'candidate':<12} {'width':>5}  {'EMMS (cv)':>10}  {'in-sample':>9}  {'official':>9}  weights")
     for i, (name, width, r, ins, ref) in enumerate(rows, 1):
         weights = " ".join(f"{w:.2f}" for w in r.weights)
         print(f"{i:>4}  {name:<12} {width:>5}  {r.score:>10.4f}  {ins.score:>9.4f}  {ref.score:>9.2f}  {weights}")
     print(
-        "\nEMMS (gcv): the ranking score, minus the out-of-sample F-label residual (higher is better)."
+        "\nEMMS (cv): the ranking score, minus the out-of-sample F-label residual (higher is better)."
         "\nin-sample: the plain residual of the paper's objective; with N < width it rewards width, not quality."
         "\nofficial:  the published one-pass algorithm and scale, -(RSS / N) * D2, for comparison with papers."
     )
@@ -77,9 +77,9 @@ def main() -> None:
 
 def bar_chart(rows: list[tuple[str, float, float]]) -> str:
     """A dependency-free SVG: for each candidate, the share of F-label variance explained out of sample
-    (1 + EMMS gcv score) and in sample (1 + in-sample score)."""
+    (1 + EMMS cv score) and in sample (1 + in-sample score)."""
     left, width, bar, gap = 150, 360, 11, 10
-    colours = (("#1f77b4", "out of sample (EMMS gcv: the ranking)"), ("#c7c7c7", "in sample (rewards width)"))
+    colours = (("#1f77b4", "out of sample (EMMS cv: the ranking)"), ("#c7c7c7", "in sample (rewards width)"))
     top = 66
     height = top + 10 + len(rows) * (2 * bar + gap)
     parts = [

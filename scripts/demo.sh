@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set everything up, then run the main job. Until the end-to-end Hub ranking lands, that is the
-# solver demo: rank candidate features for a task, streamed in batches.
+# Set everything up, then run the main job: `hf-emms demo`, an offline end-to-end ranking of real checkpoints
+# (all-mpnet-base-v2, all-MiniLM-L6-v2 from the package registry, their first layers, random-init controls) on a
+# generated six-topic dataset. Extra arguments go to `hf-emms demo` (e.g. --samples 300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python examples/solver_demo.py "$@"
+.venv/bin/hf-emms demo "$@"
