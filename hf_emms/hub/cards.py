@@ -1,0 +1,512 @@
+"""Model-card annotation: put a ranking's EMMS scores into the candidates' Hub model cards, as ``model-index`` results.
+
+For each scored Hub candidate of a :class:`~hf_emms.results.Ranking`, :func:`annotate` reads the card
+(``README.md``) on the repo's ``main`` branch, adds one evaluation result to its ``model-index`` metadata and shows
+the change as a unified diff; with ``create_pr=True`` it opens one pull request per model. Example::
+
+    from hf_emms.hub.cards import annotate
+
+    for change in annotate("hf-emms-results/sst2"):          # dry run: nothing is written
+        print(change.model, change.status.value, change.reason or "")
+        print(change.diff)
+    annotate("hf-emms-results/sst2", create_pr=True)          # token from HF_TOKEN or `hf auth login`
+
+The result added (what ``huggingface_hub.EvalResult`` describes)::
+
+    - task: {type: text-classification, name: Text Classification}
+      dataset: {name: stanfordnlp/sst2, type: stanfordnlp/sst2, config: default, split: train, revision: <sha>}
+      metrics:
+      - type: emms
+        value: -0.4123
+        name: EMMS transferability
+        config: cv
+        args: {model_revision: <sha>, encoders: [...], encoder_weights: {...}, score_rule: cv,
+               samples: 2000, max_samples: 2000, seed: 0, dataset_fingerprint: ..., hf_emms: 0.1.0}
+
+Merging: every other result and metadata field is kept; an earlier EMMS result for the same dataset (id, config,
+split) is replaced, so re-running after a new ranking updates the score instead of stacking scores. Only the
+card's ``model-index`` block is rewritten (the rest of the YAML keeps its formatting and comments), so the pull
+request shows the one change it makes.
+
+Why not ``huggingface_hub.metadata_update``: it reads the card again at push time (so the pushed text could differ
+from the diff shown), merges by *appending* a result whose arguments differ (an earlier EMMS score would stay
+beside the new one), and re-serialises the whole YAML block. Here the card is read once at a pinned commit, the
+exact text shown is the text committed, and the pull request is opened from that commit (``parent_commit``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import enum
+import math
+import os
+import re
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import CommitOperationAdd, EvalResult, ModelCard
+from huggingface_hub.errors import RemoteEntryNotFoundError
+from huggingface_hub.repocard import REGEX_YAML_BLOCK
+from huggingface_hub.repocard_data import eval_results_to_model_index
+from huggingface_hub.utils import yaml_dump
+
+from .. import __version__
+from ..errors import HfEmmsError, InvalidInputError
+from ..results import Ranking
+from .candidate import parse_reference
+from .errors import HubAccessError, HubError
+from .remote import HubClient
+from .retry import RetryPolicy, call_hub
+
+__all__ = ["AnnotationError", "CardChange", "CardFormatError", "ChangeStatus", "METRIC_TYPE", "annotate",
+           "emms_result", "load_ranking", "task_type", "updated_card"]
+
+METRIC_TYPE = "emms"
+METRIC_NAME = "EMMS transferability"
+_CARD = "README.md"
+_DIGITS = 4  # the score as cards show it: rankings differ in the 2nd-3rd decimal, the JSON keeps every digit
+# Hub task ids (https://hf.co/tasks) for (input modality, label kind); "boxes" are referring expressions/detection.
+_TASKS = {
+    ("text", "classification"): "text-classification", ("text", "multilabel"): "text-classification",
+    ("text", "regression"): "text-classification", ("text", "text"): "text-generation",
+    ("image", "classification"): "image-classification", ("image", "multilabel"): "image-classification",
+    ("image", "regression"): "image-classification", ("image", "text"): "image-to-text",
+    ("image", "boxes"): "object-detection",
+    ("audio", "classification"): "audio-classification", ("audio", "multilabel"): "audio-classification",
+    ("audio", "regression"): "audio-classification", ("audio", "text"): "automatic-speech-recognition",
+}
+_TOP_LEVEL_KEY = re.compile(r"[^\s#-]")  # a line starting a new top-level YAML key (not indented, not a list item)
+
+
+class AnnotationError(InvalidInputError):
+    """A ranking that cannot annotate cards: not a ranking, scored on data that is not on the Hub, unknown models."""
+
+
+class CardFormatError(HfEmmsError, ValueError):
+    """A model card whose metadata cannot be merged (YAML that does not parse, a malformed ``model-index``)."""
+
+
+class ChangeStatus(str, enum.Enum):
+    """What happened to one model's card."""
+
+    PROPOSED = "proposed"  # dry run: the diff is ready, nothing was written
+    OPENED = "opened"  # a pull request was opened
+    UNCHANGED = "unchanged"  # the card already holds exactly this result: nothing to propose
+    NOT_ANNOTATED = "not-annotated"  # skipped in the ranking, or a local checkpoint: not a Hub card to annotate
+    FAILED = "failed"  # the Hub refused or the card could not be merged: see ``reason``
+
+
+@dataclasses.dataclass(frozen=True)
+class CardChange:
+    """The card change for one model of a ranking.
+
+    Attributes
+    ----------
+    model : str
+        The ranking's name for the model (a Hub id, or a local folder's name).
+    status : ChangeStatus
+    revision : str or None
+        The commit that was scored.
+    base : str or None
+        The commit of ``main`` whose card was read; the pull request is opened from it.
+    card : str or None
+        The new ``README.md`` text (None when there is none to propose).
+    diff : str
+        Unified diff from the current card to ``card`` ("" when nothing changes).
+    pr_url : str or None
+        The pull request, once opened.
+    reason : str or None
+        Why a model was not annotated or failed; for a proposed change, a caveat (e.g. ``main`` moved since scoring).
+    """
+
+    model: str
+    status: ChangeStatus
+    revision: str | None = None
+    base: str | None = None
+    card: str | None = None
+    diff: str = ""
+    pr_url: str | None = None
+    reason: str | None = None
+
+
+def load_ranking(path: str | os.PathLike) -> Ranking:
+    """The :class:`~hf_emms.results.Ranking` saved at ``path``: a ``ranking.json`` or the folder holding it."""
+    path = Path(path).expanduser()
+    file = path / "ranking.json" if path.is_dir() else path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AnnotationError(f"cannot read a ranking at {file}: {exc.strerror or exc}. Give the ranking.json that "
+                              "`hf-emms rank` wrote, or the folder holding it.") from None
+    try:
+        return Ranking.from_json(text)
+    except (ValueError, HfEmmsError) as exc:  # not JSON, or JSON of another shape
+        raise AnnotationError(f"{file} is not a ranking ({exc}); give the ranking.json that `hf-emms rank` wrote.") from None
+
+
+def task_type(kind: str, modality: str) -> str:
+    """The Hub task id for a label ``kind`` on ``modality`` inputs, e.g. ``("classification", "text")`` ->
+    ``"text-classification"``; ``"feature-extraction"`` (text) or ``"<modality>-feature-extraction"`` otherwise."""
+    default = "feature-extraction" if modality == "text" else f"{modality}-feature-extraction"
+    return _TASKS.get((modality, kind), default)
+
+
+def emms_result(meta: dict[str, Any], row: dict[str, Any]) -> EvalResult:
+    """The ``EvalResult`` of one scored row of a ranking whose ``meta`` is what :func:`hf_emms.rank` records.
+
+    Raises
+    ------
+    AnnotationError
+        The ranking's dataset is not a Hub dataset (a model-index result must name one), or its meta is incomplete.
+    """
+    dataset, task, config = meta.get("dataset") or {}, meta.get("task") or {}, meta.get("config") or {}
+    if not dataset.get("id"):
+        raise AnnotationError(
+            f"the ranking was computed on {dataset.get('name') or 'data'!r}, which is not a Hub dataset: a model card's "
+            "model-index must name a Hub dataset id. Push the data to the Hub (datasets' push_to_hub), rank on its id, "
+            "then annotate.")
+    if not task.get("kind") or not task.get("modality"):
+        raise AnnotationError("the ranking's meta has no task kind/modality: annotate rankings saved by hf-emms rank.")
+    kind = task_type(task["kind"], task["modality"])
+    weights = row.get("emms_weights") if isinstance(row.get("emms_weights"), dict) else {}
+    args = {
+        "model_revision": row.get("revision"),
+        "encoders": _encoder_names(meta),
+        "encoder_weights": {name: round(float(w), 3) for name, w in weights.items()},
+        "score_rule": config.get("score_rule"),
+        "samples": dataset.get("rows_scored"),
+        "max_samples": config.get("max_samples"),
+        "seed": config.get("seed"),
+        "dataset_fingerprint": dataset.get("fingerprint"),
+        "hf_emms": config.get("hf_emms"),
+    }
+    return EvalResult(
+        task_type=kind, task_name=kind.replace("-", " ").title(),
+        dataset_type=dataset["id"], dataset_name=dataset.get("name") or dataset["id"],
+        dataset_config=dataset.get("config"), dataset_split=dataset.get("split"),
+        dataset_revision=dataset.get("revision"),
+        metric_type=METRIC_TYPE, metric_name=METRIC_NAME, metric_value=round(float(row["emms"]), _DIGITS),
+        metric_config=config.get("score_rule"), metric_args={k: v for k, v in args.items() if v is not None},
+    )
+
+
+def updated_card(card: str | None, result: EvalResult, *, model_name: str) -> str:
+    """``card`` (a README's text, or None for a repo without one) with ``result`` merged into its ``model-index``.
+
+    Other results and metadata are kept; an earlier result of the same metric type on the same dataset (id, config,
+    split) is replaced. Only the ``model-index`` block of the YAML header is rewritten when the header allows it,
+    so formatting and comments elsewhere survive; otherwise the header is re-serialised.
+
+    Parameters
+    ----------
+    card : str or None
+    result : huggingface_hub.EvalResult
+    model_name : str
+        The ``model-index`` name used when the card has no ``model-index`` yet.
+
+    Raises
+    ------
+    CardFormatError
+        The header is not YAML, not a mapping, or its ``model-index`` is not a list of ``{name, results}``.
+    """
+    text = card or ""
+    entry = eval_results_to_model_index(model_name, [result])[0]
+    match = REGEX_YAML_BLOCK.search(text)
+    if match is None:  # no metadata yet: a header holding only the model-index, above the card's text as it was
+        return f"---\n{_dump({'model-index': [entry]})}---\n{text}"
+    try:
+        metadata = yaml.safe_load(match.group(2)) or {}
+    except yaml.YAMLError as exc:
+        raise CardFormatError(f"the card's YAML header does not parse ({exc.__class__.__name__}); fix the card first.") from None
+    if not isinstance(metadata, dict):
+        raise CardFormatError("the card's YAML header is not a mapping of fields; fix the card first.")
+    index = _merged_index(metadata.get("model-index"), entry, result)
+    line_break = "\r\n" if "\r\n" in match.group(2) else "\n"
+    expected = {**metadata, "model-index": index}
+    header = _spliced(match.group(2), index, line_break)
+    if _parsed(header) != expected:  # the header's layout (flow style, comments in the block) defeated the splice
+        header = _dump(expected, line_break).rstrip(line_break)
+    return text[:match.start(2)] + header + text[match.end(2):]
+
+
+def annotate(
+    ranking: Ranking | str | os.PathLike,
+    *,
+    create_pr: bool = False,
+    token: str | bool | None = None,
+    models: Sequence[str] | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    progress: bool = True,
+) -> list[CardChange]:
+    """Propose (or, with ``create_pr``, open as pull requests) model-card changes adding each model's EMMS score.
+
+    Parameters
+    ----------
+    ranking : Ranking, or path of a ``ranking.json`` or of the folder holding it
+        Computed on a Hub dataset (the result must name its id).
+    create_pr : bool, default False
+        Open one pull request per changed card; by default nothing is written (dry run).
+    token : str, bool or None
+        Hub token: None uses ``HF_TOKEN`` or the ``hf auth login`` one. Never printed or stored.
+    models : sequence of str, optional
+        Only these models of the ranking (default: all).
+    retry : RetryPolicy
+        Timeout and retries of the reads; the commit opening a pull request is tried once (a retry could open two).
+    progress : bool
+        A progress bar over the models.
+
+    Returns
+    -------
+    list of CardChange
+        One per model of the ranking (or of ``models``), in ranking order.
+
+    Raises
+    ------
+    AnnotationError
+        Not a ranking, not a Hub dataset, or a name in ``models`` that the ranking does not hold.
+    HubAccessError
+        ``create_pr`` without a token.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(ranking, Ranking):
+        ranking = load_ranking(ranking)
+    rows = _rows(ranking, models)
+    client = HubClient(token=token, retry=retry)
+    if create_pr and not client.has_token:
+        raise HubAccessError("opening pull requests needs a Hub token with write access: set HF_TOKEN or run "
+                             "`hf auth login` (a dry run, without --create-pr, needs none).")
+    changes = []
+    for row in tqdm(rows, desc="model cards", unit="model", disable=not progress):
+        reason = _not_annotated(row)
+        if reason is not None:
+            changes.append(CardChange(row["model"], ChangeStatus.NOT_ANNOTATED, row.get("revision"), reason=reason))
+            continue
+        result = emms_result(ranking.meta, row)
+        try:
+            change = _propose(client, row, result)
+            if create_pr and change.status is ChangeStatus.PROPOSED:
+                change = dataclasses.replace(change, status=ChangeStatus.OPENED,
+                                             pr_url=_open_pr(client, change, ranking.meta, row, result))
+        except (HubError, CardFormatError) as exc:
+            change = CardChange(row["model"], ChangeStatus.FAILED, row.get("revision"), reason=str(exc))
+        changes.append(change)
+    return changes
+
+
+# -------------------------------------------------------------------------------------------------- ranking rows
+def _rows(ranking: Ranking, models: Sequence[str] | None) -> list[dict[str, Any]]:
+    rows = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in ranking.df.to_dict(orient="records")]
+    if models is None:
+        return rows
+    known = [r["model"] for r in rows]
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise AnnotationError(f"{unknown} not in the ranking; it holds {known}.")
+    wanted = set(models)
+    return [r for r in rows if r["model"] in wanted]
+
+
+def _not_annotated(row: dict[str, Any]) -> str | None:
+    if row.get("status") != "ok":
+        return f"skipped in the ranking: {row.get('reason') or 'no reason recorded'}"
+    if row.get("emms") is None:
+        return "no EMMS score in the ranking"
+    # The pipeline names Hub candidates by their full "org/name" id (what the Hub reports, legacy ids included)
+    # and local checkpoints by their folder's name, which has no "/".
+    try:
+        is_hub = "/" in row["model"] and parse_reference(row["model"]) is not None
+    except HfEmmsError:
+        is_hub = False
+    return None if is_hub else "a local checkpoint, not a Hub repo: there is no Hub card to annotate"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _encoder_names(meta: dict[str, Any]) -> list[str]:
+    """The F-label encoders with their revision: ``id@commit`` for Hub models, ``name (local, sha256:...)`` for
+    local folders; ``["one-hot"]`` when the ranking used none."""
+    records = (meta.get("flabels") or {}).get("encoders")
+    if not records:
+        return list((meta.get("flabels") or {}).get("members") or ["one-hot"])
+    names = []
+    for r in records:
+        revision = str(r.get("revision") or "")
+        if _is_local(r):
+            names.append(f"{_encoder_name(r)} (local, {revision[:19]})")
+        else:
+            names.append(f"{r['model']}@{revision[:12]}" if revision else r["model"])
+    return names
+
+
+def _encoder_name(record: dict[str, Any]) -> str:
+    """A Hub id, or a local folder's last two path parts: the full path would publish the user's file system."""
+    return "/".join(Path(record["model"]).parts[-2:]) if _is_local(record) else record["model"]
+
+
+def _is_local(record: dict[str, Any]) -> bool:
+    return str(record.get("revision") or "").startswith("sha256:")  # a content digest, not a Hub commit
+
+
+# -------------------------------------------------------------------------------------------------- Hub reads and PRs
+def _propose(client: HubClient, row: dict[str, Any], result: EvalResult) -> CardChange:
+    repo_id = row["model"]
+    base = call_hub(lambda: client.api.model_info(repo_id, timeout=client.retry.timeout).sha,
+                    what=f"model info of {repo_id}", policy=client.retry)
+    old = call_hub(lambda: _read_card(client, repo_id, base), what=f"the card of {repo_id}", policy=client.retry)
+    # A new model-index is named after the repo, as transformers' Trainer names it.
+    new = updated_card(old, result, model_name=repo_id.split("/")[-1])
+    try:
+        ModelCard(new)  # what huggingface_hub's parser makes of the metadata, before anyone is shown a diff
+    except ValueError as exc:
+        raise CardFormatError(f"huggingface_hub cannot read the card's metadata ({exc}); fix the card first.") from None
+    status = ChangeStatus.UNCHANGED if new == old else ChangeStatus.PROPOSED
+    caveat = None
+    if row.get("revision") and row["revision"] != base:
+        caveat = (f"scored at {row['revision'][:12]}; main is now {base[:12]} (the result records the scored commit "
+                  "in its args: re-rank if the weights changed)")
+    diff = "" if new == old else "".join(difflib.unified_diff(
+        _ending(old or "").splitlines(keepends=True), _ending(new).splitlines(keepends=True),
+        fromfile=f"{repo_id}/{_CARD} @ {base[:12]}" if old is not None else "/dev/null",
+        tofile=f"{repo_id}/{_CARD} (with EMMS)"))
+    return CardChange(repo_id, status, row.get("revision"), base, new, diff, reason=caveat)
+
+
+def _read_card(client: HubClient, repo_id: str, revision: str) -> str | None:
+    try:
+        path = client.api.hf_hub_download(repo_id, _CARD, revision=revision, etag_timeout=client.retry.timeout)
+    except RemoteEntryNotFoundError:
+        return None
+    return Path(path).read_text(encoding="utf-8-sig")
+
+
+def _open_pr(client: HubClient, change: CardChange, meta: dict[str, Any], row: dict[str, Any],
+             result: EvalResult) -> str | None:
+    # The Hub's own check of the metadata (POST /api/validate-yaml) before anything is committed.
+    try:
+        call_hub(ModelCard(change.card).validate, what=f"validating the card of {change.model}", policy=client.retry)
+    except ValueError as exc:  # HTTP 400: the Hub names what is wrong with the metadata
+        raise CardFormatError(f"the Hub rejected the new card's metadata: {exc}") from None
+    title = f"Add EMMS transferability score on {result.dataset_name}"
+    info = call_hub(
+        lambda: client.api.create_commit(
+            change.model, [CommitOperationAdd(_CARD, change.card.encode("utf-8"))], commit_message=title,
+            commit_description=_pr_description(meta, row, result), create_pr=True, parent_commit=change.base),
+        what=f"opening a pull request on {change.model}", policy=dataclasses.replace(client.retry, attempts=1),
+    )
+    return info.pr_url
+
+
+def _pr_description(meta: dict[str, Any], row: dict[str, Any], result: EvalResult) -> str:
+    args = result.metric_args or {}
+    data = ", ".join(f"{k} `{v}`" for k, v in (("config", result.dataset_config), ("split", result.dataset_split)) if v)
+    local = any(_is_local(r) for r in (meta.get("flabels") or {}).get("encoders") or [])
+    lines = [
+        f"This pull request adds one result to the card's `model-index` metadata: the **EMMS transferability** "
+        f"of this checkpoint on [{result.dataset_type}](https://huggingface.co/datasets/{result.dataset_type}) "
+        f"({data}): **{result.metric_value}**. The card's other metadata and results are kept.",
+        "",
+        "**What EMMS is.** EMMS (Efficient Multi-task Model Selector; Meng et al., NeurIPS 2023, "
+        "https://arxiv.org/abs/2308.06262) estimates *before any fine-tuning* how well a checkpoint's features "
+        "transfer to a labelled dataset: labels are embedded by foundation models (F-labels) and the score is minus "
+        "the share of their variance that a linear map of the checkpoint's pooled features leaves unexplained, out of "
+        "sample. Higher is better (0 is a perfect fit). It compares checkpoints on one dataset; it is not an accuracy.",
+        "",
+        "| configuration | |", "|---|---|",
+        f"| model revision scored | `{row.get('revision')}` |",
+        f"| dataset revision | `{result.dataset_revision}` |",
+        f"| task | {result.task_type} ({meta['task']['kind']} labels, {meta['task']['modality']} input) |",
+        f"| F-label encoders | {', '.join(args.get('encoders', []))} |",
+        f"| samples | {args.get('samples')} (budget {args.get('max_samples') or 'all'}, seed {args.get('seed')}) |",
+        f"| score rule | {args.get('score_rule')} (k-fold cross-validated residual) |",
+        f"| hf-emms | {args.get('hf_emms')} (this pull request: {__version__}) |",
+        "",
+        "Reproduce with [hf-emms](https://pypi.org/project/hf-emms/):",
+        "", "```", _command(meta, row), "```",
+        *(["", "(Encoders marked local were folders on the machine that ranked: pass the path of your copy.)"]
+          if local else []),
+        "",
+        "Generated by `hf-emms annotate`; merge it if the score is useful to people choosing a checkpoint.",
+    ]
+    return "\n".join(lines)
+
+
+def _command(meta: dict[str, Any], row: dict[str, Any]) -> str:
+    """The ``hf-emms rank`` command that recomputes this row (local encoders named as the card names them)."""
+    dataset, task, config = meta["dataset"], meta["task"], meta.get("config") or {}
+    parts = ["hf-emms", "rank", dataset["id"]]
+    for flag, value in (("--config", dataset.get("config")), ("--split", dataset.get("split")),
+                        ("--revision", dataset.get("revision")), ("--task", task.get("kind")),
+                        ("--input-column", task.get("input_column")), ("--label-column", task.get("label_column")),
+                        ("--prompt", None if config.get("prompt") == "{}" else config.get("prompt"))):
+        if value:
+            parts += [flag, str(value)]
+    parts += ["--models", f"{row['model']}@{row['revision']}" if row.get("revision") else row["model"]]
+    parts += ["--encoders", *([_encoder_name(r) for r in (meta.get("flabels") or {}).get("encoders") or []] or ["none"])]
+    parts += ["--max-samples", str(config.get("max_samples") or 0), "--seed", str(config.get("seed", 0))]
+    return shlex.join(parts)
+
+
+# -------------------------------------------------------------------------------------------------- YAML
+def _merged_index(index: Any, entry: dict[str, Any], result: EvalResult) -> list[dict[str, Any]]:
+    """``index`` with earlier results of ``result``'s metric on its dataset removed and ``entry``'s result added."""
+    if index is None:
+        return [entry]
+    if not (isinstance(index, list) and index and all(
+            isinstance(e, dict) and isinstance(e.get("results", []), list) for e in index)):
+        raise CardFormatError("the card's model-index is not a list of {name, results} entries "
+                              "(https://github.com/huggingface/hub-docs/blob/main/modelcard.md); fix it first.")
+    index = copy.deepcopy(index)
+    same = (result.dataset_type, result.dataset_config, result.dataset_split)
+    for e in index:
+        kept = []
+        for r in e.get("results") or []:
+            data = r.get("dataset") if isinstance(r, dict) and isinstance(r.get("dataset"), dict) else {}
+            if (data.get("type"), data.get("config"), data.get("split")) == same:
+                r = {**r, "metrics": [m for m in r.get("metrics") or [] if not (
+                    isinstance(m, dict) and m.get("type") == result.metric_type)]}
+                if not r["metrics"]:
+                    continue
+            kept.append(r)
+        e["results"] = kept
+    index[0]["results"].append(entry["results"][0])
+    return index
+
+
+def _spliced(header: str, index: list[dict[str, Any]], line_break: str) -> str:
+    """``header`` (YAML text) with its top-level ``model-index`` block replaced by ``index``, or appended."""
+    block = _dump({"model-index": index}, line_break).rstrip(line_break).split(line_break)
+    lines = header.split(line_break)
+    start = next((i for i, line in enumerate(lines) if re.match(r"model-index\s*:", line)), None)
+    if start is None:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        return line_break.join(lines + block)
+    end = next((j for j in range(start + 1, len(lines)) if _TOP_LEVEL_KEY.match(lines[j])), len(lines))
+    while end > start + 1 and not lines[end - 1].strip():  # blank lines before the next key stay where they were
+        end -= 1
+    return line_break.join(lines[:start] + block + lines[end:])
+
+
+def _parsed(header: str) -> Any:
+    try:
+        return yaml.safe_load(header)
+    except yaml.YAMLError:
+        return None
+
+
+def _dump(data: dict[str, Any], line_break: str = "\n") -> str:
+    """YAML as huggingface_hub writes card metadata (block style, keys in order)."""
+    return yaml_dump(data, sort_keys=False, line_break=line_break)
+
+
+def _ending(text: str) -> str:
+    """Text ending with a newline (for display), so the diff's last line does not run into the next header."""
+    return text if not text or text.endswith("\n") else text + "\n"
