@@ -182,9 +182,13 @@ def test_reannotating_a_merged_card_changes_nothing_and_a_moved_main_is_noted(hu
     assert f"main is now {new_main[:12]}" in again.reason and hub.shas["org/plain"][:12] in again.reason
 
 
-def test_gated_repo_fails_alone_with_a_clear_reason(hub):
+def test_gated_repo_and_malformed_card_fail_alone_with_a_clear_reason(hub):
     without, = annotate(_ranking(hub), models=["org/gated"], progress=False)
     assert without.status is ChangeStatus.FAILED and "gated" in without.reason and "no token" in without.reason
+    # A model-index result without a dataset name: huggingface_hub cannot read it, so no diff is proposed on it.
+    hub.add_model("org/indexed", files={"README.md": INDEXED.replace("{name: other/data, ", "{")})
+    broken, = annotate(_ranking(hub), models=["org/indexed"], progress=False)
+    assert broken.status is ChangeStatus.FAILED and "cannot read the card's metadata" in broken.reason
     changes = {c.model: c for c in annotate(_ranking(hub), models=["org/gated", "org/plain"], create_pr=True,
                                             token=TOKEN, progress=False)}
     assert changes["org/gated"].status is ChangeStatus.FAILED and "no access" in changes["org/gated"].reason
@@ -202,8 +206,8 @@ def test_skipped_and_local_rows_are_listed_not_touched(hub):
 def test_bad_inputs_are_refused_before_any_request(hub, tmp_path):
     with pytest.raises(HubAccessError, match="HF_TOKEN"):
         annotate(_ranking(hub), create_pr=True, progress=False)
-    with pytest.raises(AnnotationError, match="not a Hub dataset"):
-        annotate(_ranking(hub, dataset_id=None), progress=False)
+    with pytest.raises(AnnotationError, match="'reviews.csv', which is not a Hub dataset"):
+        annotate(_ranking(hub, dataset_id=None), models=["my-bert"], progress=False)  # even with no Hub model
     with pytest.raises(AnnotationError, match="org/nope"):
         annotate(_ranking(hub), models=["org/nope"], progress=False)
     (tmp_path / "x.json").write_text("[1, 2]")

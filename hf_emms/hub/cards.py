@@ -164,14 +164,8 @@ def emms_result(meta: dict[str, Any], row: dict[str, Any]) -> EvalResult:
     AnnotationError
         The ranking's dataset is not a Hub dataset (a model-index result must name one), or its meta is incomplete.
     """
-    dataset, task, config = meta.get("dataset") or {}, meta.get("task") or {}, meta.get("config") or {}
-    if not dataset.get("id"):
-        raise AnnotationError(
-            f"the ranking was computed on {dataset.get('name') or 'data'!r}, which is not a Hub dataset: a model card's "
-            "model-index must name a Hub dataset id. Push the data to the Hub (datasets' push_to_hub), rank on its id, "
-            "then annotate.")
-    if not task.get("kind") or not task.get("modality"):
-        raise AnnotationError("the ranking's meta has no task kind/modality: annotate rankings saved by hf-emms rank.")
+    _check_meta(meta)
+    dataset, task, config = meta["dataset"], meta["task"], meta.get("config") or {}
     kind = task_type(task["kind"], task["modality"])
     weights = row.get("emms_weights") if isinstance(row.get("emms_weights"), dict) else {}
     args = {
@@ -276,6 +270,7 @@ def annotate(
 
     if not isinstance(ranking, Ranking):
         ranking = load_ranking(ranking)
+    _check_meta(ranking.meta)
     rows = _rows(ranking, models)
     client = HubClient(token=token, retry=retry)
     if create_pr and not client.has_token:
@@ -300,6 +295,17 @@ def annotate(
 
 
 # -------------------------------------------------------------------------------------------------- ranking rows
+def _check_meta(meta: dict[str, Any]) -> None:
+    dataset, task = meta.get("dataset") or {}, meta.get("task") or {}
+    if not dataset.get("id"):
+        raise AnnotationError(
+            f"the ranking was computed on {dataset.get('name') or 'data'!r}, which is not a Hub dataset: a model card's "
+            "model-index must name a Hub dataset id. Push the data to the Hub (datasets' push_to_hub), rank on its id, "
+            "then annotate.")
+    if not task.get("kind") or not task.get("modality"):
+        raise AnnotationError("the ranking's meta has no task kind/modality: annotate rankings saved by hf-emms rank.")
+
+
 def _rows(ranking: Ranking, models: Sequence[str] | None) -> list[dict[str, Any]]:
     rows = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in ranking.df.to_dict(orient="records")]
     if models is None:
