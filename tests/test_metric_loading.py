@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from evaluate.loading import CachedEvaluationModuleFactory
 
+import hf_emms
 from hf_emms import InvalidInputError, cli, emms_score
-from hf_emms.metric import install_metric, load_metric, metric_module_path
+from hf_emms.metric import install_metric, metric_module_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "spaces" / "emms" / "emms.py"
@@ -81,14 +82,14 @@ def test_load_metric_works_from_any_directory(monkeypatch, tmp_path, task):
     x, y, tables = task
     monkeypatch.chdir(tmp_path)
     assert metric_module_path() == SCRIPT.parent  # this checkout's editable install maps spaces/emms, no copy
-    metric = load_metric()
+    metric = hf_emms.load_metric()
     _loaded_from(metric, SCRIPT)
     _same(metric.compute(references=y, features=x, class_embeddings=tables), emms_score(x, y, class_embeddings=tables))
 
 
 def test_bad_input_through_evaluate_is_named(monkeypatch, task):
     x, y, tables = task
-    metric = load_metric()
+    metric = hf_emms.load_metric()
     with pytest.raises(InvalidInputError, match="features= is required"):
         metric.compute(references=y)
     # evaluate stores numbers as float64: a fractional label must not become a class id silently.

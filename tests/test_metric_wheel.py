@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "hf_emms", "spaces/emms")
 LOAD_AND_COMPUTE = """
 import json, sys, numpy as np, hf_emms
-from hf_emms.metric import load_metric, metric_module_path
+from hf_emms.metric import metric_module_path
 task = np.load(sys.argv[1])
-out = load_metric().compute(references=task["y"], features=task["x"])
+out = hf_emms.load_metric().compute(references=task["y"], features=task["x"])
 print(json.dumps({"result": out, "package": hf_emms.__file__, "module": str(metric_module_path())}))
 """
 
