@@ -7,14 +7,13 @@ can be read back at ``refs/pr/N`` and parsed as the Hub would.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 from huggingface_hub import ModelCard
 
 from hf_emms.cli import main
-from hf_emms.hub.cards import AnnotationError, ChangeStatus, annotate, load_ranking, task_type, updated_card
+from hf_emms.hub.cards import (AnnotationError, ChangeStatus, annotate, emms_result, load_ranking, task_type,
+                               updated_card)
 from hf_emms.hub.errors import HubAccessError
 from hf_emms.results import Ranking
 
@@ -242,10 +241,10 @@ def test_task_types_and_card_round_trip_without_a_hub():
     assert task_type("boxes", "image") == "object-detection"
     assert task_type("boxes", "text") == "feature-extraction"
     crlf = PLAIN.replace("\n", "\r\n")
-    from hf_emms.hub.cards import emms_result
-
-    meta = json.loads(Ranking([], {"dataset": {"name": "a/b", "id": "a/b", "split": "train"},
-                                   "task": {"kind": "classification", "modality": "text"}, "config": {}}).to_json())["meta"]
+    meta = {"dataset": {"name": "a/b", "id": "a/b", "split": "train"}, "task": {"kind": "classification",
+                                                                            "modality": "text"}}
     new = updated_card(crlf, emms_result(meta, {"model": "o/m", "emms": -0.3}), model_name="m")
+    assert emms_result(meta, {"model": "o/m", "emms": -1e-17}).metric_value == 0.0  # a perfect fit, not "-0.0"
+    assert str(emms_result(meta, {"model": "o/m", "emms": -1e-17}).metric_value) == "0.0"
     assert "\n" not in new.replace("\r\n", "") and new.endswith(crlf.split("---\r\n\r\n")[1])
     assert [r.metric_value for r in ModelCard(new).data.eval_results] == [-0.3]

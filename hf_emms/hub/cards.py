@@ -146,7 +146,8 @@ def load_ranking(path: str | os.PathLike) -> Ranking:
     try:
         return Ranking.from_json(text)
     except (ValueError, HfEmmsError) as exc:  # not JSON, or JSON of another shape
-        raise AnnotationError(f"{file} is not a ranking ({exc}); give the ranking.json that `hf-emms rank` wrote.") from None
+        raise AnnotationError(f"{file} is not a ranking ({exc}); give the ranking.json that `hf-emms rank` "
+                              "wrote.") from None
 
 
 def task_type(kind: str, modality: str) -> str:
@@ -184,7 +185,8 @@ def emms_result(meta: dict[str, Any], row: dict[str, Any]) -> EvalResult:
         dataset_type=dataset["id"], dataset_name=dataset.get("name") or dataset["id"],
         dataset_config=dataset.get("config"), dataset_split=dataset.get("split"),
         dataset_revision=dataset.get("revision"),
-        metric_type=METRIC_TYPE, metric_name=METRIC_NAME, metric_value=round(float(row["emms"]), _DIGITS),
+        # + 0.0 turns the -0.0 of a perfect fit into 0.0.
+        metric_type=METRIC_TYPE, metric_name=METRIC_NAME, metric_value=round(float(row["emms"]), _DIGITS) + 0.0,
         metric_config=config.get("score_rule"), metric_args={k: v for k, v in args.items() if v is not None},
     )
 
@@ -216,7 +218,8 @@ def updated_card(card: str | None, result: EvalResult, *, model_name: str) -> st
     try:
         metadata = yaml.safe_load(match.group(2)) or {}
     except yaml.YAMLError as exc:
-        raise CardFormatError(f"the card's YAML header does not parse ({exc.__class__.__name__}); fix the card first.") from None
+        raise CardFormatError(f"the card's YAML header does not parse ({exc.__class__.__name__}); "
+                              "fix the card first.") from None
     if not isinstance(metadata, dict):
         raise CardFormatError("the card's YAML header is not a mapping of fields; fix the card first.")
     index = _merged_index(metadata.get("model-index"), entry, result)
@@ -299,9 +302,9 @@ def _check_meta(meta: dict[str, Any]) -> None:
     dataset, task = meta.get("dataset") or {}, meta.get("task") or {}
     if not dataset.get("id"):
         raise AnnotationError(
-            f"the ranking was computed on {dataset.get('name') or 'data'!r}, which is not a Hub dataset: a model card's "
-            "model-index must name a Hub dataset id. Push the data to the Hub (datasets' push_to_hub), rank on its id, "
-            "then annotate.")
+            f"the ranking was computed on {dataset.get('name') or 'data'!r}, which is not a Hub dataset: a model "
+            "card's model-index must name a Hub dataset id. Push the data to the Hub (datasets' push_to_hub), rank "
+            "on its id, then annotate.")
     if not task.get("kind") or not task.get("modality"):
         raise AnnotationError("the ranking's meta has no task kind/modality: annotate rankings saved by hf-emms rank.")
 
@@ -455,7 +458,8 @@ def _command(meta: dict[str, Any], row: dict[str, Any]) -> str:
         if value:
             parts += [flag, str(value)]
     parts += ["--models", f"{row['model']}@{row['revision']}" if row.get("revision") else row["model"]]
-    parts += ["--encoders", *([_encoder_name(r) for r in (meta.get("flabels") or {}).get("encoders") or []] or ["none"])]
+    encoders = [_encoder_name(r) for r in (meta.get("flabels") or {}).get("encoders") or []]
+    parts += ["--encoders", *(encoders or ["none"])]
     parts += ["--max-samples", str(config.get("max_samples") or 0), "--seed", str(config.get("seed", 0))]
     return shlex.join(parts)
 
