@@ -25,9 +25,13 @@ quadratic CV(a, lambda) = lambda^T R(a) lambda: minimised exactly over the simpl
 log alpha by grid + golden section. score = -CV / (N * D2), D2 counting the varying F-label columns:
 minus the share of F-label variance the features fail to predict on samples they were not fitted on.
 
-Class labels: Y_k = onehot(y) E~_k, so with o_i = e_(y_i) - p_t (p_t the training class frequencies),
-B_k = S~_t^T E~_k (S~ the standardised centred class sums), X~_f^T Y_k,f = (S~_f^T - s~_f p_t^T) E~_k and
-T_f = E~^T (diag(n_f) - n_f p_t^T - p_t n_f^T + |f| p_t p_t^T) E~: nothing per sample.
+Class labels: Y_k = onehot(y) E~_k, so with o_i = e_(y_i) - p_t (p_t the training class frequencies) the whole
+computation runs in class space, once for all K tables: with Z = V^T S~_t^T (S~ the standardised centred class
+sums), W = V^T (S~_f^T - s~_f p_t^T) and O_f = diag(n_f) - n_f p_t^T - p_t n_f^T + |f| p_t p_t^T,
+
+    Omega(a) = sum_f O_f - Z^T D W - W^T D Z + Z^T D A D Z   (C x C, D = diag(d)),   R(a)[k, l] = tr(E~_k^T Omega(a) E~_l),
+
+so a ridge costs r^2 C per fold whatever the number and width of the tables: nothing per sample.
 """
 
 from __future__ import annotations
@@ -47,14 +51,16 @@ _F64 = torch.float64
 
 @dataclass(frozen=True)
 class _Fold:
-    """The pieces of (CV) for one fold, in the eigenbasis of its training Gram (r directions)."""
+    """The pieces of (CV) for one fold, in the eigenbasis of its training Gram (r directions).
+    Per-sample F-labels: z, w of shape (K, r, D2) and t (K, K). Class labels: z, w of shape (1, r, C) in
+    class space and t = O_f (C, C)."""
 
     n_train: int
     s: np.ndarray  # (r,) eigenvalues of the standardised training Gram
-    z: np.ndarray  # (K, r, J) training cross-products Z_k
-    w: np.ndarray  # (K, r, J) held-out cross-products W_k
+    z: np.ndarray  # training cross-products
+    w: np.ndarray  # held-out cross-products
     a: np.ndarray  # (r, r) held-out Gram in the eigenbasis
-    t: np.ndarray  # (K, K) held-out F-label energy about the training mean
+    t: np.ndarray  # held-out target energy about the training mean
 
 
 @dataclass(frozen=True)
@@ -68,17 +74,24 @@ class CVProblem:
     k: int
     folds: list[_Fold]
     n_constant: int
+    tables: np.ndarray | None = None  # (K, C, J) standardised class tables, for class labels
 
     def residual(self, alpha: float) -> np.ndarray:
         """sum_f R_f(alpha * n_t): the (K, K) held-out residual quadratic over the F-label weights."""
-        total = np.zeros((self.k, self.k))
+        total = 0.0
         for f in self.folds:
             d = 1.0 / (f.s + alpha * f.n_train)
-            dz = torch.from_numpy(f.z * d[None, :, None])  # (K, r, J)
-            adz = torch.from_numpy(f.a) @ dz  # A (d o Z_l)
-            cross = torch.einsum("krj,lrj->kl", dz, torch.from_numpy(f.w)).numpy()
-            quad = torch.einsum("krj,lrj->kl", dz, adz).numpy()
-            total += f.t - cross - cross.T + quad
+            dz = torch.from_numpy(f.z * d[None, :, None])
+            adz = torch.from_numpy(f.a) @ dz  # A (d o Z)
+            w = torch.from_numpy(f.w)
+            if self.tables is None:  # pair the same F-label column of Z_k and W_l
+                cross = torch.einsum("krj,lrj->kl", dz, w).numpy()
+                quad = torch.einsum("krj,lrj->kl", dz, adz).numpy()
+            else:  # class space: (C, C) pieces of Omega
+                cross, quad = (dz[0].T @ w[0]).numpy(), (dz[0].T @ adz[0]).numpy()
+            total = total + f.t - cross - cross.T + quad
+        if self.tables is not None:
+            total = np.einsum("kcj,cd,ldj->kl", self.tables, total, self.tables, optimize=True)
         return (total + total.T) / 2
 
     def dof(self, alpha: float) -> float:
@@ -114,9 +127,6 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
         e = _standardised_tables(full.class_count, class_embeddings, 0.0)  # (K, C, D2)
         d2 = e.shape[2]
         varying = int(np.any(e != 0, axis=(0, 1)).sum())
-        # Only the products E_k E_l^T matter: an orthonormal basis of the rows' span keeps them with <= K*C columns.
-        q, _ = np.linalg.qr(e.transpose(2, 0, 1).reshape(d2, -1))
-        e = _mm(e, q[None]) if q.shape[1] < d2 else e
     else:
         if class_embeddings is not None:
             raise InvalidInputError(
@@ -149,12 +159,10 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
         a = _mm(_mm(v.T, ho["gram_x"] * np.outer(x_scale, x_scale)), v)
         if kind == "classes":
             p = tr["class_count"] / n_t
-            vs_t = _mm(v.T, (tr["class_sum_x"] * x_scale).T)  # V^T S~_t^T: (r, C)
-            vs_f = _mm(v.T, ((ho["class_sum_x"] - np.outer(p, ho["sum_x"])) * x_scale).T)  # V^T (S~_f^T - s~_f p^T)
-            z, w = _mm(vs_t[None], e), _mm(vs_f[None], e)  # (K, r, J)
+            z = _mm(v.T, (tr["class_sum_x"] * x_scale).T)[None]  # V^T S~_t^T: (1, r, C)
+            w = _mm(v.T, ((ho["class_sum_x"] - np.outer(p, ho["sum_x"])) * x_scale).T)[None]  # V^T (S~_f^T - s~_f p^T)
             n_c = ho["class_count"]
-            o = np.diag(n_c) - np.outer(n_c, p) - np.outer(p, n_c) + n_f * np.outer(p, p)
-            tt = np.einsum("kcj,cd,ldj->kl", e, o, e, optimize=True)
+            tt = np.diag(n_c) - np.outer(n_c, p) - np.outer(p, n_c) + n_f * np.outer(p, p)  # O_f
         else:
             k = y_scale.shape[1]
             b_t = tr["cross_xy"] * x_scale[:, None, None] * y_scale[None]  # (D1, D2, K)
@@ -164,5 +172,6 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
             tt = np.einsum("jkl,jk,jl->kl", ho["gram_y"], y_scale, y_scale)
         folds.append(_Fold(n_train=int(n_t), s=s, z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))
     return CVProblem(
-        n=stats.n, d1=stats.dim, d2=d2, d2_varying=varying, k=folds[0].t.shape[0], folds=folds, n_constant=n_constant
+        n=stats.n, d1=stats.dim, d2=d2, d2_varying=varying, k=e.shape[0] if kind == "classes" else y_scale.shape[1],
+        folds=folds, n_constant=n_constant, tables=e if kind == "classes" else None,
     )
