@@ -1,0 +1,216 @@
+"""The quality benchmark's six tasks as fixed, seeded JSONL splits built from ``../shared/data/text``.
+
+Every task folder holds ``train.jsonl`` and ``test.jsonl``, one ``{"text": str, "label": str}`` per line, the label
+being the class *name* (so that label encoders see words, and any other task can be dropped in the same shape):
+
+=========  ==================================  ===========  ==========  =======  ================================
+task       source file(s)                      classes      train       test     test drawn from
+=========  ==================================  ===========  ==========  =======  ================================
+sst2       sst2/stsa.binary.{train,test}       2            1,000       1,000    the official test file
+trec       trec/TREC.{train,test}.all          6            1,000         500    the official test file (all 500)
+subj       subj/subj.all                       2            1,000       1,000    the rest of the file
+mpqa       mpqa/mpqa.all                       2            1,000       1,000    the rest of the file
+banking77  banking77/banking77_{train,test}    77           1,000       1,000    the official test file
+sms_spam   sms_spam/SMSSpamCollection          2            1,000       1,000    the rest of the file
+=========  ==================================  ===========  ==========  =======  ================================
+
+How (seed 0 by default): each source is read, empty lines dropped and exact duplicate texts removed (first kept);
+the training set is a stratified draw (``sklearn.model_selection.train_test_split``, ``random_state=seed``) of
+``n_train`` rows from the training file, or from the whole file when the source has no split; the test set is a
+stratified draw of ``n_test`` rows from the test file, or from the remaining rows, with every text already in the
+training set removed first (so no test sentence was seen in fine-tuning). A split is written atomically.
+
+Run:  .venv/bin/python benchmarks/quality/task_splits.py [--data-root ../shared/data/text] [--out benchmarks/quality/tasks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_ROOT = ROOT.parent / "shared" / "data" / "text"
+TASK_DIR = Path(__file__).resolve().parent / "tasks"
+N_TRAIN, N_TEST, SEED = 1000, 1000, 0
+
+Rows = list[tuple[str, str]]  # (text, label name)
+
+
+class SplitError(ValueError):
+    """A task's source data is missing or cannot make the asked split."""
+
+
+def _text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:  # TREC's training file and Subj are Latin-1
+        return raw.decode("latin-1")
+
+
+def _lines(path: Path) -> list[str]:
+    # split on "\n" only: Subj holds U+0085 (NEL) inside sentences, which str.splitlines would break on
+    return [line.rstrip("\r") for line in _text(path).split("\n") if line.strip()]
+
+
+def _id_prefixed(names: tuple[str, ...]) -> Callable[[Path], Rows]:
+    """A reader for the harvardnlp files: ``LABEL<space>text`` with integer labels."""
+
+    def read(path: Path) -> Rows:
+        rows = []
+        for line in _lines(path):
+            label, _, text = line.partition(" ")
+            rows.append((text.strip(), names[int(label)]))
+        return rows
+
+    return read
+
+
+def _banking(path: Path) -> Rows:
+    return [(r["text"].strip(), r["category"]) for r in csv.DictReader(io.StringIO(_text(path)))]
+
+
+def _sms(path: Path) -> Rows:
+    rows = []
+    for line in _lines(path)[1:]:  # header "Label<TAB>SMS"
+        label, _, text = line.partition("\t")
+        rows.append((text.strip(), label.strip()))
+    return rows
+
+
+_SST2 = _id_prefixed(("negative", "positive"))
+# (reader, training file, test file or None when the source has no split)
+SOURCES: dict[str, tuple[Callable[[Path], Rows], str, str | None]] = {
+    "sst2": (_SST2, "sst2/stsa.binary.train", "sst2/stsa.binary.test"),
+    "trec": (_id_prefixed(("description", "entity", "abbreviation", "human", "location", "numeric")),
+             "trec/TREC.train.all", "trec/TREC.test.all"),
+    "subj": (_id_prefixed(("subjective", "objective")), "subj/subj.all", None),
+    "mpqa": (_id_prefixed(("negative", "positive")), "mpqa/mpqa.all", None),
+    "banking77": (_banking, "banking77/banking77_train.csv", "banking77/banking77_test.csv"),
+    "sms_spam": (_sms, "sms_spam/SMSSpamCollection", None),
+}
+TASKS = tuple(SOURCES)
+
+
+def _dedupe(rows: Iterable[tuple[str, str]], exclude: set[str] = frozenset()) -> Rows:
+    seen, out = set(exclude), []
+    for text, label in rows:
+        if text and text not in seen:
+            seen.add(text)
+            out.append((text, label))
+    return out
+
+
+def _draw(rows: Rows, n: int, seed: int) -> tuple[Rows, Rows]:
+    """A stratified, seeded draw of ``min(n, len(rows))`` rows, and the rest (both in a seeded order)."""
+    from sklearn.model_selection import train_test_split
+
+    if n >= len(rows):
+        return rows, []
+    labels = [label for _, label in rows]
+    drawn, rest = train_test_split(rows, train_size=n, random_state=seed, stratify=labels)
+    return [tuple(r) for r in drawn], [tuple(r) for r in rest]
+
+
+def make_split(task: str, *, data_root: str | os.PathLike = DATA_ROOT, n_train: int = N_TRAIN,
+               n_test: int = N_TEST, seed: int = SEED) -> tuple[Rows, Rows]:
+    """One task's (train, test) rows, deterministic for a seed.
+
+    Parameters
+    ----------
+    task : str
+        One of ``TASKS``.
+    data_root : path
+        The folder of ``../shared/data/text``.
+    n_train, n_test : int
+        Rows to draw; the test set has fewer when its source has fewer (TREC: 500).
+    seed : int
+        Seed of the stratified draws.
+
+    Returns
+    -------
+    train, test : list of (text, label name)
+    """
+    if task not in SOURCES:
+        raise SplitError(f"unknown task {task!r}; the benchmark's tasks are {TASKS}.")
+    read, train_file, test_file = SOURCES[task]
+    root = Path(data_root)
+    for rel in filter(None, (train_file, test_file)):
+        if not (root / rel).is_file():
+            raise SplitError(f"{root / rel} is missing: the quality benchmark reads the project's shared data "
+                             "(../shared/data/text, see its README); pass --data-root to point elsewhere.")
+    pool = _dedupe(read(root / train_file))
+    train, rest = _draw(pool, n_train, seed)
+    if len(train) < n_train:
+        raise SplitError(f"{task} has only {len(train)} distinct training rows; asked for {n_train}.")
+    test_pool = read(root / test_file) if test_file else rest
+    test, _ = _draw(_dedupe(test_pool, exclude={t for t, _ in train}), n_test, seed)
+    unseen = {label for _, label in test} - {label for _, label in train}
+    if unseen:
+        raise SplitError(f"{task}: test classes {sorted(unseen)} have no training row; draw a larger training set.")
+    return train, test
+
+
+def write_jsonl(path: Path, rows: Rows) -> None:
+    """``{"text", "label"}`` lines, written to a temporary sibling and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for text, label in rows:
+                f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_jsonl(path: str | os.PathLike) -> tuple[list[str], list]:
+    """(texts, labels) of a ``{"text", "label"}`` JSONL file."""
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                texts.append(str(row["text"]))
+                labels.append(row["label"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SplitError(f"{path}:{i} is not a {{\"text\", \"label\"}} JSON object ({exc}).") from None
+    return texts, labels
+
+
+def build_splits(out_dir: str | os.PathLike = TASK_DIR, *, tasks: Iterable[str] = TASKS,
+                 data_root: str | os.PathLike = DATA_ROOT, n_train: int = N_TRAIN, n_test: int = N_TEST,
+                 seed: int = SEED) -> dict[str, Path]:
+    """Write ``out_dir/<task>/{train,test}.jsonl`` for each task; returns task -> folder."""
+    out = {}
+    for task in tasks:
+        train, test = make_split(task, data_root=data_root, n_train=n_train, n_test=n_test, seed=seed)
+        folder = Path(out_dir) / task
+        write_jsonl(folder / "train.jsonl", train)
+        write_jsonl(folder / "test.jsonl", test)
+        out[task] = folder
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-root", type=Path, default=DATA_ROOT)
+    p.add_argument("--out", type=Path, default=TASK_DIR)
+    p.add_argument("--seed", type=int, default=SEED)
+    args = p.parse_args(argv)
+    for task, folder in build_splits(args.out, data_root=args.data_root, seed=args.seed).items():
+        sizes = [sum(1 for _ in open(folder / f"{s}.jsonl", encoding="utf-8")) for s in ("train", "test")]
+        print(f"{task:10s} train {sizes[0]:5d}  test {sizes[1]:5d}  -> {folder}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Quality benchmark, fast parts: the fixed task splits and the ranking-quality figures.
+
+The splits are rebuilt from ../shared/data/text and must equal the committed JSONL files byte for byte, with the
+documented sizes; the figures are checked against values worked out by hand and against a brute-force weighted tau.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "text"
+
+
+def _load_quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+quality = _load_quality()
+import task_splits  # noqa: E402  (on sys.path once the benchmark is loaded)
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared text data is not at {DATA}")
+SIZES = {"sst2": (1000, 1000), "trec": (1000, 499), "subj": (1000, 1000), "mpqa": (1000, 1000),
+         "banking77": (1000, 1000), "sms_spam": (1000, 1000)}
+CLASSES = {"sst2": 2, "trec": 6, "subj": 2, "mpqa": 2, "banking77": 77, "sms_spam": 2}
+
+
+@needs_data
+def test_splits_rebuild_to_the_committed_files_with_the_documented_sizes(tmp_path):
+    built = task_splits.build_splits(tmp_path, data_root=DATA)
+    assert sorted(built) == sorted(SIZES)
+    for task, folder in built.items():
+        (train_x, train_y), (test_x, test_y) = (task_splits.read_jsonl(folder / f"{s}.jsonl") for s in ("train", "test"))
+        assert (len(train_x), len(test_x)) == SIZES[task]
+        assert len(set(train_y)) == CLASSES[task] and set(test_y) <= set(train_y)
+        assert all(isinstance(y, str) for y in train_y + test_y)  # class names, for the label encoders
+        assert len(set(train_x)) == len(train_x) and not set(train_x) & set(test_x)
+        for split in ("train.jsonl", "test.jsonl"):
+            assert (folder / split).read_bytes() == (task_splits.TASK_DIR / task / split).read_bytes(), (task, split)
+
+
+@needs_data
+def test_splits_are_stratified_and_the_seed_changes_them():
+    train, test = task_splits.make_split("sms_spam", data_root=DATA)
+    again = task_splits.make_split("sms_spam", data_root=DATA)
+    other = task_splits.make_split("sms_spam", data_root=DATA, seed=1)
+    assert (train, test) == again and train != other[0]
+    pool = task_splits._dedupe(task_splits._sms(DATA / "sms_spam" / "SMSSpamCollection"))
+    spam_share = sum(label == "spam" for _, label in pool) / len(pool)
+    assert abs(sum(label == "spam" for _, label in train) / len(train) - spam_share) < 0.002
+
+
+def test_jsonl_round_trip_and_a_bad_line_is_named(tmp_path):
+    rows = [("ça va ?\u0085 bien", "positive"), ("a\tb", "negative")]
+    task_splits.write_jsonl(tmp_path / "train.jsonl", rows)
+    assert task_splits.read_jsonl(tmp_path / "train.jsonl") == (["ça va ?\u0085 bien", "a\tb"], ["positive", "negative"])
+    (tmp_path / "bad.jsonl").write_text('{"text": "x", "label": 1}\n{"text": "no label"}\n')
+    with pytest.raises(task_splits.SplitError, match=r"bad.jsonl:2"):
+        task_splits.read_jsonl(tmp_path / "bad.jsonl")
+    with pytest.raises(task_splits.SplitError, match="unknown task"):
+        task_splits.make_split("imdb", data_root=tmp_path)
+    with pytest.raises(task_splits.SplitError, match="missing"):
+        task_splits.make_split("sst2", data_root=tmp_path)
+
+
+def _weighted_tau_by_definition(x, y):
+    """Vigna's weighted tau without ties, hyperbolic weights 1/(r+1) summed over a pair, with the rank of each
+    element by decreasing x, and by decreasing y, averaged (what scipy does with rank=True)."""
+
+    def one(order_by):
+        rank = np.empty(len(x), int)
+        rank[np.argsort(-np.asarray(order_by), kind="stable")] = np.arange(len(x))
+        num = den = 0.0
+        for i, j in itertools.combinations(range(len(x)), 2):
+            w = 1 / (rank[i] + 1) + 1 / (rank[j] + 1)
+            num += w * np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+            den += w
+        return num / den
+
+    return (one(x) + one(y)) / 2
+
+
+def test_figures_on_hand_worked_examples():
+    truth = {"a": 0.9, "b": 0.8, "c": 0.7}
+    # One swap of the last two: pairs (a,b) weight 1+1/2 and (a,c) 1+1/3 agree, (b,c) 1/2+1/3 disagrees, under
+    # either ranking: (1.5 + 4/3 - 5/6) / (1.5 + 4/3 + 5/6) = 6/11. Kendall: (2 - 1) / 3.
+    swapped = {"a": 3.0, "b": 1.0, "c": 2.0}
+    assert quality.weighted_tau(truth, swapped) == pytest.approx(6 / 11)
+    assert quality.kendall_tau(truth, swapped) == pytest.approx(1 / 3)
+    assert quality.top1_regret(truth, swapped) == 0.0
+    # The top pair swapped costs more than the bottom pair: (-1.5 + 4/3 + 5/6) / (11/3) = 2/11.
+    top_swapped = {"a": 2.0, "b": 3.0, "c": 1.0}
+    assert quality.weighted_tau(truth, top_swapped) == pytest.approx(2 / 11)
+    assert quality.top1_regret(truth, top_swapped) == pytest.approx(0.1)
+    assert quality.weighted_tau(truth, {"a": 1, "b": 0, "c": -1}) == pytest.approx(1.0)
+    assert quality.kendall_tau(truth, {"a": -1, "b": 0, "c": 1}) == pytest.approx(-1.0)
+    # A prior that ties at the top (equal widths) is charged the worst of the tied models.
+    assert quality.top1_regret(truth, {"a": 768, "b": 384, "c": 768}) == pytest.approx(0.2)
+    # Models missing on either side are left out; fewer than two left is an error.
+    assert quality.kendall_tau(truth, {"a": 2.0, "c": 1.0, "z": 9.0}) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        quality.weighted_tau(truth, {"a": 1.0, "z": 2.0})
+
+
+def test_weighted_tau_matches_the_definition_on_random_rankings():
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 8):
+        for _ in range(20):
+            x, y = rng.standard_normal(n), rng.standard_normal(n)
+            names = [f"m{i}" for i in range(n)]
+            got = quality.weighted_tau(dict(zip(names, x)), dict(zip(names, y)))
+            assert got == pytest.approx(_weighted_tau_by_definition(x, y), abs=1e-12)
+
+
+def test_quality_and_average_per_selector():
+    truth = {"big": 0.9, "mid": 0.8, "rand": 0.5}
+    scores = {"big": {"emms": 3.0, "emms_official": 1.0, "logme": 2.0, "hscore": None, "params": 100, "width": 768},
+              "mid": {"emms": 2.0, "emms_official": 2.0, "logme": 1.0, "hscore": None, "params": 50, "width": 384},
+              "rand": {"emms": 1.0, "emms_official": 3.0, "logme": 3.0, "hscore": None, "params": 100, "width": 768}}
+    q = quality.quality(truth, scores)
+    assert "hscore" not in q  # nothing to rank with
+    assert q["emms"] == {"weighted_tau": pytest.approx(1.0), "kendall_tau": pytest.approx(1.0), "regret": 0.0, "n_models": 3}
+    assert q["emms_official"]["kendall_tau"] == pytest.approx(-1.0) and q["emms_official"]["regret"] == pytest.approx(0.4)
+    assert q["params"]["regret"] == pytest.approx(0.4)  # big and rand tie at the top
+    other = {sel: {**v, "weighted_tau": -v["weighted_tau"], "regret": 0.0} for sel, v in q.items()}
+    avg = quality.average({"t1": q, "t2": other})
+    assert avg["emms"]["weighted_tau"] == pytest.approx(0.0) and avg["emms"]["n_tasks"] == 2
+    assert avg["emms_official"]["regret"] == pytest.approx(0.2)
+    # Kendall tau is NaN where a side is constant; the average skips it rather than turning NaN.
+    flat = quality.quality(truth, {m: {"emms": 1.0} for m in truth})
+    assert math.isnan(flat["emms"]["kendall_tau"])
+    assert quality.average({"t1": q, "t2": flat})["emms"]["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_committed_ground_truth_reads_and_its_cells_are_whole():
+    path = quality.GROUND_TRUTH
+    if not path.exists():
+        pytest.skip("no ground truth committed yet")
+    data = quality.load_ground_truth(path)
+    meta = data["_meta"]
+    assert meta["format"] == "hf-emms/quality-ground-truth" and meta["recipe"]["epochs"] >= 1
+    for task, models in data.items():
+        if task == "_meta":
+            continue
+        assert task in task_splits.TASKS
+        for model, entry in models.items():
+            accs = [r["finetune_acc"] for r in entry["runs"]]
+            assert entry["finetune_acc"] == pytest.approx(np.mean(accs)) and entry["seeds"] == sorted(r["seed"] for r in entry["runs"])
+            assert 0.0 <= entry["probe_acc"] <= 1.0
+            assert all(r["seconds"] > 0 and r["log"][-1].startswith("test accuracy") for r in entry["runs"])
+    assert json.loads(path.read_text()) == data
