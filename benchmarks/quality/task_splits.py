@@ -7,7 +7,7 @@ being the class *name* (so that label encoders see words, and any other task can
 task       source file(s)                      classes      train       test     test drawn from
 =========  ==================================  ===========  ==========  =======  ================================
 sst2       sst2/stsa.binary.{train,test}       2            1,000       1,000    the official test file
-trec       trec/TREC.{train,test}.all          6            1,000         500    the official test file (all 500)
+trec       trec/TREC.{train,test}.all          6            1,000         499    the official test file (500 less one)
 subj       subj/subj.all                       2            1,000       1,000    the rest of the file
 mpqa       mpqa/mpqa.all                       2            1,000       1,000    the rest of the file
 banking77  banking77/banking77_{train,test}    77           1,000       1,000    the official test file
@@ -18,7 +18,8 @@ How (seed 0 by default): each source is read, empty lines dropped and exact dupl
 the training set is a stratified draw (``sklearn.model_selection.train_test_split``, ``random_state=seed``) of
 ``n_train`` rows from the training file, or from the whole file when the source has no split; the test set is a
 stratified draw of ``n_test`` rows from the test file, or from the remaining rows, with every text already in the
-training set removed first (so no test sentence was seen in fine-tuning). A split is written atomically.
+training set removed first (so no test sentence was seen in fine-tuning: TREC's test question "What does NASA stand
+for ?" is also in its training draw, hence 499). A split is written atomically.
 
 Run:  .venv/bin/python benchmarks/quality/task_splits.py [--data-root ../shared/data/text] [--out benchmarks/quality/tasks]
 """

@@ -1,0 +1,370 @@
+"""Ranking-quality benchmark: does EMMS rank checkpoints the way fine-tuning them would?
+
+For each task (a folder with ``train.jsonl`` and ``test.jsonl``, ``{"text", "label"}`` lines) the candidates are
+scored through the public API, ``hf_emms.rank(train.jsonl, candidates=<checkpoint folders>, max_samples=None)``, as
+a user would score them, and every selector's ranking is compared with the fine-tuned test accuracies of a
+ground-truth file (``{task: {model: {"finetune_acc": x}}}``; model names are the checkpoint folders' names):
+
+  selectors    emms (exact, K-fold CV), emms_official (the paper's one pass), logme, hscore, and two static priors
+               any selector must beat: params (parameter count) and width (feature width)
+  per task     weighted Kendall tau (``scipy.stats.weightedtau``, hyperbolic weights, the average of both
+               rankings' weightings), Kendall tau (tau-b), top-1 regret (best fine-tuned accuracy minus the accuracy
+               of the checkpoint ranked first; ties at the top count against the selector), over the checkpoints
+               that have both a score and a ground-truth accuracy
+  average      the mean of each over the tasks
+  time         wall time of scoring every candidate of a task (``rank()``, label embeddings and feature
+               extraction included, from an empty cache) against fine-tuning them all once (the ground truth's
+               mean seconds per run, summed)
+
+The zoo (``hf_emms.zoo``): mpnet-12, mpnet-6, mpnet-3, mpnet-random, minilm-6, minilm-3, minilm-1, minilm-random
+(all-mpnet-base-v2 / all-MiniLM-L6-v2 as published, their first layers, and random-init controls), built from the
+installed pip packages. The six tasks' fixed splits are in benchmarks/quality/tasks (see quality/task_splits.py),
+the ground truth's recipe in quality/finetune.py.
+
+Run (CPU figures: add --threads 1 on a shared machine; fine-tuning is hours per seed on two cores):
+  python benchmarks/quality.py --build-zoo DIR                      build the eight checkpoints into DIR
+  python benchmarks/quality.py --make-splits                        (re)write benchmarks/quality/tasks from ../shared/data
+  python benchmarks/quality.py --finetune [--models ..] [--tasks ..] [--seeds 0 1 2] [--stop-by 08:35]
+                                                                     compute missing ground-truth cells, resumable
+  python benchmarks/quality.py --verify                             recompute the cheapest stored cell, compare
+  python benchmarks/quality.py [--task-dir DIR ...] [--ground-truth FILE] [--out FILE.json]
+                                                                     the report (table, JSON, plot)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "quality"))
+
+from finetune import (  # noqa: E402  (the benchmark's own modules live beside it)
+    META, GroundTruthError, accuracies, load_ground_truth, plan, run_cells, verify,
+)
+from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
+
+GROUND_TRUTH = HERE / "quality" / "ground_truth.json"
+RESULTS = HERE / "quality" / "results"
+ZOO_DIR = Path(os.environ.get("HF_EMMS_CACHE") or Path.home() / ".cache" / "hf_emms") / "quality-zoo"
+SCORES = ("emms", "emms_official", "logme", "hscore")
+PRIORS = ("params", "width")
+SELECTORS = SCORES + PRIORS
+# Cheapest first, so that a run stopped by a deadline has the most cells.
+COST_ORDER = ("minilm-1", "minilm-3", "minilm-random", "minilm-6", "mpnet-3", "mpnet-6", "mpnet-random", "mpnet-12")
+
+
+# ---------------------------------------------------------------------------------------------- ranking quality
+def _paired(truth: Mapping[str, float], score: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    models = sorted(set(truth) & set(score))
+    if len(models) < 2:
+        raise ValueError(f"ranking quality needs at least 2 models with both a score and an accuracy; got {models}.")
+    return np.array([truth[m] for m in models], float), np.array([score[m] for m in models], float)
+
+
+def weighted_tau(truth: Mapping[str, float], score: Mapping[str, float]) -> float:
+    """Weighted Kendall tau (``scipy.stats.weightedtau``, defaults) between accuracies and scores, in [-1, 1]."""
+    from scipy.stats import weightedtau
+
+    return float(weightedtau(*_paired(truth, score)).statistic)
+
+
+def kendall_tau(truth: Mapping[str, float], score: Mapping[str, float]) -> float:
+    """Kendall tau-b between accuracies and scores, in [-1, 1] (NaN when either side is constant)."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(*_paired(truth, score)).statistic)
+
+
+def top1_regret(truth: Mapping[str, float], score: Mapping[str, float]) -> float:
+    """Best accuracy minus the accuracy of the model scored highest; among tied top scores, the worst one's."""
+    acc, s = _paired(truth, score)
+    return float(acc.max() - acc[s == s.max()].min())
+
+
+def quality(truth: Mapping[str, float], scores: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Each selector's weighted tau, Kendall tau and top-1 regret against ``truth`` (model -> accuracy).
+
+    Parameters
+    ----------
+    truth : mapping of model -> fine-tuned accuracy
+    scores : mapping of model -> {selector: score}
+
+    Returns
+    -------
+    dict
+        selector -> {"weighted_tau", "kendall_tau", "regret", "n_models"}.
+    """
+    out = {}
+    for sel in SELECTORS:
+        column = {m: float(v[sel]) for m, v in scores.items() if v.get(sel) is not None and math.isfinite(v[sel])}
+        if len(set(truth) & set(column)) < 2:
+            continue
+        out[sel] = {"weighted_tau": weighted_tau(truth, column), "kendall_tau": kendall_tau(truth, column),
+                    "regret": top1_regret(truth, column), "n_models": len(set(truth) & set(column))}
+    return out
+
+
+def average(per_task: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Mean of each selector's figures over the tasks that have them (NaN-aware), with the task count."""
+    out = {}
+    for sel in SELECTORS:
+        rows = [q[sel] for q in per_task.values() if sel in q]
+        if rows:
+            out[sel] = {k: float(np.nanmean([r[k] for r in rows])) for k in ("weighted_tau", "kendall_tau", "regret")}
+            out[sel]["n_tasks"] = len(rows)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: str | os.PathLike | None = None,
+               progress: bool = True) -> tuple[dict[str, dict[str, float]], float, Any]:
+    """Score the checkpoints on a task's training split through ``hf_emms.rank``.
+
+    Returns
+    -------
+    scores : dict
+        model -> {selector: value} for the scored (status "ok") candidates.
+    seconds : float
+        Wall time of the ``rank()`` call.
+    ranking : hf_emms.Ranking
+    """
+    import hf_emms
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hf-emms-quality-") as fresh:
+        ranking = hf_emms.rank(str(task_dir / "train.jsonl"), candidates=[str(p) for p in checkpoints.values()],
+                               metrics=SCORES, max_samples=None, cache_dir=cache_dir or fresh, progress=progress)
+    seconds = time.perf_counter() - start
+    scores = {}
+    for row in ranking.df[ranking.df["status"] == "ok"].to_dict("records"):
+        scores[row["model"]] = {sel: None if row.get(sel) is None else float(row[sel]) for sel in SELECTORS}
+    return scores, seconds, ranking
+
+
+def _checkpoints(models: Sequence[str], zoo_dir: Path) -> dict[str, Path]:
+    """Folder of each model: ``zoo_dir/<name>``, zoo members built there when missing."""
+    from hf_emms.zoo import ZOO, build_zoo
+
+    missing = [m for m in models if not (zoo_dir / m).is_dir()]
+    unknown = [m for m in missing if m not in ZOO]
+    if unknown:
+        raise GroundTruthError(f"no checkpoint folder for {unknown} in {zoo_dir}: the ground truth names models by "
+                               f"their folder in --zoo (zoo members {list(ZOO)} are built automatically).")
+    if missing:
+        build_zoo(zoo_dir, missing)
+    return {m: zoo_dir / m for m in models}
+
+
+def _finetune_seconds(ground_truth: Mapping[str, Any], task: str, models: Sequence[str]) -> float | None:
+    secs = [ground_truth[task][m].get("seconds") for m in models]
+    return float(sum(secs)) if all(isinstance(s, (int, float)) for s in secs) else None
+
+
+def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_dir: Path = ZOO_DIR,
+           cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score every task's checkpoints and compare the rankings with the ground truth.
+
+    Parameters
+    ----------
+    task_dirs : sequence of Path
+        Task folders; a task's name is its folder's name, as in the ground truth.
+    ground_truth : dict
+        ``{task: {model: {"finetune_acc": x, ...}}}``.
+    zoo_dir : Path
+        Holds one checkpoint folder per model name.
+    cache_dir : path, optional
+        hf-emms cache to reuse; by default each task is scored from an empty one (honest timing).
+
+    Returns
+    -------
+    dict
+        ``tasks`` (per task: models, truth, scores, quality, scoring and fine-tuning seconds), ``average``, ``meta``.
+    """
+    import hf_emms
+    import torch
+
+    tasks = {}
+    for task_dir in task_dirs:
+        name = task_dir.name
+        truth = accuracies(ground_truth, name)
+        if len(truth) < 2:
+            raise GroundTruthError(f"the ground truth has {len(truth)} model(s) for task {name!r}; ranking quality "
+                                   "needs at least 2. Add them, or leave the task out.")
+        for split in ("train.jsonl", "test.jsonl"):
+            if not (task_dir / split).is_file():
+                raise GroundTruthError(f"{task_dir / split} is missing: a task folder holds train.jsonl and test.jsonl.")
+        scores, seconds, _ = score_task(task_dir, _checkpoints(sorted(truth), zoo_dir), cache_dir=cache_dir,
+                                        progress=progress)
+        tasks[name] = {"models": sorted(truth), "truth": truth, "scores": scores, "quality": quality(truth, scores),
+                       "scoring_seconds": seconds, "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth)),
+                       "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
+                       "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)}}
+    return {
+        "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
+        "meta": {"hf_emms": hf_emms.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                 "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                 "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- presenting
+def markdown(result: Mapping[str, Any]) -> str:
+    """Three tables: weighted tau per task, the averages, and scoring vs fine-tuning time."""
+    import pandas as pd
+
+    tasks = list(result["tasks"])
+
+    def cell(q: Mapping[str, Any], key: str, scale: float = 1.0) -> str:
+        return f"{q[key] * scale:.2f}" if q and math.isfinite(q[key]) else "-"
+
+    wt = pd.DataFrame({t: {s: cell(result["tasks"][t]["quality"].get(s), "weighted_tau") for s in SELECTORS}
+                       for t in tasks} | {"average": {s: cell(result["average"].get(s), "weighted_tau") for s in SELECTORS}})
+    summary = pd.DataFrame({s: {"weighted tau": cell(result["average"].get(s), "weighted_tau"),
+                                "Kendall tau": cell(result["average"].get(s), "kendall_tau"),
+                                "top-1 regret (acc. points)": cell(result["average"].get(s), "regret", 100)}
+                            for s in SELECTORS}).T
+    times = pd.DataFrame({t: {"models": len(v["models"]), "scoring s": f"{v['scoring_seconds']:.0f}",
+                              "fine-tuning s": "-" if v["finetune_seconds"] is None else f"{v['finetune_seconds']:.0f}"}
+                          for t, v in result["tasks"].items()}).T
+    models = "; ".join(f"{t}: {', '.join(v['models'])}" for t, v in result["tasks"].items())
+    return (f"Weighted Kendall tau per task (selector rows)\n\n{wt.to_markdown()}\n\n"
+            f"Average over tasks\n\n{summary.to_markdown()}\n\nWall time, all candidates of a task\n\n"
+            f"{times.to_markdown()}\n\nModels compared: {models}\n")
+
+
+def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Grouped bars: weighted tau of each selector on each task and on average."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [*result["tasks"], "average"]
+    values = {g: (result["average"] if g == "average" else result["tasks"][g]["quality"]) for g in groups}
+    width = 0.8 / len(SELECTORS)
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4))
+    for i, sel in enumerate(SELECTORS):
+        ys = [values[g].get(sel, {}).get("weighted_tau", np.nan) for g in groups]
+        ax.bar(np.arange(len(groups)) + (i - (len(SELECTORS) - 1) / 2) * width, ys, width, label=sel,
+               hatch="//" if sel in PRIORS else None)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(groups)), [f"{g}\n({len(result['tasks'][g]['models'])} models)" if g in result["tasks"]
+                                       else g for g in groups])
+    ax.set_ylabel("weighted Kendall tau vs fine-tuned accuracy")
+    ax.set_ylim(-1.05, 1.05)
+    ax.legend(ncol=3, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, default=float)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def _deadline(hhmm: str | None) -> float | None:
+    """Today's HH:MM UTC (tomorrow's when already past) as a timestamp."""
+    if hhmm is None:
+        return None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hour, minute = map(int, hhmm.split(":"))
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return (at if at > now else at + datetime.timedelta(days=1)).timestamp()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--build-zoo", type=Path, metavar="DIR", help="build the zoo's checkpoints into DIR and stop")
+    mode.add_argument("--make-splits", action="store_true", help="write the six tasks' splits (--tasks-root)")
+    mode.add_argument("--finetune", action="store_true", help="compute the missing ground-truth cells")
+    mode.add_argument("--verify", action="store_true", help="recompute the cheapest stored cell and compare")
+    p.add_argument("--task-dir", type=Path, action="append", metavar="DIR",
+                   help="a task folder (train.jsonl, test.jsonl); repeatable; default: every task of the ground truth "
+                        "under --tasks-root")
+    p.add_argument("--tasks-root", type=Path, default=TASK_DIR, help="folder of task folders (default: %(default)s)")
+    p.add_argument("--ground-truth", type=Path, default=GROUND_TRUTH, help="default: %(default)s")
+    p.add_argument("--zoo", type=Path, default=ZOO_DIR, help="checkpoint folders by model name (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=RESULTS / "quality.json", help="report JSON; .md and .png beside it")
+    p.add_argument("--cache-dir", type=Path, help="reuse this hf-emms cache (default: an empty one per task)")
+    p.add_argument("--models", nargs="+", default=list(COST_ORDER), help="--finetune: models, cheapest first")
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), help="--finetune: tasks")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="--finetune: seeds")
+    p.add_argument("--stop-by", metavar="HH:MM", help="--finetune: start no cell that would end after HH:MM UTC")
+    p.add_argument("--device", default="cpu", help="--finetune/--verify: torch device")
+    p.add_argument("--tolerance", type=float, default=0.02, help="--verify: allowed accuracy difference")
+    p.add_argument("--threads", type=int, help="torch threads (1 leaves the other cores to others)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    progress = not args.quiet
+    try:
+        if args.build_zoo:
+            from hf_emms.zoo import build_zoo
+
+            for name, folder in build_zoo(args.build_zoo, args.models, progress=progress).items():
+                print(f"{name:14s} {folder}")
+            return 0
+        if args.make_splits:
+            for task, folder in build_splits(args.tasks_root).items():
+                print(f"{task:10s} -> {folder}")
+            return 0
+        if args.finetune:
+            zoo = _checkpoints(args.models, args.zoo)
+            done = run_cells(plan(args.tasks, args.models, args.seeds), ground_truth=args.ground_truth,
+                             task_root=args.tasks_root, zoo=zoo, device=args.device, deadline=_deadline(args.stop_by),
+                             progress=progress, say=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+            print(f"{len(done)} cell(s) computed; ground truth in {args.ground_truth}")
+            return 0
+        ground_truth = load_ground_truth(args.ground_truth)
+        if args.verify:
+            models = sorted({m for t, ms in ground_truth.items() if t != META for m in ms})
+            check = verify(args.ground_truth, task_root=args.tasks_root, zoo=_checkpoints(models, args.zoo),
+                           device=args.device, tolerance=args.tolerance, progress=progress)
+            print(json.dumps(check, indent=1))
+            return 0 if check["ok"] else 1
+        task_dirs = args.task_dir or [args.tasks_root / t for t in ground_truth if t != META
+                                      and len(accuracies(ground_truth, t)) >= 2]
+        result = report(task_dirs, ground_truth, zoo_dir=args.zoo, cache_dir=args.cache_dir, progress=progress)
+    except (GroundTruthError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _write_json(args.out, result)
+    table = markdown(result)
+    args.out.with_suffix(".md").write_text(table)
+    plot(result, args.out.with_suffix(".png"))
+    print(table)
+    print(f"report: {args.out} (+ .md, .png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,437 @@
+"""Ground truth for the quality benchmark: full fine-tuning and a linear probe of each checkpoint on each task.
+
+The recipe (``RECIPE``, one for every checkpoint and task, stored with the results):
+  model        the checkpoint's encoder (``AutoModel``), masked mean pooling of ``last_hidden_state``, and a linear
+               head (``torch.nn.Linear(width, classes)``, PyTorch's default init under the run's seed)
+  training     every parameter trained; AdamW (weight decay 0.01, not on biases/LayerNorm), learning rate 5e-5 for
+               the encoder and 1e-3 for the freshly initialised head, linear warm-up over the first 10% of steps
+               then linear decay to 0; 3 epochs over the 1,000 training rows, batch 16, shuffled by the seed;
+               dropout as in the checkpoint's config; float32; texts truncated to 128 tokens
+  metric       accuracy on the test rows after the last epoch (no early stopping, no model selection)
+  seeds        0, 1, 2 (head init, batch order, dropout); the mean and the spread (population std) are reported
+  probe        secondary column: L2-regularised logistic regression (sklearn, C=1, lbfgs) on standardised frozen
+               mean-pooled features of the pretrained encoder; deterministic, so computed once per (task, model)
+
+Storage: one JSON file (the ground-truth file), ``{task: {model: {"finetune_acc", "finetune_std", "probe_acc",
+"runs": [{"seed", "finetune_acc", "seconds", "log", ...}]}}}`` plus ``"_meta"`` (recipe, versions, machine). Every
+cell (task, model, seed) is written as soon as it finishes, by re-reading the file, adding the cell and renaming a
+temporary file into place: a run killed mid-cell leaves the file as it was, and the next run resumes with the
+cells that are missing. One writer at a time (``--finetune`` takes a lock file beside the ground-truth file).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from task_splits import read_jsonl
+
+FORMAT = "hf-emms/quality-ground-truth"
+META = "_meta"
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth file is unreadable or malformed, or a cell cannot be run."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The fine-tuning recipe; every field is stored with the results it produced."""
+
+    encoder_lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    epochs: int = 3
+    batch_size: int = 16
+    max_length: int = 128
+    pooling: str = "mean"
+    probe_c: float = 1.0
+
+
+RECIPE = Recipe()
+
+
+# ---------------------------------------------------------------------------------------------- the ground-truth file
+def load_ground_truth(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ground-truth file: ``{task: {model: {"finetune_acc": x, ...}}}`` (``"_meta"`` optional).
+
+    Raises
+    ------
+    GroundTruthError
+        The file is not JSON of that shape, or an entry has no numeric ``finetune_acc``.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise GroundTruthError(f"cannot read the ground-truth file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise GroundTruthError(f"{path} must hold a JSON object {{task: {{model: {{\"finetune_acc\": x}}}}}}.")
+    for task, models in data.items():
+        if task == META:
+            continue
+        if not isinstance(models, dict):
+            raise GroundTruthError(f"{path}: {task!r} must map model names to {{\"finetune_acc\": x}}.")
+        for model, entry in models.items():
+            acc = entry.get("finetune_acc") if isinstance(entry, dict) else None
+            if not isinstance(acc, (int, float)) or isinstance(acc, bool) or not math.isfinite(acc):
+                raise GroundTruthError(f"{path}: {task}/{model} has no numeric \"finetune_acc\"; got {entry!r}.")
+    return data
+
+
+def accuracies(ground_truth: dict[str, Any], task: str) -> dict[str, float]:
+    """model -> fine-tuned accuracy of one task (empty when the task has none)."""
+    return {m: float(e["finetune_acc"]) for m, e in ground_truth.get(task, {}).items()}
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _summarise(entry: dict[str, Any]) -> None:
+    """Mean and spread of the runs' accuracies, written into the model's entry."""
+    accs = [r["finetune_acc"] for r in sorted(entry["runs"], key=lambda r: r["seed"])]
+    entry["finetune_acc"] = float(np.mean(accs))
+    entry["finetune_std"] = float(np.std(accs))
+    entry["seeds"] = sorted(r["seed"] for r in entry["runs"])
+    entry["seconds"] = float(np.mean([r["seconds"] for r in entry["runs"]]))
+
+
+def add_cell(path: Path, task: str, model: str, run: dict[str, Any], *, probe: dict[str, Any] | None = None,
+             meta: dict[str, Any]) -> dict[str, Any]:
+    """Add one finished cell to the ground-truth file atomically (re-read first, so finished cells are kept)."""
+    data = load_ground_truth(path) if path.exists() else {}
+    if data.get(META, {}).get("recipe", meta["recipe"]) != meta["recipe"]:
+        raise GroundTruthError(f"{path} was computed with another recipe ({data[META]['recipe']}); write the new "
+                               "recipe's results to a new file instead of mixing them.")
+    data[META] = {**data.get(META, {}), **meta}
+    entry = data.setdefault(task, {}).setdefault(model, {"runs": []})
+    entry["runs"] = [r for r in entry.get("runs", []) if r["seed"] != run["seed"]] + [run]
+    if probe is not None:
+        entry.update(probe)
+    _summarise(entry)
+    _atomic_json(path, data)
+    return data
+
+
+def has_cell(data: dict[str, Any], task: str, model: str, seed: int) -> bool:
+    return any(r["seed"] == seed for r in data.get(task, {}).get(model, {}).get("runs", []))
+
+
+def provenance(recipe: Recipe = RECIPE) -> dict[str, Any]:
+    """What produced the numbers: format, recipe, library versions, machine."""
+    import sklearn
+    import torch
+    import transformers
+
+    return {
+        "format": FORMAT, "recipe": asdict(recipe),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "sklearn": sklearn.__version__,
+                     "numpy": np.__version__},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+                    "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- model pieces
+def _label_ids(train_labels: Sequence[Any], test_labels: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
+    classes = sorted(set(train_labels), key=str)
+    index = {c: i for i, c in enumerate(classes)}
+    unseen = sorted({str(c) for c in test_labels} - {str(c) for c in classes})
+    if unseen:
+        raise GroundTruthError(f"test labels {unseen} never occur in train.jsonl; a classifier cannot predict them.")
+    return [index[c] for c in train_labels], [index[c] for c in test_labels], classes
+
+
+def _mean_pool(hidden, mask):
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def _encode(tokenizer, texts: Sequence[str], max_length: int, device: str) -> dict[str, Any]:
+    return {k: v.to(device) for k, v in tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                                                 return_tensors="pt").items()}
+
+
+def _pooled(encoder, tokenizer, texts: Sequence[str], max_length: int, device: str, batch_size: int = 64) -> Any:
+    """Mean-pooled features (n, width) in the texts' order; batches formed by length so padding is small."""
+    import torch
+
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = torch.empty((len(texts), encoder.config.hidden_size))
+    with torch.inference_mode():
+        for lo in range(0, len(texts), batch_size):
+            idx = order[lo:lo + batch_size]
+            batch = _encode(tokenizer, [texts[i] for i in idx], max_length, device)
+            out[torch.as_tensor(idx)] = _mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"]).float().cpu()
+    return out
+
+
+def _load(model_dir: Path, device: str):
+    from transformers import AutoModel, AutoTokenizer
+
+    return AutoModel.from_pretrained(model_dir).to(device), AutoTokenizer.from_pretrained(model_dir)
+
+
+def linear_probe(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, recipe: Recipe = RECIPE,
+                 device: str = "cpu") -> dict[str, Any]:
+    """Test accuracy of a logistic regression on the frozen encoder's mean-pooled features.
+
+    Returns
+    -------
+    dict
+        ``probe_acc`` and ``probe_seconds``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    start = time.perf_counter()
+    (train_x, train_y), (test_x, test_y) = (read_jsonl(Path(task_dir) / f"{s}.jsonl") for s in ("train", "test"))
+    train_ids, test_ids, _ = _label_ids(train_y, test_y)
+    encoder, tokenizer = _load(Path(model_dir), device)
+    encoder.eval()
+    features = [_pooled(encoder, tokenizer, x, recipe.max_length, device).numpy() for x in (train_x, test_x)]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=recipe.probe_c, max_iter=2000))
+    clf.fit(features[0], train_ids)
+    acc = float(np.mean(clf.predict(features[1]) == np.asarray(test_ids)))
+    return {"probe_acc": acc, "probe_seconds": time.perf_counter() - start}
+
+
+def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed: int, recipe: Recipe = RECIPE,
+             device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Fine-tune encoder + mean pooling + linear head on ``train.jsonl``; accuracy on ``test.jsonl``.
+
+    Parameters
+    ----------
+    model_dir : path
+        A Hugging Face checkpoint folder (safetensors; no remote code).
+    task_dir : path
+        Holds ``train.jsonl`` and ``test.jsonl`` (``{"text", "label"}`` lines).
+    seed : int
+        Seeds the head's init, the batch order and dropout.
+    recipe : Recipe
+    device : str
+    progress : bool
+        A progress bar over the optimisation steps.
+
+    Returns
+    -------
+    dict
+        ``seed``, ``finetune_acc``, ``seconds`` (wall time of the whole cell: loading, training, testing),
+        ``steps``, ``log`` (one line per epoch: mean training loss and seconds).
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    start = time.perf_counter()
+    (train_x, train_y), (test_x, test_y) = (read_jsonl(Path(task_dir) / f"{s}.jsonl") for s in ("train", "test"))
+    train_ids, test_ids, classes = _label_ids(train_y, test_y)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    encoder, tokenizer = _load(Path(model_dir), device)
+    head = torch.nn.Linear(encoder.config.hidden_size, len(classes)).to(device)
+    no_decay = [p for n, p in encoder.named_parameters() if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n]
+    decay = [p for p in encoder.parameters() if all(p is not q for q in no_decay)]
+    optimizer = torch.optim.AdamW([
+        {"params": decay, "lr": recipe.encoder_lr, "weight_decay": recipe.weight_decay},
+        {"params": no_decay, "lr": recipe.encoder_lr, "weight_decay": 0.0},
+        {"params": [head.weight], "lr": recipe.head_lr, "weight_decay": recipe.weight_decay},
+        {"params": [head.bias], "lr": recipe.head_lr, "weight_decay": 0.0},
+    ])
+    per_epoch = math.ceil(len(train_x) / recipe.batch_size)
+    steps = per_epoch * recipe.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup * steps), steps)
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.as_tensor(train_ids)
+    log = []
+    bar = tqdm(total=steps, desc=f"fine-tune {Path(model_dir).name} on {Path(task_dir).name} (seed {seed})",
+               unit="step", disable=not progress, leave=False)
+    encoder.train()
+    for epoch in range(recipe.epochs):
+        t0, losses = time.perf_counter(), []
+        for idx in torch.randperm(len(train_x), generator=generator).split(recipe.batch_size):
+            batch = _encode(tokenizer, [train_x[i] for i in idx], recipe.max_length, device)
+            logits = head(_mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"]))
+            loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.update()
+        log.append(f"epoch {epoch + 1}/{recipe.epochs}: train loss {np.mean(losses):.4f} ({time.perf_counter() - t0:.1f} s)")
+    bar.close()
+    encoder.eval()
+    with torch.inference_mode():
+        pooled = _pooled(encoder, tokenizer, test_x, recipe.max_length, device).to(device)
+        predicted = head(pooled).argmax(-1).cpu().numpy()
+    acc = float(np.mean(predicted == np.asarray(test_ids)))
+    log.append(f"test accuracy {acc:.4f} on {len(test_x)} rows")
+    return {"seed": seed, "finetune_acc": acc, "seconds": time.perf_counter() - start, "steps": steps, "log": log}
+
+
+# ---------------------------------------------------------------------------------------------- running cells
+def plan(tasks: Sequence[str], models: Sequence[str], seeds: Sequence[int]) -> list[tuple[str, str, int]]:
+    """Cells in the order to run them: seed-major, then task, then model (the order given)."""
+    return [(t, m, s) for s in seeds for t in tasks for m in models]
+
+
+def run_cells(cells: Sequence[tuple[str, str, int]], *, ground_truth: str | os.PathLike,
+              task_root: str | os.PathLike, zoo: dict[str, Path], recipe: Recipe = RECIPE, device: str = "cpu",
+              deadline: float | None = None, estimate: Callable[[str, str], float] | None = None,
+              progress: bool = True, say: Callable[[str], None] = print) -> list[tuple[str, str, int]]:
+    """Run the missing cells, each written to ``ground_truth`` as it finishes; returns the cells run.
+
+    Parameters
+    ----------
+    cells : sequence of (task, model, seed)
+    ground_truth : path
+        The ground-truth file (created when absent). A lock file ``<file>.lock`` keeps a second writer out.
+    task_root : path
+        Holds ``<task>/train.jsonl`` and ``<task>/test.jsonl``.
+    zoo : dict of str to Path
+        Model name -> checkpoint folder.
+    deadline : float, optional
+        ``time.time()`` by which every started cell must be finished: a cell whose estimated duration does not
+        fit is not started.
+    estimate : callable (task, model) -> seconds, optional
+        Expected duration of a cell; default: 1.5 x the longest finished cell of that model on any task, or for a
+        model with none, of any model scaled by parameter count (0 when nothing has run: the first cell starts).
+    """
+    path = Path(ground_truth)
+    lock = _lock(path)
+    done = []
+    try:
+        meta = provenance(recipe)
+        for task, model, seed in cells:
+            data = load_ground_truth(path) if path.exists() else {}
+            if has_cell(data, task, model, seed):
+                continue
+            if model not in zoo:
+                raise GroundTruthError(f"{model!r} is not in the zoo given ({sorted(zoo)}).")
+            expected = (estimate or _estimate_from(data, zoo))(task, model)
+            if deadline is not None and time.time() + expected > deadline:
+                say(f"{task}/{model}/seed {seed}: not started (about {expected:.0f} s, past the deadline)")
+                continue
+            task_dir = Path(task_root) / task
+            probe = None
+            if "probe_acc" not in data.get(task, {}).get(model, {}):
+                probe = linear_probe(zoo[model], task_dir, recipe=recipe, device=device)
+            run = finetune(zoo[model], task_dir, seed=seed, recipe=recipe, device=device, progress=progress)
+            add_cell(path, task, model, run, probe=probe, meta=meta)
+            done.append((task, model, seed))
+            say(f"{task}/{model}/seed {seed}: fine-tuned accuracy {run['finetune_acc']:.4f} in {run['seconds']:.0f} s"
+                + (f"; probe {probe['probe_acc']:.4f} in {probe['probe_seconds']:.0f} s" if probe else ""))
+    finally:
+        os.unlink(lock)
+    return done
+
+
+def parameter_count(model_dir: str | os.PathLike) -> int:
+    """Parameters of a checkpoint, from its safetensors headers (nothing is loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(f, framework="np") as st:
+            total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return total
+
+
+def _lock(path: Path) -> Path:
+    """Create ``<file>.lock`` holding this process's id; a lock whose process is gone (killed) is taken over."""
+    lock = path.with_name(path.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+                os.kill(owner, 0)
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # its writer died mid-run: the file itself is whole (atomic writes)
+                continue
+            except PermissionError:
+                pass  # alive, another user's
+            raise GroundTruthError(f"{lock} is held by process {owner}, which is still writing {path}; "
+                                   "wait for it, or stop it, before starting another run.") from None
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return lock
+    raise GroundTruthError(f"could not take {lock}; another run keeps creating it.")
+
+
+def _estimate_from(data: dict[str, Any], zoo: dict[str, Path]) -> Callable[[str, str], float]:
+    """1.5 x the slowest finished cell of the model; for a model with none, of any model scaled by parameters."""
+    sizes: dict[str, int] = {}
+
+    def size(model: str) -> int:
+        if model not in sizes:
+            sizes[model] = parameter_count(zoo[model]) if model in zoo else 0
+        return sizes[model]
+
+    def estimate(task: str, model: str) -> float:
+        seen = [(m, r["seconds"] + e.get("probe_seconds", 0.0)) for t, ms in data.items() if t != META
+                for m, e in ms.items() for r in e.get("runs", [])]
+        own = [s for m, s in seen if m == model]
+        if own:
+            return 1.5 * max(own)
+        scaled = [s * size(model) / size(m) for m, s in seen if size(m)]
+        return 1.5 * max(scaled) if scaled else 0.0
+
+    return estimate
+
+
+def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo: dict[str, Path],
+           device: str = "cpu", tolerance: float = 0.02, progress: bool = True) -> dict[str, Any]:
+    """Recompute the cheapest stored cell and compare its accuracy with the stored one.
+
+    The recipe is the file's own (``_meta.recipe``). CPU kernels are deterministic for one machine and thread
+    count; across machines, threads or devices the float sums differ, so accuracies may move by a few test rows:
+    ``tolerance`` is that allowance (absolute accuracy).
+
+    Returns
+    -------
+    dict
+        ``task``, ``model``, ``seed``, ``stored``, ``recomputed``, ``difference``, ``ok``.
+    """
+    data = load_ground_truth(ground_truth)
+    recipe = Recipe(**data.get(META, {}).get("recipe", asdict(RECIPE)))
+    cells = [(r["seconds"], t, m, r) for t, ms in data.items() if t != META for m, e in ms.items() if m in zoo
+             for r in e.get("runs", [])]
+    if not cells:
+        raise GroundTruthError(f"{ground_truth} has no stored run of a model in the zoo given ({sorted(zoo)}) to verify.")
+    _, task, model, stored = min(cells, key=lambda c: c[0])
+    run = finetune(zoo[model], Path(task_root) / task, seed=stored["seed"], recipe=recipe, device=device,
+                   progress=progress)
+    diff = abs(run["finetune_acc"] - stored["finetune_acc"])
+    return {"task": task, "model": model, "seed": stored["seed"], "stored": stored["finetune_acc"],
+            "recomputed": run["finetune_acc"], "difference": diff, "ok": diff <= tolerance,
+            "seconds": run["seconds"], "stored_seconds": stored["seconds"]}

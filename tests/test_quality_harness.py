@@ -1,0 +1,206 @@
+"""Quality benchmark end to end on a tiny task with tiny random checkpoints (tests/_tiny_models.py).
+
+Real components throughout: hf_emms.rank scores the checkpoints, torch fine-tunes them, the ground-truth file is
+written cell by cell, and a run is SIGKILLed mid-way and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau, weightedtau
+
+import _tiny_models
+from test_quality import quality
+
+import finetune  # noqa: E402  (on sys.path once the benchmark is loaded)
+import task_splits  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "quality.py"
+# A recipe that learns the toy task in a few steps (the benchmark's own is tuned for 1,000 rows).
+FAST = finetune.Recipe(encoder_lr=1e-3, head_lr=3e-2, epochs=4, batch_size=8, max_length=16)
+
+
+def _toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    """Sentences from the tiny tokenizers' corpus words: "great" marks positive, "awful" negative."""
+    rng = np.random.default_rng(seed)
+    filler = "a photo of the dog cat park city movie film car road".split()
+    rows = []
+    for i in range(n):
+        label = ("positive", "negative")[i % 2]
+        words = list(rng.choice(filler, 4)) + [("great", "awful")[i % 2]]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy shared machine spinning workers cost seconds a step."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """A task folder "toy" (48 train / 24 test rows) and three tiny BERTs named like zoo members."""
+    root = tmp_path_factory.mktemp("quality")
+    task_splits.write_jsonl(root / "tasks" / "toy" / "train.jsonl", _toy_rows(48, 0))
+    task_splits.write_jsonl(root / "tasks" / "toy" / "test.jsonl", _toy_rows(24, 1))
+    zoo = {"wide": _tiny_models.bert(root / "zoo" / "wide", hidden=64, seed=1),
+           "small": _tiny_models.bert(root / "zoo" / "small", hidden=32, seed=2),
+           "shallow": _tiny_models.bert(root / "zoo" / "shallow", hidden=32, layers=1, seed=3)}
+    return root, zoo
+
+
+def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tmp_path):
+    import hf_emms
+
+    root, zoo = bench
+    truth = {"wide": 0.9, "small": 0.6, "shallow": 0.75}
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"toy": {m: {"finetune_acc": a, "seconds": 10.0} for m, a in truth.items()}}))
+    out = tmp_path / "out" / "toy.json"
+    assert quality.main(["--task-dir", str(root / "tasks" / "toy"), "--ground-truth", str(gt), "--zoo", str(root / "zoo"),
+                         "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    task = result["tasks"]["toy"]
+    assert task["models"] == sorted(truth) and task["truth"] == truth
+    # The scores are what a user gets from the public API on the training split.
+    ranking = hf_emms.rank(str(root / "tasks" / "toy" / "train.jsonl"), candidates=[str(p) for p in zoo.values()],
+                           metrics=quality.SCORES, max_samples=None, cache_dir=tmp_path / "cache", progress=False)
+    direct = ranking.df.set_index("model")
+    for model, scores in task["scores"].items():
+        for sel in quality.SELECTORS:
+            assert scores[sel] == pytest.approx(float(direct.loc[model, sel]), rel=1e-9), (model, sel)
+        assert scores["width"] == {"wide": 64, "small": 32, "shallow": 32}[model]
+        assert scores["params"] == finetune.parameter_count(zoo[model])
+    for sel in quality.SELECTORS:
+        acc = [truth[m] for m in sorted(truth)]
+        s = [task["scores"][m][sel] for m in sorted(truth)]
+        assert task["quality"][sel]["weighted_tau"] == pytest.approx(weightedtau(acc, s).statistic)
+        assert task["quality"][sel]["kendall_tau"] == pytest.approx(kendalltau(acc, s).statistic, nan_ok=True)
+        best = max(truth, key=lambda m: (task["scores"][m][sel], -truth[m]))
+        assert task["quality"][sel]["regret"] == pytest.approx(0.9 - truth[best])
+        assert result["average"][sel]["n_tasks"] == 1
+    assert task["quality"]["width"]["regret"] == pytest.approx(0.0)  # "wide" is alone at the top
+    assert task["scoring_seconds"] > 0 and task["finetune_seconds"] == pytest.approx(30.0)
+    table = out.with_suffix(".md").read_text()
+    assert "| emms " in table and "toy" in table and "top-1 regret" in table
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_rejects_bad_ground_truth_with_the_reason(bench, tmp_path, capsys):
+    root, _ = bench
+    args = ["--task-dir", str(root / "tasks" / "toy"), "--zoo", str(root / "zoo"), "--out", str(tmp_path / "o.json"), "--quiet"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"toy": {"wide": {"accuracy": 0.9}}}))
+    assert quality.main([*args, "--ground-truth", str(bad)]) == 2
+    assert 'toy/wide has no numeric "finetune_acc"' in capsys.readouterr().err
+    bad.write_text(json.dumps({"toy": {"wide": {"finetune_acc": 0.9}}}))
+    assert quality.main([*args, "--ground-truth", str(bad)]) == 2
+    assert "needs at least 2" in capsys.readouterr().err
+    bad.write_text(json.dumps({"toy": {"wide": {"finetune_acc": 0.9}, "no-such-model": {"finetune_acc": 0.5}}}))
+    assert quality.main([*args, "--ground-truth", str(bad)]) == 2
+    assert "no checkpoint folder for ['no-such-model']" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_finetune_learns_a_separable_task_and_the_probe_separates_it(bench):
+    root, zoo = bench
+    run = finetune.finetune(zoo["wide"], root / "tasks" / "toy", seed=0, recipe=FAST, progress=False)
+    assert run["finetune_acc"] >= 0.9 and run["steps"] == 4 * 6
+    assert run["log"][0].startswith("epoch 1/4: train loss") and run["log"][-1] == f"test accuracy {run['finetune_acc']:.4f} on 24 rows"
+    assert finetune.finetune(zoo["wide"], root / "tasks" / "toy", seed=0, recipe=FAST, progress=False)["finetune_acc"] == run["finetune_acc"]
+    assert finetune.linear_probe(zoo["wide"], root / "tasks" / "toy", recipe=FAST)["probe_acc"] == 1.0
+
+
+def test_cells_are_written_one_by_one_resume_and_verify(bench, tmp_path):
+    root, zoo = bench
+    gt = tmp_path / "gt.json"
+    models = {m: zoo[m] for m in ("small", "shallow")}
+    cells = finetune.plan(["toy"], list(models), [0, 1])
+    kw = dict(ground_truth=gt, task_root=root / "tasks", zoo=models, recipe=FAST, progress=False, say=lambda _: None)
+    assert finetune.run_cells(cells, **kw) == cells
+    data = finetune.load_ground_truth(gt)
+    assert data["_meta"]["recipe"] == FAST.__dict__ and data["_meta"]["versions"]["torch"]
+    for m in models:
+        entry = data["toy"][m]
+        accs = [r["finetune_acc"] for r in entry["runs"]]
+        assert entry["seeds"] == [0, 1] and entry["finetune_acc"] == pytest.approx(np.mean(accs))
+        assert entry["finetune_std"] == pytest.approx(np.std(accs)) and 0 <= entry["probe_acc"] <= 1
+    before = gt.read_bytes()
+    assert finetune.run_cells(cells, **kw) == [] and gt.read_bytes() == before  # nothing is recomputed
+    assert not gt.with_name("gt.json.lock").exists()
+    # --verify recomputes the cheapest stored cell with the file's own recipe: same machine, same number.
+    check = finetune.verify(gt, task_root=root / "tasks", zoo=models, progress=False)
+    assert check["ok"] and check["difference"] == 0.0 and check["stored"] == check["recomputed"]
+    data["toy"][check["model"]]["runs"] = [dict(r, finetune_acc=r["finetune_acc"] + 0.5) if r["seed"] == check["seed"] else r
+                                           for r in data["toy"][check["model"]]["runs"]]
+    gt.write_text(json.dumps(data))
+    assert quality.main(["--verify", "--ground-truth", str(gt), "--tasks-root", str(root / "tasks"),
+                         "--zoo", str(root / "zoo"), "--quiet"]) == 1
+    # The file's recipe wins over a different one: mixing recipes in one file is refused.
+    with pytest.raises(finetune.GroundTruthError, match="another recipe"):
+        finetune.run_cells(finetune.plan(["toy"], ["small"], [5]), **{**kw, "recipe": finetune.RECIPE})
+
+
+def test_a_killed_run_leaves_whole_cells_and_resumes_with_the_missing_ones(bench, tmp_path, capsys):
+    root, _ = bench
+    gt = tmp_path / "gt.json"
+    cmd = [sys.executable, str(SCRIPT), "--finetune", "--models", "shallow", "small", "--tasks", "toy",
+           "--seeds", *map(str, range(6)), "--ground-truth", str(gt), "--tasks-root", str(root / "tasks"),
+           "--zoo", str(root / "zoo"), "--threads", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (gt.exists() and len(json.loads(gt.read_text())["toy"].get("shallow", {}).get("runs", [])) >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    killed = finetune.load_ground_truth(gt)  # whole JSON: cells land by rename
+    done = [(m, r["seed"]) for m, e in killed["toy"].items() for r in e["runs"]]
+    assert 2 <= len(done) < 12 and gt.with_name("gt.json.lock").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".gt.json.")]  # no temporary left behind
+    # The dead writer's lock is taken over; only the missing cells run, the finished ones are kept as they were.
+    assert quality.main(cmd[2:]) == 0  # in this process: one interpreter start is enough to test the kill
+    assert f"{12 - len(done)} cell(s) computed" in capsys.readouterr().out
+    final = finetune.load_ground_truth(gt)
+    for model, seed in done:
+        assert [r for r in final["toy"][model]["runs"] if r["seed"] == seed] == \
+               [r for r in killed["toy"][model]["runs"] if r["seed"] == seed]
+    assert all(final["toy"][m]["seeds"] == list(range(6)) for m in ("shallow", "small"))
+
+
+def test_a_live_writer_keeps_a_second_one_out(bench, tmp_path):
+    root, zoo = bench
+    gt = tmp_path / "gt.json"
+    gt.with_name("gt.json.lock").write_text(str(os.getpid()))  # this process is alive
+    with pytest.raises(finetune.GroundTruthError, match="still writing"):
+        finetune.run_cells(finetune.plan(["toy"], ["small"], [0]), ground_truth=gt, task_root=root / "tasks",
+                           zoo=zoo, recipe=FAST, progress=False)
+    assert not gt.exists()
+
+
+def test_a_cell_that_cannot_finish_by_the_deadline_is_not_started(bench, tmp_path):
+    root, zoo = bench
+    lines = []
+    done = finetune.run_cells(finetune.plan(["toy"], ["small"], [0, 1]), ground_truth=tmp_path / "gt.json",
+                              task_root=root / "tasks", zoo=zoo, recipe=FAST, progress=False, say=lines.append,
+                              deadline=time.time() + 60, estimate=lambda task, model: 3600.0)
+    assert done == [] and not (tmp_path / "gt.json").exists()
+    assert lines == ["toy/small/seed 0: not started (about 3600 s, past the deadline)",
+                     "toy/small/seed 1: not started (about 3600 s, past the deadline)"]
