@@ -96,7 +96,7 @@ def topics_dataset(n: int = 600, *, seed: int = 0):
         Columns ``text`` (string) and ``label`` (``ClassLabel`` with names ``sports, cooking, weather, finance,
         travel, health``).
     """
-    from datasets import ClassLabel, Dataset, Features, Value
+    from datasets import ClassLabel, Dataset, DatasetInfo, Features, Value
 
     if not 2 * len(TOPICS) <= n <= 6000:
         raise ValueError(f"n must be between {2 * len(TOPICS)} and 6000 (distinct sentences per topic run out); got {n}.")
@@ -114,4 +114,6 @@ def topics_dataset(n: int = 600, *, seed: int = 0):
     order = list(range(n))
     rng.shuffle(order)
     features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
-    return Dataset.from_dict({"text": [texts[i] for i in order], "label": [labels[i] for i in order]}, features=features)
+    info = DatasetInfo(dataset_name="topics", features=features,
+                       description="hf-emms demo: generated sentences about six topics (CC0)")
+    return Dataset.from_dict({"text": [texts[i] for i in order], "label": [labels[i] for i in order]}, info=info)

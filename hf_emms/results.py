@@ -187,12 +187,15 @@ class Ranking:
         scores = list(ok["emms"])[::-1]
         colours = ["#2b8cbe" if i == len(names) - 1 else "#a6bddb" for i in range(len(names))]
         ax.barh(names, scores, color=colours)
-        lo = min(scores + [0.0]) if scores else -1.0
+        span = max([abs(v) for v in scores] + [1e-3])
         for y, (score, weights) in enumerate(zip(scores, list(ok["emms_weights"])[::-1])):
             label = f"{score:.3f}"
             if isinstance(weights, dict) and len(weights) > 1:
-                label += "   (" + ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) + ")"
-            ax.text(lo * 0.02, y, label, va="center", ha="right" if score < 0 else "left", fontsize=8)
+                label += "  (" + ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) + ")"
+            # Beside the bar's end, outside it: scores are <= 0 for EMMS, so bars grow leftwards.
+            ax.text(score - 0.02 * span if score < 0 else score + 0.02 * span, y, label, va="center",
+                    ha="right" if score < 0 else "left", fontsize=8)
+        ax.set_xlim(-2.1 * span if min(scores + [0.0]) < 0 else 0, max(scores + [0.0]) + 0.1 * span)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel("EMMS (higher is better: minus the share of F-label variance left unexplained out of sample)")
         title = self.meta.get("dataset", {}).get("name") if isinstance(self.meta.get("dataset"), dict) else None

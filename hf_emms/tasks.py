@@ -130,9 +130,11 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
     import datasets
 
     if isinstance(dataset, datasets.DatasetDict):
-        return _pick_split(dataset, split, "the DatasetDict"), {"name": "in-memory", "split": split or _default_split(dataset)}
+        ds = _pick_split(dataset, split, "the DatasetDict")
+        return ds, {"name": ds.info.dataset_name or "in-memory", "split": split or _default_split(dataset)}
     if isinstance(dataset, datasets.Dataset):
-        return dataset, {"name": "in-memory", "split": split or (str(dataset.split) if dataset.split else None)}
+        name = dataset.info.dataset_name or "in-memory"
+        return dataset, {"name": name, "split": split or (str(dataset.split) if dataset.split else None)}
     if not isinstance(dataset, (str, os.PathLike)):
         raise InvalidInputError(
             f"dataset must be a Hub id, a local path, or a datasets.Dataset; got {type(dataset).__name__}."
