@@ -1,0 +1,204 @@
+"""emms-ranker: which checkpoint should you fine-tune on your dataset? A gradio 6 Space over ``hf_emms.rank``.
+
+The UI only wires components to the functions of ``ranker.py`` (input checks, Space limits, ranking one candidate
+at a time, model-card pull requests). ``python app.py`` runs it locally; on the Hub it runs as a Space, where
+visitors sign in with ``gr.LoginButton`` (locally, a pasted token stands in). Tokens are passed to the Hub
+calls and nowhere else: never printed, logged or kept after the request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+import ranker
+from hf_emms import Ranking
+from hf_emms.errors import HfEmmsError
+
+LIMITS = ranker.LIMITS
+ON_SPACE = bool(os.environ.get("SPACE_ID"))  # gr.LoginButton needs the Space's OAuth; locally a token is pasted
+TITLE = "Which checkpoint should you fine-tune? (EMMS)"
+
+
+@contextlib.contextmanager
+def _shown_as_message() -> Iterator[None]:
+    """Turn hf-emms errors (bad input, unreachable repos, limits) into the message the visitor sees."""
+    try:
+        yield
+    except HfEmmsError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
+def _token(pasted: str | None, oauth: gr.OAuthToken | None) -> str | bool | None:
+    """The visitor's token: from the Space sign-in, else pasted; the server's own only where the limits allow."""
+    return LIMITS.token(oauth.token if oauth is not None else (pasted or "").strip() or None)
+
+
+def _encoders(text: str | None) -> Any:
+    """'default' (empty), 'none' (one-hot class labels) or a list of encoder ids."""
+    names = ranker.parse_list(text)
+    if not names or names == ["default"]:
+        return "default"
+    return None if [n.lower() for n in names] in (["none"], ["one-hot"]) else names
+
+
+def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_token: str,
+           oauth: gr.OAuthToken | None = None) -> tuple[str, Any, Any]:
+    with _shown_as_message():
+        source = ranker.check_dataset(dataset_id, upload)
+        task = ranker.detect_columns(source, config=config, split=split, token=_token(pasted_token, oauth))
+    columns = task.dataset.column_names
+    return (f"**Detected:** {task.describe()}. Change the columns below if they are wrong.",
+            gr.Dropdown(choices=columns, value=task.label_column),
+            gr.Dropdown(choices=columns, value=task.input_column))
+
+
+def run(dataset_id: str, upload: str | None, config: str, split: str, label_column: str | None,
+        input_column: str | None, ids: str, tags: str, pipeline_tag: str | None, sort: str, limit: float,
+        max_samples: float, metrics: list[str], encoders: str, pasted_token: str, oauth: gr.OAuthToken | None = None,
+        progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
+    """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates)."""
+    token = _token(pasted_token, oauth)
+    with _shown_as_message():
+        request = ranker.RankRequest(
+            dataset=ranker.check_dataset(dataset_id, upload), config=config, split=split, label_column=label_column,
+            input_column=input_column, encoders=_encoders(encoders), max_samples=int(max_samples),
+            metrics=tuple(metrics or ("emms",)),
+        ).check()
+        progress(0, desc="loading the dataset and finding candidates")
+        task = ranker.detect_columns(request.dataset, config=config, split=split, token=token)
+        references = ranker.resolve_candidates(task, ids=ranker.parse_list(ids), tags=ranker.parse_list(tags),
+                                               pipeline_tag=pipeline_tag, sort=sort, limit=int(limit), token=token)
+
+        def on_candidate(i: int, n: int, reference: str) -> None:
+            progress((i, n), desc=f"candidate {i + 1} of {n}: {reference}", unit="candidates")
+
+        for ranking in ranker.rank_candidates(request, references, token=token, on_candidate=on_candidate):
+            done = len(ranking)
+            status = (f"**Done:** {done} candidates ranked; best: **{ranking.best}**." if done == len(references)
+                      else f"Ranked {done} of {len(references)} candidates...")
+            yield (status, *_outputs(ranking), gr.Button(interactive=False), "")
+
+
+def _outputs(ranking: Any) -> tuple:
+    """Table, plot, skipped list, downloads and the ranking's JSON (kept for the model-card actions)."""
+    files = ranker.save_outputs(ranking)
+    table = pd.read_csv(files["csv"], dtype=str, keep_default_na=False)
+    skipped = ranking.df[ranking.df["status"] != "ok"]
+    lines = [f"- **{m}**: {r}" for m, r in zip(skipped["model"], skipped["reason"])]
+    return (table, str(files["plot"]), "\n".join(["**Skipped:**", *lines]) if lines else "",
+            [str(files["csv"]), str(files["json"])], ranking.to_json())
+
+
+def preview(ranking_json: str | None, pasted_token: str, oauth: gr.OAuthToken | None = None) -> tuple[str, Any]:
+    """Dry run: the card diffs a pull request would carry; enables the button that opens them."""
+    if not ranking_json:
+        raise gr.Error("rank first: the preview shows the card changes for the ranking above.")
+    with _shown_as_message():
+        changes = ranker.preview_cards(Ranking.from_json(ranking_json), token=_token(pasted_token, oauth))
+    parts = []
+    for c in changes:
+        parts.append(f"#### {c.model}: {c.status.value}" + (f" ({c.reason})" if c.reason else ""))
+        if c.diff:
+            parts.append(f"```diff\n{c.diff}\n```")
+    proposed = any(c.status.value == "proposed" for c in changes)
+    return "\n\n".join(parts) or "No model to annotate.", gr.Button(interactive=proposed)
+
+
+def open_prs(ranking_json: str | None, confirmed: bool, pasted_token: str, oauth: gr.OAuthToken | None = None,
+             profile: gr.OAuthProfile | None = None) -> str:
+    """Open the pull requests the preview showed; repos the visitor does not own need the confirmation ticked."""
+    if not ranking_json:
+        raise gr.Error("rank and preview first.")
+    token = _token(pasted_token, oauth)
+    with _shown_as_message():
+        owned = ranker.owned_namespaces(token, profile.username if profile is not None else None)
+        changes = ranker.open_pull_requests(Ranking.from_json(ranking_json), token=token or None, owned=owned,
+                                            confirmed=confirmed)
+    return "\n".join(f"- **{c.model}**: {c.status.value}" + (f" [{c.pr_url}]({c.pr_url})" if c.pr_url else "")
+                     + (f" ({c.reason})" if c.reason else "") for c in changes)
+
+
+def build_demo() -> gr.Blocks:
+    local = " or local checkpoint folders" if LIMITS.allow_local else ""
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(
+            f"# {TITLE}\nEMMS (NeurIPS 2023) scores how well each candidate's features fit your labels, embedded by "
+            "foundation text models, without fine-tuning anything. Higher is better.\n\n"
+            f"Limits here: {LIMITS.max_candidates} candidates, {LIMITS.max_samples} samples, "
+            f"{LIMITS.max_upload_mb} MB uploads, {LIMITS.max_params / 1e6:.0f}M parameters per candidate."
+        )
+        if ON_SPACE:
+            gr.LoginButton()
+        token = gr.Textbox(label="Hugging Face token (optional: gated/private repos, pull requests; never stored)",
+                           type="password", visible=not ON_SPACE)
+        with gr.Row():
+            dataset_id = gr.Textbox(label="Hub dataset id", placeholder="stanfordnlp/sst2")
+            config = gr.Textbox(label="Config (optional)")
+            split = gr.Textbox(label="Split (default: train)")
+        upload = gr.File(label=f"...or upload a file ({', '.join(ranker.DATA_SUFFIXES)}; a .zip holds an image folder)",
+                         file_types=list(ranker.DATA_SUFFIXES), type="filepath")
+        with gr.Row():
+            detect_button = gr.Button("Detect columns")
+            task_info = gr.Markdown()
+        with gr.Row():
+            label_column = gr.Dropdown(label="Label column (detected when empty)", allow_custom_value=True)
+            input_column = gr.Dropdown(label="Input column (detected when empty)", allow_custom_value=True)
+        ids = gr.Textbox(label=f"Candidates: Hub model ids (org/name or org/name@revision){local}, one per line",
+                         lines=3)
+        with gr.Row():
+            tags = gr.Textbox(label="...and/or search the Hub: tags (comma-separated)")
+            pipeline_tag = gr.Dropdown(["feature-extraction", "sentence-similarity", "text-classification",
+                                        "image-classification", "image-feature-extraction", "audio-classification"],
+                                       value=None, label="pipeline tag", allow_custom_value=True)
+            sort = gr.Dropdown(list(ranker.SORTS), value="downloads", label="sort")
+            limit = gr.Slider(1, LIMITS.max_candidates, value=min(5, LIMITS.max_candidates), step=1, label="limit")
+        with gr.Row():
+            max_samples = gr.Slider(2, LIMITS.max_samples, value=min(500, LIMITS.max_samples), step=1,
+                                    label="Sample budget (a seeded, class-stratified subsample)")
+            metrics = gr.CheckboxGroup(list(ranker.METRIC_CHOICES), value=["emms", "logme"], label="Metrics")
+            encoders = gr.Textbox(label="F-label encoders: 'default', 'none' (one-hot classes), or ids", value="default")
+        with gr.Row():
+            rank_button = gr.Button("Rank", variant="primary")
+            cancel_button = gr.Button("Cancel", variant="stop")
+        status = gr.Markdown()
+        table = gr.Dataframe(label="Ranking", interactive=False, wrap=True)
+        plot = gr.Image(label="EMMS scores (with each F-label encoder's weight)", type="filepath")
+        skipped = gr.Markdown()
+        downloads = gr.File(label="Download (CSV, JSON)", file_count="multiple")
+        ranking_json = gr.State()
+        with gr.Accordion("Annotate model cards with these scores", open=False):
+            preview_button = gr.Button("Preview card changes (dry run)")
+            confirm = gr.Checkbox(label="I confirm opening pull requests on repos I do not own")
+            open_button = gr.Button("Open pull requests", variant="primary", interactive=False)
+            card_diffs = gr.Markdown()
+            pr_result = gr.Markdown()
+
+        detect_button.click(detect, [dataset_id, upload, config, split, token], [task_info, label_column, input_column],
+                            api_name="detect")
+        ranking = rank_button.click(
+            run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
+                  max_samples, metrics, encoders, token],
+            [status, table, plot, skipped, downloads, ranking_json, open_button, card_diffs], api_name="rank",
+        )
+        cancel_button.click(None, None, None, cancels=[ranking])
+        preview_button.click(preview, [ranking_json, token], [card_diffs, open_button], api_name="preview")
+        open_button.click(open_prs, [ranking_json, confirm, token], pr_result, api_name="open_prs")
+    return demo.queue(default_concurrency_limit=LIMITS.concurrency, max_size=LIMITS.queue_size)
+
+
+demo = build_demo()
+
+
+def launch(**kwargs: Any) -> Any:
+    """``demo.launch`` with the Space's upload limit (tests pass ``prevent_thread_lock``, ``server_name``)."""
+    return demo.launch(max_file_size=f"{LIMITS.max_upload_mb}mb", **kwargs)
+
+
+if __name__ == "__main__":
+    launch()

@@ -1,0 +1,328 @@
+"""What the emms-ranker Space does, without the UI: check a visitor's input against the Space's limits, detect the
+dataset's columns, rank candidates one at a time (so the UI can show progress per candidate and stop between
+candidates), and propose or open model-card pull requests.
+
+Every function here takes plain values and returns plain values or hf-emms objects; ``app.py`` only wires them to
+gradio components. Errors are :class:`SpaceInputError` (an :class:`hf_emms.errors.InvalidInputError`) with a
+message written for the person at the browser; other hf-emms errors pass through with their own messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hf_emms import Ranking, Task, load_task, rank
+from hf_emms.errors import InvalidInputError
+
+__all__ = [
+    "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError", "check_dataset",
+    "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces", "parse_list", "preview_cards",
+    "rank_candidates", "resolve_candidates", "save_outputs",
+]
+
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
+METRIC_CHOICES = ("emms", "logme", "hscore", "nce", "emms_official")
+SORTS = ("downloads", "likes", "trending", "recent", "updated")
+# A Hub dataset id: "name" or "org/name", the characters the Hub allows; anything else (paths) is not an id.
+_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
+
+
+class SpaceInputError(InvalidInputError):
+    """Input the Space cannot take: over a limit, a local path on a public Space, nothing to rank."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SpaceInputError(f"{name}={raw!r} is not an integer; unset it or give a whole number.") from None
+
+
+def _on_space() -> bool:
+    """True when running as a Hugging Face Space (the Hub sets ``SPACE_ID``)."""
+    return bool(os.environ.get("SPACE_ID"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one visitor may ask of the Space; each limit is read from an environment variable (shown in brackets).
+
+    Attributes
+    ----------
+    max_candidates : int
+        Candidates ranked per request, pasted ids and search results together [``EMMS_SPACE_MAX_CANDIDATES``, 10].
+    max_samples : int
+        Largest sample budget [``EMMS_SPACE_MAX_SAMPLES``, 2,000].
+    max_upload_mb : int
+        Largest uploaded data file [``EMMS_SPACE_MAX_UPLOAD_MB``, 50].
+    max_params : int
+        Largest candidate, in parameters, read from safetensors metadata before any download
+        [``EMMS_SPACE_MAX_PARAMS``, 350M].
+    concurrency : int
+        Rankings run at once; the rest wait in the queue [``EMMS_SPACE_CONCURRENCY``, 1].
+    queue_size : int
+        Requests that may wait; more are turned away with a "queue is full" message [``EMMS_SPACE_QUEUE_SIZE``, 20].
+    allow_local : bool
+        Accept paths on the server's disk as dataset, candidates and encoders [``EMMS_SPACE_ALLOW_LOCAL``: 1 by
+        default when run locally, 0 on a Space, where the disk is not the visitor's].
+    use_server_token : bool
+        Let huggingface_hub fall back to the server's own token (``HF_TOKEN``, ``hf auth login``) when the visitor
+        gives none [``EMMS_SPACE_USE_SERVER_TOKEN``: as ``allow_local``]. Off on a Space: a visitor must never reach
+        gated or private repos through the Space owner's token.
+    """
+
+    max_candidates: int = 10
+    max_samples: int = 2000
+    max_upload_mb: int = 50
+    max_params: int = 350_000_000
+    concurrency: int = 1
+    queue_size: int = 20
+    allow_local: bool = True
+    use_server_token: bool = True
+
+    def __post_init__(self) -> None:
+        for field in ("max_candidates", "max_samples", "max_upload_mb", "max_params", "concurrency", "queue_size"):
+            if getattr(self, field) < 1:
+                raise SpaceInputError(f"Limits.{field} must be at least 1, got {getattr(self, field)}.")
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        local = not _on_space()
+        return cls(
+            max_candidates=_env_int("EMMS_SPACE_MAX_CANDIDATES", cls.max_candidates),
+            max_samples=_env_int("EMMS_SPACE_MAX_SAMPLES", cls.max_samples),
+            max_upload_mb=_env_int("EMMS_SPACE_MAX_UPLOAD_MB", cls.max_upload_mb),
+            max_params=_env_int("EMMS_SPACE_MAX_PARAMS", cls.max_params),
+            concurrency=_env_int("EMMS_SPACE_CONCURRENCY", cls.concurrency),
+            queue_size=_env_int("EMMS_SPACE_QUEUE_SIZE", cls.queue_size),
+            allow_local=bool(_env_int("EMMS_SPACE_ALLOW_LOCAL", int(local))),
+            use_server_token=bool(_env_int("EMMS_SPACE_USE_SERVER_TOKEN", int(local))),
+        )
+
+    def token(self, given: str | None) -> str | bool | None:
+        """The token to pass to hf-emms: the visitor's, else the server's own (None) only where allowed (else False,
+        which makes huggingface_hub send none)."""
+        return given or (None if self.use_server_token else False)
+
+
+LIMITS = Limits.from_env()
+
+
+# ------------------------------------------------------------------------------------------------------ input
+def parse_list(text: str | None) -> list[str]:
+    """Entries separated by commas or new lines, stripped, empty ones and duplicates dropped (order kept)."""
+    return list(dict.fromkeys(e.strip() for e in re.split(r"[,\n]", text or "") if e.strip()))
+
+
+def _is_local(reference: str) -> bool:
+    return reference.startswith((".", "/", "~")) or Path(reference).expanduser().exists()
+
+
+def _refuse_local(references: Sequence[str], what: str, limits: Limits) -> None:
+    local = [r for r in references if _is_local(r)]
+    if local and not limits.allow_local:
+        raise SpaceInputError(f"{what} {local} look like paths on the server; this Space only reads the Hub "
+                              f"(and uploads). Give Hub ids, or run the app on your own machine to use local folders.")
+
+
+def check_dataset(hub_id: str | None, upload: str | None, limits: Limits = LIMITS) -> str:
+    """The dataset to load: an uploaded file (checked for type and size) or a Hub id (or, where allowed, a path).
+
+    Raises
+    ------
+    SpaceInputError
+        Neither or both given, an upload too large or of an unknown type, a path where only Hub ids are allowed.
+    """
+    hub_id = (hub_id or "").strip()
+    if upload and hub_id:
+        raise SpaceInputError("give either a Hub dataset id or an uploaded file, not both: clear one of them.")
+    if upload:
+        size_mb = os.path.getsize(upload) / 2**20
+        if size_mb > limits.max_upload_mb:
+            raise SpaceInputError(f"the uploaded file is {size_mb:.1f} MB; this Space takes at most "
+                                  f"{limits.max_upload_mb} MB (EMMS_SPACE_MAX_UPLOAD_MB). Upload a sample of it.")
+        if not upload.lower().endswith(DATA_SUFFIXES):
+            raise SpaceInputError(f"cannot read {Path(upload).name}: upload one of {', '.join(DATA_SUFFIXES)} "
+                                  "(a .zip holds an image folder, one subfolder per class).")
+        return upload
+    if not hub_id:
+        raise SpaceInputError("no dataset: enter a Hub dataset id (e.g. stanfordnlp/sst2) or upload a file.")
+    _refuse_local([hub_id], "the dataset", limits)
+    if not _is_local(hub_id) and not _HUB_ID.match(hub_id):
+        raise SpaceInputError(f"{hub_id!r} is not a Hub dataset id: write it as org/name, e.g. stanfordnlp/sst2.")
+    return hub_id
+
+
+def detect_columns(dataset: str, *, config: str | None = None, split: str | None = None,
+                   token: str | bool | None = None) -> Task:
+    """Load the dataset and detect its input and label columns and task (see :func:`hf_emms.load_task`)."""
+    return load_task(dataset, config=config or None, split=split or None, token=token)
+
+
+def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[str] = (), pipeline_tag: str | None = None,
+                       sort: str = "downloads", limit: int = 5, token: str | bool | None = None,
+                       limits: Limits = LIMITS) -> list[str]:
+    """The references to rank: the pasted ids and folders, then the models a Hub search finds.
+
+    A search (``tags`` and/or ``pipeline_tag``) keeps models compatible with the task's input modality; the ones it
+    leaves out are ranked too, so that each shows up as a skipped row with the pipeline's reason.
+
+    Raises
+    ------
+    SpaceInputError
+        Nothing to rank, more than ``limits.max_candidates``, or local paths where they are not allowed.
+    """
+    from hf_emms.hub import Criteria, scan
+
+    _refuse_local(ids, "the candidates", limits)
+    references = list(ids)
+    if tags or pipeline_tag:
+        room = limits.max_candidates - len(references)
+        if room < 1:
+            raise SpaceInputError(f"{len(references)} pasted candidates already fill this Space's limit of "
+                                  f"{limits.max_candidates} (EMMS_SPACE_MAX_CANDIDATES): clear the search or some ids.")
+        found = scan(tags=list(tags), pipeline_tag=pipeline_tag or None, sort=sort, limit=min(int(limit), room),
+                     criteria=Criteria(modality=task.modality, max_params=limits.max_params), token=token,
+                     progress=False)
+        references += [c.reference for c in found.kept] + [r.reference for r in found.rejected]
+    references = list(dict.fromkeys(references))
+    if not references:
+        raise SpaceInputError("no candidates: paste model ids (org/name, one per line) or search the Hub by tags or "
+                              "pipeline tag" + (", or give local checkpoint folders." if limits.allow_local else "."))
+    if len(references) > limits.max_candidates:
+        raise SpaceInputError(f"{len(references)} candidates; this Space ranks at most {limits.max_candidates} at a "
+                              "time (EMMS_SPACE_MAX_CANDIDATES). Remove some, or run `hf-emms rank` on your machine.")
+    return references
+
+
+@dataclasses.dataclass(frozen=True)
+class RankRequest:
+    """One ranking as the visitor asked for it: the keyword arguments of :func:`hf_emms.rank` that the Space sets.
+
+    ``encoders``: "default", None (one-hot labels: classification only) or a list of encoder ids/folders.
+    """
+
+    dataset: str
+    config: str | None = None
+    split: str | None = None
+    label_column: str | None = None
+    input_column: str | None = None
+    encoders: Any = "default"
+    max_samples: int = 500
+    metrics: tuple[str, ...] = ("emms", "logme")
+    seed: int = 0
+
+    def check(self, limits: Limits = LIMITS) -> RankRequest:
+        """This request, or SpaceInputError naming the limit or choice it breaks."""
+        if not 2 <= int(self.max_samples) <= limits.max_samples:
+            raise SpaceInputError(f"sample budget {self.max_samples}: choose 2 to {limits.max_samples} samples "
+                                  "(EMMS_SPACE_MAX_SAMPLES).")
+        unknown = sorted(set(self.metrics) - set(METRIC_CHOICES))
+        if unknown:
+            raise SpaceInputError(f"unknown metrics {unknown}; choose from {list(METRIC_CHOICES)}.")
+        if isinstance(self.encoders, (list, tuple)):
+            _refuse_local(self.encoders, "the F-label encoders", limits)
+        return self
+
+    def kwargs(self) -> dict[str, Any]:
+        """What to pass to :func:`hf_emms.rank` besides the candidates (and the token, cache and progress)."""
+        return {"config": self.config or None, "split": self.split or None, "label_column": self.label_column or None,
+                "input_column": self.input_column or None, "encoders": self.encoders,
+                "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed)}
+
+
+def rank_candidates(request: RankRequest, references: Sequence[str], *, token: str | bool | None = None,
+                    cache_dir: str | os.PathLike | None = None, limits: Limits = LIMITS,
+                    on_candidate: Callable[[int, int, str], None] | None = None) -> Iterator[Ranking]:
+    """Rank ``references`` for the request one candidate at a time, yielding the ranking so far after each.
+
+    Each candidate is one :func:`hf_emms.rank` call with the same settings, so the last ranking yielded holds the
+    rows one call with every candidate gives (each row depends only on its candidate, the data and the settings),
+    and every finished candidate is in the results store: a stopped ranking resumes where it stopped.
+
+    Parameters
+    ----------
+    on_candidate : callable (index, total, reference), optional
+        Called before each candidate (the Space's per-candidate progress).
+
+    Yields
+    ------
+    Ranking
+        Over the candidates done so far, skipped ones included with their reasons.
+    """
+    request.check(limits)
+    rows: list[dict[str, Any]] = []
+    for i, reference in enumerate(references):
+        if on_candidate is not None:
+            on_candidate(i, len(references), reference)
+        one = rank(request.dataset, [reference], **request.kwargs(), max_params=limits.max_params, token=token,
+                   cache_dir=cache_dir, progress=True)
+        rows += [{k: v for k, v in row.items() if k != "rank"} for row in one.df.to_dict(orient="records")]
+        yield Ranking(rows, one.meta)
+
+
+def save_outputs(ranking: Ranking, directory: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Write the ranking's JSON, CSV, markdown and plot (:meth:`Ranking.save`) into a new folder (or ``directory``)."""
+    return ranking.save(directory if directory is not None else tempfile.mkdtemp(prefix="emms-ranking-"))
+
+
+# -------------------------------------------------------------------------------------------- model cards
+def preview_cards(ranking: Ranking, *, token: str | bool | None = None) -> list[Any]:
+    """The card changes a pull request would make, as diffs; nothing is written (``hf_emms.hub.cards.annotate``)."""
+    from hf_emms.hub.cards import annotate
+
+    return annotate(ranking, create_pr=False, token=token, progress=False)
+
+
+def owned_namespaces(token: str | bool | None, username: str | None = None) -> set[str]:
+    """The user's namespaces: ``username`` (from the Space's sign-in) and, when the Hub answers ``whoami``, the
+    token's user and organisations. Empty when nothing is known: every repo then counts as someone else's."""
+    from huggingface_hub import HfApi
+
+    owned = {username} if username else set()
+    if isinstance(token, str):
+        try:
+            me = HfApi().whoami(token=token)
+        except Exception:  # an endpoint without whoami, a token without read scope: ask for confirmation instead
+            return owned
+        owned |= {me.get("name")} | {org.get("name") for org in me.get("orgs", [])}
+    return {n for n in owned if n}
+
+
+def foreign_repos(changes: Sequence[Any], owned: set[str]) -> list[str]:
+    """Models with a proposed change whose repo is outside ``owned``: a pull request there needs confirmation."""
+    return [c.model for c in changes if c.status.value == "proposed" and c.model.split("/")[0] not in owned]
+
+
+def open_pull_requests(ranking: Ranking, *, token: str | None, owned: set[str] = frozenset(),
+                       confirmed: bool = False) -> list[Any]:
+    """Open one pull request per card that would change, after a fresh dry run.
+
+    Raises
+    ------
+    SpaceInputError
+        No token, or pull requests on repos outside ``owned`` without ``confirmed``.
+    """
+    from hf_emms.hub.cards import annotate
+
+    if not token:
+        raise SpaceInputError("opening pull requests needs you signed in (or, locally, a pasted token with write "
+                              "access); the preview needs neither.")
+    proposed = [c for c in preview_cards(ranking, token=token) if c.status.value == "proposed"]
+    if not proposed:
+        raise SpaceInputError("no card would change: every scored model's card already holds this result, or no "
+                              "model can be annotated (see the preview's reasons).")
+    foreign = foreign_repos(proposed, owned)
+    if foreign and not confirmed:
+        raise SpaceInputError(f"{foreign} are not yours: tick the confirmation to open pull requests on other "
+                              "people's repos (their owners decide whether to merge).")
+    return annotate(ranking, create_pr=True, token=token, models=[c.model for c in proposed], progress=False)

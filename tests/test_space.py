@@ -1,0 +1,301 @@
+"""The emms-ranker Space (spaces/emms-ranker): launched on 127.0.0.1, pointed at the local Hub server holding a
+dataset and tiny candidates, and driven as visitors drive it, through gradio_client and through a real headless
+Chromium. Its ranking must equal ``hf_emms.rank`` on the same input (computed independently, in another cache);
+bad input and the Space's limits must come back as messages naming the problem; Cancel must stop the work, not
+just the display; card pull requests need a dry run first, a token, and a confirmation for other people's repos,
+and merge an existing ``model-index``; a pasted token is never printed or written to disk.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import _tiny_models
+import hf_emms
+
+SPACE = Path(__file__).resolve().parents[1] / "spaces" / "emms-ranker"
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "hf_space_test_token_7c1e"  # any string opens PRs on the local Hub; it must never reach a log or a file
+# Limits small enough for the tests to cross them (read by the Space at import).
+LIMITS = {"EMMS_SPACE_MAX_CANDIDATES": "3", "EMMS_SPACE_MAX_SAMPLES": "100", "EMMS_SPACE_MAX_UPLOAD_MB": "1"}
+CARD = """---
+license: mit
+model-index:
+- name: acme/small
+  results:
+  - task: {type: text-classification}
+    dataset: {name: other/data, type: other/data}
+    metrics:
+    - {type: accuracy, value: 0.91}
+---
+# small
+"""
+
+
+def _csv(n: int = 45) -> str:
+    """Three topics, repeated words: a text classification task the tiny BERTs can tell apart a little."""
+    rng = np.random.default_rng(0)
+    words = {"sports": "goal match team coach", "cooking": "oven recipe garlic soup", "weather": "rain storm snow wind"}
+    lines = []
+    for i in range(n):
+        label = list(words)[i % 3]
+        a, b = rng.choice(words[label].split(), 2, replace=False)
+        lines.append(f"a photo of a {a} and {b},{label}")
+    return "text,label\n" + "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("space-tiny")
+    return {name: _tiny_models.bert(root / name, hidden=h, seed=s)
+            for name, h, s in (("small", 32, 1), ("wide", 64, 2), ("third", 32, 4), ("encoder", 32, 3))}
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    """The Space's app module, launched; yields (module, url). Its results store is a folder of its own."""
+    cache = tmp_path_factory.mktemp("space-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        mp.setenv("HF_EMMS_CACHE", str(cache))
+        for name, value in LIMITS.items():
+            mp.setenv(name, value)
+        mp.syspath_prepend(str(SPACE))
+        for name in ("ranker", "emms_ranker_app"):
+            sys.modules.pop(name, None)
+        spec = importlib.util.spec_from_file_location("emms_ranker_app", SPACE / "app.py")
+        app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(app)
+        _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        yield app, url, cache
+        app.demo.close()
+
+
+@pytest.fixture
+def hub(hub_server, tiny):
+    """The local Hub with the dataset, two candidates, a gated one, a third one and the F-label encoder."""
+    hub_server.add_dataset("acme/topics", {"train.csv": _csv()})
+    hub_server.add_model("acme/small", tiny["small"], files={"README.md": CARD})
+    for name in ("wide", "third", "encoder"):
+        hub_server.add_model(f"acme/{name}", tiny[name])
+    hub_server.add_model("acme/gated", tiny["small"], gated=True)
+    return hub_server
+
+
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+# The Space's /rank inputs, in order, for the dataset and candidates below; tests override some.
+def _rank_args(**changes):
+    args = dict(dataset_id="acme/topics", upload=None, config="", split="", label_column=None, input_column=None,
+                ids="acme/small\nacme/wide\nacme/gated", tags="", pipeline_tag=None, sort="downloads", limit=3,
+                max_samples=40, metrics=["emms", "logme", "hscore"], encoders="acme/encoder", token="")
+    args.update(changes)
+    return list(args.values())
+
+
+def _reference(tmp_path, token=None):
+    """hf_emms.rank on the Space's input, in a cache of its own: nothing is shared with the Space's run."""
+    return hf_emms.rank("acme/topics", ["acme/small", "acme/wide", "acme/gated"], encoders=["acme/encoder"],
+                        max_samples=40, metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache",
+                        token=token, progress=False)
+
+
+def _table(ranking, tmp_path) -> pd.DataFrame:
+    """A ranking's table as the Space shows it (the strings of the CSV that Ranking.save writes), less the one
+    column that differs between two runs of the same ranking: the seconds each candidate took."""
+    csv = ranking.save(tmp_path / "reference-out")["csv"]
+    return pd.read_csv(csv, dtype=str, keep_default_na=False).drop(columns="seconds")
+
+
+def _shown(table: dict) -> pd.DataFrame:
+    """The Space's table as gradio_client returns it, less the seconds."""
+    return pd.DataFrame(table["data"], columns=table["headers"]).drop(columns="seconds")
+
+
+def test_ranking_through_the_api_equals_hf_emms_rank(space, hub, tmp_path, capfd):
+    app, url, cache = space
+    client = _client(url)
+    info, label, text = client.predict("acme/topics", None, "", "", "", api_name="/detect")
+    assert (label["value"], text["value"]) == ("label", "text")  # editable: any column can be chosen instead
+    assert [c[0] for c in label["choices"]] == [c[0] for c in text["choices"]] == ["text", "label"]
+    assert "45 rows" in info and "classification label 'label'" in info and "3 classes" in info
+
+    outputs = client.predict(*_rank_args(token=TOKEN), api_name="/rank")
+    status, table, plot, skipped, downloads, card_diffs = outputs
+    reference = _reference(tmp_path, token=TOKEN)
+    assert status.startswith("**Done:** 3 candidates") and f"best: **{reference.best}**" in status
+    pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
+    assert table["data"][-1][1] == "acme/gated" and card_diffs == ""  # skipped last, with the pipeline's reason
+    assert "acme/gated" in skipped and reference.df.set_index("model").loc["acme/gated", "reason"] in skipped
+    saved = json.loads(Path(next(p for p in downloads if p.endswith(".json"))).read_text())
+    # Ranking.to_json rounds to 10 decimals (pandas' default double_precision).
+    assert [r["emms"] for r in saved["rows"][:2]] == pytest.approx(list(reference.df["emms"][:2]), rel=0, abs=5e-11)
+    assert saved["rows"][2]["status"] == "skipped" and saved["rows"][2]["emms"] is None
+    assert pd.read_csv(next(p for p in downloads if p.endswith(".csv")), dtype=str, keep_default_na=False
+                       ).values.tolist() == table["data"]
+    assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert saved["meta"]["dataset"]["id"] == "acme/topics" and saved["meta"]["config"]["rows"] == 40
+    # The token went to the Hub (the gated repo was asked with it) and nowhere else: not printed, not stored.
+    assert any(r.authorized for r in hub.requests_to("/api/models/acme/gated"))
+    out, err = capfd.readouterr()
+    assert TOKEN not in out + err
+    for folder in (cache, Path(downloads[0]).parent):
+        for f in folder.rglob("*"):
+            assert not f.is_file() or TOKEN.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    (dict(dataset_id="acme/no-such-data"), "could not load the dataset 'acme/no-such-data'"),
+    (dict(dataset_id="acme/unlabelled"), "no label column found"),
+    (dict(dataset_id="", upload=None), "no dataset"),
+    (dict(ids=""), "no candidates"),
+    (dict(ids="acme/small\nacme/wide\nacme/gated\nacme/third"), "4 candidates; this Space ranks at most 3"),
+    (dict(max_samples=101), "greater than maximum value 100"),  # the slider holds the limit
+    (dict(label_column="nope"), "label column 'nope' is not in the dataset"),
+])
+def test_bad_input_and_limits_come_back_as_messages(space, hub, changes, message):
+    hub.add_dataset("acme/unlabelled", {"train.csv": "text,other\n" + "".join(f"t{i},{i}\n" for i in range(6))})
+    with pytest.raises(Exception, match=message):
+        _client(space[1]).predict(*_rank_args(**changes), api_name="/rank")
+
+
+def test_uploads_are_ranked_and_oversized_ones_refused(space, hub, tmp_path):
+    from gradio_client import handle_file
+
+    (tmp_path / "topics.csv").write_text(_csv())
+    client = _client(space[1])
+    _, label, text = client.predict("", handle_file(str(tmp_path / "topics.csv")), "", "", "", api_name="/detect")
+    assert (label["value"], text["value"]) == ("label", "text")
+    status, table, *_ = client.predict(*_rank_args(dataset_id="", upload=handle_file(str(tmp_path / "topics.csv")),
+                                                   ids="acme/small"), api_name="/rank")
+    reference = hf_emms.rank(tmp_path / "topics.csv", ["acme/small"], encoders=["acme/encoder"], max_samples=40,
+                             metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache", progress=False)
+    assert status.startswith("**Done:** 1 candidates")
+    pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
+    (tmp_path / "big.csv").write_text("text,label\n" + "some words here,a\n" * 80_000)  # 1.4 MB > 1 MB
+    with pytest.raises(Exception, match="(?i)(at most 1 MB|file size|too large|exceeds)"):
+        client.predict("", handle_file(str(tmp_path / "big.csv")), "", "", "", api_name="/detect")
+
+
+def test_cancel_stops_the_work_between_candidates(space, hub, tmp_path):
+    app, url, cache = space
+    hub.delay(r"/acme/small/resolve/.*model\.safetensors", 2.0, times=2)  # keeps the first candidate busy
+    client = _client(url)
+    job = client.submit(*_rank_args(ids="acme/small\nacme/wide\nacme/third", max_samples=42), api_name="/rank")
+    deadline = time.time() + 60
+    while not hub.requests_to("/api/models/acme/small") and time.time() < deadline:
+        time.sleep(0.05)  # the first candidate is being looked up: its weights are still to come
+    assert hub.requests_to("/api/models/acme/small"), "the first candidate was never looked up"
+    job.cancel()
+    records = cache / "results"
+    before = {p.name for p in records.glob("*.json")} if records.is_dir() else set()
+    while len({p.name for p in records.glob("*.json")} - before) < 1 and time.time() < deadline:
+        time.sleep(0.1)  # the candidate under way finishes (and is stored: a rerun resumes from it)...
+    time.sleep(2.0)
+    # ...and no later candidate is ever started.
+    for name in ("wide", "third"):
+        assert not hub.requests_to(f"/acme/{name}/resolve/"), name
+    assert len({p.name for p in records.glob("*.json")} - before) == 1
+
+
+def test_card_pull_requests_need_a_preview_a_token_and_a_confirmation(space, hub):
+    client = _client(space[1])
+    client.predict(*_rank_args(ids="acme/small\nacme/wide", max_samples=43), api_name="/rank")
+    diffs = client.predict("", api_name="/preview")  # the dry run (it also enables the button in the UI)
+    assert "acme/small: proposed" in diffs and "acme/wide: proposed" in diffs
+    assert "+    - type: emms\n" in diffs and "+    - type: accuracy\n" in diffs  # the old result is kept
+    assert not hub.pull_requests  # a preview writes nothing
+    with pytest.raises(Exception, match="needs you signed in"):
+        client.predict(False, "", api_name="/open_prs")
+    with pytest.raises(Exception, match=r"\['acme/(small|wide)', 'acme/(small|wide)'\] are not yours"):
+        client.predict(False, TOKEN, api_name="/open_prs")
+    assert not hub.pull_requests
+    result = client.predict(True, TOKEN, api_name="/open_prs")
+    assert result.count(": opened") == 2 and len(hub.pull_requests) == 2
+    assert {c.repo_id for c in hub.pull_requests} == {"acme/small", "acme/wide"}
+    pr = next(c.pr_num for c in hub.pull_requests if c.repo_id == "acme/small")
+    card = hub.file("acme/small", "README.md", revision=f"refs/pr/{pr}").decode()
+    index = yaml.safe_load(card.split("---")[1])["model-index"][0]["results"]
+    assert {m["type"] for r in index for m in r["metrics"]} == {"accuracy", "emms"}  # merged, not overwritten
+
+
+def test_limits_and_local_paths_follow_the_environment(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(SPACE))
+    import ranker
+
+    public = ranker.Limits(allow_local=False, use_server_token=False)
+    (tmp_path / "data.csv").write_text(_csv(6))
+    with pytest.raises(ranker.SpaceInputError, match="look like paths on the server"):
+        ranker.check_dataset(str(tmp_path / "data.csv"), None, public)
+    with pytest.raises(ranker.SpaceInputError, match="look like paths on the server"):
+        ranker.RankRequest("acme/topics", encoders=[str(tmp_path)]).check(public)
+    assert ranker.check_dataset(str(tmp_path / "data.csv"), None, ranker.Limits()) == str(tmp_path / "data.csv")
+    with pytest.raises(ranker.SpaceInputError, match="choose 2 to 100 samples"):
+        ranker.RankRequest("acme/topics", max_samples=101).check(ranker.Limits(max_samples=100))
+    assert public.token(None) is False and ranker.Limits().token(None) is None and public.token("t") == "t"
+    monkeypatch.setenv("SPACE_ID", "acme/emms-ranker")
+    monkeypatch.setenv("EMMS_SPACE_MAX_CANDIDATES", "7")
+    limits = ranker.Limits.from_env()
+    assert (limits.max_candidates, limits.allow_local, limits.use_server_token) == (7, False, False)
+    monkeypatch.setenv("EMMS_SPACE_MAX_CANDIDATES", "many")
+    with pytest.raises(ranker.SpaceInputError, match="EMMS_SPACE_MAX_CANDIDATES='many' is not an integer"):
+        ranker.Limits.from_env()
+
+
+def test_space_readme_and_requirements():
+    _, header, body = (SPACE / "README.md").read_text(encoding="utf-8").split("---", 2)
+    meta = yaml.safe_load(header)
+    assert meta["sdk"] == "gradio" and (SPACE / meta["app_file"]).is_file() and meta["hf_oauth"] is True
+    assert "write-discussions" in meta["hf_oauth_scopes"]
+    requirements = (SPACE / "requirements.txt").read_text().split()
+    assert any(r.startswith("hf-emms") for r in requirements) and any(r.startswith("gradio[oauth]") for r in requirements)
+    for name in LIMITS:
+        assert name in body
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install -y chromium; .ci/run does)")
+def test_a_browser_ranks_a_dataset_like_hf_emms_rank(space, hub, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    reference = _reference(tmp_path)
+    expected = _table(reference, tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(space[1])
+        page.get_by_label("Hub dataset id").fill("acme/topics")
+        page.get_by_role("button", name="Detect columns").click()
+        expect(page.get_by_text("Detected:")).to_be_visible(timeout=30_000)
+        page.get_by_label("Candidates: Hub model ids").fill("acme/small\nacme/wide\nacme/gated")
+        page.get_by_label("F-label encoders").fill("acme/encoder")
+        budget = page.get_by_label("number input for Sample budget")
+        budget.fill("40")
+        budget.press("Enter")
+        page.get_by_label("hscore").check()
+        page.get_by_role("button", name="Rank", exact=True).click()
+        expect(page.get_by_text("Done:")).to_be_visible(timeout=60_000)
+        grid = page.get_by_role("grid").first
+        rows = [[c.inner_text().strip() for c in row.get_by_role("gridcell").all()]
+                for row in grid.get_by_role("row").all()]
+        rows = [r for r in rows if r]  # the header row holds column headers, not cells
+        headers = [h.inner_text().strip() for h in grid.get_by_role("columnheader").all()]
+        shot = tmp_path / "emms-ranker.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    print(f"screenshot: {shot}")
+    pd.testing.assert_frame_equal(_shown({"headers": headers, "data": rows}), expected)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
