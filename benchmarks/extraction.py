@@ -176,10 +176,11 @@ def main() -> None:
         "load_average": [round(load_before, 2), round(load_after, 2)],
     }
     cfg = {"model": model.name if args.model else "all-MiniLM-L6-v2", "n": len(texts), "naive_n": rows["naive"]["n"],
-           "batch_size": args.batch_size, "max_length": record.max_length, "pooling": record.pooling,
+           "batch_size": args.batch_size, "max_length": record.max_length,
+           "pooling": record.pooling + (" + normalise" if "L2-normalised" in record.pooling_reason else ""),
            "device": args.device, "dtype": record.dtype, "repeats": args.repeats, "final_batch_size": record.batch_size}
     print(f"\nFeature-extraction benchmark: {cfg['model']} on the first {cfg['n']:,} SST-2 training sentences; "
-          f"batch {cfg['batch_size']}, max_length {cfg['max_length']}, pooling {cfg['pooling']} + normalise, "
+          f"batch {cfg['batch_size']}, max_length {cfg['max_length']}, pooling {cfg['pooling']}, "
           f"{cfg['device']} {cfg['dtype']}, best of {cfg['repeats']} (naive: 1 run on {cfg['naive_n']:,} sentences)")
     print(f"python {env['python']}  torch {env['torch']}  transformers {env['transformers']}  {env['cores']} cores "
           f"({env['cpu']}), {env['torch_threads']} torch threads{', ' + env['gpu'] if env['gpu'] else ''}; "
