@@ -10,7 +10,8 @@ ground-truth file (``{task: {model: {"finetune_acc": x}}}``; model names are the
   per task     weighted Kendall tau (``scipy.stats.weightedtau``, hyperbolic weights, the average of both
                rankings' weightings), Kendall tau (tau-b), top-1 regret (best fine-tuned accuracy minus the accuracy
                of the checkpoint ranked first; ties at the top count against the selector), over the checkpoints
-               that have both a score and a ground-truth accuracy
+               that have both a score and a ground-truth accuracy; a selector constant over them (width within one
+               family) has no tau (NaN, "-" in the table) but a regret
   average      the mean of each over the tasks
   time         wall time of scoring every candidate of a task (``rank()``, label embeddings and feature
                extraction included, from an empty cache) against fine-tuning them all once (the ground truth's
@@ -23,7 +24,7 @@ the ground truth's recipe in quality/finetune.py.
 
 Run (CPU figures: add --threads 1 on a shared machine; fine-tuning is hours per seed on two cores):
   python benchmarks/quality.py --build-zoo DIR                      build the eight checkpoints into DIR
-  python benchmarks/quality.py --make-splits                        (re)write benchmarks/quality/tasks from ../shared/data
+  python benchmarks/quality.py --make-splits                        (re)write benchmarks/quality/tasks
   python benchmarks/quality.py --finetune [--models ..] [--tasks ..] [--seeds 0 1 2] [--stop-by 08:35]
                                                                      compute missing ground-truth cells, resumable
   python benchmarks/quality.py --verify                             recompute the cheapest stored cell, compare
@@ -51,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "quality"))
 
 from finetune import (  # noqa: E402  (the benchmark's own modules live beside it)
-    META, GroundTruthError, accuracies, load_ground_truth, plan, run_cells, verify,
+    META, GroundTruthError, accuracies, load_ground_truth, plan, run_cells, verify, write_json,
 )
 from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
 
@@ -116,13 +117,20 @@ def quality(truth: Mapping[str, float], scores: Mapping[str, Mapping[str, float]
     return out
 
 
+def _nanmean(values: Sequence[float]) -> float:
+    """Mean of the finite values; NaN when there is none (a selector constant on every task has no tau)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def average(per_task: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
-    """Mean of each selector's figures over the tasks that have them (NaN-aware), with the task count."""
+    """Mean of each selector's figures over the tasks that have them, NaN (a constant selector's tau) left out,
+    with the task count."""
     out = {}
     for sel in SELECTORS:
         rows = [q[sel] for q in per_task.values() if sel in q]
         if rows:
-            out[sel] = {k: float(np.nanmean([r[k] for r in rows])) for k in ("weighted_tau", "kendall_tau", "regret")}
+            out[sel] = {k: _nanmean([r[k] for r in rows]) for k in ("weighted_tau", "kendall_tau", "regret")}
             out[sel]["n_tasks"] = len(rows)
     return out
 
@@ -204,11 +212,13 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                                    "needs at least 2. Add them, or leave the task out.")
         for split in ("train.jsonl", "test.jsonl"):
             if not (task_dir / split).is_file():
-                raise GroundTruthError(f"{task_dir / split} is missing: a task folder holds train.jsonl and test.jsonl.")
+                raise GroundTruthError(f"{task_dir / split} is missing: a task folder holds train.jsonl and "
+                                       "test.jsonl.")
         scores, seconds, _ = score_task(task_dir, _checkpoints(sorted(truth), zoo_dir), cache_dir=cache_dir,
                                         progress=progress)
         tasks[name] = {"models": sorted(truth), "truth": truth, "scores": scores, "quality": quality(truth, scores),
-                       "scoring_seconds": seconds, "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth)),
+                       "scoring_seconds": seconds,
+                       "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth)),
                        "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
                        "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)}}
     return {
@@ -229,8 +239,8 @@ def markdown(result: Mapping[str, Any]) -> str:
     def cell(q: Mapping[str, Any], key: str, scale: float = 1.0) -> str:
         return f"{q[key] * scale:.2f}" if q and math.isfinite(q[key]) else "-"
 
-    wt = pd.DataFrame({t: {s: cell(result["tasks"][t]["quality"].get(s), "weighted_tau") for s in SELECTORS}
-                       for t in tasks} | {"average": {s: cell(result["average"].get(s), "weighted_tau") for s in SELECTORS}})
+    per_group = {t: result["tasks"][t]["quality"] for t in tasks} | {"average": result["average"]}
+    wt = pd.DataFrame({g: {s: cell(q.get(s), "weighted_tau") for s in SELECTORS} for g, q in per_group.items()})
     summary = pd.DataFrame({s: {"weighted tau": cell(result["average"].get(s), "weighted_tau"),
                                 "Kendall tau": cell(result["average"].get(s), "kendall_tau"),
                                 "top-1 regret (acc. points)": cell(result["average"].get(s), "regret", 100)}
@@ -245,7 +255,7 @@ def markdown(result: Mapping[str, Any]) -> str:
 
 
 def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Grouped bars: weighted tau of each selector on each task and on average."""
+    """Grouped bars per task and on average: each selector's weighted tau (left) and top-1 regret (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,36 +263,26 @@ def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
     groups = [*result["tasks"], "average"]
     values = {g: (result["average"] if g == "average" else result["tasks"][g]["quality"]) for g in groups}
+    labels = [f"{g}\n({len(result['tasks'][g]['models'])} models)" if g in result["tasks"] else g for g in groups]
     width = 0.8 / len(SELECTORS)
-    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4))
-    for i, sel in enumerate(SELECTORS):
-        ys = [values[g].get(sel, {}).get("weighted_tau", np.nan) for g in groups]
-        ax.bar(np.arange(len(groups)) + (i - (len(SELECTORS) - 1) / 2) * width, ys, width, label=sel,
-               hatch="//" if sel in PRIORS else None)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(groups)), [f"{g}\n({len(result['tasks'][g]['models'])} models)" if g in result["tasks"]
-                                       else g for g in groups])
-    ax.set_ylabel("weighted Kendall tau vs fine-tuned accuracy")
-    ax.set_ylim(-1.05, 1.05)
-    ax.legend(ncol=3, fontsize=8, loc="lower right")
+    fig, axes = plt.subplots(1, 2, figsize=(2 * (1.4 * len(groups) + 2), 4))
+    for ax, key, scale, ylabel in ((axes[0], "weighted_tau", 1, "weighted Kendall tau vs fine-tuned accuracy"),
+                                   (axes[1], "regret", 100, "top-1 regret (accuracy points, lower is better)")):
+        for i, sel in enumerate(SELECTORS):
+            ys = [values[g].get(sel, {}).get(key, np.nan) * scale for g in groups]
+            ax.bar(np.arange(len(groups)) + (i - (len(SELECTORS) - 1) / 2) * width, ys, width, label=sel,
+                   hatch="//" if sel in PRIORS else None)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(range(len(groups)), labels)
+        ax.set_ylabel(ylabel)
+    axes[0].set_ylim(-1.05, 1.05)
+    axes[0].legend(ncol=3, fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=float)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -297,8 +297,8 @@ def _deadline(hhmm: str | None) -> float | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--build-zoo", type=Path, metavar="DIR", help="build the zoo's checkpoints into DIR and stop")
     mode.add_argument("--make-splits", action="store_true", help="write the six tasks' splits (--tasks-root)")
@@ -339,8 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.finetune:
             zoo = _checkpoints(args.models, args.zoo)
+            deadline = _deadline(args.stop_by)
+            if deadline is not None:
+                at = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc)
+                print(f"starting no cell that would end after {at:%Y-%m-%d %H:%M} UTC")
             done = run_cells(plan(args.tasks, args.models, args.seeds), ground_truth=args.ground_truth,
-                             task_root=args.tasks_root, zoo=zoo, device=args.device, deadline=_deadline(args.stop_by),
+                             task_root=args.tasks_root, zoo=zoo, device=args.device, deadline=deadline,
                              progress=progress, say=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
             print(f"{len(done)} cell(s) computed; ground truth in {args.ground_truth}")
             return 0
@@ -357,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GroundTruthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _write_json(args.out, result)
+    write_json(args.out, result)
     table = markdown(result)
     args.out.with_suffix(".md").write_text(table)
     plot(result, args.out.with_suffix(".png"))

@@ -42,7 +42,8 @@ def test_splits_rebuild_to_the_committed_files_with_the_documented_sizes(tmp_pat
     built = task_splits.build_splits(tmp_path, data_root=DATA)
     assert sorted(built) == sorted(SIZES)
     for task, folder in built.items():
-        (train_x, train_y), (test_x, test_y) = (task_splits.read_jsonl(folder / f"{s}.jsonl") for s in ("train", "test"))
+        train_x, train_y = task_splits.read_jsonl(folder / "train.jsonl")
+        test_x, test_y = task_splits.read_jsonl(folder / "test.jsonl")
         assert (len(train_x), len(test_x)) == SIZES[task]
         assert len(set(train_y)) == CLASSES[task] and set(test_y) <= set(train_y)
         assert all(isinstance(y, str) for y in train_y + test_y)  # class names, for the label encoders
@@ -65,7 +66,7 @@ def test_splits_are_stratified_and_the_seed_changes_them():
 def test_jsonl_round_trip_and_a_bad_line_is_named(tmp_path):
     rows = [("ça va ?\u0085 bien", "positive"), ("a\tb", "negative")]
     task_splits.write_jsonl(tmp_path / "train.jsonl", rows)
-    assert task_splits.read_jsonl(tmp_path / "train.jsonl") == (["ça va ?\u0085 bien", "a\tb"], ["positive", "negative"])
+    assert task_splits.read_jsonl(tmp_path / "train.jsonl") == ([t for t, _ in rows], [y for _, y in rows])
     (tmp_path / "bad.jsonl").write_text('{"text": "x", "label": 1}\n{"text": "no label"}\n')
     with pytest.raises(task_splits.SplitError, match=r"bad.jsonl:2"):
         task_splits.read_jsonl(tmp_path / "bad.jsonl")
@@ -131,8 +132,10 @@ def test_quality_and_average_per_selector():
               "rand": {"emms": 1.0, "emms_official": 3.0, "logme": 3.0, "hscore": None, "params": 100, "width": 768}}
     q = quality.quality(truth, scores)
     assert "hscore" not in q  # nothing to rank with
-    assert q["emms"] == {"weighted_tau": pytest.approx(1.0), "kendall_tau": pytest.approx(1.0), "regret": 0.0, "n_models": 3}
-    assert q["emms_official"]["kendall_tau"] == pytest.approx(-1.0) and q["emms_official"]["regret"] == pytest.approx(0.4)
+    assert q["emms"] == {"weighted_tau": pytest.approx(1.0), "kendall_tau": pytest.approx(1.0), "regret": 0.0,
+                         "n_models": 3}
+    assert q["emms_official"]["kendall_tau"] == pytest.approx(-1.0)
+    assert q["emms_official"]["regret"] == pytest.approx(0.4)
     assert q["params"]["regret"] == pytest.approx(0.4)  # big and rand tie at the top
     other = {sel: {**v, "weighted_tau": -v["weighted_tau"], "regret": 0.0} for sel, v in q.items()}
     avg = quality.average({"t1": q, "t2": other})
@@ -157,7 +160,8 @@ def test_committed_ground_truth_reads_and_its_cells_are_whole():
         assert task in task_splits.TASKS
         for model, entry in models.items():
             accs = [r["finetune_acc"] for r in entry["runs"]]
-            assert entry["finetune_acc"] == pytest.approx(np.mean(accs)) and entry["seeds"] == sorted(r["seed"] for r in entry["runs"])
+            assert entry["finetune_acc"] == pytest.approx(np.mean(accs))
+            assert entry["seeds"] == sorted(r["seed"] for r in entry["runs"])
             assert 0.0 <= entry["probe_acc"] <= 1.0
             assert all(r["seconds"] > 0 and r["log"][-1].startswith("test accuracy") for r in entry["runs"])
     assert json.loads(path.read_text()) == data

@@ -74,8 +74,8 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"toy": {m: {"finetune_acc": a, "seconds": 10.0} for m, a in truth.items()}}))
     out = tmp_path / "out" / "toy.json"
-    assert quality.main(["--task-dir", str(root / "tasks" / "toy"), "--ground-truth", str(gt), "--zoo", str(root / "zoo"),
-                         "--out", str(out), "--quiet"]) == 0
+    assert quality.main(["--task-dir", str(root / "tasks" / "toy"), "--ground-truth", str(gt),
+                         "--zoo", str(root / "zoo"), "--out", str(out), "--quiet"]) == 0
     result = json.loads(out.read_text())
     task = result["tasks"]["toy"]
     assert task["models"] == sorted(truth) and task["truth"] == truth
@@ -105,7 +105,8 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
 
 def test_report_rejects_bad_ground_truth_with_the_reason(bench, tmp_path, capsys):
     root, _ = bench
-    args = ["--task-dir", str(root / "tasks" / "toy"), "--zoo", str(root / "zoo"), "--out", str(tmp_path / "o.json"), "--quiet"]
+    args = ["--task-dir", str(root / "tasks" / "toy"), "--zoo", str(root / "zoo"), "--out", str(tmp_path / "o.json"),
+            "--quiet"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"toy": {"wide": {"accuracy": 0.9}}}))
     assert quality.main([*args, "--ground-truth", str(bad)]) == 2
@@ -123,8 +124,10 @@ def test_finetune_learns_a_separable_task_and_the_probe_separates_it(bench):
     root, zoo = bench
     run = finetune.finetune(zoo["wide"], root / "tasks" / "toy", seed=0, recipe=FAST, progress=False)
     assert run["finetune_acc"] >= 0.9 and run["steps"] == 4 * 6
-    assert run["log"][0].startswith("epoch 1/4: train loss") and run["log"][-1] == f"test accuracy {run['finetune_acc']:.4f} on 24 rows"
-    assert finetune.finetune(zoo["wide"], root / "tasks" / "toy", seed=0, recipe=FAST, progress=False)["finetune_acc"] == run["finetune_acc"]
+    assert run["log"][0].startswith("epoch 1/4: train loss")
+    assert run["log"][-1] == f"test accuracy {run['finetune_acc']:.4f} on 24 rows"
+    again = finetune.finetune(zoo["wide"], root / "tasks" / "toy", seed=0, recipe=FAST, progress=False)
+    assert again["finetune_acc"] == run["finetune_acc"]
     assert finetune.linear_probe(zoo["wide"], root / "tasks" / "toy", recipe=FAST)["probe_acc"] == 1.0
 
 
@@ -148,8 +151,9 @@ def test_cells_are_written_one_by_one_resume_and_verify(bench, tmp_path):
     # --verify recomputes the cheapest stored cell with the file's own recipe: same machine, same number.
     check = finetune.verify(gt, task_root=root / "tasks", zoo=models, progress=False)
     assert check["ok"] and check["difference"] == 0.0 and check["stored"] == check["recomputed"]
-    data["toy"][check["model"]]["runs"] = [dict(r, finetune_acc=r["finetune_acc"] + 0.5) if r["seed"] == check["seed"] else r
-                                           for r in data["toy"][check["model"]]["runs"]]
+    runs = data["toy"][check["model"]]["runs"]
+    data["toy"][check["model"]]["runs"] = [dict(r, finetune_acc=r["finetune_acc"] + 0.5) if r["seed"] == check["seed"]
+                                           else r for r in runs]
     gt.write_text(json.dumps(data))
     assert quality.main(["--verify", "--ground-truth", str(gt), "--tasks-root", str(root / "tasks"),
                          "--zoo", str(root / "zoo"), "--quiet"]) == 1

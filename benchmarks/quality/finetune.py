@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from hf_emms.labels.cache import atomic_write
 from task_splits import read_jsonl
 
 FORMAT = "hf-emms/quality-ground-truth"
@@ -95,19 +95,22 @@ def accuracies(ground_truth: dict[str, Any], task: str) -> dict[str, float]:
     return {m: float(e["finetune_acc"]) for m, e in ground_truth.get(task, {}).items()}
 
 
-def _atomic_json(path: Path, data: Any) -> None:
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to a temporary sibling and rename it into place: the file is whole or as it was. NaN -> null."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    text = json.dumps(_nan_to_none(data), indent=1, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
 
 
 def _summarise(entry: dict[str, Any]) -> None:
@@ -132,7 +135,7 @@ def add_cell(path: Path, task: str, model: str, run: dict[str, Any], *, probe: d
     if probe is not None:
         entry.update(probe)
     _summarise(entry)
-    _atomic_json(path, data)
+    write_json(path, data)
     return data
 
 
@@ -186,7 +189,8 @@ def _pooled(encoder, tokenizer, texts: Sequence[str], max_length: int, device: s
         for lo in range(0, len(texts), batch_size):
             idx = order[lo:lo + batch_size]
             batch = _encode(tokenizer, [texts[i] for i in idx], max_length, device)
-            out[torch.as_tensor(idx)] = _mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"]).float().cpu()
+            pooled = _mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"])
+            out[torch.as_tensor(idx)] = pooled.float().cpu()
     return out
 
 
@@ -285,7 +289,8 @@ def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed:
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
             bar.update()
-        log.append(f"epoch {epoch + 1}/{recipe.epochs}: train loss {np.mean(losses):.4f} ({time.perf_counter() - t0:.1f} s)")
+        seconds = time.perf_counter() - t0
+        log.append(f"epoch {epoch + 1}/{recipe.epochs}: train loss {np.mean(losses):.4f} ({seconds:.1f} s)")
     bar.close()
     encoder.eval()
     with torch.inference_mode():
@@ -427,7 +432,8 @@ def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo
     cells = [(r["seconds"], t, m, r) for t, ms in data.items() if t != META for m, e in ms.items() if m in zoo
              for r in e.get("runs", [])]
     if not cells:
-        raise GroundTruthError(f"{ground_truth} has no stored run of a model in the zoo given ({sorted(zoo)}) to verify.")
+        raise GroundTruthError(f"{ground_truth} has no stored run of a model in the zoo given ({sorted(zoo)}) "
+                               "to verify.")
     _, task, model, stored = min(cells, key=lambda c: c[0])
     run = finetune(zoo[model], Path(task_root) / task, seed=stored["seed"], recipe=recipe, device=device,
                    progress=progress)

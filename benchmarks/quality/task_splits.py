@@ -21,7 +21,7 @@ stratified draw of ``n_test`` rows from the test file, or from the remaining row
 training set removed first (so no test sentence was seen in fine-tuning: TREC's test question "What does NASA stand
 for ?" is also in its training draw, hence 499). A split is written atomically.
 
-Run:  .venv/bin/python benchmarks/quality/task_splits.py [--data-root ../shared/data/text] [--out benchmarks/quality/tasks]
+Run:  .venv/bin/python benchmarks/quality/task_splits.py [--data-root DIR] [--out benchmarks/quality/tasks]
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from hf_emms.labels.cache import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT = ROOT.parent / "shared" / "data" / "text"
@@ -161,15 +162,8 @@ def make_split(task: str, *, data_root: str | os.PathLike = DATA_ROOT, n_train: 
 def write_jsonl(path: Path, rows: Rows) -> None:
     """``{"text", "label"}`` lines, written to a temporary sibling and renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for text, label in rows:
-                f.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    text = "".join(json.dumps({"text": t, "label": label}, ensure_ascii=False) + "\n" for t, label in rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def read_jsonl(path: str | os.PathLike) -> tuple[list[str], list]:
