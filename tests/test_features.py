@@ -12,7 +12,7 @@ import torch
 import _tiny_models as tiny
 from _features_data import assert_same_stats, audio_dataset, hand_features, image_dataset, text_dataset, texts
 from hf_emms import FeatureStats, InvalidInputError
-from hf_emms.features import HalvingBatches, OutOfMemoryError, extract_stats, subsample
+from hf_emms.features import CandidateLoadError, HalvingBatches, OutOfMemoryError, extract_stats, subsample
 
 MINILM = None
 try:
@@ -104,6 +104,9 @@ def test_audio_features_are_the_mean_over_time(models):
     want = hand_features(models["wav2vec2"], ds["audio"], modality="audio", pooling="mean")
     assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
     assert got.record.modality == "audio" and got.record.max_length is None
+    too_short = ds.map(lambda r: {"audio": {**r["audio"], "array": r["audio"]["array"][:5]}})
+    with pytest.raises(CandidateLoadError, match="Wav2Vec2Model fails on these inputs"):  # shorter than one frame
+        extract_stats(models["wav2vec2"], too_short, audio_column="audio", label_column="label", progress=False)
     wrong_rate = ds.map(lambda r: {"audio": {**r["audio"], "sampling_rate": 8000}})
     with pytest.raises(InvalidInputError, match="8000 Hz.*16000 Hz"):
         extract_stats(models["wav2vec2"], wrong_rate, audio_column="audio", label_column="label", progress=False)

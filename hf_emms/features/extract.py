@@ -301,7 +301,7 @@ def run_candidate(
         max_length, policy = text_max_length(
             opts["max_length"], folder=loaded.folder, tokenizer=loaded.preprocessor, config=loaded.model.config
         )
-    runner = _Runner(loaded, opts["pooling"], opts["batch_size"], dtype)
+    runner = _Runner(loaded, opts["pooling"], opts["batch_size"])
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))
     stats, at_limit = FeatureStats(), 0
     blocks = _Blocks(job, stats)
@@ -377,12 +377,11 @@ class _Runner:
     """Forward pass + pooling of one batch, halving the batch on out-of-memory; the pooling is chosen on the first
     batch (the rules need to see the model's outputs)."""
 
-    def __init__(self, loaded: LoadedCandidate, pooling: str, batch_size: int, dtype: torch.dtype) -> None:
+    def __init__(self, loaded: LoadedCandidate, pooling: str, batch_size: int) -> None:
         self.loaded = loaded
         self.option = pooling
         self.pooling: Pooling | None = None
         self.batches = HalvingBatches(batch_size)
-        self.dtype = dtype
         self._captured: Any = None
         if loaded.encoder is not loaded.model:  # the head's model: keep its encoder's output on the way through
             loaded.encoder.register_forward_hook(self._capture)
