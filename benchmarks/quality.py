@@ -214,13 +214,14 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
             if not (task_dir / split).is_file():
                 raise GroundTruthError(f"{task_dir / split} is missing: a task folder holds train.jsonl and "
                                        "test.jsonl.")
-        scores, seconds, _ = score_task(task_dir, _checkpoints(sorted(truth), zoo_dir), cache_dir=cache_dir,
-                                        progress=progress)
+        scores, seconds, ranking = score_task(task_dir, _checkpoints(sorted(truth), zoo_dir),
+                                              cache_dir=cache_dir, progress=progress)
         tasks[name] = {"models": sorted(truth), "truth": truth, "scores": scores, "quality": quality(truth, scores),
                        "scoring_seconds": seconds,
                        "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth)),
                        "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
-                       "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)}}
+                       "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)},
+                       "rank_config": ranking.meta.get("config")}
     return {
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
         "meta": {"hf_emms": hf_emms.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
@@ -326,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     progress = not args.quiet
+    if args.quiet:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # its per-load "Loading weights" bars
     try:
         if args.build_zoo:
             from hf_emms.zoo import build_zoo

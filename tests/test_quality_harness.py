@@ -139,12 +139,13 @@ def test_cells_are_written_one_by_one_resume_and_verify(bench, tmp_path):
     kw = dict(ground_truth=gt, task_root=root / "tasks", zoo=models, recipe=FAST, progress=False, say=lambda _: None)
     assert finetune.run_cells(cells, **kw) == cells
     data = finetune.load_ground_truth(gt)
-    assert data["_meta"]["recipe"] == FAST.__dict__ and data["_meta"]["versions"]["torch"]
+    assert data["_meta"] == {"format": "hf-emms/quality-ground-truth", "recipe": FAST.__dict__}
     for m in models:
         entry = data["toy"][m]
         accs = [r["finetune_acc"] for r in entry["runs"]]
         assert entry["seeds"] == [0, 1] and entry["finetune_acc"] == pytest.approx(np.mean(accs))
         assert entry["finetune_std"] == pytest.approx(np.std(accs)) and 0 <= entry["probe_acc"] <= 1
+        assert all(r["env"]["device"] == "cpu" and r["env"]["torch_threads"] == 1 for r in entry["runs"])
     before = gt.read_bytes()
     assert finetune.run_cells(cells, **kw) == [] and gt.read_bytes() == before  # nothing is recomputed
     assert not gt.with_name("gt.json.lock").exists()

@@ -13,7 +13,8 @@ The recipe (``RECIPE``, one for every checkpoint and task, stored with the resul
                mean-pooled features of the pretrained encoder; deterministic, so computed once per (task, model)
 
 Storage: one JSON file (the ground-truth file), ``{task: {model: {"finetune_acc", "finetune_std", "probe_acc",
-"runs": [{"seed", "finetune_acc", "seconds", "log", ...}]}}}`` plus ``"_meta"`` (recipe, versions, machine). Every
+"runs": [{"seed", "finetune_acc", "seconds", "log", "env"}]}}}`` plus ``"_meta"`` (format, recipe); each run's
+``env`` names the library versions, device and torch threads it ran with (timings depend on them). Every
 cell (task, model, seed) is written as soon as it finishes, by re-reading the file, adding the cell and renaming a
 temporary file into place: a run killed mid-cell leaves the file as it was, and the next run resumes with the
 cells that are missing. One writer at a time (``--finetune`` takes a lock file beside the ground-truth file).
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hf_emms.errors import InvalidInputError
 from hf_emms.labels.cache import atomic_write
 from task_splits import read_jsonl
 
@@ -41,7 +43,7 @@ FORMAT = "hf-emms/quality-ground-truth"
 META = "_meta"
 
 
-class GroundTruthError(ValueError):
+class GroundTruthError(InvalidInputError):
     """A ground-truth file is unreadable or malformed, or a cell cannot be run."""
 
 
@@ -143,20 +145,15 @@ def has_cell(data: dict[str, Any], task: str, model: str, seed: int) -> bool:
     return any(r["seed"] == seed for r in data.get(task, {}).get(model, {}).get("runs", []))
 
 
-def provenance(recipe: Recipe = RECIPE) -> dict[str, Any]:
-    """What produced the numbers: format, recipe, library versions, machine."""
+def environment(device: str) -> dict[str, Any]:
+    """What a run ran on: library versions, machine, device, torch threads (stored with each run)."""
     import sklearn
     import torch
     import transformers
 
-    return {
-        "format": FORMAT, "recipe": asdict(recipe),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "sklearn": sklearn.__version__,
-                     "numpy": np.__version__},
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
-                    "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads()},
-    }
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "sklearn": sklearn.__version__, "numpy": np.__version__, "platform": platform.platform(),
+            "cpus": os.cpu_count(), "device": str(device), "torch_threads": torch.get_num_threads()}
 
 
 # ---------------------------------------------------------------------------------------------- model pieces
@@ -333,7 +330,7 @@ def run_cells(cells: Sequence[tuple[str, str, int]], *, ground_truth: str | os.P
     lock = _lock(path)
     done = []
     try:
-        meta = provenance(recipe)
+        meta = {"format": FORMAT, "recipe": asdict(recipe)}
         for task, model, seed in cells:
             data = load_ground_truth(path) if path.exists() else {}
             if has_cell(data, task, model, seed):
@@ -349,6 +346,7 @@ def run_cells(cells: Sequence[tuple[str, str, int]], *, ground_truth: str | os.P
             if "probe_acc" not in data.get(task, {}).get(model, {}):
                 probe = linear_probe(zoo[model], task_dir, recipe=recipe, device=device)
             run = finetune(zoo[model], task_dir, seed=seed, recipe=recipe, device=device, progress=progress)
+            run["env"] = environment(device)
             add_cell(path, task, model, run, probe=probe, meta=meta)
             done.append((task, model, seed))
             say(f"{task}/{model}/seed {seed}: fine-tuned accuracy {run['finetune_acc']:.4f} in {run['seconds']:.0f} s"
@@ -425,7 +423,8 @@ def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo
     Returns
     -------
     dict
-        ``task``, ``model``, ``seed``, ``stored``, ``recomputed``, ``difference``, ``ok``.
+        ``task``, ``model``, ``seed``, ``stored``, ``recomputed``, ``difference``, ``ok``, the seconds and
+        environments of both runs.
     """
     data = load_ground_truth(ground_truth)
     recipe = Recipe(**data.get(META, {}).get("recipe", asdict(RECIPE)))
@@ -440,4 +439,5 @@ def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo
     diff = abs(run["finetune_acc"] - stored["finetune_acc"])
     return {"task": task, "model": model, "seed": stored["seed"], "stored": stored["finetune_acc"],
             "recomputed": run["finetune_acc"], "difference": diff, "ok": diff <= tolerance,
-            "seconds": run["seconds"], "stored_seconds": stored["seconds"]}
+            "seconds": run["seconds"], "stored_seconds": stored["seconds"],
+            "env": environment(device), "stored_env": stored.get("env")}

@@ -34,6 +34,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from hf_emms.errors import InvalidInputError
 from hf_emms.labels.cache import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ N_TRAIN, N_TEST, SEED = 1000, 1000, 0
 Rows = list[tuple[str, str]]  # (text, label name)
 
 
-class SplitError(ValueError):
+class SplitError(InvalidInputError):
     """A task's source data is missing or cannot make the asked split."""
 
 
