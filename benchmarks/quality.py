@@ -222,6 +222,7 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                        "scoring_seconds": seconds,
                        "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth)),
                        "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
+                       "seeds": {m: ground_truth[name][m].get("seeds") for m in sorted(truth)},
                        "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)},
                        "rank_config": ranking.meta.get("config")}
     return {
@@ -234,7 +235,8 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
 
 # ---------------------------------------------------------------------------------------------- presenting
 def markdown(result: Mapping[str, Any]) -> str:
-    """Three tables: weighted tau per task, the averages, and scoring vs fine-tuning time."""
+    """The report as markdown: weighted tau per task, the averages, scoring vs fine-tuning time, and per task the
+    accuracies and scores of every model."""
     import pandas as pd
 
     tasks = list(result["tasks"])
@@ -251,10 +253,27 @@ def markdown(result: Mapping[str, Any]) -> str:
     times = pd.DataFrame({t: {"models": len(v["models"]), "scoring s": f"{v['scoring_seconds']:.0f}",
                               "fine-tuning s": "-" if v["finetune_seconds"] is None else f"{v['finetune_seconds']:.0f}"}
                           for t, v in result["tasks"].items()}).T
-    models = "; ".join(f"{t}: {', '.join(v['models'])}" for t, v in result["tasks"].items())
-    return (f"Weighted Kendall tau per task (selector rows)\n\n{wt.to_markdown()}\n\n"
-            f"Average over tasks\n\n{summary.to_markdown()}\n\nWall time, all candidates of a task\n\n"
-            f"{times.to_markdown()}\n\nModels compared: {models}\n")
+    md = {"disable_numparse": True}  # the cells are formatted strings already ("82.6 ± 0.4")
+    per_task = "".join(f"\n{t}\n\n{_task_table(v).to_markdown(**md)}\n" for t, v in result["tasks"].items())
+    return (f"Weighted Kendall tau per task (selector rows)\n\n{wt.to_markdown(**md)}\n\n"
+            f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task\n\n"
+            f"{times.to_markdown(**md)}\n\nAccuracies (%) and scores per task, best fine-tuned first\n{per_task}")
+
+
+def _task_table(task: Mapping[str, Any]) -> Any:
+    """One row per model: fine-tuned accuracy (mean ± spread, seed count), probe accuracy, every selector's score."""
+    import pandas as pd
+
+    rows = {}
+    for m in sorted(task["models"], key=lambda m: -task["truth"][m]):
+        std, seeds, probe = task["finetune_std"].get(m), task["seeds"].get(m) or [], task["probe_acc"].get(m)
+        spread = (f" ± {100 * std:.1f} ({len(seeds)} seeds)" if len(seeds) > 1
+                  else f" (seed {seeds[0]})" if seeds else "")
+        rows[m] = {"fine-tuned": f"{100 * task['truth'][m]:.1f}{spread}",
+                   "probe": "-" if probe is None else f"{100 * probe:.1f}",
+                   **{sel: "-" if task["scores"].get(m, {}).get(sel) is None else f"{task['scores'][m][sel]:.4g}"
+                      for sel in SELECTORS}}
+    return pd.DataFrame(rows).T
 
 
 def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:

@@ -100,6 +100,9 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
     assert task["scoring_seconds"] > 0 and task["finetune_seconds"] == pytest.approx(30.0)
     table = out.with_suffix(".md").read_text()
     assert "| emms " in table and "toy" in table and "top-1 regret" in table
+    accuracies = table.split("Accuracies")[1]
+    assert accuracies.index("| wide ") < accuracies.index("| shallow ") < accuracies.index("| small ")
+    assert "| 90.0 " in accuracies  # fine-tuned accuracy in percent
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
