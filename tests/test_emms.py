@@ -288,3 +288,17 @@ def test_duplicated_samples_fool_gcv_but_not_cv():
     assert emms_score(noise, labels, rule="gcv").score > -1e-6
     # CV is only mildly optimistic: a pair split across folds still leaks (the twin is in training).
     assert emms_score(noise, labels).score < -0.75
+
+
+def test_per_sample_cv_is_the_same_with_and_without_precomputed_terms(monkeypatch):
+    """Wide per-sample problems skip the precomputed K x K x r x r terms (memory); both ways give one residual."""
+    from hf_emms.solver import cross_validation
+
+    p = make_problem(3)
+    stats = per_sample_stats(p)
+    fast = cross_validation.cv_problem(stats)
+    monkeypatch.setattr(cross_validation, "_PRECOMPUTE_BYTES", 0)
+    slow = cross_validation.cv_problem(stats)
+    assert fast.folds[0].p is not None and slow.folds[0].p is None
+    for alpha in (0.0, 1e-3, 1.0):
+        np.testing.assert_allclose(fast.residual(alpha), slow.residual(alpha), rtol=1e-10, atol=1e-9)

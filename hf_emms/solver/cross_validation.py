@@ -47,6 +47,7 @@ from .spectrum import _inverse_std, _mm, _standardised_tables, eigh_psd
 from .stats import FeatureStats, move_sums
 
 _F64 = torch.float64
+_PRECOMPUTE_BYTES = 2**30  # per-sample F-labels: sum the columns out once when the K x K x r x r terms fit in this
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class _Fold:
     w: np.ndarray  # held-out cross-products
     a: np.ndarray  # (r, r) held-out Gram in the eigenbasis
     t: np.ndarray  # held-out target energy about the training mean
+    # Per-sample F-labels, when they fit in memory: (CV)'s terms with the F-label columns summed out once, so a
+    # ridge costs K^2 r^2 instead of K r^2 D2: <d o Z_k, W_l> = d . c[k, l] and <d o Z_k, A (d o Z_l)> = d^T P[k, l] d.
+    c: np.ndarray | None = None  # (K, K, r)
+    p: np.ndarray | None = None  # (K, K, r, r) = A o (Z_k Z_l^T)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,11 @@ class CVProblem:
         total = 0.0
         for f in self.folds:
             d = 1.0 / (f.s + alpha * f.n_train)
+            if f.p is not None:
+                cross, dt = f.c @ d, torch.from_numpy(d)
+                quad = (torch.from_numpy(f.p) @ dt @ dt).numpy()
+                total = total + f.t - cross - cross.T + quad
+                continue
             dz = torch.from_numpy(f.z * d[None, :, None])
             adz = torch.from_numpy(f.a) @ dz  # A (d o Z)
             w = torch.from_numpy(f.w)
@@ -170,6 +180,12 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
             z = _mm(v.T, b_t.reshape(len(x_scale), -1)).reshape(-1, d2, k).transpose(2, 0, 1)
             w = _mm(v.T, b_f.reshape(len(x_scale), -1)).reshape(-1, d2, k).transpose(2, 0, 1)
             tt = np.einsum("jkl,jk,jl->kl", ho["gram_y"], y_scale, y_scale)
+            if k * k * s.size**2 * len(used) * 8 <= _PRECOMPUTE_BYTES:
+                zt = torch.from_numpy(np.ascontiguousarray(z))
+                c = torch.einsum("krj,lrj->klr", zt, torch.from_numpy(np.ascontiguousarray(w))).numpy()
+                p = (torch.from_numpy(a) * (zt[:, None] @ zt[None].transpose(-1, -2))).numpy()
+                folds.append(_Fold(n_train=int(n_t), s=s, z=z[:, :0], w=w[:, :0], a=a[:0], t=tt, c=c, p=p))
+                continue
         folds.append(_Fold(n_train=int(n_t), s=s, z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))
     return CVProblem(
         n=stats.n, d1=stats.dim, d2=d2, d2_varying=varying, k=e.shape[0] if kind == "classes" else y_scale.shape[1],
