@@ -61,6 +61,16 @@ def tiny(tmp_path_factory):
             for name, h, s in (("small", 32, 1), ("wide", 64, 2), ("third", 32, 4), ("encoder", 32, 3))}
 
 
+def _load_app(mp: pytest.MonkeyPatch):
+    """A fresh import of the Space's app.py (and ranker.py, whose limits are read from the environment then)."""
+    mp.syspath_prepend(str(SPACE))
+    sys.modules.pop("ranker", None)
+    spec = importlib.util.spec_from_file_location("emms_ranker_app", SPACE / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
+
+
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
     """The Space's app module, launched; yields (module, url). Its results store is a folder of its own."""
@@ -70,12 +80,7 @@ def space(tmp_path_factory):
         mp.setenv("HF_EMMS_CACHE", str(cache))
         for name, value in LIMITS.items():
             mp.setenv(name, value)
-        mp.syspath_prepend(str(SPACE))
-        for name in ("ranker", "emms_ranker_app"):
-            sys.modules.pop(name, None)
-        spec = importlib.util.spec_from_file_location("emms_ranker_app", SPACE / "app.py")
-        app = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(app)
+        app = _load_app(mp)
         _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
         yield app, url, cache
         app.demo.close()
@@ -187,29 +192,40 @@ def test_uploads_are_ranked_and_oversized_ones_refused(space, hub, tmp_path):
     assert status.startswith("**Done:** 1 candidates")
     pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
     (tmp_path / "big.csv").write_text("text,label\n" + "some words here,a\n" * 80_000)  # 1.4 MB > 1 MB
-    with pytest.raises(Exception, match="(?i)(at most 1 MB|file size|too large|exceeds)"):
+    with pytest.raises(Exception, match="exceeds the maximum file size of 1048576 bytes"):  # the Space's limit
         client.predict("", handle_file(str(tmp_path / "big.csv")), "", "", "", api_name="/detect")
+    # Past gradio's upload check, the Space checks size and type itself.
+    with pytest.raises(space[0].ranker.SpaceInputError, match="the uploaded file is 1.4 MB; this Space takes at most 1 MB"):
+        space[0].ranker.check_dataset("", str(tmp_path / "big.csv"))
+    (tmp_path / "notes.txt").write_text("text,label\n")
+    with pytest.raises(space[0].ranker.SpaceInputError, match="cannot read notes.txt: upload one of .csv"):
+        space[0].ranker.check_dataset("", str(tmp_path / "notes.txt"))
 
 
-def test_cancel_stops_the_work_between_candidates(space, hub, tmp_path):
+def test_cancel_stops_the_work_between_candidates(space, hub, tiny):
     app, url, cache = space
-    hub.delay(r"/acme/small/resolve/.*model\.safetensors", 2.0, times=2)  # keeps the first candidate busy
+    names = ("slow-a", "slow-b", "slow-c")  # repos of their own: no earlier test has their files in the HF cache
+    for name in names:
+        hub.add_model(f"acme/{name}", tiny["small"])
+    hub.delay(r"/acme/slow-a/resolve/.*model\.safetensors", 2.0, times=2)  # the first candidate's weights: slow
     client = _client(url)
-    job = client.submit(*_rank_args(ids="acme/small\nacme/wide\nacme/third", max_samples=42), api_name="/rank")
+    job = client.submit(*_rank_args(ids="\n".join(f"acme/{n}" for n in names)), api_name="/rank")
     deadline = time.time() + 60
-    while not hub.requests_to("/api/models/acme/small") and time.time() < deadline:
-        time.sleep(0.05)  # the first candidate is being looked up: its weights are still to come
-    assert hub.requests_to("/api/models/acme/small"), "the first candidate was never looked up"
+    shown = set()  # what a visitor sees: the bar over the candidates (hf-emms's own bars come and go inside it)
+    while ("candidates", 0, 3) not in shown and time.time() < deadline:
+        shown |= {(u.desc, u.index, u.length) for u in job.status().progress_data or ()}
+        time.sleep(0.05)
+    assert ("candidates", 0, 3) in shown, shown
+    assert not [r for r in hub.requests_to("/acme/slow-a/resolve/", "GET") if r.path.endswith("model.safetensors")]
     job.cancel()
     records = cache / "results"
     before = {p.name for p in records.glob("*.json")} if records.is_dir() else set()
-    while len({p.name for p in records.glob("*.json")} - before) < 1 and time.time() < deadline:
-        time.sleep(0.1)  # the candidate under way finishes (and is stored: a rerun resumes from it)...
+    while not {p.name for p in records.glob("*.json")} - before and time.time() < deadline:
+        time.sleep(0.1)  # the candidate under way finishes and is stored (a rerun resumes from it)...
     time.sleep(2.0)
-    # ...and no later candidate is ever started.
-    for name in ("wide", "third"):
-        assert not hub.requests_to(f"/acme/{name}/resolve/"), name
     assert len({p.name for p in records.glob("*.json")} - before) == 1
+    for name in names[1:]:  # ...and no later candidate is ever started
+        assert not hub.requests_to(f"/api/models/acme/{name}") and not hub.requests_to(f"/acme/{name}/resolve/"), name
 
 
 def test_card_pull_requests_need_a_preview_a_token_and_a_confirmation(space, hub):
@@ -254,6 +270,20 @@ def test_limits_and_local_paths_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("EMMS_SPACE_MAX_CANDIDATES", "many")
     with pytest.raises(ranker.SpaceInputError, match="EMMS_SPACE_MAX_CANDIDATES='many' is not an integer"):
         ranker.Limits.from_env()
+
+
+def test_a_public_space_refuses_server_paths_in_the_ui(tmp_path):
+    import gradio as gr
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMMS_SPACE_ALLOW_LOCAL", "0")  # the default when SPACE_ID is set (see the test below)
+        app = _load_app(mp)
+    (tmp_path / "data.csv").write_text(_csv(6))
+    with pytest.raises(gr.Error, match="look like paths on the server"):
+        app.detect(str(tmp_path / "data.csv"), None, "", "", "")
+    with pytest.raises(gr.Error, match="look like paths on the server"):
+        next(app.run("acme/topics", None, "", "", None, None, str(tmp_path), "", None, "downloads", 1, 10, ["emms"],
+                     "default", ""))
 
 
 def test_space_readme_and_requirements():

@@ -65,6 +65,7 @@ def run(dataset_id: str, upload: str | None, config: str, split: str, label_colu
     """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates)."""
     token = _token(pasted_token, oauth)
     with _shown_as_message():
+        pasted = ranker.check_candidates(ranker.parse_list(ids))  # cheap checks before any download
         request = ranker.RankRequest(
             dataset=ranker.check_dataset(dataset_id, upload), config=config, split=split, label_column=label_column,
             input_column=input_column, encoders=_encoders(encoders), max_samples=int(max_samples),
@@ -72,13 +73,9 @@ def run(dataset_id: str, upload: str | None, config: str, split: str, label_colu
         ).check()
         progress(0, desc="loading the dataset and finding candidates")
         task = ranker.detect_columns(request.dataset, config=config, split=split, token=token)
-        references = ranker.resolve_candidates(task, ids=ranker.parse_list(ids), tags=ranker.parse_list(tags),
+        references = ranker.resolve_candidates(task, ids=pasted, tags=ranker.parse_list(tags),
                                                pipeline_tag=pipeline_tag, sort=sort, limit=int(limit), token=token)
-
-        def on_candidate(i: int, n: int, reference: str) -> None:
-            progress((i, n), desc=f"candidate {i + 1} of {n}: {reference}", unit="candidates")
-
-        for ranking in ranker.rank_candidates(request, references, token=token, on_candidate=on_candidate):
+        for ranking in ranker.rank_candidates(request, references, token=token):
             done = len(ranking)
             status = (f"**Done:** {done} candidates ranked; best: **{ranking.best}**." if done == len(references)
                       else f"Ranked {done} of {len(references)} candidates...")

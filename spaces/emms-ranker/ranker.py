@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from hf_emms import Ranking, Task, load_task, rank
 from hf_emms.errors import InvalidInputError
 
 __all__ = [
-    "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError", "check_dataset",
-    "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces", "parse_list", "preview_cards",
-    "rank_candidates", "resolve_candidates", "save_outputs",
+    "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError", "check_candidates",
+    "check_dataset", "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces", "parse_list",
+    "preview_cards", "rank_candidates", "resolve_candidates", "save_outputs",
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
@@ -183,8 +183,7 @@ def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[st
     """
     from hf_emms.hub import Criteria, scan
 
-    _refuse_local(ids, "the candidates", limits)
-    references = list(ids)
+    references = check_candidates(ids, limits)
     if tags or pipeline_tag:
         room = limits.max_candidates - len(references)
         if room < 1:
@@ -194,10 +193,18 @@ def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[st
                      criteria=Criteria(modality=task.modality, max_params=limits.max_params), token=token,
                      progress=False)
         references += [c.reference for c in found.kept] + [r.reference for r in found.rejected]
-    references = list(dict.fromkeys(references))
+    references = check_candidates(references, limits)
     if not references:
         raise SpaceInputError("no candidates: paste model ids (org/name, one per line) or search the Hub by tags or "
                               "pipeline tag" + (", or give local checkpoint folders." if limits.allow_local else "."))
+    return references
+
+
+def check_candidates(references: Sequence[str], limits: Limits = LIMITS) -> list[str]:
+    """``references`` without duplicates, or SpaceInputError: more than the limit, or server paths where refused.
+    Cheap: the Space runs it on the pasted ids before loading anything."""
+    _refuse_local(references, "the candidates", limits)
+    references = list(dict.fromkeys(references))
     if len(references) > limits.max_candidates:
         raise SpaceInputError(f"{len(references)} candidates; this Space ranks at most {limits.max_candidates} at a "
                               "time (EMMS_SPACE_MAX_CANDIDATES). Remove some, or run `hf-emms rank` on your machine.")
@@ -241,33 +248,31 @@ class RankRequest:
 
 
 def rank_candidates(request: RankRequest, references: Sequence[str], *, token: str | bool | None = None,
-                    cache_dir: str | os.PathLike | None = None, limits: Limits = LIMITS,
-                    on_candidate: Callable[[int, int, str], None] | None = None) -> Iterator[Ranking]:
+                    cache_dir: str | os.PathLike | None = None, limits: Limits = LIMITS) -> Iterator[Ranking]:
     """Rank ``references`` for the request one candidate at a time, yielding the ranking so far after each.
 
     Each candidate is one :func:`hf_emms.rank` call with the same settings, so the last ranking yielded holds the
     rows one call with every candidate gives (each row depends only on its candidate, the data and the settings),
-    and every finished candidate is in the results store: a stopped ranking resumes where it stopped.
-
-    Parameters
-    ----------
-    on_candidate : callable (index, total, reference), optional
-        Called before each candidate (the Space's per-candidate progress).
+    and every finished candidate is in the results store: a stopped ranking resumes where it stopped. Progress:
+    a tqdm bar over the candidates, and hf-emms's own bars per batch within each (the Space shows both).
 
     Yields
     ------
     Ranking
         Over the candidates done so far, skipped ones included with their reasons.
     """
+    from tqdm.auto import tqdm
+
     request.check(limits)
     rows: list[dict[str, Any]] = []
-    for i, reference in enumerate(references):
-        if on_candidate is not None:
-            on_candidate(i, len(references), reference)
-        one = rank(request.dataset, [reference], **request.kwargs(), max_params=limits.max_params, token=token,
-                   cache_dir=cache_dir, progress=True)
-        rows += [{k: v for k, v in row.items() if k != "rank"} for row in one.df.to_dict(orient="records")]
-        yield Ranking(rows, one.meta)
+    # Updated by hand, not iterated: gradio's tqdm tracking loses an iterated bar once bars open inside it.
+    with tqdm(total=len(references), desc="candidates", unit="candidate") as bar:
+        for reference in references:
+            one = rank(request.dataset, [reference], **request.kwargs(), max_params=limits.max_params, token=token,
+                       cache_dir=cache_dir, progress=True)
+            rows += [{k: v for k, v in row.items() if k != "rank"} for row in one.df.to_dict(orient="records")]
+            bar.update(1)
+            yield Ranking(rows, one.meta)
 
 
 def save_outputs(ranking: Ranking, directory: str | os.PathLike | None = None) -> dict[str, Path]:
