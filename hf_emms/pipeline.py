@@ -15,6 +15,7 @@ ranking goes on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -121,6 +122,13 @@ def rank(
     -------
     Ranking
     """
+    with _hf_progress_bars(progress):
+        return _rank(**{k: v for k, v in locals().items()})
+
+
+def _rank(*, dataset, candidates, config, split, revision, task, label_column, input_column, tags, pipeline_tag,
+          sort, limit, include_cache, max_params, encoders, prompt, max_samples, seed, metrics, batch_size,
+          max_length, output_dir, cache_dir, token, allow_remote_code, allow_pickle, device, progress) -> Ranking:
     from .features import CandidateLoadError, extract_stats, subsample
     from .features.extract import process_rank
 
@@ -257,6 +265,25 @@ def _flabels(t: Task, data: Any, encoders: Any, prompt: str, root: Path, device:
                             cache_dir=root / "labels", device=device, progress=progress)
     return embed_labels(data[t.label_column], kind=t.kind, encoders=specs, prompt=prompt,
                         classes=t.class_names, cache_dir=root / "labels", device=device, progress=progress)
+
+
+@contextlib.contextmanager
+def _hf_progress_bars(show: bool):
+    """transformers' and huggingface_hub's own bars (weight loading, downloads) follow ``progress`` during a run."""
+    import huggingface_hub.utils as hub_utils
+    import transformers.utils.logging as tf_logging
+
+    before = (tf_logging.is_progress_bar_enabled(), not hub_utils.are_progress_bars_disabled())
+    if not show:
+        tf_logging.disable_progress_bar()
+        hub_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if before[0] and not show:
+            tf_logging.enable_progress_bar()
+        if before[1] and not show:
+            hub_utils.enable_progress_bars()
 
 
 def _name(candidate: Any) -> str:
