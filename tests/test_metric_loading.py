@@ -97,6 +97,9 @@ def test_bad_input_through_evaluate_is_named(monkeypatch, task):
         metric.compute(references=(y + 0.5).tolist(), features=x)
     with pytest.raises(InvalidInputError, match="features have 149 rows but there are 150 references"):
         metric.compute(references=y, features=x[1:])
+    for several in ([[int(v), int(v)] for v in y], [["a cat", "a pet"] for _ in y]):  # several labels a sample
+        with pytest.raises(InvalidInputError, match="one class id, name, text or number per sample"):
+            metric.compute(references=several, features=x)
 
 
 def test_install_metric_then_evaluate_load_emms_from_any_directory_offline(monkeypatch, tmp_path, capsys, task):

@@ -74,9 +74,13 @@ class EMMS(evaluate.Metric):
             # Only the references are declared: declared inputs go through Arrow as Python lists, which for
             # 50,000 x 2,048 features took 35-75 s and 6.5 GB. Strings are tried first, so that digit strings
             # stay names; numbers are stored as float64, so that 1.5 is not silently truncated to class 1.
+            # Lists are accepted here only to be refused with a clear message by compute: when no option
+            # matches, evaluate 0.4 fails with KeyError('predictions') in a reference-only module.
             features=[
                 datasets.Features({"references": datasets.Value("string")}),
                 datasets.Features({"references": datasets.Value("float64")}),
+                datasets.Features({"references": datasets.Sequence(datasets.Value("string"))}),
+                datasets.Features({"references": datasets.Sequence(datasets.Value("float64"))}),
             ],
             reference_urls=["https://arxiv.org/abs/2308.06262"],
             codebase_urls=["https://github.com/OpenGVLab/Multitask-Model-Selector"],
