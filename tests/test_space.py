@@ -189,7 +189,7 @@ def test_uploads_are_ranked_and_oversized_ones_refused(space, hub, tmp_path):
                                                    ids="acme/small"), api_name="/rank")
     reference = hf_emms.rank(tmp_path / "topics.csv", ["acme/small"], encoders=["acme/encoder"], max_samples=40,
                              metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache", progress=False)
-    assert status.startswith("**Done:** 1 candidates")
+    assert status.startswith("**Done:** 1 candidate ranked")
     pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
     (tmp_path / "big.csv").write_text("text,label\n" + "some words here,a\n" * 80_000)  # 1.4 MB > 1 MB
     with pytest.raises(Exception, match="exceeds the maximum file size of 1048576 bytes"):  # the Space's limit
@@ -200,6 +200,22 @@ def test_uploads_are_ranked_and_oversized_ones_refused(space, hub, tmp_path):
     (tmp_path / "notes.txt").write_text("text,label\n")
     with pytest.raises(space[0].ranker.SpaceInputError, match="cannot read notes.txt: upload one of .csv"):
         space[0].ranker.check_dataset("", str(tmp_path / "notes.txt"))
+
+
+def test_a_hub_search_ranks_what_it_finds_like_hf_emms_rank(space, hub, tiny, tmp_path):
+    for i, name in enumerate(("found-a", "found-b")):
+        hub.add_model(f"acme/{name}", tiny["small" if i else "wide"], tags=["emms-demo"], downloads=10 - i)
+    hub.add_model("acme/found-code", tiny["third"], tags=["emms-demo"], downloads=5, auto_map={"AutoModel": "m.M"})
+    hub.add_model("acme/not-found", tiny["third"], tags=["other"], downloads=100)
+    status, table, *_ = _client(space[1]).predict(*_rank_args(ids="", tags="emms-demo", limit=3, max_samples=44),
+                                                  api_name="/rank")
+    reference = hf_emms.rank("acme/topics", tags=["emms-demo"], limit=3, encoders=["acme/encoder"], max_samples=44,
+                             metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache", progress=False)
+    assert status.startswith("**Done:** 3 candidates")
+    pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
+    shown = _shown(table).set_index("model")
+    assert set(shown.index) == {"acme/found-a", "acme/found-b", "acme/found-code"}
+    assert shown.loc["acme/found-code", "status"] == "skipped" and "remote-code" in shown.loc["acme/found-code", "reason"]
 
 
 def test_cancel_stops_the_work_between_candidates(space, hub, tiny):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +50,7 @@ def _encoders(text: str | None) -> Any:
 
 def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_token: str,
            oauth: gr.OAuthToken | None = None) -> tuple[str, Any, Any]:
+    """Load the dataset; show what was detected and offer every column as label and input."""
     with _shown_as_message():
         source = ranker.check_dataset(dataset_id, upload)
         task = ranker.detect_columns(source, config=config, split=split, token=_token(pasted_token, oauth))
@@ -75,16 +77,24 @@ def run(dataset_id: str, upload: str | None, config: str, split: str, label_colu
         task = ranker.detect_columns(request.dataset, config=config, split=split, token=token)
         references = ranker.resolve_candidates(task, ids=pasted, tags=ranker.parse_list(tags),
                                                pipeline_tag=pipeline_tag, sort=sort, limit=int(limit), token=token)
-        for ranking in ranker.rank_candidates(request, references, token=token):
-            done = len(ranking)
-            status = (f"**Done:** {done} candidates ranked; best: **{ranking.best}**." if done == len(references)
-                      else f"Ranked {done} of {len(references)} candidates...")
-            yield (status, *_outputs(ranking), gr.Button(interactive=False), "")
+        # gradio copies each yielded file into its own cache, so the folder can go when the run ends or is cancelled.
+        with tempfile.TemporaryDirectory(prefix="emms-ranking-") as out:
+            rankings = ranker.rank_candidates(request, references, token=token)
+            for done, ranking in enumerate(rankings, start=1):
+                yield (_status(ranking, done, len(references)), *_outputs(ranking, out), gr.Button(interactive=False),
+                       "")
 
 
-def _outputs(ranking: Any) -> tuple:
+def _status(ranking: Ranking, done: int, total: int) -> str:
+    if done < total:
+        return f"Ranked {done} of {total} candidates..."
+    best = f"best: **{ranking.best}**" if ranking.best else "no candidate could be scored (reasons below)"
+    return f"**Done:** {total} candidate{'s' * (total != 1)} ranked; {best}."
+
+
+def _outputs(ranking: Ranking, directory: str) -> tuple:
     """Table, plot, skipped list, downloads and the ranking's JSON (kept for the model-card actions)."""
-    files = ranker.save_outputs(ranking)
+    files = ranking.save(directory)
     table = pd.read_csv(files["csv"], dtype=str, keep_default_na=False)
     skipped = ranking.df[ranking.df["status"] != "ok"]
     lines = [f"- **{m}**: {r}" for m, r in zip(skipped["model"], skipped["reason"])]
@@ -123,7 +133,8 @@ def open_prs(ranking_json: str | None, confirmed: bool, pasted_token: str, oauth
 
 def build_demo() -> gr.Blocks:
     local = " or local checkpoint folders" if LIMITS.allow_local else ""
-    with gr.Blocks(title=TITLE) as demo:
+    # Files handed to visitors (plots, downloads) are deleted from gradio's cache after an hour.
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"# {TITLE}\nEMMS (NeurIPS 2023) scores how well each candidate's features fit your labels, embedded by "
             "foundation text models, without fine-tuning anything. Higher is better.\n\n"

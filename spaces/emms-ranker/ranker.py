@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from hf_emms.errors import InvalidInputError
 __all__ = [
     "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError", "check_candidates",
     "check_dataset", "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces", "parse_list",
-    "preview_cards", "rank_candidates", "resolve_candidates", "save_outputs",
+    "preview_cards", "rank_candidates", "resolve_candidates",
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
@@ -273,11 +272,6 @@ def rank_candidates(request: RankRequest, references: Sequence[str], *, token: s
             rows += [{k: v for k, v in row.items() if k != "rank"} for row in one.df.to_dict(orient="records")]
             bar.update(1)
             yield Ranking(rows, one.meta)
-
-
-def save_outputs(ranking: Ranking, directory: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Write the ranking's JSON, CSV, markdown and plot (:meth:`Ranking.save`) into a new folder (or ``directory``)."""
-    return ranking.save(directory if directory is not None else tempfile.mkdtemp(prefix="emms-ranking-"))
 
 
 # -------------------------------------------------------------------------------------------- model cards
