@@ -163,5 +163,7 @@ def test_committed_ground_truth_reads_and_its_cells_are_whole():
             assert entry["finetune_acc"] == pytest.approx(np.mean(accs))
             assert entry["seeds"] == sorted(r["seed"] for r in entry["runs"])
             assert 0.0 <= entry["probe_acc"] <= 1.0
-            assert all(r["seconds"] > 0 and r["log"][-1].startswith("test accuracy") for r in entry["runs"])
+            for run in entry["runs"]:
+                assert run["seconds"] > 0 and run["log"][-1].startswith("test accuracy")
+                assert run["env"]["device"] and run["env"]["torch_threads"] >= 1 and run["env"]["torch"]
     assert json.loads(path.read_text()) == data
