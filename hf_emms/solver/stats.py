@@ -231,24 +231,17 @@ class FeatureStats:
         f_count, d1 = self.folds, x.shape[1]
         batch["fold_count"] = torch.bincount(fold, minlength=f_count).to(_F64)
         batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=x.device).index_add_(0, fold, xc)
-        # One Gram per fold over that fold's rows: together they cost what one Gram of the batch costs.
-        order = torch.argsort(fold, stable=True)
-        xs = xc[order]
-        bounds = torch.cumsum(batch["fold_count"].long(), 0).tolist()
-        batch["fold_gram_x"] = _work_buffer("fold_gram", (f_count, d1, d1), x.device)
-        for f, (lo, hi) in enumerate(zip([0, *bounds[:-1]], bounds)):
-            _gram(xs[lo:hi], out=batch["fold_gram_x"][f]) if hi > lo else batch["fold_gram_x"][f].zero_()
-        batch["gram_x"] = torch.sum(batch["fold_gram_x"], 0, out=_work_buffer("gram", (d1, d1), x.device))
         sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
         batch["cubic_x"] = sq_norm @ xc
         batch["quartic_x"] = sq_norm @ sq_norm
-        if not (torch.isfinite(batch["quartic_x"]) and torch.isfinite(torch.trace(batch["gram_x"]))):
+        if not (torch.isfinite(batch["quartic_x"]) and torch.isfinite(sq_norm.sum())):  # sum |x - c|^2 = tr(Gram)
             raise InvalidInputError(
                 "features are too large: their squares or fourth powers overflow float64. Rescale them "
                 "(EMMS standardises columns, so the scale does not change its score)."
             )
 
         new = {"shift_x": shift_x}
+        shapes = {"gram_x": (d1, d1), "fold_gram_x": (f_count, d1, d1)}  # summed fold by fold below
         if kind == "classes":
             n_classes = max(int(y.max()) + 1, self.n_classes or 0)
             cell = fold * n_classes + y
@@ -267,27 +260,38 @@ class FeatureStats:
             batch["sum_y"] = yc.sum(0)
             if not torch.isfinite(batch["sum_y"]).all():
                 _raise_not_finite(y, "label_embeddings")
-            b, d2, k = yc.shape
+            _, d2, k = yc.shape
             batch["fold_sum_y"] = torch.zeros(f_count, d2, k, dtype=_F64, device=xc.device).index_add_(0, fold, yc)
-            ys = yc[order]
-            batch["fold_cross_xy"] = torch.zeros(f_count, d1, d2, k, dtype=_F64, device=xc.device)
-            batch["fold_gram_y"] = torch.zeros(f_count, d2, k, k, dtype=_F64, device=xc.device)
-            for f, (lo, hi) in enumerate(zip([0, *bounds[:-1]], bounds)):
-                if hi > lo:
-                    batch["fold_cross_xy"][f] = (xs[lo:hi].T @ ys[lo:hi].reshape(hi - lo, d2 * k)).reshape(d1, d2, k)
-                    batch["fold_gram_y"][f] = torch.bmm(ys[lo:hi].permute(1, 2, 0), ys[lo:hi].permute(1, 0, 2))
-            batch["cross_xy"] = batch["fold_cross_xy"].sum(0)
-            batch["gram_y"] = batch["fold_gram_y"].sum(0)  # (D2, K, K)
+            shapes.update(cross_xy=(d1, d2, k), fold_cross_xy=(f_count, d1, d2, k), gram_y=(d2, k, k),
+                          fold_gram_y=(f_count, d2, k, k))
             new["shift_y"] = shift_y
 
-        # Everything is checked and computed: commit (a failed batch leaves no trace).
+        # Everything is checked: commit (a batch with bad input leaves no trace). The Gram and cross products go
+        # straight into the sums fold by fold: one fold's rows at a time is all the extra memory they take, and
+        # together the folds cost what one Gram of the batch costs.
         if not self._t:
             self.kind = kind
-            self._t = {**new, **{name: torch.zeros_like(t) for name, t in batch.items()}}
+            self._t = {**new, **{name: torch.zeros_like(t) for name, t in batch.items()},
+                       **{name: torch.zeros(shape, dtype=_F64, device=x.device) for name, shape in shapes.items()}}
         if kind == "classes":
             self._t.update(_pad_classes(self._t, batch["class_count"].shape[0]))
         for name, t in batch.items():
             self._t[name] += t
+        t = self._t
+        for f in torch.unique(fold).tolist():
+            rows = (fold == f).nonzero().squeeze(1)
+            xf = xc.index_select(0, rows)
+            g = _gram(xf, out=_work_buffer("gram", (d1, d1), x.device))
+            t["fold_gram_x"][f] += g
+            t["gram_x"] += g
+            if kind == "embeddings":
+                yf = yc.index_select(0, rows)
+                cross = xf.T @ yf.reshape(len(rows), d2 * k)
+                t["fold_cross_xy"][f] += cross.reshape(d1, d2, k)
+                t["cross_xy"] += cross.reshape(d1, d2, k)
+                gy = torch.bmm(yf.permute(1, 2, 0), yf.permute(1, 0, 2))  # (D2, K, K)
+                t["fold_gram_y"][f] += gy
+                t["gram_y"] += gy
         self.n += int(x.shape[0])
         return self
 
