@@ -28,7 +28,8 @@ atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 atexit.register(_HUB.stop)
 # A developer's own settings (a token, offline mode, another cache) must not change what the tests see.
 for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
-              "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE", "HF_XET_CACHE"):
+              "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE", "HF_XET_CACHE",
+              "HF_MODULES_CACHE", "HF_EVALUATE_CACHE", "HF_EVALUATE_OFFLINE", "HF_EMMS_CACHE"):
     os.environ.pop(_name, None)
 # Uploads use the plain git-LFS protocol, which the local server speaks, instead of Xet storage, which it does not.
 os.environ.update(HF_ENDPOINT=_HUB.url, HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1")
