@@ -32,7 +32,8 @@ for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORM
               "HF_MODULES_CACHE", "HF_EVALUATE_CACHE", "HF_EVALUATE_OFFLINE", "HF_EMMS_CACHE"):
     os.environ.pop(_name, None)
 # Uploads use the plain git-LFS protocol, which the local server speaks, instead of Xet storage, which it does not.
-os.environ.update(HF_ENDPOINT=_HUB.url, HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1")
+os.environ.update(HF_ENDPOINT=_HUB.url, HF_HOME=_HF_HOME, HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1",
+                  HF_EMMS_CACHE=os.path.join(_HF_HOME, "hf_emms"))
 
 
 @pytest.fixture
