@@ -39,6 +39,7 @@ import datetime
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -364,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{task:10s} -> {folder}")
             return 0
         if args.finetune:
+            # SIGTERM (kill, a job scheduler's time limit) unwinds like Ctrl-C, so the lock file is released; a
+            # cell cut short is simply not written.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
             zoo = _checkpoints(args.models, args.zoo)
             deadline = _deadline(args.stop_by)
             if deadline is not None:

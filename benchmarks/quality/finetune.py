@@ -12,8 +12,10 @@ The recipe (``RECIPE``, one for every checkpoint and task, stored with the resul
   probe        secondary column: L2-regularised logistic regression (sklearn, C=1, lbfgs) on standardised frozen
                mean-pooled features of the pretrained encoder; deterministic, so computed once per (task, model)
 
-Storage: one JSON file (the ground-truth file), ``{task: {model: {"finetune_acc", "finetune_std", "probe_acc",
-"runs": [{"seed", "finetune_acc", "seconds", "log", "env"}]}}}`` plus ``"_meta"`` (format, recipe); each run's
+Storage: one JSON file (the ground-truth file), ``{task: {model: {"finetune_acc", "finetune_std", "seeds", "seconds",
+"probe_acc", "probe_seconds", "runs": [{"seed", "finetune_acc", "seconds", "steps", "log", "env"}]}}}`` plus
+``"_meta"`` (format, recipe): a model's ``finetune_acc`` and ``finetune_std`` are the mean and population std over its
+runs, its ``seconds`` the mean wall time of a run (loading, training and testing; the probe apart); each run's
 ``env`` names the library versions, device and torch threads it ran with (timings depend on them). Every
 cell (task, model, seed) is written as soon as it finishes, by re-reading the file, adding the cell and renaming a
 temporary file into place: a run killed mid-cell leaves the file as it was, and the next run resumes with the
