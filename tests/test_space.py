@@ -112,11 +112,11 @@ def _rank_args(**changes):
     return list(args.values())
 
 
-def _reference(tmp_path, token=None):
-    """hf_emms.rank on the Space's input, in a cache of its own: nothing is shared with the Space's run."""
-    return hf_emms.rank("acme/topics", ["acme/small", "acme/wide", "acme/gated"], encoders=["acme/encoder"],
-                        max_samples=40, metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache",
-                        token=token, progress=False)
+def _reference(tmp_path, dataset="acme/topics", candidates=("acme/small", "acme/wide", "acme/gated"), **changes):
+    """hf_emms.rank on the Space's input (as _rank_args gives it), in a cache of its own: nothing is shared with
+    the Space's run."""
+    kwargs = dict(encoders=["acme/encoder"], max_samples=40, metrics=("emms", "logme", "hscore"), progress=False)
+    return hf_emms.rank(dataset, list(candidates), **{**kwargs, **changes}, cache_dir=tmp_path / "reference-cache")
 
 
 def _table(ranking, tmp_path) -> pd.DataFrame:
@@ -187,19 +187,19 @@ def test_uploads_are_ranked_and_oversized_ones_refused(space, hub, tmp_path):
     assert (label["value"], text["value"]) == ("label", "text")
     status, table, *_ = client.predict(*_rank_args(dataset_id="", upload=handle_file(str(tmp_path / "topics.csv")),
                                                    ids="acme/small"), api_name="/rank")
-    reference = hf_emms.rank(tmp_path / "topics.csv", ["acme/small"], encoders=["acme/encoder"], max_samples=40,
-                             metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache", progress=False)
+    reference = _reference(tmp_path, tmp_path / "topics.csv", ["acme/small"])
     assert status.startswith("**Done:** 1 candidate ranked")
     pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
     (tmp_path / "big.csv").write_text("text,label\n" + "some words here,a\n" * 80_000)  # 1.4 MB > 1 MB
     with pytest.raises(Exception, match="exceeds the maximum file size of 1048576 bytes"):  # the Space's limit
         client.predict("", handle_file(str(tmp_path / "big.csv")), "", "", "", api_name="/detect")
     # Past gradio's upload check, the Space checks size and type itself.
-    with pytest.raises(space[0].ranker.SpaceInputError, match="the uploaded file is 1.4 MB; this Space takes at most 1 MB"):
-        space[0].ranker.check_dataset("", str(tmp_path / "big.csv"))
+    ranker = space[0].ranker
+    with pytest.raises(ranker.SpaceInputError, match="the uploaded file is 1.4 MB; this Space takes at most 1 MB"):
+        ranker.check_dataset("", str(tmp_path / "big.csv"))
     (tmp_path / "notes.txt").write_text("text,label\n")
-    with pytest.raises(space[0].ranker.SpaceInputError, match="cannot read notes.txt: upload one of .csv"):
-        space[0].ranker.check_dataset("", str(tmp_path / "notes.txt"))
+    with pytest.raises(ranker.SpaceInputError, match="cannot read notes.txt: upload one of .csv"):
+        ranker.check_dataset("", str(tmp_path / "notes.txt"))
 
 
 def test_a_hub_search_ranks_what_it_finds_like_hf_emms_rank(space, hub, tiny, tmp_path):
@@ -209,13 +209,13 @@ def test_a_hub_search_ranks_what_it_finds_like_hf_emms_rank(space, hub, tiny, tm
     hub.add_model("acme/not-found", tiny["third"], tags=["other"], downloads=100)
     status, table, *_ = _client(space[1]).predict(*_rank_args(ids="", tags="emms-demo", limit=3, max_samples=44),
                                                   api_name="/rank")
-    reference = hf_emms.rank("acme/topics", tags=["emms-demo"], limit=3, encoders=["acme/encoder"], max_samples=44,
-                             metrics=("emms", "logme", "hscore"), cache_dir=tmp_path / "reference-cache", progress=False)
+    reference = _reference(tmp_path, candidates=(), tags=["emms-demo"], limit=3, max_samples=44)
     assert status.startswith("**Done:** 3 candidates")
     pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
     shown = _shown(table).set_index("model")
     assert set(shown.index) == {"acme/found-a", "acme/found-b", "acme/found-code"}
-    assert shown.loc["acme/found-code", "status"] == "skipped" and "remote-code" in shown.loc["acme/found-code", "reason"]
+    assert shown.loc["acme/found-code", "status"] == "skipped"
+    assert shown.loc["acme/found-code", "reason"].startswith("remote-code: ")
 
 
 def test_cancel_stops_the_work_between_candidates(space, hub, tiny):
@@ -265,6 +265,20 @@ def test_card_pull_requests_need_a_preview_a_token_and_a_confirmation(space, hub
     assert {m["type"] for r in index for m in r["metrics"]} == {"accuracy", "emms"}  # merged, not overwritten
 
 
+def test_pull_requests_on_the_users_own_repos_need_no_confirmation(space, hub, tmp_path):
+    ranker = space[0].ranker
+    ranking = hf_emms.rank("acme/topics", ["acme/wide"], encoders=["acme/encoder"], max_samples=40,
+                           cache_dir=tmp_path / "cache", progress=False)
+    with pytest.raises(ranker.SpaceInputError, match=r"\['acme/wide'\] are not yours"):
+        ranker.open_pull_requests(ranking, token=TOKEN, owned=ranker.owned_namespaces(TOKEN, "someone"))
+    # Signed in as "acme" (the Space's OAuth profile); the local Hub has no whoami, so the profile is all there is.
+    owned = ranker.owned_namespaces(TOKEN, "acme")
+    assert owned == {"acme"}
+    changes = ranker.open_pull_requests(ranking, token=TOKEN, owned=owned)
+    assert [(c.model, c.status.value) for c in changes] == [("acme/wide", "opened")]
+    assert [c.repo_id for c in hub.pull_requests] == ["acme/wide"]
+
+
 def test_limits_and_local_paths_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(SPACE))
     import ranker
@@ -288,18 +302,27 @@ def test_limits_and_local_paths_follow_the_environment(tmp_path, monkeypatch):
         ranker.Limits.from_env()
 
 
-def test_a_public_space_refuses_server_paths_in_the_ui(tmp_path):
+def test_a_public_space_refuses_server_paths_and_never_lends_its_own_token(hub, tmp_path, monkeypatch):
     import gradio as gr
 
+    import huggingface_hub
+
+    # The app turns off huggingface_hub's implicit token for the process; the test puts it back afterwards.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMMS_SPACE_ALLOW_LOCAL", "0")  # the default when SPACE_ID is set (see the test below)
+        for name in ("EMMS_SPACE_ALLOW_LOCAL", "EMMS_SPACE_USE_SERVER_TOKEN"):
+            mp.setenv(name, "0")  # the defaults when SPACE_ID is set (see the test below)
         app = _load_app(mp)
     (tmp_path / "data.csv").write_text(_csv(6))
     with pytest.raises(gr.Error, match="look like paths on the server"):
         app.detect(str(tmp_path / "data.csv"), None, "", "", "")
     with pytest.raises(gr.Error, match="look like paths on the server"):
-        next(app.run("acme/topics", None, "", "", None, None, str(tmp_path), "", None, "downloads", 1, 10, ["emms"],
-                     "default", ""))
+        next(app.run(*_rank_args(ids=str(tmp_path))))
+    # The Space owner's token (a secret on the Space) is in the environment; a visitor who gives none ranks without it.
+    monkeypatch.setenv("HF_TOKEN", "the-space-owners-secret")
+    *_, last = app.run(*_rank_args(ids="acme/small\nacme/gated", max_samples=41))
+    assert last[0].startswith("**Done:** 2 candidates") and "acme/gated" in last[3]
+    assert hub.requests_to("/api/models/acme/gated") and not any(r.authorized for r in hub.requests)
 
 
 def test_space_readme_and_requirements():
@@ -308,7 +331,8 @@ def test_space_readme_and_requirements():
     assert meta["sdk"] == "gradio" and (SPACE / meta["app_file"]).is_file() and meta["hf_oauth"] is True
     assert "write-discussions" in meta["hf_oauth_scopes"]
     requirements = (SPACE / "requirements.txt").read_text().split()
-    assert any(r.startswith("hf-emms") for r in requirements) and any(r.startswith("gradio[oauth]") for r in requirements)
+    assert any(r.startswith("hf-emms") for r in requirements)
+    assert any(r.startswith("gradio[oauth]") for r in requirements)  # gr.LoginButton needs the extra on a Space
     for name in LIMITS:
         assert name in body
 

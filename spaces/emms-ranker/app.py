@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
+import huggingface_hub
 import pandas as pd
 
 import ranker
@@ -23,6 +24,10 @@ from hf_emms.errors import HfEmmsError
 
 LIMITS = ranker.LIMITS
 ON_SPACE = bool(os.environ.get("SPACE_ID"))  # gr.LoginButton needs the Space's OAuth; locally a token is pasted
+if not LIMITS.use_server_token:
+    # The visitor's token (or False) goes wherever hf-emms takes one, but not every download below it gets one (the
+    # F-label encoders' do not), and huggingface_hub would send the server's own token there: forbid that here.
+    huggingface_hub.constants.HF_HUB_DISABLE_IMPLICIT_TOKEN = True
 TITLE = "Which checkpoint should you fine-tune? (EMMS)"
 
 
@@ -170,7 +175,8 @@ def build_demo() -> gr.Blocks:
             max_samples = gr.Slider(2, LIMITS.max_samples, value=min(500, LIMITS.max_samples), step=1,
                                     label="Sample budget (a seeded, class-stratified subsample)")
             metrics = gr.CheckboxGroup(list(ranker.METRIC_CHOICES), value=["emms", "logme"], label="Metrics")
-            encoders = gr.Textbox(label="F-label encoders: 'default', 'none' (one-hot classes), or ids", value="default")
+            encoders = gr.Textbox(label="F-label encoders: 'default', 'none' (one-hot classes), or ids",
+                                  value="default")
         with gr.Row():
             rank_button = gr.Button("Rank", variant="primary")
             cancel_button = gr.Button("Cancel", variant="stop")
