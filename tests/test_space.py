@@ -347,8 +347,11 @@ def test_a_browser_ranks_a_dataset_like_hf_emms_rank(space, hub, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         page.goto(space[1])
-        page.get_by_label("Hub dataset id").fill("acme/topics")
+        page.get_by_label("Hub dataset id").fill("acme/no-such-data")
         page.get_by_role("button", name="Detect columns").click()
+        expect(page.get_by_text("could not load the dataset 'acme/no-such-data'")).to_be_visible(timeout=30_000)
+        page.get_by_label("Hub dataset id").fill("acme/topics")
+        page.get_by_label("Hub dataset id").press("Enter")  # detects too
         expect(page.get_by_text("Detected:")).to_be_visible(timeout=30_000)
         page.get_by_label("Candidates: Hub model ids").fill("acme/small\nacme/wide\nacme/gated")
         page.get_by_label("F-label encoders").fill("acme/encoder")

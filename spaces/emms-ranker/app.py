@@ -193,8 +193,8 @@ def build_demo() -> gr.Blocks:
             card_diffs = gr.Markdown()
             pr_result = gr.Markdown()
 
-        detect_button.click(detect, [dataset_id, upload, config, split, token], [task_info, label_column, input_column],
-                            api_name="detect")
+        gr.on([detect_button.click, dataset_id.submit, upload.upload], detect,
+              [dataset_id, upload, config, split, token], [task_info, label_column, input_column], api_name="detect")
         ranking = rank_button.click(
             run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
                   max_samples, metrics, encoders, token],
