@@ -20,9 +20,9 @@ from hf_emms import Ranking, Task, load_task, rank
 from hf_emms.errors import InvalidInputError
 
 __all__ = [
-    "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError", "check_candidates",
-    "check_dataset", "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces", "parse_list",
-    "preview_cards", "rank_candidates", "resolve_candidates",
+    "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError",
+    "check_candidates", "check_dataset", "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces",
+    "parse_list", "preview_cards", "rank_candidates", "resolve_candidates",
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
@@ -167,9 +167,9 @@ def detect_columns(dataset: str, *, config: str | None = None, split: str | None
     return load_task(dataset, config=config or None, split=split or None, token=token)
 
 
-def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[str] = (), pipeline_tag: str | None = None,
-                       sort: str = "downloads", limit: int = 5, token: str | bool | None = None,
-                       limits: Limits = LIMITS) -> list[str]:
+def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[str] = (),
+                       pipeline_tag: str | None = None, sort: str = "downloads", limit: int = 5,
+                       token: str | bool | None = None, limits: Limits = LIMITS) -> list[str]:
     """The references to rank: the pasted ids and folders, then the models a Hub search finds.
 
     A search (``tags`` and/or ``pipeline_tag``) keeps models compatible with the task's input modality; the ones it
