@@ -244,6 +244,30 @@ def test_cancel_stops_the_work_between_candidates(space, hub, tiny):
         assert not hub.requests_to(f"/api/models/acme/{name}") and not hub.requests_to(f"/acme/{name}/resolve/"), name
 
 
+def test_one_ranking_runs_at_a_time_and_the_next_waits_in_the_queue(space, hub, tiny):
+    from gradio_client.utils import Status
+
+    hub.add_model("acme/busy", tiny["small"])
+    hub.delay(r"/acme/busy/resolve/.*model\.safetensors", 1.5, times=2)
+    client = _client(space[1])
+    first = client.submit(*_rank_args(ids="acme/busy", max_samples=39), api_name="/rank")
+    deadline = time.time() + 60
+    while not hub.requests_to("/api/models/acme/busy") and time.time() < deadline:
+        time.sleep(0.05)  # the first ranking is under way
+    second = _client(space[1]).submit(*_rank_args(ids="acme/small", max_samples=39), api_name="/rank")
+    codes = set()
+    while not first.done() and time.time() < deadline:
+        codes.add(second.status().code)
+        time.sleep(0.05)
+    assert Status.IN_QUEUE in codes, codes
+    assert second.result(timeout=60)[0].startswith("**Done:**") and first.result()[0].startswith("**Done:**")
+    # EMMS_SPACE_CONCURRENCY=1 (the default): the second ranking touched its model only after the first was done
+    # with its own, whose weights took 3 s to come; two at once would have interleaved.
+    models = [r.path for r in hub.requests if "/acme/busy/" in r.path or "/acme/small" in r.path]
+    last_busy = max(i for i, p in enumerate(models) if "/acme/busy/" in p)
+    assert all("/acme/busy/" in p for p in models[:last_busy + 1]) and models[last_busy + 1:]
+
+
 def test_card_pull_requests_need_a_preview_a_token_and_a_confirmation(space, hub):
     client = _client(space[1])
     client.predict(*_rank_args(ids="acme/small\nacme/wide", max_samples=43), api_name="/rank")
