@@ -2,15 +2,15 @@
 dataset and tiny candidates, and driven as visitors drive it, through gradio_client and through a real headless
 Chromium. Its ranking must equal ``hf_emms.rank`` on the same input (computed independently, in another cache);
 bad input and the Space's limits must come back as messages naming the problem; Cancel must stop the work, not
-just the display; card pull requests need a dry run first, a token, and a confirmation for other people's repos,
-and merge an existing ``model-index``; a pasted token is never printed or written to disk.
+just the display; rankings queue one at a time; card pull requests need a dry run first, a token, and a
+confirmation for other people's repos, and merge an existing ``model-index``; a pasted token is never printed or
+written to disk, and a public Space never sends its owner's token nor reads its own disk for a visitor.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -303,7 +303,7 @@ def test_pull_requests_on_the_users_own_repos_need_no_confirmation(space, hub, t
     assert [c.repo_id for c in hub.pull_requests] == ["acme/wide"]
 
 
-def test_limits_and_local_paths_follow_the_environment(tmp_path, monkeypatch):
+def test_limits_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(SPACE))
     import ranker
 
@@ -328,14 +328,13 @@ def test_limits_and_local_paths_follow_the_environment(tmp_path, monkeypatch):
 
 def test_a_public_space_refuses_server_paths_and_never_lends_its_own_token(hub, tmp_path, monkeypatch):
     import gradio as gr
-
     import huggingface_hub
 
     # The app turns off huggingface_hub's implicit token for the process; the test puts it back afterwards.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
     with pytest.MonkeyPatch.context() as mp:
         for name in ("EMMS_SPACE_ALLOW_LOCAL", "EMMS_SPACE_USE_SERVER_TOKEN"):
-            mp.setenv(name, "0")  # the defaults when SPACE_ID is set (see the test below)
+            mp.setenv(name, "0")  # what SPACE_ID implies (see test_limits_follow_the_environment)
         app = _load_app(mp)
     (tmp_path / "data.csv").write_text(_csv(6))
     with pytest.raises(gr.Error, match="look like paths on the server"):
