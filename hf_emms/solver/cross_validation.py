@@ -36,6 +36,7 @@ so a ridge costs r^2 C per fold whatever the number and width of the tables: not
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,12 @@ class CVProblem:
     n_constant: int
     tables: np.ndarray | None = None  # (K, C, J) standardised class tables, for class labels
 
+    @functools.cached_property
+    def table_products(self) -> np.ndarray:
+        """E~_k E~_l^T for every pair: (K, K, C, C)."""
+        e = torch.from_numpy(self.tables)
+        return (e[:, None] @ e[None].transpose(-1, -2)).numpy()
+
     def residual(self, alpha: float) -> np.ndarray:
         """sum_f R_f(alpha * n_t): the (K, K) held-out residual quadratic over the F-label weights."""
         total = 0.0
@@ -100,8 +107,8 @@ class CVProblem:
             else:  # class space: (C, C) pieces of Omega
                 cross, quad = (dz[0].T @ w[0]).numpy(), (dz[0].T @ adz[0]).numpy()
             total = total + f.t - cross - cross.T + quad
-        if self.tables is not None:
-            total = np.einsum("kcj,cd,ldj->kl", self.tables, total, self.tables, optimize=True)
+        if self.tables is not None:  # R[k, l] = tr(E~_k^T Omega E~_l) = sum_cd Omega[c, d] (E~_k E~_l^T)[c, d]
+            total = np.einsum("klcd,cd->kl", self.table_products, total)
         return (total + total.T) / 2
 
     def dof(self, alpha: float) -> float:

@@ -31,10 +31,15 @@ def grid_golden_max(
     values = np.stack([f(np.full(n_problems, g)) for g in grid])  # (G, n_problems)
     best = values.argmax(0)
     lo, hi = grid[np.maximum(best - 1, 0)], grid[np.minimum(best + 1, len(grid) - 1)]
-    for _ in range(steps):
-        c, d = hi - _RATIO * (hi - lo), lo + _RATIO * (hi - lo)
-        left = f(c) >= f(d)
+    c, d = hi - _RATIO * (hi - lo), lo + _RATIO * (hi - lo)
+    fc, fd = f(c), f(d)
+    for _ in range(steps):  # each step keeps one interior point and its value: one new evaluation per step
+        left = fc >= fd
         lo, hi = np.where(left, lo, c), np.where(left, d, hi)
+        new = np.where(left, hi - _RATIO * (hi - lo), lo + _RATIO * (hi - lo))
+        f_new = f(new)
+        c, d, fc, fd = (np.where(left, new, d), np.where(left, c, new),
+                        np.where(left, f_new, fd), np.where(left, fc, f_new))
     x = (lo + hi) / 2
     refined = f(x)
     on_grid = values[best, np.arange(n_problems)]
