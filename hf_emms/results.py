@@ -149,7 +149,7 @@ class Ranking:
 
     def to_json(self) -> str:
         """The table and its configuration as JSON: ``{"meta": {...}, "rows": [...]}``."""
-        rows = json.loads(self.df.to_json(orient="records"))
+        rows = json.loads(self.df.to_json(orient="records", double_precision=15))
         return json.dumps({"meta": self.meta, "rows": rows}, indent=1, default=_jsonable)
 
     @classmethod
