@@ -237,13 +237,13 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
 # ---------------------------------------------------------------------------------------------- presenting
 def markdown(result: Mapping[str, Any]) -> str:
     """The report as markdown: weighted tau per task, the averages, scoring vs fine-tuning time, and per task the
-    accuracies and scores of every model."""
+    accuracies and scores of every model. ``result`` is :func:`report`'s, or its JSON read back (NaN as null)."""
     import pandas as pd
 
     tasks = list(result["tasks"])
 
     def cell(q: Mapping[str, Any], key: str, scale: float = 1.0) -> str:
-        return f"{q[key] * scale:.2f}" if q and math.isfinite(q[key]) else "-"
+        return f"{q[key] * scale:.2f}" if q and q[key] is not None and math.isfinite(q[key]) else "-"
 
     per_group = {t: result["tasks"][t]["quality"] for t in tasks} | {"average": result["average"]}
     wt = pd.DataFrame({g: {s: cell(q.get(s), "weighted_tau") for s in SELECTORS} for g, q in per_group.items()})
@@ -278,7 +278,8 @@ def _task_table(task: Mapping[str, Any]) -> Any:
 
 
 def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Grouped bars per task and on average: each selector's weighted tau (left) and top-1 regret (right)."""
+    """Grouped bars per task and on average: each selector's weighted tau (top) and top-1 regret (bottom).
+    ``result`` is :func:`report`'s, or its JSON read back."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,11 +289,11 @@ def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
     values = {g: (result["average"] if g == "average" else result["tasks"][g]["quality"]) for g in groups}
     labels = [f"{g}\n({len(result['tasks'][g]['models'])} models)" if g in result["tasks"] else g for g in groups]
     width = 0.8 / len(SELECTORS)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * (1.4 * len(groups) + 2), 4))
-    for ax, key, scale, ylabel in ((axes[0], "weighted_tau", 1, "weighted Kendall tau vs fine-tuned accuracy"),
-                                   (axes[1], "regret", 100, "top-1 regret (accuracy points, lower is better)")):
+    fig, axes = plt.subplots(2, 1, figsize=(1.4 * len(groups) + 2, 7.5), sharex=True)
+    for ax, key, scale, ylabel in ((axes[0], "weighted_tau", 1, "weighted Kendall tau\nvs fine-tuned accuracy"),
+                                   (axes[1], "regret", 100, "top-1 regret\n(accuracy points, lower is better)")):
         for i, sel in enumerate(SELECTORS):
-            ys = [values[g].get(sel, {}).get(key, np.nan) * scale for g in groups]
+            ys = [np.nan if v is None else v * scale for v in (values[g].get(sel, {}).get(key) for g in groups)]
             ax.bar(np.arange(len(groups)) + (i - (len(SELECTORS) - 1) / 2) * width, ys, width, label=sel,
                    hatch="//" if sel in PRIORS else None)
         ax.axhline(0, color="black", lw=0.8)

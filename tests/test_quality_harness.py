@@ -103,6 +103,7 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
     accuracies = table.split("Accuracies")[1]
     assert accuracies.index("| wide ") < accuracies.index("| shallow ") < accuracies.index("| small ")
     assert "| 90.0 " in accuracies  # fine-tuned accuracy in percent
+    assert quality.markdown(result) == table  # the stored JSON is enough to render the report again
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
