@@ -412,7 +412,7 @@ class FeatureStats:
         dev = self.device
         return self._moved(*(self._t[k] - shifts[k].to(dev) if k in self._t else None for k in _SHIFTS))
 
-    def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None, *, folds: bool = True) -> dict[str, torch.Tensor]:
         """The additive sums taken about (c - dx, d - dy) instead of (c, d): exact identities in the old sums
         (see :func:`move_sums`), plus, with u = x - c, a = |u|^2, b = u . dx and e = |dx|^2 (so that
         |x - c + dx|^2 = a + 2b + e), the higher moments Ledoit-Wolf needs:
@@ -422,10 +422,12 @@ class FeatureStats:
         t, n = self._t, self.n
         s1, g = t["sum_x"], t["gram_x"]
         e, tr, dxs = dx @ dx, torch.trace(g), dx @ s1
-        out = {k: v.clone() for k, v in t.items() if k not in _SHIFTS}
+        # Without ``folds`` (centring for the solvers) the per-fold sums are left out: F more Grams not copied.
+        out = {k: v.clone() for k, v in t.items() if k not in _SHIFTS and (folds or not k.startswith("fold_"))}
         out.update(move_sums({k: v for k, v in t.items() if k in _MOVABLE}, torch.tensor(float(n), dtype=_F64, device=s1.device), dx, dy))
-        folds = move_sums({k[5:]: v for k, v in t.items() if k.startswith("fold_") and k != "fold_count"}, t["fold_count"], dx, dy)
-        out.update({f"fold_{k}": v for k, v in folds.items()})
+        if folds:
+            moved = move_sums({k[5:]: v for k, v in t.items() if k.startswith("fold_") and k != "fold_count"}, t["fold_count"], dx, dy)
+            out.update({f"fold_{k}": v for k, v in moved.items()})
         out["cubic_x"] = t["cubic_x"] + 2 * (g @ dx) + e * s1 + (tr + 2 * dxs + n * e) * dx
         out["quartic_x"] = t["quartic_x"] + 4 * (dx @ g @ dx) + n * e**2 + 4 * (dx @ t["cubic_x"]) + 2 * e * tr + 4 * e * dxs
         return out
@@ -485,7 +487,7 @@ class FeatureStats:
             raise InvalidInputError("no samples were accumulated: call update() with at least one batch first.")
         t = self._t
         # Moving the shift to the mean is the centring: dx = c - mean = -S1 / N.
-        moved = self._moved(-t["sum_x"] / self.n, -t["sum_y"] / self.n if "sum_y" in t else None)
+        moved = self._moved(-t["sum_x"] / self.n, -t["sum_y"] / self.n if "sum_y" in t else None, folds=False)
         c = {k: v.detach().cpu().numpy() for k, v in moved.items()}
         mean = {k: (self._t[k] + self._t[s] / self.n).detach().cpu().numpy() for k, s in zip(_SHIFTS, ("sum_x", "sum_y")) if k in t}
         return CenteredStats(
