@@ -57,7 +57,7 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
 )
 from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
 
-from hf_emms.pipeline import cache_root  # noqa: E402
+from hf_emms.paths import cache_root  # noqa: E402
 
 GROUND_TRUTH = HERE / "quality" / "ground_truth.json"
 RESULTS = HERE / "quality" / "results"

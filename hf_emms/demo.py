@@ -42,7 +42,8 @@ def run_demo(
     progress : bool
     """
     from .demo_data import topics_dataset
-    from .pipeline import cache_root, rank
+    from .paths import cache_root
+    from .pipeline import rank
     from .zoo import build_zoo
 
     root = cache_root(cache_dir)

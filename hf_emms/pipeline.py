@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from .errors import HfEmmsError, InvalidInputError
+from .paths import cache_root
 from .results import Ranking, ResultsStore, record_key
 from .tasks import Task, load_task
 
@@ -35,15 +36,6 @@ __all__ = ["METRICS", "rank"]
 # the pipeline does not run it yet.
 METRICS = ("emms", "emms_official", "logme", "hscore", "nce")
 _DEFAULT_METRICS = ("emms", "logme")
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where statistics, label embeddings and result records live: ``cache_dir``, ``$HF_EMMS_CACHE``, or
-    ``~/.cache/hf_emms``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("HF_EMMS_CACHE")
-    return Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_emms"
 
 
 def rank(

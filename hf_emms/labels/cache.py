@@ -25,16 +25,14 @@ from typing import Any
 
 import numpy as np
 
-CACHE_ENV = "HF_EMMS_CACHE"
+from ..paths import CACHE_ENV, cache_root
+
 _FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$HF_EMMS_CACHE/labels``, else ``$XDG_CACHE_HOME/hf_emms/labels``, else ``~/.cache/hf_emms/labels``."""
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "labels"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "hf_emms" / "labels"
+    """``labels/`` under the hf-emms cache root (see :func:`hf_emms.paths.cache_root`)."""
+    return cache_root() / "labels"
 
 
 def text_digest(text: str) -> bytes:
