@@ -327,6 +327,7 @@ def run_cells(cells: Sequence[tuple[str, str, int]], *, ground_truth: str | os.P
     estimate : callable (task, model) -> seconds, optional
         Expected duration of a cell; default: 1.5 x the longest finished cell of that model on any task, or for a
         model with none, of any model scaled by parameter count (0 when nothing has run: the first cell starts).
+        Only cells run on the same kind of device count: a CPU minute says nothing about a GPU.
     """
     path = Path(ground_truth)
     lock = _lock(path)
@@ -339,7 +340,7 @@ def run_cells(cells: Sequence[tuple[str, str, int]], *, ground_truth: str | os.P
                 continue
             if model not in zoo:
                 raise GroundTruthError(f"{model!r} is not in the zoo given ({sorted(zoo)}).")
-            expected = (estimate or _estimate_from(data, zoo))(task, model)
+            expected = (estimate or _estimate_from(data, zoo, device))(task, model)
             if deadline is not None and time.time() + expected > deadline:
                 say(f"{task}/{model}/seed {seed}: not started (about {expected:.0f} s, past the deadline)")
                 continue
@@ -393,8 +394,13 @@ def _lock(path: Path) -> Path:
     raise GroundTruthError(f"could not take {lock}; another run keeps creating it.")
 
 
-def _estimate_from(data: dict[str, Any], zoo: dict[str, Path]) -> Callable[[str, str], float]:
-    """1.5 x the slowest finished cell of the model; for a model with none, of any model scaled by parameters."""
+def _device_kind(device: str) -> str:
+    return str(device).split(":")[0]
+
+
+def _estimate_from(data: dict[str, Any], zoo: dict[str, Path], device: str = "cpu") -> Callable[[str, str], float]:
+    """1.5 x the slowest finished cell of the model; for a model with none, of any model scaled by parameters.
+    Only runs on the same kind of device (``cpu``, ``cuda``) are looked at."""
     sizes: dict[str, int] = {}
 
     def size(model: str) -> int:
@@ -404,7 +410,7 @@ def _estimate_from(data: dict[str, Any], zoo: dict[str, Path]) -> Callable[[str,
 
     def estimate(task: str, model: str) -> float:
         seen = [(m, r["seconds"] + e.get("probe_seconds", 0.0)) for t, ms in data.items() if t != META
-                for m, e in ms.items() for r in e.get("runs", [])]
+                for m, e in ms.items() for r in e.get("runs", []) if _ran_on(r, device)]
         own = [s for m, s in seen if m == model]
         if own:
             return 1.5 * max(own)
@@ -414,13 +420,20 @@ def _estimate_from(data: dict[str, Any], zoo: dict[str, Path]) -> Callable[[str,
     return estimate
 
 
+def _ran_on(run: dict[str, Any], device: str) -> bool:
+    """The run's device was of the same kind as ``device`` (runs stored without an environment count as CPU)."""
+    return _device_kind(run.get("env", {}).get("device", "cpu")) == _device_kind(device)
+
+
 def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo: dict[str, Path],
            device: str = "cpu", tolerance: float = 0.02, progress: bool = True) -> dict[str, Any]:
-    """Recompute the cheapest stored cell and compare its accuracy with the stored one.
+    """Recompute the cheapest stored cell run on the same kind of device and compare its accuracy with the stored one.
 
-    The recipe is the file's own (``_meta.recipe``). CPU kernels are deterministic for one machine and thread
-    count; across machines, threads or devices the float sums differ, so accuracies may move by a few test rows:
-    ``tolerance`` is that allowance (absolute accuracy).
+    The recipe is the file's own (``_meta.recipe``). Only runs made on the same kind of device are candidates:
+    CUDA draws dropout masks from another generator than the CPU, so a GPU run recomputed on a CPU is another random
+    draw, not a check. CPU kernels are deterministic for one machine and thread count; across machines or threads
+    the float sums differ, so accuracies may move by a few test rows: ``tolerance`` is that allowance (absolute
+    accuracy).
 
     Returns
     -------
@@ -431,10 +444,10 @@ def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo
     data = load_ground_truth(ground_truth)
     recipe = Recipe(**data.get(META, {}).get("recipe", asdict(RECIPE)))
     cells = [(r["seconds"], t, m, r) for t, ms in data.items() if t != META for m, e in ms.items() if m in zoo
-             for r in e.get("runs", [])]
+             for r in e.get("runs", []) if _ran_on(r, device)]
     if not cells:
         raise GroundTruthError(f"{ground_truth} has no stored run of a model in the zoo given ({sorted(zoo)}) "
-                               "to verify.")
+                               f"on a {_device_kind(device)} device to verify; pass the --device its runs used.")
     _, task, model, stored = min(cells, key=lambda c: c[0])
     run = finetune(zoo[model], Path(task_root) / task, seed=stored["seed"], recipe=recipe, device=device,
                    progress=progress)

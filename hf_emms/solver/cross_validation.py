@@ -165,8 +165,9 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
         # Re-centre both parts at the training mean (exact identities; sums were about the common shift).
         dx = -train["sum_x"] / n_t
         dy = -train["sum_y"] / n_t if kind == "embeddings" else None
-        train = move_sums(train, torch.tensor(n_t, dtype=_F64), dx, dy)
-        held = move_sums(held, torch.tensor(n_f, dtype=_F64), dx, dy)
+        on = dx.device  # statistics accumulated on a GPU stay there until the K x K pieces are taken
+        train = move_sums(train, torch.tensor(n_t, dtype=_F64, device=on), dx, dy)
+        held = move_sums(held, torch.tensor(n_f, dtype=_F64, device=on), dx, dy)
         tr = {k: v.cpu().numpy() for k, v in train.items()}
         ho = {k: v.cpu().numpy() for k, v in held.items()}
         mean_t = (t["shift_x"] - dx).cpu().numpy()
