@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "quality"))
 
 from finetune import (  # noqa: E402  (the benchmark's own modules live beside it)
-    META, GroundTruthError, accuracies, load_ground_truth, plan, run_cells, verify, write_json,
+    META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, run_cells, verify, write_json,
 )
 from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
 
@@ -178,9 +178,17 @@ def _checkpoints(models: Sequence[str], zoo_dir: Path) -> dict[str, Path]:
     return {m: zoo_dir / m for m in models}
 
 
-def _finetune_seconds(ground_truth: Mapping[str, Any], task: str, models: Sequence[str]) -> float | None:
-    secs = [ground_truth[task][m].get("seconds") for m in models]
-    return float(sum(secs)) if all(isinstance(s, (int, float)) for s in secs) else None
+def _finetune_seconds(ground_truth: Mapping[str, Any], task: str, models: Sequence[str], device: str) -> float | None:
+    """Fine-tuning every model once (mean seconds of its runs on ``device``'s kind, summed); None when a model has
+    no run on that kind of device: a CPU fine-tune and a GPU score (or the reverse) are no comparison."""
+    secs = []
+    for m in models:
+        runs = [r["seconds"] for r in ground_truth[task][m].get("runs", [])
+                if r.get("env", {}).get("device", "cpu").split(":")[0] == device]
+        if not runs:
+            return None
+        secs.append(float(np.mean(runs)))
+    return float(sum(secs))
 
 
 def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_dir: Path = ZOO_DIR,
@@ -206,6 +214,7 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
     import hf_emms
     import torch
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where rank() extracts by default
     tasks = {}
     for task_dir in task_dirs:
         name = task_dir.name
@@ -221,14 +230,14 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                                               cache_dir=cache_dir, progress=progress)
         tasks[name] = {"models": sorted(truth), "truth": truth, "scores": scores, "quality": quality(truth, scores),
                        "scoring_seconds": seconds,
-                       "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth)),
+                       "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth), device),
                        "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
                        "seeds": {m: ground_truth[name][m].get("seeds") for m in sorted(truth)},
                        "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)},
                        "rank_config": ranking.meta.get("config")}
     return {
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
-        "meta": {"hf_emms": hf_emms.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "meta": {"hf_emms": hf_emms.__version__, "device": device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                  "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)},
     }
@@ -252,12 +261,14 @@ def markdown(result: Mapping[str, Any]) -> str:
                                 "top-1 regret (acc. points)": cell(result["average"].get(s), "regret", 100)}
                             for s in SELECTORS}).T
     times = pd.DataFrame({t: {"models": len(v["models"]), "scoring s": f"{v['scoring_seconds']:.0f}",
-                              "fine-tuning s": "-" if v["finetune_seconds"] is None else f"{v['finetune_seconds']:.0f}"}
+                              "fine-tuning s (same device, 1 seed)":
+                                  "-" if v["finetune_seconds"] is None else f"{v['finetune_seconds']:.0f}"}
                           for t, v in result["tasks"].items()}).T
     md = {"disable_numparse": True}  # the cells are formatted strings already ("82.6 ± 0.4")
     per_task = "".join(f"\n{t}\n\n{_task_table(v).to_markdown(**md)}\n" for t, v in result["tasks"].items())
     return (f"Weighted Kendall tau per task (selector rows)\n\n{wt.to_markdown(**md)}\n\n"
-            f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task\n\n"
+            f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task, scored "
+            f"on {result['meta'].get('device', 'cpu')}\n\n"
             f"{times.to_markdown(**md)}\n\nAccuracies (%) and scores per task, best fine-tuned first\n{per_task}")
 
 
@@ -328,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--make-splits", action="store_true", help="write the six tasks' splits (--tasks-root)")
     mode.add_argument("--finetune", action="store_true", help="compute the missing ground-truth cells")
     mode.add_argument("--verify", action="store_true", help="recompute the cheapest stored cell and compare")
+    mode.add_argument("--merge", nargs="+", type=Path, metavar="FILE",
+                      help="add the runs of these ground-truth files (e.g. parallel workers') to --ground-truth")
     p.add_argument("--task-dir", type=Path, action="append", metavar="DIR",
                    help="a task folder (train.jsonl, test.jsonl); repeatable; default: every task of the ground truth "
                         "under --tasks-root")
@@ -378,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              task_root=args.tasks_root, zoo=zoo, device=args.device, deadline=deadline,
                              progress=progress, say=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
             print(f"{len(done)} cell(s) computed; ground truth in {args.ground_truth}")
+            return 0
+        if args.merge:
+            added = merge_files(args.ground_truth, args.merge)
+            print(f"{len(added)} run(s) added to {args.ground_truth}")
             return 0
         ground_truth = load_ground_truth(args.ground_truth)
         if args.verify:

@@ -72,7 +72,8 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
     root, zoo = bench
     truth = {"wide": 0.9, "small": 0.6, "shallow": 0.75}
     gt = tmp_path / "gt.json"
-    gt.write_text(json.dumps({"toy": {m: {"finetune_acc": a, "seconds": 10.0} for m, a in truth.items()}}))
+    run = lambda a, device: {"seed": 0, "finetune_acc": a, "seconds": 10.0, "env": {"device": device}}  # noqa: E731
+    gt.write_text(json.dumps({"toy": {m: {"finetune_acc": a, "runs": [run(a, "cpu")]} for m, a in truth.items()}}))
     out = tmp_path / "out" / "toy.json"
     assert quality.main(["--task-dir", str(root / "tasks" / "toy"), "--ground-truth", str(gt),
                          "--zoo", str(root / "zoo"), "--out", str(out), "--quiet"]) == 0
@@ -98,6 +99,12 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
         assert result["average"][sel]["n_tasks"] == 1
     assert task["quality"]["width"]["regret"] == pytest.approx(0.0)  # "wide" is alone at the top
     assert task["scoring_seconds"] > 0 and task["finetune_seconds"] == pytest.approx(30.0)
+    assert result["meta"]["device"] == "cpu"
+    # Fine-tuning time counts only runs on the device the scores were computed on: one GPU-only model -> unknown.
+    mixed = {"toy": {m: {"finetune_acc": a, "runs": [run(a, "cuda:0" if m == "wide" else "cpu")]}
+                     for m, a in truth.items()}}
+    assert quality._finetune_seconds(mixed, "toy", sorted(truth), "cpu") is None
+    assert quality._finetune_seconds(mixed, "toy", ["wide"], "cuda") == pytest.approx(10.0)
     table = out.with_suffix(".md").read_text()
     assert "| emms " in table and "toy" in table and "top-1 regret" in table
     accuracies = table.split("Accuracies")[1]
@@ -222,3 +229,24 @@ def test_build_zoo_builds_the_named_members(tmp_path, capsys):
     provenance = json.loads((tmp_path / "zoo" / "minilm-1" / "zoo.json").read_text())
     assert provenance["layers"] == 1 and provenance["hidden_size"] == 384 and not provenance["random_init"]
     assert finetune.parameter_count(tmp_path / "zoo" / "minilm-1") == provenance["parameters"]
+
+
+def test_workers_files_merge_into_one_without_replacing_kept_runs(bench, tmp_path, capsys):
+    root, zoo = bench
+    kw = dict(task_root=root / "tasks", zoo={"small": zoo["small"]}, recipe=FAST, progress=False, say=lambda _: None)
+    main, worker = tmp_path / "gt.json", tmp_path / "worker.json"
+    finetune.run_cells(finetune.plan(["toy"], ["small"], [0]), ground_truth=main, **kw)
+    finetune.run_cells(finetune.plan(["toy"], ["small"], [0, 1]), ground_truth=worker, **kw)
+    kept = finetune.load_ground_truth(main)["toy"]["small"]["runs"][0]
+    assert quality.main(["--merge", str(worker), "--ground-truth", str(main)]) == 0
+    assert "1 run(s) added" in capsys.readouterr().out
+    entry = finetune.load_ground_truth(main)["toy"]["small"]
+    assert entry["seeds"] == [0, 1] and [r for r in entry["runs"] if r["seed"] == 0] == [kept]
+    assert entry["finetune_acc"] == pytest.approx(np.mean([r["finetune_acc"] for r in entry["runs"]]))
+    other = tmp_path / "other.json"
+    finetune.run_cells(finetune.plan(["toy"], ["small"], [2]), ground_truth=other,
+                       **{**kw, "recipe": finetune.Recipe(**{**FAST.__dict__, "epochs": 1})})
+    before = main.read_bytes()
+    with pytest.raises(finetune.GroundTruthError, match="another recipe"):
+        finetune.merge_files(main, [worker, other])
+    assert main.read_bytes() == before and not main.with_name("gt.json.lock").exists()

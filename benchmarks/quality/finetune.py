@@ -19,7 +19,8 @@ runs, its ``seconds`` the mean wall time of a run (loading, training and testing
 ``env`` names the library versions, device and torch threads it ran with (timings depend on them). Every
 cell (task, model, seed) is written as soon as it finishes, by re-reading the file, adding the cell and renaming a
 temporary file into place: a run killed mid-cell leaves the file as it was, and the next run resumes with the
-cells that are missing. One writer at a time (``--finetune`` takes a lock file beside the ground-truth file).
+cells that are missing. One writer at a time (``--finetune`` takes a lock file beside the ground-truth file); to
+use many (processes sharing a GPU, machines), give each its own file and merge them (``--merge``).
 """
 
 from __future__ import annotations
@@ -141,6 +142,51 @@ def add_cell(path: Path, task: str, model: str, run: dict[str, Any], *, probe: d
     _summarise(entry)
     write_json(path, data)
     return data
+
+
+def merge_files(path: str | os.PathLike, sources: Sequence[str | os.PathLike]) -> list[tuple[str, str, int]]:
+    """Add the runs of other ground-truth files (e.g. one per parallel worker) that ``path`` lacks.
+
+    A run already in ``path`` for the same (task, model, seed) is kept, not replaced; a source computed with
+    another recipe is refused before anything is written. Returns the cells added.
+
+    Raises
+    ------
+    GroundTruthError
+        A source is malformed or used another recipe than ``path``.
+    """
+    path = Path(path)
+    lock = _lock(path)
+    added = []
+    try:
+        data = load_ground_truth(path) if path.exists() else {}
+        recipe = data.get(META, {}).get("recipe")
+        loaded = [(src, load_ground_truth(src)) for src in sources]
+        for src, other in loaded:
+            theirs = other.get(META, {}).get("recipe")
+            recipe = recipe or theirs
+            if theirs != recipe:
+                raise GroundTruthError(f"{src} was computed with another recipe ({theirs}) than {path} ({recipe}); "
+                                       "merge only files of one recipe.")
+        for src, other in loaded:
+            data[META] = {**other.get(META, {}), **data.get(META, {})}
+            for task, models in other.items():
+                if task == META:
+                    continue
+                for model, entry in models.items():
+                    mine = data.setdefault(task, {}).setdefault(model, {"runs": []})
+                    for run in entry.get("runs", []):
+                        if not has_cell(data, task, model, run["seed"]):
+                            mine["runs"].append(run)
+                            added.append((task, model, run["seed"]))
+                    for key in ("probe_acc", "probe_seconds"):
+                        if key not in mine and key in entry:
+                            mine[key] = entry[key]
+                    _summarise(mine)
+        write_json(path, data)
+    finally:
+        os.unlink(lock)
+    return added
 
 
 def has_cell(data: dict[str, Any], task: str, model: str, seed: int) -> bool:
