@@ -53,7 +53,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "quality"))
 
 from finetune import (  # noqa: E402  (the benchmark's own modules live beside it)
-    META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, run_cells, verify, write_json,
+    META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, ran_on, run_cells,
+    verify, write_json,
 )
 from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
 
@@ -183,8 +184,7 @@ def _finetune_seconds(ground_truth: Mapping[str, Any], task: str, models: Sequen
     no run on that kind of device: a CPU fine-tune and a GPU score (or the reverse) are no comparison."""
     secs = []
     for m in models:
-        runs = [r["seconds"] for r in ground_truth[task][m].get("runs", [])
-                if r.get("env", {}).get("device", "cpu").split(":")[0] == device]
+        runs = [r["seconds"] for r in ground_truth[task][m].get("runs", []) if ran_on(r, device)]
         if not runs:
             return None
         secs.append(float(np.mean(runs)))

@@ -456,7 +456,7 @@ def _estimate_from(data: dict[str, Any], zoo: dict[str, Path], device: str = "cp
 
     def estimate(task: str, model: str) -> float:
         seen = [(m, r["seconds"] + e.get("probe_seconds", 0.0)) for t, ms in data.items() if t != META
-                for m, e in ms.items() for r in e.get("runs", []) if _ran_on(r, device)]
+                for m, e in ms.items() for r in e.get("runs", []) if ran_on(r, device)]
         own = [s for m, s in seen if m == model]
         if own:
             return 1.5 * max(own)
@@ -466,7 +466,7 @@ def _estimate_from(data: dict[str, Any], zoo: dict[str, Path], device: str = "cp
     return estimate
 
 
-def _ran_on(run: dict[str, Any], device: str) -> bool:
+def ran_on(run: dict[str, Any], device: str) -> bool:
     """The run's device was of the same kind as ``device`` (runs stored without an environment count as CPU)."""
     return _device_kind(run.get("env", {}).get("device", "cpu")) == _device_kind(device)
 
@@ -490,7 +490,7 @@ def verify(ground_truth: str | os.PathLike, *, task_root: str | os.PathLike, zoo
     data = load_ground_truth(ground_truth)
     recipe = Recipe(**data.get(META, {}).get("recipe", asdict(RECIPE)))
     cells = [(r["seconds"], t, m, r) for t, ms in data.items() if t != META for m, e in ms.items() if m in zoo
-             for r in e.get("runs", []) if _ran_on(r, device)]
+             for r in e.get("runs", []) if ran_on(r, device)]
     if not cells:
         raise GroundTruthError(f"{ground_truth} has no stored run of a model in the zoo given ({sorted(zoo)}) "
                                f"on a {_device_kind(device)} device to verify; pass the --device its runs used.")
