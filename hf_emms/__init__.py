@@ -3,19 +3,27 @@
 >>> import hf_emms
 >>> ranking = hf_emms.rank("stanfordnlp/sst2", ["sentence-transformers/all-MiniLM-L6-v2", "./my-checkpoint"])
 >>> print(ranking.to_markdown())
+
+The top-level names: :func:`rank` (and :func:`iter_rank`, one row at a time), :class:`Ranking`, :func:`load_task` /
+:class:`Task`, :func:`load_metric`, the solver (:class:`FeatureStats`, :func:`emms`, :func:`emms_score`, the
+baselines) and the errors. Subpackages: ``hf_emms.hub`` (candidates), ``hf_emms.labels`` (F-labels),
+``hf_emms.features`` (extraction), ``hf_emms.solver`` (numerics), ``hf_emms.options`` (run specs).
 """
 
-__version__ = "0.1.0"
-
-from . import solver
+from ._version import __version__
 from .errors import HfEmmsError, IncompatibleStatsError, InvalidInputError, StatsFileError
 from .metric import load_metric
 from .pipeline import rank
 from .results import Ranking
-from .solver import *  # noqa: F403  (the solver's public names: see solver.__all__)
+from .solver import (
+    CenteredStats, EMMSResult, FeatureStats, LeepPass, emms, emms_reference, emms_score, hscore, leep_conditional,
+    leep_score, logme, nce, simplex_qp, sparsemax,
+)
 from .tasks import Task, load_task
 
 __all__ = [
-    "HfEmmsError", "IncompatibleStatsError", "InvalidInputError", "Ranking", "load_metric", "StatsFileError", "Task", "load_task",
-    "rank", *solver.__all__,
+    "CenteredStats", "EMMSResult", "FeatureStats", "HfEmmsError", "IncompatibleStatsError", "InvalidInputError",
+    "LeepPass", "Ranking", "StatsFileError", "Task", "__version__", "emms", "emms_reference", "emms_score", "hscore",
+    "leep_conditional", "leep_score", "load_metric", "load_task", "logme", "nce", "rank", "simplex_qp",
+    "sparsemax",
 ]

@@ -23,32 +23,33 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import HfEmmsError, InvalidInputError
-from .solver import FeatureStats, emms_score, logme as logme_score
+from ._io import atomic_dir
+from .errors import InvalidInputError, MetricModuleError
+from .options import check_choice, check_positive_int
+from .solver import FeatureStats, emms_score
+from .solver import logme as logme_score
 from .solver.scores import RULES
 
 if TYPE_CHECKING:
     import evaluate
 
-__all__ = ["LABEL_KINDS", "MetricModuleError", "compute", "install_metric", "load_metric", "metric_module_path"]
+__all__ = ["METRIC_LABEL_KINDS", "MetricModuleError", "compute", "install_metric", "load_metric", "metric_module_path"]
 
-LABEL_KINDS = ("classification", "text", "regression")
+# The label kinds the metric takes (a subset of hf_emms.options.TASK_KINDS: class ids, per-sample F-labels of text,
+# numbers). LABEL_KINDS is the old name, kept for imports.
+METRIC_LABEL_KINDS = ("classification", "text", "regression")
+LABEL_KINDS = METRIC_LABEL_KINDS
 
 _MODULE_PACKAGE = "hf_emms._emms_space"  # spaces/emms, as the wheel and the editable install map it
 _SCRIPT = "emms.py"
 # evaluate.load("emms") looks in its module cache under this name after the Hub (see CachedEvaluationModuleFactory).
 _CACHED_NAME = "evaluate-metric--emms"
-
-
-class MetricModuleError(HfEmmsError):
-    """The evaluate module cannot be found or installed (evaluate missing, or an installation without it)."""
 
 
 def compute(
@@ -117,10 +118,8 @@ def compute(
     """
     if rule is not None and rule not in RULES:
         raise InvalidInputError(f"rule must be one of {RULES}; got {rule!r}.")
-    if label_kind not in LABEL_KINDS:
-        raise InvalidInputError(f"label_kind must be one of {LABEL_KINDS}; got {label_kind!r}.")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise InvalidInputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    check_choice("label_kind", label_kind, METRIC_LABEL_KINDS)
+    check_positive_int("batch_size", batch_size)
     if references is None:
         raise InvalidInputError("references= is required: one label per sample, in the order of the feature rows.")
     x = _features(features, len(references))
@@ -211,19 +210,18 @@ def install_metric(*, modules_cache: str | os.PathLike | None = None) -> Path:
     if (target / _SCRIPT).is_file():
         os.utime(target / _SCRIPT)  # make this version the newest again, should another have been installed since
         return target / _SCRIPT
-    staging = Path(tempfile.mkdtemp(prefix=".install-", dir=parent))  # evaluate only reads 64-character names
+    if target.exists():  # not a complete install: not ours to trust
+        shutil.rmtree(target)
+
+    def fill(folder: Path) -> None:  # built under a hidden name: evaluate only reads 64-character names
+        (folder / "__init__.py").touch()
+        (folder / _SCRIPT).write_bytes(code)
+
     try:
-        (staging / "__init__.py").touch()
-        (staging / _SCRIPT).write_bytes(code)
-        if target.exists():  # not a complete install: not ours to trust
-            shutil.rmtree(target)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / _SCRIPT).is_file():  # else a concurrent install of the same script won the race
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        atomic_dir(target, fill)
+    except OSError:
+        if not (target / _SCRIPT).is_file():  # else a concurrent install of the same script won the race
+            raise
     return target / _SCRIPT
 
 

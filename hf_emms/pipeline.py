@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import HfEmmsError, InvalidInputError
 from .paths import cache_root
 from .results import Ranking, ResultsStore, record_key

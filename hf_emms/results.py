@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ._io import atomic_write
 from .errors import HfEmmsError
 
 __all__ = ["COLUMNS", "Ranking", "ResultsStore", "record_key"]
@@ -58,19 +58,7 @@ class ResultsStore:
 
     def put(self, key: str, record: dict[str, Any]) -> Path:
         """Write a record atomically: it appears complete or not at all."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self._path(key)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"format": _FORMAT, **record}, f, indent=1, default=_jsonable)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write(self._path(key), json.dumps({"format": _FORMAT, **record}, indent=1, default=_jsonable))
 
     def records(self) -> list[dict[str, Any]]:
         """Every readable record in the store."""
@@ -164,9 +152,9 @@ class Ranking:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         out = {
-            "json": _atomic_write(directory / "ranking.json", self.to_json()),
-            "csv": _atomic_write(directory / "ranking.csv", self._display().to_csv(index=False)),
-            "markdown": _atomic_write(directory / "ranking.md", self.to_markdown() + "\n"),
+            "json": atomic_write(directory / "ranking.json", self.to_json()),
+            "csv": atomic_write(directory / "ranking.csv", self._display().to_csv(index=False)),
+            "markdown": atomic_write(directory / "ranking.md", self.to_markdown() + "\n"),
         }
         out["plot"] = self.plot(directory / "ranking.png")
         return out
@@ -207,31 +195,11 @@ class Ranking:
         fig.tight_layout()
         if path is None:
             return fig
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-        os.close(fd)
         try:
-            fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
+            return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
 
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

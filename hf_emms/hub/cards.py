@@ -55,8 +55,8 @@ from huggingface_hub.repocard import REGEX_YAML_BLOCK
 from huggingface_hub.repocard_data import eval_results_to_model_index
 from huggingface_hub.utils import yaml_dump
 
-from .. import __version__
-from ..errors import HfEmmsError, InvalidInputError
+from .._version import __version__
+from ..errors import AnnotationError, CardFormatError, HfEmmsError
 from ..results import Ranking
 from .candidate import parse_reference
 from .errors import HubAccessError, HubError
@@ -81,14 +81,6 @@ _TASKS = {
     ("audio", "regression"): "audio-classification", ("audio", "text"): "automatic-speech-recognition",
 }
 _TOP_LEVEL_KEY = re.compile(r"[^\s#-]")  # a line starting a new top-level YAML key (not indented, not a list item)
-
-
-class AnnotationError(InvalidInputError):
-    """A ranking that cannot annotate cards: not a ranking, scored on data that is not on the Hub, unknown models."""
-
-
-class CardFormatError(HfEmmsError, ValueError):
-    """A model card whose metadata cannot be merged (YAML that does not parse, a malformed ``model-index``)."""
 
 
 class ChangeStatus(str, enum.Enum):

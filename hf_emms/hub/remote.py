@@ -14,7 +14,7 @@ from typing import Literal
 from huggingface_hub import HfApi, ModelInfo, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InvalidInputError
 from .architectures import modalities_of
 from .candidate import Candidate, Source, parse_reference, weights_digest

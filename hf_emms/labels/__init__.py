@@ -8,7 +8,8 @@
 ...     stats.update(x, label_embeddings=y)                       # y: (B, D2, K)
 """
 
-from .cache import CACHE_ENV, default_cache_dir
+from ..paths import CACHE_ENV
+from .cache import default_cache_dir
 from .encoders import (
     PAPER_ENCODERS, EncoderRecord, EncoderSpec, cpu_encoders, default_encoders, describe, minilm_path,
 )

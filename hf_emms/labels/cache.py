@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -25,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..paths import CACHE_ENV, cache_root
+from .._io import atomic_write
+from ..paths import cache_root
 
 _FORMAT = 1
 
@@ -37,18 +36,6 @@ def default_cache_dir() -> Path:
 
 def text_digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file onto ``path`` (removed on failure)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class EmbeddingCache:

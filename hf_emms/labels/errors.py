@@ -1,13 +1,5 @@
-"""Errors of the F-label package: bad labels, and encoders that cannot be loaded."""
+"""Errors of the F-label package (defined in :mod:`hf_emms.errors`, re-exported here for the old import path)."""
 
-from __future__ import annotations
+from ..errors import EncoderLoadError, LabelError
 
-from ..errors import HfEmmsError, InvalidInputError
-
-
-class LabelError(InvalidInputError):
-    """Labels that cannot be turned into F-labels: empty or missing names, unknown class ids, mixed types."""
-
-
-class EncoderLoadError(HfEmmsError):
-    """An F-label encoder that cannot be resolved or loaded (not found, no safetensors weights, remote code)."""
+__all__ = ["EncoderLoadError", "LabelError"]

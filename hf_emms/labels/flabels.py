@@ -10,11 +10,19 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import EncoderLoadError, LabelError
+from ..options import check_choice, check_positive_int
 from .cache import EmbeddingCache, default_cache_dir
 from .encoders import EncoderRecord, TextEncoder, as_specs, auto_device, default_encoders, describe
-from .errors import EncoderLoadError, LabelError
 from .kinds import (
-    LABEL_KINDS, LabelPlan, apply_prompt, plan_boxes, plan_classification, plan_multilabel, plan_regression, plan_text,
+    LABEL_KINDS,
+    LabelPlan,
+    apply_prompt,
+    plan_boxes,
+    plan_classification,
+    plan_multilabel,
+    plan_regression,
+    plan_text,
 )
 from .width import tile_columns, to_width
 
@@ -86,8 +94,7 @@ class FLabels:
         """
         if self.n_samples is None:
             raise LabelError("classification F-labels are per class: pass .tables to emms(class_embeddings=...).")
-        if not (isinstance(batch_size, int) and batch_size >= 1):
-            raise LabelError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        check_positive_int("batch_size", batch_size, error=LabelError)
         for lo in range(0, self.n_samples, batch_size):
             yield self._rows(lo, min(lo + batch_size, self.n_samples))
 
@@ -190,8 +197,7 @@ def embed_labels(
         An encoder that cannot be resolved or loaded.
     """
     plan = _plan(labels, kind, classes, prompt, clean_names, encode_targets, image_sizes, box_format)
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise LabelError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    check_positive_int("batch_size", batch_size, error=LabelError)
     if not plan.texts:  # numbers only: no encoder runs
         if width is not None:
             raise LabelError(f"width= sets the width of encoded F-labels; {kind} targets are used as they are.")
@@ -201,8 +207,7 @@ def embed_labels(
     described = [describe(spec) for spec in specs]
     records = tuple(record for record, _ in described)
     width = width if width is not None else min(r.dim for r in records)
-    if not (isinstance(width, int) and width >= 1):
-        raise LabelError(f"width must be a positive integer; got {width!r}.")
+    width = check_positive_int("width", width, error=LabelError)
     root = None if cache_dir is False else Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
 
     from tqdm.auto import tqdm
@@ -219,8 +224,7 @@ def embed_labels(
 
 
 def _plan(labels, kind, classes, prompt, clean, encode_targets, image_sizes, box_format) -> LabelPlan:
-    if kind not in LABEL_KINDS:
-        raise LabelError(f"kind must be one of {LABEL_KINDS}; got {kind!r}.")
+    check_choice("kind", kind, LABEL_KINDS, error=LabelError)
     if not isinstance(prompt, str) or prompt.count("{}") != 1:
         raise LabelError(f"prompt needs exactly one '{{}}' where the label goes, e.g. 'a photo of a {{}}'; got {prompt!r}.")
     if classes is not None and kind != "multilabel":

@@ -24,7 +24,6 @@ boxes             per sample: a box (4,), boxes (M, 4), or        box geometry (
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LabelError
+from ..errors import LabelError
+from ..options import TASK_KINDS
 from .names import class_names_from, clean_class_name, is_generic_name
 
-LABEL_KINDS = ("classification", "multilabel", "regression", "text", "boxes")
+LABEL_KINDS = TASK_KINDS  # every task kind has F-labels
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
 

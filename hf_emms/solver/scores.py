@@ -52,8 +52,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from .line_search import grid_golden_max
+from ..options import check_positive_int
 from .cross_validation import CVProblem, cv_problem
+from .line_search import grid_golden_max
 from .simplex import simplex_qp, sparsemax
 from .spectrum import Spectrum, spectrum
 from .stats import FeatureStats
@@ -191,8 +192,7 @@ def emms_score(
     batch_size : int
         Rows folded at a time: bounds the float64 working copy to ``batch_size x D1``.
     """
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise InvalidInputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    check_positive_int("batch_size", batch_size)
     n = len(features)
     for name, target in (("labels", labels), ("label_embeddings", label_embeddings), ("sample_ids", sample_ids)):
         if target is not None and len(target) != n:

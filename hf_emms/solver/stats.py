@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import atomic_write
 from ..errors import IncompatibleStatsError, InvalidInputError, StatsFileError
 
 _FORMAT = "hf-emms/feature-stats"
@@ -510,16 +510,7 @@ class FeatureStats:
         path = Path(path)
         meta = {"format": _FORMAT, "version": _VERSION, "n": self.n, "kind": self.kind}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self._t.items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> "FeatureStats":

@@ -1,0 +1,310 @@
+"""What a run may be asked to do: the allowed values (once), the shared argument checks, and the typed run specs.
+
+Every entry point (``rank()``, ``extract_stats()``, the CLI, the Space) describes a run with the same frozen specs,
+each checked once when it is built:
+
+=================  =================================================================================
+:class:`DataSpec`        which data and what to score: config, split, revision, task, columns, the sample budget
+:class:`CandidateQuery`  which checkpoints: Hub tags, sort, limit, local cache, size limit, safety opt-ins
+:class:`ScoreSpec`       how to score: F-label encoders, class-name prompt, metrics
+:class:`ExtractSpec`     how to run the candidates: batch size, pooling, text length, dtype, device, workers
+:class:`RunSpec`         where results go, the cache, the Hub token (never shown or stored), progress
+:class:`RankSpec`        the five together: what ``rank()``, the CLI and the Space build
+=================  =================================================================================
+
+This module is the ground floor: it imports nothing from hf-emms but :mod:`hf_emms.errors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "DEFAULT_METRICS", "DTYPES", "METRICS", "MODALITIES", "POOLINGS", "SORTS", "TASK_KINDS", "CandidateQuery",
+    "DataSpec", "ExtractSpec", "RankSpec", "RunSpec", "ScoreSpec", "check_choice", "check_choices",
+    "check_optional_positive_int", "check_positive_int",
+]
+
+# ---- allowed values: each list is written here and nowhere else --------------------------------------------------
+TASK_KINDS = ("classification", "multilabel", "regression", "text", "boxes")
+"""Label kinds a task can have (what the F-labels embed)."""
+MODALITIES = ("text", "image", "audio")
+"""Inputs a candidate can read."""
+METRICS = ("emms", "emms_official", "logme", "hscore", "nce")
+"""Scores the pipeline computes ("emms" always is). LEEP needs a second pass: the solver has it, the pipeline not."""
+DEFAULT_METRICS = ("emms", "logme")
+SORTS = ("downloads", "likes", "trending", "recent", "updated")
+"""Orders of a Hub listing, best first."""
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+"""Weights and activations of a candidate ("auto": bfloat16/float16 on a GPU, float32 on CPU)."""
+POOLINGS = ("auto", "pooler_output", "mean", "cls", "max", "last_token")
+"""How a candidate's hidden states become one feature vector per sample ("auto": the checkpoint's own rule)."""
+
+
+# ---- the shared argument checks ----------------------------------------------------------------------------------
+def check_positive_int(name: str, value: Any, *, error: type[Exception] = InvalidInputError) -> int:
+    """``value`` as an int when it is a whole number >= 1 (not a bool), else ``error`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{name} must be a positive integer; got {value!r}.")
+    return int(value)
+
+
+def check_optional_positive_int(name: str, value: Any, *, error: type[Exception] = InvalidInputError) -> int | None:
+    """None, or ``value`` checked by :func:`check_positive_int`."""
+    return None if value is None else check_positive_int(name, value, error=error)
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any], *, error: type[Exception] = InvalidInputError) -> Any:
+    """``value`` when it is one of ``allowed``, else ``error`` listing the choices."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise error(f"{name} must be one of {list(allowed)}; got {value!r}.")
+    return value
+
+
+def check_choices(
+    name: str, values: Iterable[Any], allowed: Iterable[Any], *, error: type[Exception] = InvalidInputError
+) -> tuple[Any, ...]:
+    """``values`` as a tuple without repeats when every one is in ``allowed``, else ``error`` naming the others."""
+    if isinstance(values, str):
+        values = [values]
+    values, allowed = tuple(dict.fromkeys(values)), tuple(allowed)
+    unknown = sorted(set(values) - set(allowed), key=str)
+    if unknown:
+        raise error(f"unknown {name} {unknown}; choose from {allowed}.")
+    return values
+
+
+def _strings(name: str, values: Any) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    values = tuple(values or ())
+    if not all(isinstance(v, str) and v for v in values):
+        raise InvalidInputError(f"{name} must be non-empty strings; got {list(values)!r}.")
+    return values
+
+
+# ---- the run specs -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class DataSpec:
+    """Which data, and what to score on it.
+
+    Parameters
+    ----------
+    config, split, revision : str, optional
+        Hub dataset config, split (default: train, or the only one) and revision.
+    task : {"classification", "multilabel", "regression", "text", "boxes"}, optional
+        The label kind; detected from the label column when omitted.
+    label_column, input_column : str, optional
+        Detected when omitted (see :func:`hf_emms.tasks.load_task`).
+    max_samples : int or None
+        The sample budget: a seeded subsample stratified by class (None scores every row). The one budget of a
+        run: drawn once, before any candidate, and recorded with every result.
+    seed : int
+        Seed of the subsample.
+    """
+
+    config: str | None = None
+    split: str | None = None
+    revision: str | None = None
+    task: str | None = None
+    label_column: str | None = None
+    input_column: str | None = None
+    max_samples: int | None = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task is not None:
+            check_choice("task", self.task, TASK_KINDS)
+        if self.max_samples is not None and (
+            isinstance(self.max_samples, bool) or not isinstance(self.max_samples, numbers.Integral)
+            or self.max_samples < 2
+        ):
+            raise InvalidInputError(
+                f"max_samples must be an integer >= 2 (or None for all rows); got {self.max_samples!r}."
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise InvalidInputError(f"seed must be an integer; got {self.seed!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateQuery:
+    """Which checkpoints to rank besides those named explicitly.
+
+    Parameters
+    ----------
+    tags : sequence of str
+        Hub tags every listed model must carry; with ``pipeline_tag``, Hub models matching them are added.
+    pipeline_tag : str, optional
+        e.g. ``"feature-extraction"``.
+    sort : {"downloads", "likes", "trending", "recent", "updated"}
+        Order of the Hub listing.
+    limit : int
+        How many Hub models to list.
+    include_cache : bool
+        Also rank every compatible checkpoint already in the local HF cache (works offline).
+    max_params : int, optional
+        Skip candidates larger than this (from safetensors metadata; nothing is downloaded).
+    allow_remote_code, allow_pickle : bool
+        Opt in to checkpoints that run repository code / have only pickled weights.
+    """
+
+    tags: tuple[str, ...] = ()
+    pipeline_tag: str | None = None
+    sort: str = "downloads"
+    limit: int = 10
+    include_cache: bool = False
+    max_params: int | None = None
+    allow_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", _strings("tags", self.tags))
+        check_choice("sort", self.sort, SORTS)
+        check_positive_int("limit", self.limit)
+        check_optional_positive_int("max_params", self.max_params)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreSpec:
+    """How to score: the F-label encoders and the metrics.
+
+    Parameters
+    ----------
+    encoders : "default", sequence of str / labels.EncoderSpec, or None
+        F-label encoders. "default": the paper-like CLIP/BERT/GPT-2 set on a GPU with the Hub reachable, else
+        all-MiniLM-L6-v2. None (or empty): one-hot labels only (classification).
+    prompt : str
+        Template for class names, e.g. ``"a photo of a {}"``.
+    metrics : sequence of {"emms", "emms_official", "logme", "hscore", "nce"}
+        Scores to compute; "emms" always is, first.
+    """
+
+    encoders: Any = "default"
+    prompt: str = "{}"
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+
+    def __post_init__(self) -> None:
+        metrics = check_choices("metrics", self.metrics, METRICS)
+        object.__setattr__(self, "metrics", tuple(dict.fromkeys(("emms", *metrics))))
+        if not isinstance(self.prompt, str) or "{}" not in self.prompt:
+            raise InvalidInputError(f'prompt must be a template holding "{{}}" for the class name; got {self.prompt!r}.')
+        encoders = self.encoders
+        if isinstance(encoders, str):
+            if encoders != "default":
+                encoders = (encoders,)
+        elif encoders is not None:
+            encoders = tuple(encoders) or None
+        object.__setattr__(self, "encoders", encoders)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractSpec:
+    """How candidates run on the data (the same for every candidate of a run).
+
+    Parameters
+    ----------
+    batch_size : int
+        Samples per forward pass; halved automatically on out-of-memory.
+    pooling : str
+        "auto" (the checkpoint's own rule, see :mod:`hf_emms.features.pooling`) or one of ``POOLINGS``.
+    max_length : int, optional
+        Text: tokens per sample. Default: the checkpoint's declared limit.
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        "auto": bfloat16 on a GPU that supports it (else float16), float32 on CPU. Statistics are float64.
+    device : str or torch.device, optional
+        Default: the accelerator ``accelerate`` gives this process (a GPU when there is one), else CPU.
+    num_workers : int, optional
+        DataLoader processes that preprocess batches. Default: 0 on CPU (the model needs the cores), 4 on GPU.
+    """
+
+    batch_size: int = 32
+    pooling: str = "auto"
+    max_length: int | None = None
+    dtype: str = "auto"
+    device: Any = None
+    num_workers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("batch_size", self.batch_size)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_optional_positive_int("max_length", self.max_length)
+        check_choice("dtype", self.dtype, DTYPES)
+        if self.num_workers is not None and (
+            isinstance(self.num_workers, bool) or not isinstance(self.num_workers, numbers.Integral)
+            or self.num_workers < 0
+        ):
+            raise InvalidInputError(f"num_workers must be an integer >= 0; got {self.num_workers!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Where a run writes and what it shows.
+
+    Parameters
+    ----------
+    output_dir : path, optional
+        Write ``ranking.json``, ``.csv``, ``.md`` and ``.png`` there.
+    cache_dir : path, optional
+        Root of the statistics cache, the F-label cache and the results store (default ``$HF_EMMS_CACHE`` or
+        ``~/.cache/hf_emms``).
+    token : str or bool, optional
+        Hub token for gated/private repos. Never shown (not in ``repr``), logged or stored.
+    progress : bool
+        Progress bars and a line per candidate.
+    """
+
+    output_dir: str | os.PathLike | None = None
+    cache_dir: str | os.PathLike | None = None
+    token: str | bool | None = field(default=None, repr=False, compare=False)
+    progress: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankSpec:
+    """Everything a ranking needs besides the dataset and the explicit candidates.
+
+    Build it from the specs, or from flat options named as :func:`hf_emms.rank`'s keywords with
+    :meth:`from_options` (what the CLI does with its parsed flags).
+    """
+
+    data: DataSpec = field(default_factory=DataSpec)
+    query: CandidateQuery = field(default_factory=CandidateQuery)
+    score: ScoreSpec = field(default_factory=ScoreSpec)
+    extract: ExtractSpec = field(default_factory=ExtractSpec)
+    run: RunSpec = field(default_factory=RunSpec)
+
+    _PARTS = {"data": DataSpec, "query": CandidateQuery, "score": ScoreSpec, "extract": ExtractSpec, "run": RunSpec}
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """Every flat option :meth:`from_options` takes: the specs' field names (each owned by one spec)."""
+        return tuple(f.name for part in cls._PARTS.values() for f in dataclasses.fields(part))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None, /, **more: Any) -> RankSpec:
+        """The spec from flat options, each going to the spec that owns its name; unknown names are an error."""
+        options = {**(options or {}), **more}
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            raise InvalidInputError(f"unknown option(s) {unknown}; the options are {list(cls.option_names())}.")
+        return cls(**{
+            name: part(**{f.name: options[f.name] for f in dataclasses.fields(part) if f.name in options})
+            for name, part in cls._PARTS.items()
+        })
+
+    def options(self) -> dict[str, Any]:
+        """The flat options this spec was built from (:meth:`from_options` reads them back)."""
+        return {f.name: getattr(getattr(self, name), f.name)
+                for name, part in self._PARTS.items() for f in dataclasses.fields(part)}
+
+    def replace(self, **options: Any) -> RankSpec:
+        """A copy with flat ``options`` changed (as :meth:`from_options` names them), checked again."""
+        return self.from_options({**self.options(), **options})
