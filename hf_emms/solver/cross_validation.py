@@ -141,7 +141,7 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
     full = stats.centered()
     # F-label units from the full sample: the same for every candidate.
     if kind == "classes":
-        e = _standardised_tables(full.class_count, class_embeddings, 0.0)  # (K, C, D2)
+        e = _standardised_tables(full.class_count, class_embeddings, 0.0, folds=len(used))  # (K, C, D2)
         d2 = e.shape[2]
         varying = int(np.any(e != 0, axis=(0, 1)).sum())
     else:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from .inputs import compact_class_ids
 from .stats import FeatureStats, as_tensor, collective_device, head_tables
 
 
@@ -75,6 +76,8 @@ class LeepPass:
                 f"expected head_logits (B, {n_src}) and integer labels (B,) as in the first pass; "
                 f"got {tuple(z.shape)} and {tuple(y.shape)} {y.dtype}."
             )
+        if y.dtype == torch.bool:
+            raise InvalidInputError(f"labels must be integer class ids; got dtype {y.dtype}.")
         y = y.long()
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= c or not bool(self._seen[y].all())):
             seen = torch.nonzero(self._seen).flatten().tolist()
@@ -109,11 +112,12 @@ def leep_score(head_logits: Any, labels: Any, *, batch_size: int = 4096) -> floa
     """LEEP of in-memory head logits (N, Z) and class ids (N,): both passes, ``batch_size`` rows at a time."""
     z = as_tensor(head_logits, "head_logits", device=None)
     y = as_tensor(labels, "labels", device=z.device)
-    if z.ndim != 2 or y.shape != (z.shape[0],) or torch.is_floating_point(y) or len(y) == 0:
+    if z.ndim != 2 or z.shape[1] < 1 or y.shape != (z.shape[0],) or torch.is_floating_point(y) or y.dtype == torch.bool or len(y) == 0:
         raise InvalidInputError(f"expected head_logits (N, Z) and integer labels (N,); got {tuple(z.shape)} and {tuple(y.shape)} {y.dtype}.")
-    y = y.long()
     if int(y.min()) < 0 or len(torch.unique(y)) < 2:
         raise InvalidInputError("labels must be class ids >= 0 covering at least two classes.")
+    # LEEP does not depend on how classes are numbered: sparse or huge ids become positions among those present.
+    y = torch.from_numpy(compact_class_ids(y)[0]).to(z.device)
     batches = [slice(i, i + batch_size) for i in range(0, len(y), batch_size)]
     n_classes = int(y.max()) + 1
     soft = 0

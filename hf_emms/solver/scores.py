@@ -56,7 +56,8 @@ from ..options import check_positive_int
 from .cross_validation import CVProblem, cv_problem
 from .line_search import grid_golden_max
 from .simplex import simplex_qp, sparsemax
-from .spectrum import Spectrum, spectrum
+from .inputs import compact_class_ids
+from .spectrum import Spectrum, spectrum, take_class_rows
 from .stats import FeatureStats
 
 RULES = ("cv", "gcv", "in_sample")
@@ -182,8 +183,10 @@ def emms_score(
     ----------
     features : array-like of shape (N, D1)
     labels : array-like of int of shape (N,), optional
-        Class ids; combine with ``class_embeddings`` (or none, for one-hot labels).
-    class_embeddings : see :func:`emms`
+        Class ids >= 0; combine with ``class_embeddings`` (or none, for one-hot labels). Sparse or huge ids
+        (largest id + 1 above twice the number of distinct ids, e.g. [0, 10**7]) are re-indexed to the classes
+        present, and the rows of ``class_embeddings`` of those ids are taken: the score is the one of dense ids.
+    class_embeddings : see :func:`emms`; rows indexed by the class ids of ``labels``
     label_embeddings : array-like of shape (N, D2, K) or (N, D2), optional
         Per-sample F-labels, instead of ``labels``.
     rule : {"cv", "gcv", "in_sample"}
@@ -193,10 +196,16 @@ def emms_score(
         Rows folded at a time: bounds the float64 working copy to ``batch_size x D1``.
     """
     check_positive_int("batch_size", batch_size)
-    n = len(features)
+    n = _rows(features, "features")
     for name, target in (("labels", labels), ("label_embeddings", label_embeddings), ("sample_ids", sample_ids)):
-        if target is not None and len(target) != n:
-            raise InvalidInputError(f"{name} has {len(target)} rows but features have {n}: they must describe the same samples.")
+        if target is not None and _rows(target, name) != n:
+            raise InvalidInputError(f"{name} has {_rows(target, name)} rows but features have {n}: they must describe the same samples.")
+    if labels is not None:
+        # All labels are here: sparse or huge class ids (e.g. [0, 10**7]) become positions among the classes
+        # present, and the class tables (rows indexed by the original ids) follow; dense ids are kept as they are.
+        labels, classes = compact_class_ids(labels)
+        if classes is not None:
+            class_embeddings = take_class_rows(class_embeddings, classes)
     stats = FeatureStats()
     for i in range(0, max(n, 1), batch_size):
         sl = slice(i, i + batch_size)
@@ -207,6 +216,14 @@ def emms_score(
             sample_ids=None if sample_ids is None else sample_ids[sl],
         )
     return emms(stats, class_embeddings, rule=rule)
+
+
+def _rows(a: Any, name: str) -> int:
+    """len(a) for an array-like with a first dimension, else a clear error."""
+    try:
+        return len(a)
+    except TypeError:
+        raise InvalidInputError(f"{name} must be an array with one row per sample; got {type(a).__name__}.") from None
 
 
 def _gcv(sp: Spectrum) -> EMMSResult:

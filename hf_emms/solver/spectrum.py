@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from .stats import CenteredStats
+from .inputs import check_class_space_memory
+from .centered import CenteredStats
 
 _CONSTANT = 1e-20  # variance below this fraction of mean^2 + variance: constant (spread < 1e-10 x offset)
 _RANK_TOL = 1e-10  # eigenvalues of the standardised Gram below this fraction of the largest are zero
@@ -158,8 +159,9 @@ def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (torch.from_numpy(np.ascontiguousarray(a)) @ torch.from_numpy(np.ascontiguousarray(b))).numpy()
 
 
-def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.ndarray:
-    """Class-name embedding tables (K, C, D2), columns standardised with class-frequency weights."""
+def _standardised_tables(count: np.ndarray, tables: Any, offset: float, *, folds: int = 0) -> np.ndarray:
+    """Class-name embedding tables (K, C, D2), columns standardised with class-frequency weights (after checking
+    that they and the class-space pieces of ``folds`` cross-validation folds fit the memory budget)."""
     n_classes = count.shape[0]
     if int((count > 0).sum()) < 2:
         present = np.flatnonzero(count > 0).tolist()
@@ -167,6 +169,8 @@ def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.nd
             f"only one class is present (class id {present}); EMMS compares how well features separate "
             "classes and needs at least two."
         )
+    k, d2 = (1, n_classes) if tables is None else (len(items := _table_items(tables, n_classes)), items[0].shape[1])
+    check_class_space_memory(n_classes, k, d2, folds)
     e = as_tables(tables, n_classes)
     p = count / count.sum()
     mean = np.einsum("c,kcj->kj", p, e)
@@ -179,19 +183,20 @@ def _standardised_tables(count: np.ndarray, tables: Any, offset: float) -> np.nd
     return (e - mean[:, None]) * scale[:, None]
 
 
-def as_tables(tables: Any, n_classes: int) -> np.ndarray:
-    """Class-name embedding tables as one float64 array (K, C, D2), validated; None is one-hot."""
-    if tables is None:
-        return np.eye(n_classes)[None]
+def _table_items(tables: Any, n_classes: int) -> list[np.ndarray]:
+    """The K tables of ``class_embeddings`` as 2-D real arrays with at least ``n_classes`` rows (not copied)."""
     if hasattr(tables, "detach"):
         tables = tables.detach().cpu().numpy()
     try:  # one (C, D2) table, or K of them as a (K, C, D2) array or nested lists
         stacked = np.asarray(tables)
         items = [stacked] if stacked.ndim == 2 else list(stacked) if stacked.ndim == 3 else None
-    except ValueError:  # ragged: K tables of different shapes, reported below
+    except (ValueError, TypeError):  # ragged: K tables of different shapes, reported below
         items = None
     if items is None:
-        items = [np.asarray(t.detach().cpu() if hasattr(t, "detach") else t) for t in tables]
+        try:
+            items = [np.asarray(t.detach().cpu() if hasattr(t, "detach") else t) for t in tables]
+        except (ValueError, TypeError) as e:  # not iterable, or ragged rows within one table
+            raise InvalidInputError(f"class_embeddings must be K tables of shape (C, D2) of real numbers ({e}).") from None
     if not items:
         raise InvalidInputError("class_embeddings is empty: give K >= 1 tables of shape (C, D2), one per F-label encoder.")
     for i, t in enumerate(items):
@@ -203,6 +208,24 @@ def as_tables(tables: Any, n_classes: int) -> np.ndarray:
             raise InvalidInputError(
                 f"labels use class ids up to {n_classes - 1}, but class_embeddings[{i}] has only {t.shape[0]} rows."
             )
+    return items
+
+
+def take_class_rows(tables: Any, classes: np.ndarray) -> list[np.ndarray] | None:
+    """The rows of the class ids ``classes`` (C,) of each table: tables indexed by original class ids, for labels
+    re-indexed to ``0..C-1`` in ``classes`` order (:func:`hf_emms.solver.inputs.compact_class_ids`). None stays
+    None (one-hot labels: one column per class present either way)."""
+    if tables is None:
+        return None
+    return [t[classes] for t in _table_items(tables, int(classes[-1]) + 1)]
+
+
+def as_tables(tables: Any, n_classes: int) -> np.ndarray:
+    """Class-name embedding tables as one float64 array (K, C, D2), validated; None is one-hot."""
+    if tables is None:
+        return np.eye(n_classes)[None]
+    items = _table_items(tables, n_classes)
+    for i, t in enumerate(items):
         if not np.isfinite(t).all():
             raise InvalidInputError(f"class_embeddings[{i}] contains NaN or inf.")
     widths = [t.shape[1] for t in items]

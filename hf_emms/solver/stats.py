@@ -21,25 +21,31 @@ Folds. Besides the totals, the sums that ridge regression needs are also kept pe
 default; a sample's fold is a hash of its id), so that the EMMS score can be the exact K-fold
 cross-validated residual (``cross_validation.py``): training sums are totals minus a fold's sums.
 Pass ``sample_ids`` (e.g. dataset row indices) to make folds independent of batch order and sharding.
+
+Beside this module: ``inputs.py`` (checks of every batch, class ids, the memory budget), ``kernels.py`` (the
+batch arithmetic), ``centered.py`` (``CenteredStats``), ``stats_io.py`` (the file format of ``save``/``load``)
+and ``collective.py`` (``all_reduce`` over ``torch.distributed``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .._io import atomic_write
-from ..errors import IncompatibleStatsError, InvalidInputError, StatsFileError
+from ..errors import InvalidInputError
+from .centered import CenteredStats
+from .collective import all_reduce_stats, collective_device
+from .inputs import as_tensor, check_head_logits, check_sample_ids, check_stats_memory, check_targets
+from .inputs import raise_not_finite as _raise_not_finite
+from .kernels import _CLASS_DIM, _HEAD, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables  # noqa: F401
 
-_FORMAT = "hf-emms/feature-stats"
-_VERSION = 2
+__all__ = [  # with the names that moved out and stay importable from here
+    "N_FOLDS", "CenteredStats", "FeatureStats", "as_tensor", "collective_device", "fold_of", "head_tables", "move_sums",
+]
+
 _F64 = torch.float64
 N_FOLDS = 5
 
@@ -55,57 +61,7 @@ N_FOLDS = 5
 #       sum_y, cross_xy, gram_y: what cross-validation needs
 _SHIFTS = ("shift_x", "shift_y")
 _TARGET_SUMS = {"classes": ("class_count", "class_sum_x"), "embeddings": ("sum_y", "cross_xy", "gram_y")}
-_REQUIRED = {
-    kind: ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", *(("shift_y",) if kind == "embeddings" else ()),
-           *sums, "fold_count", "fold_sum_x", "fold_gram_x", *(f"fold_{name}" for name in sums))
-    for kind, sums in _TARGET_SUMS.items()
-}
-_HEAD = ("head_hard", "head_soft")
-# Indexed by class id (on this dim): they grow as new ids appear.
-_CLASS_DIM = {"class_count": 0, "class_sum_x": 0, "head_hard": 0, "head_soft": 0, "fold_class_count": 1, "fold_class_sum_x": 1}
-_MAX_CLASS_TABLE_BYTES = 8 * 2**30  # a class id that needs more is a raw label value, not an id
 
-
-@dataclass(frozen=True)
-class CenteredStats:
-    """Statistics centred at the sample mean, as float64 numpy arrays: what solvers consume.
-
-    Attributes
-    ----------
-    n : int
-        Number of samples N.
-    mean_x : ndarray of shape (D1,)
-        Feature means.
-    scatter_x : ndarray of shape (D1, D1)
-        sum_i (x_i - mean)(x_i - mean)^T.
-    quartic_x : float
-        sum_i |x_i - mean|^4.
-    class_count : ndarray of shape (C,) or None
-        Samples per class id (class-label statistics only).
-    class_scatter : ndarray of shape (C, D1) or None
-        sum over samples of class c of (x_i - mean): the centred class sums.
-    head_hard, head_soft : ndarray of shape (C, Z) or None
-        From a source classifier head: counts of (class, argmax source class), and summed source
-        probabilities per class. Present when batches came with ``head_logits``.
-    mean_y : ndarray of shape (D2, K) or None
-        F-label means (per-sample F-label statistics only).
-    cross : ndarray of shape (D1, D2, K) or None
-        sum_i (x_i - mean_x)(y_ik - mean_yk)^T for each F-label k.
-    scatter_y : ndarray of shape (D2, K, K) or None
-        Per F-label column j: sum_i (y_ijk - mean_jk)(y_ijl - mean_jl).
-    """
-
-    n: int
-    mean_x: np.ndarray
-    scatter_x: np.ndarray
-    quartic_x: float
-    class_count: np.ndarray | None = None
-    class_scatter: np.ndarray | None = None
-    head_hard: np.ndarray | None = None
-    head_soft: np.ndarray | None = None
-    mean_y: np.ndarray | None = None
-    cross: np.ndarray | None = None
-    scatter_y: np.ndarray | None = None
 
 
 class FeatureStats:
@@ -216,10 +172,14 @@ class FeatureStats:
             raise InvalidInputError("features have width 0: there is nothing to score.")
         if self._t and x.shape[1] != self.dim:
             raise InvalidInputError(f"features have width {x.shape[1]}, earlier batches had {self.dim}.")
-        kind = "classes" if labels is not None else "embeddings"
-        logits = self._check_head(x, kind, head_logits)
-        kind, y = self._check_targets(x, labels, label_embeddings, None if logits is None else logits.shape[1])
-        fold = self._fold_of(sample_ids, x)
+        logits = check_head_logits(x, head_logits, "classes" if labels is not None else "embeddings",
+                                   started=bool(self._t), seen=self.n_source_classes)
+        kind, y = check_targets(
+            x, labels, label_embeddings, seen_kind=self.kind, seen_label_shape=self.label_shape,
+            seen_classes=self.n_classes or 0, folds=self.folds, head_width=None if logits is None else logits.shape[1],
+        )
+        # Each sample's fold: a multiplicative hash of its id (so folds do not follow periodic row orders).
+        fold = fold_of(check_sample_ids(sample_ids, x.shape[0], start=self.n, device=x.device), self.folds)
         if x.shape[0] == 0:
             return self
         xc = _work_buffer("xc", tuple(x.shape), x.device).copy_(x)
@@ -295,90 +255,6 @@ class FeatureStats:
         self.n += int(x.shape[0])
         return self
 
-    def _fold_of(self, sample_ids: Any, x: torch.Tensor) -> torch.Tensor:
-        """Each sample's fold: a multiplicative hash of its id (so folds do not follow periodic row orders)."""
-        b = x.shape[0]
-        if sample_ids is None:
-            ids = torch.arange(self.n, self.n + b, device=x.device)
-        else:
-            ids = as_tensor(sample_ids, "sample_ids", device=x.device)
-            if ids.shape != (b,) or (b and (torch.is_floating_point(ids) or ids.dtype == torch.bool or int(ids.min()) < 0)):
-                raise InvalidInputError(f"sample_ids must be {b} integers >= 0 (one per feature row); got {tuple(ids.shape)} {ids.dtype}.")
-        return fold_of(ids.long(), self.folds)
-
-    def _check_head(self, x: torch.Tensor, kind: str, head_logits: Any) -> torch.Tensor | None:
-        if self._t and (head_logits is None) != (self.n_source_classes is None):
-            raise InvalidInputError(
-                "give head_logits with every batch or with none: "
-                + ("earlier batches had them." if head_logits is None else "earlier batches had none.")
-            )
-        if head_logits is None:
-            return None
-        if kind != "classes":
-            raise InvalidInputError("head_logits go with class labels (NCE and LEEP score class-label tasks).")
-        z = as_tensor(head_logits, "head_logits", device=x.device)
-        if z.ndim != 2 or z.shape[0] != x.shape[0] or z.shape[1] < 1:
-            raise InvalidInputError(
-                f"head_logits must have shape ({x.shape[0]}, Z) for Z source classes; got {tuple(z.shape)}."
-            )
-        if self._t and z.shape[1] != self.n_source_classes:
-            raise InvalidInputError(f"head_logits have {z.shape[1]} source classes, earlier batches had {self.n_source_classes}.")
-        z = z.to(_F64)
-        if not torch.isfinite(z.sum(0)).all():
-            _raise_not_finite(z, "head_logits")
-        return z
-
-    def _check_targets(
-        self, x: torch.Tensor, labels: Any, label_embeddings: Any, head_width: int | None
-    ) -> tuple[str, torch.Tensor]:
-        if (labels is None) == (label_embeddings is None):
-            raise InvalidInputError(
-                "give exactly one target: labels= (class ids, shape (B,)) or "
-                "label_embeddings= (per-sample F-labels, shape (B, D2, K))."
-            )
-        kind = "classes" if labels is not None else "embeddings"
-        if self.kind is not None and kind != self.kind:
-            raise InvalidInputError(
-                f"this accumulator holds {self.kind} statistics; a batch with {kind} cannot join it. "
-                "Use one FeatureStats per target kind."
-            )
-        b = x.shape[0]
-        if kind == "classes":
-            y = as_tensor(labels, "labels", device=x.device)
-            if y.ndim != 1 or y.shape[0] != b:
-                raise InvalidInputError(f"labels must have shape ({b},) to match features; got {tuple(y.shape)}.")
-            if b == 0:
-                return kind, y.long()  # np.asarray([]) is float: an empty batch has no dtype to check
-            if torch.is_floating_point(y) or y.dtype == torch.bool:
-                raise InvalidInputError(
-                    f"labels must hold integer class ids; got dtype {y.dtype}. "
-                    "For regression targets or other per-sample F-labels pass label_embeddings= instead."
-                )
-            y = y.long()
-            if int(y.min()) < 0:
-                raise InvalidInputError(f"labels must be class ids >= 0; got {int(y.min())}.")
-            width = x.shape[1] + (head_width or 0)
-            if (int(y.max()) + 1) * width * 8 > _MAX_CLASS_TABLE_BYTES:
-                raise InvalidInputError(
-                    f"class id {int(y.max())} would need class tables of {(int(y.max()) + 1) * width * 8 / 2**30:.0f} GiB: "
-                    "class ids must be 0..C-1. Map raw label values to consecutive ids first."
-                )
-            return kind, y
-        y = as_tensor(label_embeddings, "label_embeddings", device=x.device)
-        if y.ndim == 2:
-            y = y[:, :, None]
-        if y.ndim != 3 or y.shape[0] != b:
-            raise InvalidInputError(
-                f"label_embeddings must have shape ({b}, D2, K) (or ({b}, D2) for K = 1); got {tuple(y.shape)}."
-            )
-        if 0 in y.shape[1:]:
-            raise InvalidInputError(f"label_embeddings need D2 >= 1 and K >= 1; got shape {tuple(y.shape)}.")
-        if self._t and tuple(y.shape[1:]) != self.label_shape:
-            raise InvalidInputError(
-                f"label_embeddings have (D2, K) = {tuple(y.shape[1:])}, earlier batches had {self.label_shape}."
-            )
-        return kind, y
-
     # ------------------------------------------------------------------ combining
     def merge(self, other: "FeatureStats") -> "FeatureStats":
         """Statistics of the union of both sample sets (neither operand is modified)."""
@@ -389,6 +265,8 @@ class FeatureStats:
         _check_compatible(self._header(), other._header())
         shifts = _common_shifts([self, other])
         n_classes = max(self.n_classes or 0, other.n_classes or 0)
+        if n_classes:
+            check_stats_memory(self.dim, self.folds, n_classes=n_classes, n_source=self.n_source_classes or 0)
         a, b = (_pad_classes(p._reshifted(shifts), n_classes) for p in (self, other))
         out = FeatureStats(folds=self.folds)
         out.n, out.kind = self.n + other.n, self.kind
@@ -438,41 +316,9 @@ class FeatureStats:
         Collective: every rank must call it, also ranks that saw no samples. Ranks first agree on
         shapes, then rank 0 broadcasts one common shift (the global mean), every rank re-bases its
         sums to it, and a plain all-reduce sum merges them. Works with the gloo (CPU) and NCCL
-        (CUDA) backends, hence under ``accelerate`` and ``torchrun``.
+        (CUDA) backends, hence under ``accelerate`` and ``torchrun`` (``collective.py``).
         """
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return self
-        headers: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(headers, self._header())
-        filled = [h for h in headers if h["n"] > 0]
-        if not filled:
-            return self
-        for h in filled[1:]:
-            _check_compatible(filled[0], h)
-        n_classes = max(h["n_classes"] or 0 for h in filled)
-        home, device = self.device, collective_device(dist)  # NCCL reduces CUDA tensors only
-        if self.n == 0:
-            self.kind, self.folds = filled[0]["kind"], filled[0]["shapes"]["fold_count"][0]
-            self._t = {name: torch.zeros(shape, dtype=_F64) for name, shape in filled[0]["shapes"].items()}
-        self._t = {name: t.to(device) for name, t in self._t.items()}
-        n_total = sum(h["n"] for h in headers)
-        # One shift for all ranks: the global mean. Rank 0 broadcasts its copy because not every
-        # backend and algorithm promises bit-identical all-reduce results on every rank.
-        shifts = {}
-        for name, total in zip(_SHIFTS, ("sum_x", "sum_y")):
-            if name in self._t:
-                s = self.n * self._t[name] + self._t[total]
-                dist.all_reduce(s)
-                dist.broadcast(s, src=0)
-                shifts[name] = s / n_total
-        sums = _pad_classes(self._reshifted(shifts), n_classes)
-        for name in sorted(sums):  # the same order on every rank
-            dist.all_reduce(sums[name])
-        self._t = {name: t.to(home or device) for name, t in {**shifts, **sums}.items()}
-        self.n = n_total
-        return self
+        return all_reduce_stats(self)
 
     def _header(self) -> dict[str, Any]:
         return {
@@ -497,97 +343,22 @@ class FeatureStats:
             mean_y=mean.get("shift_y"), cross=c.get("cross_xy"), scatter_y=c.get("gram_y"),
         )
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (``stats_io.py``)
     def save(self, path: str | os.PathLike) -> Path:
         """Write the statistics to one safetensors file (tensors + JSON metadata), atomically.
 
         The file appears complete or not at all: it is written beside ``path`` and renamed.
         """
-        from safetensors.torch import save_file
+        from .stats_io import save_stats
 
-        if self.n == 0:
-            raise InvalidInputError("refusing to save empty statistics: no batch was accumulated.")
-        path = Path(path)
-        meta = {"format": _FORMAT, "version": _VERSION, "n": self.n, "kind": self.kind}
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self._t.items()}
-        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
+        return save_stats(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> "FeatureStats":
         """Read statistics written by :meth:`save`."""
-        from safetensors import SafetensorError, safe_open
+        from .stats_io import load_stats
 
-        path = Path(path)
-        if not path.is_file():
-            raise StatsFileError(f"no statistics file at {path}.")
-        try:
-            with safe_open(str(path), framework="pt", device=str(device)) as f:
-                meta = json.loads((f.metadata() or {}).get("hf_emms", "null"))
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, json.JSONDecodeError) as e:
-            raise StatsFileError(f"{path} is not a readable safetensors file ({e}); re-run the extraction.") from e
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-            raise StatsFileError(f"{path} was not written by FeatureStats.save (no '{_FORMAT}' metadata).")
-        if meta.get("version") != _VERSION:
-            raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads {_VERSION}.")
-        required = set(_REQUIRED.get(meta.get("kind"), ()))
-        optional = set(_HEAD) if meta.get("kind") == "classes" else set()
-        present = set(tensors) - required
-        if not required or not required <= set(tensors) or present not in (set(), optional):
-            raise StatsFileError(f"{path} holds tensors {sorted(tensors)}; expected {sorted(required)}, with both or none of {_HEAD}.")
-        n = meta.get("n")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise StatsFileError(f"{path} records n = {n!r}; expected a sample count >= 1.")
-        problem = _shape_problem({k: tuple(v.shape) for k, v in tensors.items()})
-        if problem:
-            raise StatsFileError(f"{path} is inconsistent: {problem}.")
-        out = cls(folds=int(tensors["fold_count"].shape[0]))
-        out.n, out.kind, out._t = n, meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
-        return out
-
-
-def as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor:
-    """A torch view (or copy) of numeric array-like input, on ``device`` when one is given."""
-    if isinstance(a, torch.Tensor):
-        t = a.detach()
-    else:
-        arr = np.asarray(a)
-        if arr.dtype.kind not in "biuf":
-            raise InvalidInputError(f"{name} must be real numbers; got an array of dtype {arr.dtype}.")
-        if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:  # long double: torch has no such type
-            arr = arr.astype(np.float64)
-        # torch needs native byte order and warns on read-only memory (mmap), though we only read it.
-        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
-        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
-    if torch.is_complex(t):
-        raise InvalidInputError(f"{name} must be real-valued; got dtype {t.dtype}.")
-    return t if device is None else t.to(device)
-
-
-_WORK = threading.local()
-
-
-def _work_buffer(name: str, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """A float64 work buffer reused across batches and accumulators (one set per thread, as large as the
-    largest batch seen): fresh batch-sized allocations cost more in page faults than the arithmetic
-    they hold (measured: 10 ms vs 1.6 ms to convert a 4096 x 1024 float32 batch)."""
-    buffers = _WORK.__dict__.setdefault("buffers", {})
-    buf = buffers.get((name, device))
-    if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
-        buf = buffers[(name, device)] = torch.empty(shape, dtype=_F64, device=device)
-    return buf[: shape[0]]
-
-
-def _gram(xc: torch.Tensor, out: torch.Tensor, blocks: int = 4) -> torch.Tensor:
-    """xc^T xc into ``out``, computing only the upper block triangle and mirroring it: 10/16 of the flops
-    of one matmul (torch has no BLAS syrk; calling numpy's from here fights torch's threads for the cores)."""
-    d = xc.shape[1]
-    step = max(-(-d // blocks), 1)
-    for lo in range(0, d, step):
-        torch.mm(xc[:, lo : lo + step].T, xc[:, lo:], out=out[lo : lo + step, lo:])
-    for lo in range(step, d, step):
-        out[lo : lo + step, :lo] = out[:lo, lo : lo + step].T
-    return out
+        return load_stats(path, device=device, cls=cls)
 
 
 _MOVABLE = ("sum_x", "gram_x", "class_count", "class_sum_x", "sum_y", "cross_xy", "gram_y")
@@ -628,53 +399,6 @@ def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy:
     return out
 
 
-def fold_of(ids: torch.Tensor, folds: int) -> torch.Tensor:
-    """Fold of each sample id: Knuth's multiplicative hash modulo 2^32, then modulo ``folds``."""
-    return (ids * 2654435761) % 2**32 % folds
-
-
-def _raise_not_finite(a: torch.Tensor, name: str) -> None:
-    bad = (~torch.isfinite(a.to(_F64))).reshape(a.shape[0], -1).any(1).nonzero()
-    where = f" (first at batch row {int(bad[0])})" if len(bad) else " (the batch sums overflow float64)"
-    raise InvalidInputError(
-        f"{name} contain NaN or inf{where}. Check the model outputs (fp16 overflow?) or the data before scoring; "
-        "the statistics were left unchanged."
-    )
-
-
-def _pad_classes(t: dict[str, torch.Tensor], n_classes: int) -> dict[str, torch.Tensor]:
-    """Class-indexed tensors zero-padded to ``n_classes`` rows (class ids appear as batches come)."""
-    out = dict(t)
-    for name, dim in _CLASS_DIM.items():
-        if name in t and t[name].shape[dim] < n_classes:
-            shape = list(t[name].shape)
-            shape[dim] = n_classes - shape[dim]
-            out[name] = torch.cat([t[name], t[name].new_zeros(shape)], dim)
-    return out
-
-
-def head_tables(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, torch.Tensor]:
-    """(class, argmax source class) counts for NCE and per-class summed source probabilities for LEEP."""
-    z = logits.shape[1]
-    hard = torch.bincount(y * z + logits.argmax(1), minlength=n_classes * z).reshape(n_classes, z).to(_F64)
-    soft = torch.zeros(n_classes, z, dtype=_F64, device=logits.device).index_add_(0, y, torch.softmax(logits, 1))
-    return {"head_hard": hard, "head_soft": soft}
-
-
-def _check_compatible(a: dict[str, Any], b: dict[str, Any]) -> None:
-    """Headers of two non-empty accumulators: same kind, same shapes but for the number of classes."""
-    def shapes(h: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(d for i, d in enumerate(v) if i != _CLASS_DIM.get(k)) for k, v in h["shapes"].items()}
-
-    if a["kind"] != b["kind"] or shapes(a) != shapes(b):
-        describe = lambda h: {k: v for k, v in shapes(h).items() if k in ("sum_x", "sum_y", "fold_count", *_HEAD)}  # noqa: E731
-        raise IncompatibleStatsError(
-            f"cannot merge {a['kind']} statistics {describe(a)} with {b['kind']} statistics {describe(b)}: they must "
-            "come from features of one width, one kind of labels, one number of folds, and head logits on both "
-            "sides or neither."
-        )
-
-
 def _common_shifts(parts: list[FeatureStats]) -> dict[str, torch.Tensor]:
     """The pooled mean of the parts: the shift their merged sums are taken about."""
     n = sum(p.n for p in parts)
@@ -686,30 +410,3 @@ def _common_shifts(parts: list[FeatureStats]) -> dict[str, torch.Tensor]:
     }
 
 
-def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
-    """What is inconsistent about a set of statistics' shapes, or None."""
-    d1 = shapes["sum_x"][0] if len(shapes["sum_x"]) == 1 else -1
-    c = shapes["class_count"][0] if "class_count" in shapes else None
-    z = shapes["head_soft"][1] if len(shapes.get("head_soft", ())) == 2 else None
-    d2k = shapes.get("sum_y")
-    f = shapes["fold_count"][0] if len(shapes.get("fold_count", ())) == 1 and shapes["fold_count"][0] >= 2 else -1
-    expected = {
-        "shift_x": (d1,), "sum_x": (d1,), "gram_x": (d1, d1), "cubic_x": (d1,), "quartic_x": (),
-        "class_count": (c,), "class_sum_x": (c, d1), "head_hard": (c, z), "head_soft": (c, z),
-    }
-    if d2k is not None and len(d2k) == 2:
-        d2, k = d2k
-        expected.update(shift_y=(d2, k), sum_y=(d2, k), cross_xy=(d1, d2, k), gram_y=(d2, k, k))
-    expected.update({f"fold_{name}": (f, *expected[name]) for name in _MOVABLE if name in expected})
-    expected["fold_count"] = (f,)
-    for name, shape in shapes.items():
-        if d1 < 1 or expected.get(name) != shape:
-            return f"{name} has shape {shape}, expected {expected.get(name)}"
-    return None
-
-
-def collective_device(dist: Any) -> torch.device:
-    """Where tensors must live for the process group's collectives (NCCL: the current CUDA device)."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")

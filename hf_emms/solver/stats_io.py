@@ -1,0 +1,98 @@
+"""The file format of ``FeatureStats``: one safetensors file, tensors plus JSON metadata, written atomically.
+
+Layout. Every tensor of the accumulator under its own name (float64; see the table of names in ``stats.py``),
+and one metadata entry ``hf_emms``: ``{"format": "hf-emms/feature-stats", "version": 2, "n": N, "kind":
+"classes" | "embeddings"}``. Reading checks the format and version, that exactly the tensors of the kind are
+present (the head tables both or neither), and that their shapes agree with each other (one D1, C, Z, D2, K
+and number of folds F), so a truncated, foreign or hand-edited file is a ``StatsFileError``, not a wrong score.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .._io import atomic_write
+from ..errors import InvalidInputError, StatsFileError
+from .stats import _F64, _HEAD, _MOVABLE, _TARGET_SUMS, FeatureStats
+
+_FORMAT = "hf-emms/feature-stats"
+_VERSION = 2
+_REQUIRED = {
+    kind: ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", *(("shift_y",) if kind == "embeddings" else ()),
+           *sums, "fold_count", "fold_sum_x", "fold_gram_x", *(f"fold_{name}" for name in sums))
+    for kind, sums in _TARGET_SUMS.items()
+}
+
+
+def save_stats(stats: FeatureStats, path: str | os.PathLike) -> Path:
+    """Write ``stats`` to one safetensors file (tensors + JSON metadata), atomically; see :meth:`FeatureStats.save`."""
+    from safetensors.torch import save_file
+
+    if stats.n == 0:
+        raise InvalidInputError("refusing to save empty statistics: no batch was accumulated.")
+    path = Path(path)
+    meta = {"format": _FORMAT, "version": _VERSION, "n": stats.n, "kind": stats.kind}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in stats._t.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
+
+
+def load_stats(path: str | os.PathLike, *, device: str | torch.device = "cpu", cls: type = FeatureStats) -> FeatureStats:
+    """Read statistics written by :func:`save_stats`; see :meth:`FeatureStats.load`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise StatsFileError(f"no statistics file at {path}.")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            meta = json.loads((f.metadata() or {}).get("hf_emms", "null"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+        raise StatsFileError(f"{path} is not a readable safetensors file ({e}); re-run the extraction.") from e
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise StatsFileError(f"{path} was not written by FeatureStats.save (no '{_FORMAT}' metadata).")
+    if meta.get("version") != _VERSION:
+        raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads {_VERSION}.")
+    required = set(_REQUIRED.get(meta.get("kind"), ()))
+    optional = set(_HEAD) if meta.get("kind") == "classes" else set()
+    present = set(tensors) - required
+    if not required or not required <= set(tensors) or present not in (set(), optional):
+        raise StatsFileError(f"{path} holds tensors {sorted(tensors)}; expected {sorted(required)}, with both or none of {_HEAD}.")
+    n = meta.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise StatsFileError(f"{path} records n = {n!r}; expected a sample count >= 1.")
+    problem = _shape_problem({k: tuple(v.shape) for k, v in tensors.items()})
+    if problem:
+        raise StatsFileError(f"{path} is inconsistent: {problem}.")
+    out = cls(folds=int(tensors["fold_count"].shape[0]))
+    out.n, out.kind, out._t = n, meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
+    return out
+
+
+def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
+    """What is inconsistent about a set of statistics' shapes, or None."""
+    d1 = shapes["sum_x"][0] if len(shapes["sum_x"]) == 1 else -1
+    c = shapes["class_count"][0] if "class_count" in shapes else None
+    z = shapes["head_soft"][1] if len(shapes.get("head_soft", ())) == 2 else None
+    d2k = shapes.get("sum_y")
+    f = shapes["fold_count"][0] if len(shapes.get("fold_count", ())) == 1 and shapes["fold_count"][0] >= 2 else -1
+    expected = {
+        "shift_x": (d1,), "sum_x": (d1,), "gram_x": (d1, d1), "cubic_x": (d1,), "quartic_x": (),
+        "class_count": (c,), "class_sum_x": (c, d1), "head_hard": (c, z), "head_soft": (c, z),
+    }
+    if d2k is not None and len(d2k) == 2:
+        d2, k = d2k
+        expected.update(shift_y=(d2, k), sum_y=(d2, k), cross_xy=(d1, d2, k), gram_y=(d2, k, k))
+    expected.update({f"fold_{name}": (f, *expected[name]) for name in _MOVABLE if name in expected})
+    expected["fold_count"] = (f,)
+    for name, shape in shapes.items():
+        if d1 < 1 or expected.get(name) != shape:
+            return f"{name} has shape {shape}, expected {expected.get(name)}"
+    return None
+
+
+
