@@ -13,7 +13,7 @@ baselines) and the errors. Subpackages: ``hf_emms.hub`` (candidates), ``hf_emms.
 from ._version import __version__
 from .errors import HfEmmsError, IncompatibleStatsError, InvalidInputError, StatsFileError
 from .metric import load_metric
-from .pipeline import rank
+from .pipeline import iter_rank, rank
 from .results import Ranking
 from .solver import (
     CenteredStats, EMMSResult, FeatureStats, LeepPass, emms, emms_reference, emms_score, hscore, leep_conditional,
@@ -24,6 +24,6 @@ from .tasks import Task, load_task
 __all__ = [
     "CenteredStats", "EMMSResult", "FeatureStats", "HfEmmsError", "IncompatibleStatsError", "InvalidInputError",
     "LeepPass", "Ranking", "StatsFileError", "Task", "__version__", "emms", "emms_reference", "emms_score", "hscore",
-    "leep_conditional", "leep_score", "load_metric", "load_task", "logme", "nce", "rank", "simplex_qp",
+    "iter_rank", "leep_conditional", "leep_score", "load_metric", "load_task", "logme", "nce", "rank", "simplex_qp",
     "sparsemax",
 ]

@@ -4,7 +4,7 @@ For each scored Hub candidate of a :class:`~hf_emms.results.Ranking`, :func:`ann
 (``README.md``) on the repo's ``main`` branch, adds one evaluation result to its ``model-index`` metadata and shows
 the change as a unified diff; with ``create_pr=True`` it opens one pull request per model. Example::
 
-    from hf_emms.hub.cards import annotate
+    from hf_emms.cards import annotate          # (also importable as hf_emms.hub.cards)
 
     for change in annotate("hf-emms-results/sst2"):          # dry run: nothing is written
         print(change.model, change.status.value, change.reason or "")
@@ -36,32 +36,27 @@ exact text shown is the text committed, and the pull request is opened from that
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import enum
-import math
 import os
-import re
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from huggingface_hub import CommitOperationAdd, EvalResult, ModelCard
 from huggingface_hub.errors import RemoteEntryNotFoundError
-from huggingface_hub.repocard import REGEX_YAML_BLOCK
-from huggingface_hub.repocard_data import eval_results_to_model_index
-from huggingface_hub.utils import yaml_dump
 
-from .._version import __version__
-from ..errors import AnnotationError, CardFormatError, HfEmmsError
-from ..results import Ranking
-from .candidate import parse_reference
-from .errors import HubAccessError, HubError
-from .remote import HubClient
-from .retry import RetryPolicy, call_hub
+from ._version import __version__
+from .card_yaml import updated_card
+from .cli.rank import command_line
+from .errors import AnnotationError, CardFormatError, HfEmmsError, HubAccessError, HubError
+from .hub.candidate import parse_reference
+from .hub.remote import HubClient
+from .hub.retry import RetryPolicy, call_hub
+from .records import RankingMeta, Row
+from .results import Ranking
 
 __all__ = ["AnnotationError", "CardChange", "CardFormatError", "ChangeStatus", "METRIC_TYPE", "annotate",
            "emms_result", "load_ranking", "task_type", "updated_card"]
@@ -80,7 +75,6 @@ _TASKS = {
     ("audio", "classification"): "audio-classification", ("audio", "multilabel"): "audio-classification",
     ("audio", "regression"): "audio-classification", ("audio", "text"): "automatic-speech-recognition",
 }
-_TOP_LEVEL_KEY = re.compile(r"[^\s#-]")  # a line starting a new top-level YAML key (not indented, not a list item)
 
 
 class ChangeStatus(str, enum.Enum):
@@ -149,78 +143,40 @@ def task_type(kind: str, modality: str) -> str:
     return _TASKS.get((modality, kind), default)
 
 
-def emms_result(meta: dict[str, Any], row: dict[str, Any]) -> EvalResult:
+def emms_result(meta: RankingMeta | dict[str, Any], row: Row | dict[str, Any]) -> EvalResult:
     """The ``EvalResult`` of one scored row of a ranking whose ``meta`` is what :func:`hf_emms.rank` records.
+
+    The score travels with what makes it reproducible: the scored ``model_revision`` (the row's pinned revision),
+    the F-label encoders, the score rule, the budget and seed, the dataset fingerprint and the hf-emms version.
 
     Raises
     ------
     AnnotationError
         The ranking's dataset is not a Hub dataset (a model-index result must name one), or its meta is incomplete.
     """
+    meta, row = RankingMeta.from_dict(meta), Row.from_dict(row)
     _check_meta(meta)
-    dataset, task, config = meta["dataset"], meta["task"], meta.get("config") or {}
-    kind = task_type(task["kind"], task["modality"])
-    weights = row.get("emms_weights") if isinstance(row.get("emms_weights"), dict) else {}
+    dataset, config = meta.dataset, meta.config
+    kind = task_type(meta.task.kind, meta.task.modality)
     args = {
-        "model_revision": row.get("revision"),
+        "model_revision": row.revision,
         "encoders": _encoder_names(meta),
-        "encoder_weights": {name: round(float(w), 3) for name, w in weights.items()},
-        "score_rule": config.get("score_rule"),
-        "samples": dataset.get("rows_scored"),
-        "max_samples": config.get("max_samples"),
-        "seed": config.get("seed"),
-        "dataset_fingerprint": dataset.get("fingerprint"),
-        "hf_emms": config.get("hf_emms"),
+        "encoder_weights": {name: round(float(w), 3) for name, w in (row.emms_weights or {}).items()},
+        "score_rule": config.score_rule,
+        "samples": dataset.rows_scored,
+        "max_samples": config.max_samples,
+        "seed": config.seed,
+        "dataset_fingerprint": dataset.fingerprint,
+        "hf_emms": config.hf_emms,
     }
     return EvalResult(
         task_type=kind, task_name=kind.replace("-", " ").title(),
-        dataset_type=dataset["id"], dataset_name=dataset.get("name") or dataset["id"],
-        dataset_config=dataset.get("config"), dataset_split=dataset.get("split"),
-        dataset_revision=dataset.get("revision"),
+        dataset_type=dataset.id, dataset_name=dataset.name or dataset.id,
+        dataset_config=dataset.config, dataset_split=dataset.split, dataset_revision=dataset.revision,
         # + 0.0 turns the -0.0 of a perfect fit into 0.0.
-        metric_type=METRIC_TYPE, metric_name=METRIC_NAME, metric_value=round(float(row["emms"]), _DIGITS) + 0.0,
-        metric_config=config.get("score_rule"), metric_args={k: v for k, v in args.items() if v is not None},
+        metric_type=METRIC_TYPE, metric_name=METRIC_NAME, metric_value=round(float(row.emms), _DIGITS) + 0.0,
+        metric_config=config.score_rule, metric_args={k: v for k, v in args.items() if v is not None},
     )
-
-
-def updated_card(card: str | None, result: EvalResult, *, model_name: str) -> str:
-    """``card`` (a README's text, or None for a repo without one) with ``result`` merged into its ``model-index``.
-
-    Other results and metadata are kept; an earlier result of the same metric type on the same dataset (id, config,
-    split) is replaced. Only the ``model-index`` block of the YAML header is rewritten when the header allows it,
-    so formatting and comments elsewhere survive; otherwise the header is re-serialised.
-
-    Parameters
-    ----------
-    card : str or None
-    result : huggingface_hub.EvalResult
-    model_name : str
-        The ``model-index`` name used when the card has no ``model-index`` yet.
-
-    Raises
-    ------
-    CardFormatError
-        The header is not YAML, not a mapping, or its ``model-index`` is not a list of ``{name, results}``.
-    """
-    text = card or ""
-    entry = eval_results_to_model_index(model_name, [result])[0]
-    match = REGEX_YAML_BLOCK.search(text)
-    if match is None:  # no metadata yet: a header holding only the model-index, above the card's text as it was
-        return f"---\n{_dump({'model-index': [entry]})}---\n{text}"
-    try:
-        metadata = yaml.safe_load(match.group(2)) or {}
-    except yaml.YAMLError as exc:
-        raise CardFormatError(f"the card's YAML header does not parse ({exc.__class__.__name__}); "
-                              "fix the card first.") from None
-    if not isinstance(metadata, dict):
-        raise CardFormatError("the card's YAML header is not a mapping of fields; fix the card first.")
-    index = _merged_index(metadata.get("model-index"), entry, result)
-    line_break = "\r\n" if "\r\n" in match.group(2) else "\n"
-    expected = {**metadata, "model-index": index}
-    header = _spliced(match.group(2), index, line_break)
-    if _parsed(header) != expected:  # the header's layout (flow style, comments in the block) defeated the splice
-        header = _dump(expected, line_break).rstrip(line_break)
-    return text[:match.start(2)] + header + text[match.end(2):]
 
 
 def annotate(
@@ -275,7 +231,7 @@ def annotate(
     for row in tqdm(rows, desc="model cards", unit="model", disable=not progress):
         reason = _not_annotated(row)
         if reason is not None:
-            changes.append(CardChange(row["model"], ChangeStatus.NOT_ANNOTATED, row.get("revision"), reason=reason))
+            changes.append(CardChange(row.model, ChangeStatus.NOT_ANNOTATED, row.revision, reason=reason))
             continue
         result = emms_result(ranking.meta, row)
         try:
@@ -284,59 +240,55 @@ def annotate(
                 change = dataclasses.replace(change, status=ChangeStatus.OPENED,
                                              pr_url=_open_pr(client, change, ranking.meta, row, result))
         except (HubError, CardFormatError) as exc:
-            change = CardChange(row["model"], ChangeStatus.FAILED, row.get("revision"), reason=str(exc))
+            change = CardChange(row.model, ChangeStatus.FAILED, row.revision, reason=str(exc))
         changes.append(change)
     return changes
 
 
 # -------------------------------------------------------------------------------------------------- ranking rows
-def _check_meta(meta: dict[str, Any]) -> None:
-    dataset, task = meta.get("dataset") or {}, meta.get("task") or {}
-    if not dataset.get("id"):
+def _check_meta(meta: RankingMeta) -> None:
+    dataset, task = meta.dataset, meta.task
+    if not dataset.id:
         raise AnnotationError(
-            f"the ranking was computed on {dataset.get('name') or 'data'!r}, which is not a Hub dataset: a model "
+            f"the ranking was computed on {dataset.name or 'data'!r}, which is not a Hub dataset: a model "
             "card's model-index must name a Hub dataset id. Push the data to the Hub (datasets' push_to_hub), rank "
             "on its id, then annotate.")
-    if not task.get("kind") or not task.get("modality"):
+    if not task.kind or not task.modality:
         raise AnnotationError("the ranking's meta has no task kind/modality: annotate rankings saved by hf-emms rank.")
 
 
-def _rows(ranking: Ranking, models: Sequence[str] | None) -> list[dict[str, Any]]:
-    rows = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in ranking.df.to_dict(orient="records")]
+def _rows(ranking: Ranking, models: Sequence[str] | None) -> list[Row]:
+    rows = ranking.rows
     if models is None:
         return rows
-    known = [r["model"] for r in rows]
+    known = [r.model for r in rows]
     unknown = [m for m in models if m not in known]
     if unknown:
         raise AnnotationError(f"{unknown} not in the ranking; it holds {known}.")
     wanted = set(models)
-    return [r for r in rows if r["model"] in wanted]
+    return [r for r in rows if r.model in wanted]
 
 
-def _not_annotated(row: dict[str, Any]) -> str | None:
-    if row.get("status") != "ok":
-        return f"skipped in the ranking: {row.get('reason') or 'no reason recorded'}"
-    if row.get("emms") is None:
+def _not_annotated(row: Row) -> str | None:
+    if not row.ok:
+        return f"skipped in the ranking: {row.reason or 'no reason recorded'}"
+    if row.emms is None:
         return "no EMMS score in the ranking"
     # The pipeline names Hub candidates by their full "org/name" id (what the Hub reports, legacy ids included)
     # and local checkpoints by their folder's name, which has no "/".
     try:
-        is_hub = "/" in row["model"] and parse_reference(row["model"]) is not None
+        is_hub = "/" in row.model and parse_reference(row.model) is not None
     except HfEmmsError:
         is_hub = False
     return None if is_hub else "a local checkpoint, not a Hub repo: there is no Hub card to annotate"
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _encoder_names(meta: dict[str, Any]) -> list[str]:
+def _encoder_names(meta: RankingMeta) -> list[str]:
     """The F-label encoders with their revision: ``id@commit`` for Hub models, ``name (local, sha256:...)`` for
     local folders; ``["one-hot"]`` when the ranking used none."""
-    records = (meta.get("flabels") or {}).get("encoders")
+    records = meta.encoders
     if not records:
-        return list((meta.get("flabels") or {}).get("members") or ["one-hot"])
+        return list(meta.flabels.get("members") or ["one-hot"])
     names = []
     for r in records:
         revision = str(r.get("revision") or "")
@@ -357,8 +309,8 @@ def _is_local(record: dict[str, Any]) -> bool:
 
 
 # -------------------------------------------------------------------------------------------------- Hub reads and PRs
-def _propose(client: HubClient, row: dict[str, Any], result: EvalResult) -> CardChange:
-    repo_id = row["model"]
+def _propose(client: HubClient, row: Row, result: EvalResult) -> CardChange:
+    repo_id = row.model
     base = call_hub(lambda: client.api.model_info(repo_id, timeout=client.retry.timeout).sha,
                     what=f"model info of {repo_id}", policy=client.retry)
     old = call_hub(lambda: _read_card(client, repo_id, base), what=f"the card of {repo_id}", policy=client.retry)
@@ -370,14 +322,14 @@ def _propose(client: HubClient, row: dict[str, Any], result: EvalResult) -> Card
         raise CardFormatError(f"huggingface_hub cannot read the card's metadata ({exc}); fix the card first.") from None
     status = ChangeStatus.UNCHANGED if new == old else ChangeStatus.PROPOSED
     caveat = None
-    if row.get("revision") and row["revision"] != base:
-        caveat = (f"scored at {row['revision'][:12]}; main is now {base[:12]} (the result records the scored commit "
+    if row.revision and row.revision != base:
+        caveat = (f"scored at {row.revision[:12]}; main is now {base[:12]} (the result records the scored commit "
                   "in its args: re-rank if the weights changed)")
     diff = "" if new == old else "".join(difflib.unified_diff(
         _ending(old or "").splitlines(keepends=True), _ending(new).splitlines(keepends=True),
         fromfile=f"{repo_id}/{_CARD} @ {base[:12]}" if old is not None else "/dev/null",
         tofile=f"{repo_id}/{_CARD} (with EMMS)"))
-    return CardChange(repo_id, status, row.get("revision"), base, new, diff, reason=caveat)
+    return CardChange(repo_id, status, row.revision, base, new, diff, reason=caveat)
 
 
 def _read_card(client: HubClient, repo_id: str, revision: str) -> str | None:
@@ -388,8 +340,7 @@ def _read_card(client: HubClient, repo_id: str, revision: str) -> str | None:
     return Path(path).read_text(encoding="utf-8-sig")
 
 
-def _open_pr(client: HubClient, change: CardChange, meta: dict[str, Any], row: dict[str, Any],
-             result: EvalResult) -> str | None:
+def _open_pr(client: HubClient, change: CardChange, meta: RankingMeta, row: Row, result: EvalResult) -> str | None:
     # The Hub's own check of the metadata (POST /api/validate-yaml) before anything is committed.
     try:
         call_hub(ModelCard(change.card).validate, what=f"validating the card of {change.model}", policy=client.retry)
@@ -405,10 +356,10 @@ def _open_pr(client: HubClient, change: CardChange, meta: dict[str, Any], row: d
     return info.pr_url
 
 
-def _pr_description(meta: dict[str, Any], row: dict[str, Any], result: EvalResult) -> str:
+def _pr_description(meta: RankingMeta, row: Row, result: EvalResult) -> str:
     args = result.metric_args or {}
     data = ", ".join(f"{k} `{v}`" for k, v in (("config", result.dataset_config), ("split", result.dataset_split)) if v)
-    local = any(_is_local(r) for r in (meta.get("flabels") or {}).get("encoders") or [])
+    local = any(_is_local(r) for r in meta.encoders)
     lines = [
         f"This pull request adds one result to the card's `model-index` metadata: the **EMMS transferability** "
         f"of this checkpoint on [{result.dataset_type}](https://huggingface.co/datasets/{result.dataset_type}) "
@@ -421,9 +372,9 @@ def _pr_description(meta: dict[str, Any], row: dict[str, Any], result: EvalResul
         "sample. Higher is better (0 is a perfect fit). It compares checkpoints on one dataset; it is not an accuracy.",
         "",
         "| configuration | |", "|---|---|",
-        f"| model revision scored | `{row.get('revision')}` |",
+        f"| model revision scored | `{row.revision}` |",
         f"| dataset revision | `{result.dataset_revision}` |",
-        f"| task | {result.task_type} ({meta['task']['kind']} labels, {meta['task']['modality']} input) |",
+        f"| task | {result.task_type} ({meta.task.kind} labels, {meta.task.modality} input) |",
         f"| F-label encoders | {', '.join(args.get('encoders', []))} |",
         f"| samples | {args.get('samples')} (budget {args.get('max_samples') or 'all'}, seed {args.get('seed')}) |",
         f"| score rule | {args.get('score_rule')} (k-fold cross-validated residual) |",
@@ -439,74 +390,18 @@ def _pr_description(meta: dict[str, Any], row: dict[str, Any], result: EvalResul
     return "\n".join(lines)
 
 
-def _command(meta: dict[str, Any], row: dict[str, Any]) -> str:
-    """The ``hf-emms rank`` command that recomputes this row (local encoders named as the card names them)."""
-    dataset, task, config = meta["dataset"], meta["task"], meta.get("config") or {}
-    parts = ["hf-emms", "rank", dataset["id"]]
-    for flag, value in (("--config", dataset.get("config")), ("--split", dataset.get("split")),
-                        ("--revision", dataset.get("revision")), ("--task", task.get("kind")),
-                        ("--input-column", task.get("input_column")), ("--label-column", task.get("label_column")),
-                        ("--prompt", None if config.get("prompt") == "{}" else config.get("prompt"))):
-        if value:
-            parts += [flag, str(value)]
-    parts += ["--models", f"{row['model']}@{row['revision']}" if row.get("revision") else row["model"]]
-    encoders = [_encoder_name(r) for r in (meta.get("flabels") or {}).get("encoders") or []]
-    parts += ["--encoders", *(encoders or ["none"])]
-    parts += ["--max-samples", str(config.get("max_samples") or 0), "--seed", str(config.get("seed", 0))]
-    return shlex.join(parts)
-
-
-# -------------------------------------------------------------------------------------------------- YAML
-def _merged_index(index: Any, entry: dict[str, Any], result: EvalResult) -> list[dict[str, Any]]:
-    """``index`` with earlier results of ``result``'s metric on its dataset removed and ``entry``'s result added."""
-    if index is None:
-        return [entry]
-    if not (isinstance(index, list) and index and all(
-            isinstance(e, dict) and isinstance(e.get("results", []), list) for e in index)):
-        raise CardFormatError("the card's model-index is not a list of {name, results} entries "
-                              "(https://github.com/huggingface/hub-docs/blob/main/modelcard.md); fix it first.")
-    index = copy.deepcopy(index)
-    same = (result.dataset_type, result.dataset_config, result.dataset_split)
-    for e in index:
-        kept = []
-        for r in e.get("results") or []:
-            data = r.get("dataset") if isinstance(r, dict) and isinstance(r.get("dataset"), dict) else {}
-            if (data.get("type"), data.get("config"), data.get("split")) == same:
-                r = {**r, "metrics": [m for m in r.get("metrics") or [] if not (
-                    isinstance(m, dict) and m.get("type") == result.metric_type)]}
-                if not r["metrics"]:
-                    continue
-            kept.append(r)
-        e["results"] = kept
-    index[0]["results"].append(entry["results"][0])
-    return index
-
-
-def _spliced(header: str, index: list[dict[str, Any]], line_break: str) -> str:
-    """``header`` (YAML text) with its top-level ``model-index`` block replaced by ``index``, or appended."""
-    block = _dump({"model-index": index}, line_break).rstrip(line_break).split(line_break)
-    lines = header.split(line_break)
-    start = next((i for i, line in enumerate(lines) if re.match(r"model-index\s*:", line)), None)
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return line_break.join(lines + block)
-    end = next((j for j in range(start + 1, len(lines)) if _TOP_LEVEL_KEY.match(lines[j])), len(lines))
-    while end > start + 1 and not lines[end - 1].strip():  # blank lines before the next key stay where they were
-        end -= 1
-    return line_break.join(lines[:start] + block + lines[end:])
-
-
-def _parsed(header: str) -> Any:
-    try:
-        return yaml.safe_load(header)
-    except yaml.YAMLError:
-        return None
-
-
-def _dump(data: dict[str, Any], line_break: str = "\n") -> str:
-    """YAML as huggingface_hub writes card metadata (block style, keys in order)."""
-    return yaml_dump(data, sort_keys=False, line_break=line_break)
+def _command(meta: RankingMeta, row: Row) -> str:
+    """The ``hf-emms rank`` command that recomputes this row, written by the CLI's own parser (local encoders named
+    as the card names them; the budget and seed always written out)."""
+    dataset, task, config = meta.dataset, meta.task, meta.config
+    options = {
+        "config": dataset.config, "split": dataset.split, "revision": dataset.revision, "task": task.kind,
+        "input_column": task.input_column, "label_column": task.label_column, "prompt": config.prompt,
+        "models": [f"{row.model}@{row.revision}" if row.revision else row.model],
+        "encoders": [_encoder_name(r) for r in meta.encoders] or ["none"],
+        "max_samples": config.max_samples or 0, "seed": config.seed or 0,
+    }
+    return shlex.join(command_line(dataset.id, options, always=("max_samples", "seed")))
 
 
 def _ending(text: str) -> str:

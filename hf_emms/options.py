@@ -65,7 +65,8 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any], *, error: type[E
     """``value`` when it is one of ``allowed``, else ``error`` listing the choices."""
     allowed = tuple(allowed)
     if value not in allowed:
-        raise error(f"{name} must be one of {list(allowed)}; got {value!r}.")
+        raise error(f"unknown {name} {value!r}: {name} must be one of {list(allowed)} ({name}={value!r} is not one "
+                    "of them).")
     return value
 
 

@@ -12,18 +12,15 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from ._io import atomic_write
 from .errors import HfEmmsError
+from .records import COLUMNS, RankingMeta, Row
 
-__all__ = ["COLUMNS", "Ranking", "ResultsStore", "record_key"]
+__all__ = ["COLUMNS", "Ranking", "RankingMeta", "ResultsStore", "Row", "record_key"]
 
-# Columns in display order. Scores: higher is better for every one of them.
-COLUMNS = (
-    "rank", "model", "revision", "emms", "emms_weights", "emms_one_hot", "emms_official", "logme", "hscore", "nce",
-    "params", "width", "n_samples", "seconds", "status", "reason",
-)
 _FORMAT = "hf-emms/result"
 
 
@@ -83,22 +80,24 @@ class Ranking:
 
     Parameters
     ----------
-    rows : list of dict
-        One per candidate, with the keys of ``COLUMNS`` (missing ones are empty).
-    meta : dict
+    rows : list of Row (or dicts with the keys of ``COLUMNS``; missing ones are empty)
+        One per candidate.
+    meta : RankingMeta or dict, optional
         The run's configuration and provenance: dataset, task, F-label encoders, budget, versions.
 
     Attributes
     ----------
     df : pandas.DataFrame
         The table, sorted: scored candidates by EMMS (best first), then skipped ones.
+    meta : RankingMeta
     """
 
-    def __init__(self, rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, rows: Iterable[Row | dict[str, Any]], meta: RankingMeta | dict[str, Any] | None = None) -> None:
         import pandas as pd
 
-        self.meta = dict(meta or {})
-        df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
+        self.meta = RankingMeta.from_dict(meta)
+        records = [Row.from_dict(r.to_dict() if isinstance(r, Row) else r).to_dict() for r in rows]
+        df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in records], columns=list(COLUMNS))
         ok = df["status"] == "ok"
         scored = df[ok].sort_values("emms", ascending=False, kind="stable")
         scored["rank"] = range(1, len(scored) + 1)
@@ -109,6 +108,11 @@ class Ranking:
 
     def __repr__(self) -> str:
         return self.to_markdown()
+
+    @property
+    def rows(self) -> list[Row]:
+        """The table's rows, in ranking order, as :class:`Row` records."""
+        return [Row.from_dict(r) for r in self.df.to_dict(orient="records")]
 
     @property
     def best(self) -> str | None:
@@ -138,7 +142,7 @@ class Ranking:
     def to_json(self) -> str:
         """The table and its configuration as JSON: ``{"meta": {...}, "rows": [...]}``."""
         rows = json.loads(self.df.to_json(orient="records", double_precision=15))
-        return json.dumps({"meta": self.meta, "rows": rows}, indent=1, default=_jsonable)
+        return json.dumps({"meta": self.meta.to_dict(), "rows": rows}, indent=1, default=_jsonable)
 
     @classmethod
     def from_json(cls, text: str) -> "Ranking":
@@ -186,7 +190,7 @@ class Ranking:
         ax.set_xlim(-2.1 * span if min(scores + [0.0]) < 0 else 0, max(scores + [0.0]) + 0.1 * span)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel("EMMS (higher is better: minus the share of F-label variance left unexplained out of sample)")
-        title = self.meta.get("dataset", {}).get("name") if isinstance(self.meta.get("dataset"), dict) else None
+        title = self.meta.dataset.name
         ax.set_title(f"Which checkpoint to fine-tune{f' on {title}' if title else ''}")
         skipped = self.df[self.df["status"] != "ok"]
         if len(skipped):

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InvalidInputError
-    from ..hub.cards import ChangeStatus, annotate
+    from ..cards import ChangeStatus, annotate
     from ..hub.retry import RetryPolicy
 
     if args.timeout <= 0:

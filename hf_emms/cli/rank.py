@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..options import DEFAULT_METRICS, METRICS, SORTS, TASK_KINDS
 from .scan import parse_count
@@ -30,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--revision", help="Hub dataset revision")
     data.add_argument("--task", choices=TASK_KINDS,
                       help="label kind (default: detected from the label column)")
-    data.add_argument("--label-column", help="default: the ClassLabel column, or one named label/target/...")
     data.add_argument("--input-column", help="default: the image/audio column, or the text column")
+    data.add_argument("--label-column", help="default: the ClassLabel column, or one named label/target/...")
     cands = parser.add_argument_group("candidates")
     cands.add_argument("--models", nargs="+", default=[], metavar="ID_OR_DIR",
                        help="Hub ids (org/name[@revision]) and checkpoint folders")
@@ -64,20 +65,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import rank
+    from ..options import RankSpec
+    from ..pipeline import rank_spec
 
-    encoders = "default" if args.encoders is None else (None if [e.lower() for e in args.encoders] == ["none"] else args.encoders)
     out = args.output_dir or Path("hf-emms-results") / Path(args.dataset.rstrip("/")).name
-    ranking = rank(
-        args.dataset, args.models, config=args.config, split=args.split, revision=args.revision, task=args.task,
-        label_column=args.label_column, input_column=args.input_column, tags=[t for v in args.tags for t in v.split(",") if t],
-        pipeline_tag=args.pipeline_tag, sort=args.sort, limit=args.limit, include_cache=args.include_cache,
-        max_params=args.max_params, encoders=encoders, prompt=args.prompt, max_samples=args.max_samples or None,
-        seed=args.seed, metrics=args.metrics, batch_size=args.batch_size, max_length=args.max_length,
-        output_dir=out, cache_dir=args.cache_dir, allow_remote_code=args.allow_remote_code,
-        allow_pickle=args.allow_pickle, device=args.device, progress=not args.quiet,
+    options = {name: value for name, value in vars(args).items() if name in RankSpec.option_names()}
+    options.update(
+        encoders="default" if args.encoders is None else (None if [e.lower() for e in args.encoders] == ["none"]
+                                                          else args.encoders),
+        tags=[t for v in args.tags for t in v.split(",") if t], max_samples=args.max_samples or None,
+        output_dir=out, progress=not args.quiet,
     )
+    ranking = rank_spec(args.dataset, args.models, RankSpec.from_options(options))
     print(ranking.to_markdown())
     print(f"\nbest: {ranking.best}" if ranking.best else "\nno candidate could be scored (see the reasons above)")
     print(f"saved: {out}/ranking.json, ranking.csv, ranking.md, ranking.png", file=sys.stderr)
     return 0 if ranking.best else 1
+
+
+def command_line(dataset: str, options: dict[str, Any], *, always: tuple[str, ...] = ()) -> list[str]:
+    """The ``hf-emms rank`` command (as a list of words) that runs ``dataset`` with these flat options (those of
+    :class:`~hf_emms.options.RankSpec`, plus ``models``): each option is written as the flag this parser gives it,
+    so the command always matches the CLI. Options that are None, or at the parser's default and not named in
+    ``always``, are omitted."""
+    parser = argparse.ArgumentParser(add_help=False)
+    register(parser.add_subparsers())
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["rank"]
+    words = ["hf-emms", "rank", dataset]
+    for action in sub._actions:
+        if not action.option_strings or action.dest not in options:
+            continue
+        value = options[action.dest]
+        if value is None or value == [] or value == () or (value == action.default and action.dest not in always):
+            continue
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a switch
+            words += [flag] if value else []
+        elif action.nargs in ("+", "*"):
+            words += [flag, *map(str, value if isinstance(value, (list, tuple)) else [value])]
+        else:
+            words += [flag, str(value)]
+    return words

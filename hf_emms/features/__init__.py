@@ -7,12 +7,13 @@ Features are pooled by the checkpoint's own rules (:mod:`.pooling`) and never he
 are cached (:class:`StatsCache`).
 """
 
-from .adaptive import HalvingBatches, OutOfMemoryError
+from ..errors import CandidateLoadError, OutOfMemoryError
+from .adaptive import HalvingBatches
 from .cache import StatsCache
 from .candidate import ResolvedCandidate, resolve_candidate
-from .errors import CandidateLoadError
-from .extract import Extraction, ExtractionRecord, extract_stats
+from .extract import extract_stats
 from .parallel import choose_mode, extract_many
+from .record import Extraction, ExtractionRecord
 from .pooling import Pooling, declared_pooling
 from .sampling import subsample
 

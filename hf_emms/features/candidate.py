@@ -7,14 +7,14 @@ project's safety defaults: safetensors weights only and no remote code, unless t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CandidateLoadError
+from ..errors import CandidateLoadError
+from ..hub.candidate import Candidate, Source
+from ..hub.local import candidate_from_folder
 
 # Files a Hub snapshot needs for config, tokenizer/processor, declared pooling and safetensors weights.
 _SAFE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.spm"]
@@ -28,23 +28,8 @@ _HEAD_SUFFIXES = {
 _INPUT_MODALITY = {"input_ids": "text", "pixel_values": "image", "input_values": "audio", "input_features": "audio"}
 
 
-@dataclass(frozen=True)
-class ResolvedCandidate:
-    """A candidate pinned to one exact version.
-
-    Attributes
-    ----------
-    name : str
-        The candidate as given: a Hub id or a local folder path.
-    revision : str
-        The resolved commit sha of a Hub id, or ``"sha256:<hex>"``, the hash of a local folder's files.
-    hub : bool
-        Whether ``name`` is a Hub id (else a local folder).
-    """
-
-    name: str
-    revision: str
-    hub: bool
+# The one pinned candidate type is hf_emms.hub.Candidate; the old name stays importable.
+ResolvedCandidate = Candidate
 
 
 @dataclass
@@ -53,7 +38,8 @@ class LoadedCandidate:
 
     Attributes
     ----------
-    resolved : ResolvedCandidate
+    resolved : hub.Candidate
+        The pinned candidate.
     folder : Path
         Local folder the weights were read from (a Hub snapshot or the folder given).
     model : transformers.PreTrainedModel
@@ -70,7 +56,7 @@ class LoadedCandidate:
         Z, the classes of the checkpoint's classifier head, when it is used.
     """
 
-    resolved: ResolvedCandidate
+    resolved: Candidate
     folder: Path
     model: Any
     encoder: Any
@@ -80,29 +66,33 @@ class LoadedCandidate:
     head_classes: int | None
 
 
-def resolve_candidate(
-    candidate: str | os.PathLike, *, revision: str | None = None
-) -> tuple[ResolvedCandidate, Path | None]:
+def resolve_candidate(candidate: str | os.PathLike | Candidate, *, revision: str | None = None) -> Candidate:
     """Pin ``candidate`` to an exact version without reading its weights.
 
     Parameters
     ----------
-    candidate : str or path
-        A local folder holding a Hugging Face checkpoint, or a Hub id (``"org/name"``).
+    candidate : str, path or hub.Candidate
+        A local folder holding a Hugging Face checkpoint, a Hub id (``"org/name"``), or a candidate already pinned
+        (returned as it is).
     revision : str, optional
         Branch, tag or commit of a Hub id (default: the main branch). Not allowed with a folder.
 
     Returns
     -------
-    resolved : ResolvedCandidate
-    folder : Path or None
-        The local folder when ``candidate`` is one (None for a Hub id, whose files are fetched on load).
+    hub.Candidate
+        Pinned by the one revision rule: a Hub id to its commit sha (only ``config.json`` is fetched), a local
+        folder to the digest of its files (:func:`hf_emms.hub.candidate_from_folder`).
 
     Raises
     ------
     CandidateLoadError
         Not a folder with a ``config.json`` nor a reachable Hub id/revision (with the reason).
     """
+    if isinstance(candidate, Candidate):
+        if revision is not None and revision != candidate.revision:
+            raise CandidateLoadError(candidate.model_id, f"revision={revision!r} was given for a candidate already "
+                                     f"pinned to {candidate.revision!r}.")
+        return candidate
     name = os.fspath(candidate)
     path = Path(name).expanduser()
     if path.is_dir():
@@ -110,28 +100,29 @@ def resolve_candidate(
             raise CandidateLoadError(
                 name, f"revision={revision!r} was given for a local folder; revisions pin Hub ids only."
             )
-        if not (path / "config.json").is_file():
-            raise CandidateLoadError(name, "the folder has no config.json: it is not a Hugging Face checkpoint folder.")
-        return ResolvedCandidate(name, "sha256:" + folder_hash(path), hub=False), path
+        try:
+            return candidate_from_folder(path)
+        except CandidateLoadError as e:
+            raise CandidateLoadError(name, e.reason) from None
     if path.exists() or name.startswith((".", "/", "~")):
         raise CandidateLoadError(name, "no such checkpoint folder (and it does not look like a Hub id 'org/name').")
     # The snapshot folder of a Hub download is named after the commit it holds: fetch config.json only.
     snapshot = _snapshot(name, revision, ["config.json"])
-    return ResolvedCandidate(name, snapshot.name, hub=True), None
+    return Candidate(model_id=name, revision=snapshot.name, source=Source.HUB)
 
 
 def load_candidate(
-    resolved: ResolvedCandidate, *, folder: Path | None = None, modality: str, with_head: bool,
+    resolved: Candidate, *, folder: Path | None = None, modality: str, with_head: bool,
     dtype: Any = None, device: Any = "cpu", allow_pickle: bool = False, trust_remote_code: bool = False,
 ) -> LoadedCandidate:
     """Load the pinned candidate and its preprocessor with transformers Auto classes.
 
     Parameters
     ----------
-    resolved : ResolvedCandidate
-        From :func:`resolve_candidate`.
+    resolved : hub.Candidate
+        From :func:`resolve_candidate` (or the scanner).
     folder : Path, optional
-        The local folder (a Hub id is fetched at ``resolved.revision`` when omitted).
+        The local folder (default: ``resolved.path``; a Hub id is fetched at ``resolved.revision``).
     modality : {"text", "image", "audio"}
         What the dataset's input column holds; the model must read it.
     with_head : bool
@@ -152,7 +143,8 @@ def load_candidate(
     """
     import transformers
 
-    name = resolved.name
+    name = resolved.model_id
+    folder = folder or resolved.path
     if folder is None:
         patterns = _SAFE_PATTERNS + _PICKLE_PATTERNS * allow_pickle + _CODE_PATTERNS * trust_remote_code
         folder = _snapshot(name, resolved.revision, patterns)
@@ -228,23 +220,6 @@ def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
         raise CandidateLoadError(
             repo_id, f"cannot fetch revision {revision or 'main'} from the Hub ({type(e).__name__}: {_first_line(e)})"
         ) from e
-
-
-def folder_hash(folder: Path) -> str:
-    """SHA-256 over the relative paths and contents of every file under ``folder`` (hidden ones excepted).
-
-    Content, not modification times, so that a copied folder keeps its cache entries and an edited one loses them.
-    """
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if any(part.startswith(".") for part in rel.split("/")):
-            continue
-        digest.update(json.dumps([rel, path.stat().st_size]).encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(e: BaseException) -> str:

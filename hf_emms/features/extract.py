@@ -7,8 +7,6 @@ candidate-parallel; see :mod:`hf_emms.features.parallel`.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 import time
 from dataclasses import dataclass
@@ -17,112 +15,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import HfEmmsError, InvalidInputError
+from ..errors import InvalidInputError
+from ..hub.candidate import Candidate
+from ..options import DTYPES, ExtractSpec
 from ..solver import FeatureStats
-from .adaptive import HalvingBatches
 from .cache import StatsCache, array_digest, cache_key
 from .candidate import LoadedCandidate, load_candidate, resolve_candidate
-from .errors import CandidateLoadError
+from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
 from .inputs import InputSpec, Preprocess, input_spec, length_order, text_max_length
-from .pooling import Pooling, choose_pooling, pool
-from .sampling import shard, subsample
+from .runner import Runner
+from .record import Extraction, ExtractionRecord
+from .sampling import shard
+from .sampling import subsample as subsample_rows
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class ExtractionRecord:
-    """How a set of statistics was made: stored beside them in the cache, and in ranking results.
-
-    Attributes
-    ----------
-    candidate : str
-        The candidate as given (Hub id or folder).
-    revision : str
-        Resolved commit sha (Hub id) or ``"sha256:<hex>"`` of the folder's files.
-    modality : str
-        ``"text"``, ``"image"`` or ``"audio"``.
-    model_class : str
-        The transformers class that ran (e.g. ``BertModel``, ``ViTForImageClassification``).
-    pooling, pooling_reason : str
-        The pooling method used and the rule that chose it (see :mod:`hf_emms.features.pooling`).
-    max_length : int or None
-        Text: tokens kept per sample (truncated from the right); None for other inputs.
-    max_length_policy : str or None
-        Where ``max_length`` came from.
-    n_at_max_length : int or None
-        Text: samples that filled ``max_length``, i.e. may have been truncated.
-    dtype, device : str
-        Of the model's weights and activations.
-    batch_size : int
-        The batch size the run ended with (smaller than asked when out-of-memory halved it).
-    n_samples : int
-        Samples in the statistics.
-    dataset_fingerprint, split : str
-        The ``datasets`` fingerprint and split of the dataset.
-    subsample : dict or None
-        ``{"max_samples", "seed", "indices"}`` when a budget drew a stratified subsample, else None (every row).
-    head_classes : int or None
-        Z, when the candidate's classifier head fed NCE/LEEP tables into the statistics.
-    seconds : float
-        Wall time of the extraction (load, forward, statistics, reduction).
-    timings : dict
-        Seconds spent in ``load``, ``forward`` (model + pooling) and ``statistics`` (accumulation), on the
-        process that wrote the record.
-    mode : str
-        ``"single"``, ``"data-parallel"`` or ``"candidate-parallel"``.
-    world_size : int
-        Processes in the job.
-    cache_key : str
-        The key the statistics are cached under.
-    cache_hit : bool
-        Whether this result was read from the cache rather than computed.
-    """
-
-    candidate: str
-    revision: str
-    modality: str
-    model_class: str
-    pooling: str
-    pooling_reason: str
-    max_length: int | None
-    max_length_policy: str | None
-    n_at_max_length: int | None
-    dtype: str
-    device: str
-    batch_size: int
-    n_samples: int
-    dataset_fingerprint: str
-    split: str | None
-    subsample: dict[str, Any] | None
-    head_classes: int | None
-    seconds: float
-    timings: dict[str, float]
-    mode: str
-    world_size: int
-    cache_key: str
-    cache_hit: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExtractionRecord":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-@dataclass
-class Extraction:
-    """The statistics of one candidate on one dataset, and how they were made."""
-
-    stats: FeatureStats
-    record: ExtractionRecord
+_DTYPES = {name: getattr(torch, name) for name in DTYPES if name != "auto"}  # name -> torch dtype
 
 
 @dataclass(frozen=True)
 class Job:
-    """Everything about a run that does not depend on the candidate: checked once, shared by every candidate."""
+    """Everything about a run that does not depend on the candidate: checked once, shared by every candidate.
+
+    Built by :func:`prepare_job`; :func:`run_candidate` runs one candidate on it.
+    """
 
     dataset: Any
     spec: InputSpec
@@ -131,7 +45,11 @@ class Job:
     rows: np.ndarray
     key_parts: dict[str, Any]
     subsample: dict[str, Any] | None
-    options: dict[str, Any]
+    settings: ExtractSpec
+    cache_dir: str | os.PathLike | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    progress: bool = True
 
 
 def extract_stats(
@@ -164,8 +82,9 @@ def extract_stats(
 
     Parameters
     ----------
-    candidate : str or path
-        A local checkpoint folder, or a Hub id (fetched at ``revision``; ``HF_ENDPOINT`` is honoured).
+    candidate : str, path or hub.Candidate
+        A local checkpoint folder, a Hub id (fetched at ``revision``; ``HF_ENDPOINT`` is honoured), or a candidate
+        the scanner already pinned.
     dataset : datasets.Dataset
         Already loaded, N rows.
     revision : str, optional
@@ -215,39 +134,51 @@ def extract_stats(
     InvalidInputError
         Bad dataset, columns, targets or options.
     """
-    options = {k: v for k, v in locals().items() if k not in ("candidate", "dataset", "revision")}
-    job = prepare_job(dataset, options)
+    settings = ExtractSpec(batch_size=batch_size, pooling=pooling, max_length=max_length, dtype=dtype, device=device,
+                           num_workers=num_workers)
+    job = prepare_job(
+        dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
+        label_column=label_column, label_embeddings=label_embeddings, max_samples=max_samples, seed=seed,
+        settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+        progress=progress,
+    )
     rank, world = process_rank()
     mode = "data-parallel" if world > 1 else "single"
     return run_candidate(job, candidate, revision, rank=rank, world_size=world, mode=mode)
 
 
-def with_defaults(options: dict[str, Any]) -> dict[str, Any]:
-    """Every option of :func:`extract_stats`, from ``options`` or its default (one source of truth for both
-    :func:`extract_stats` and :func:`~.parallel.extract_many`)."""
-    params = inspect.signature(extract_stats).parameters
-    names = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "revision"]
-    unknown = sorted(set(options) - set(names))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown}; the options are those of extract_stats: {names}.")
-    return {n: options.get(n, params[n].default) for n in names}
+def prepare_job(
+    dataset: Any,
+    *,
+    text_column: str | tuple[str, str] | None = None,
+    image_column: str | None = None,
+    audio_column: str | None = None,
+    label_column: str | None = None,
+    label_embeddings: Any = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    subsample: dict[str, Any] | None = None,
+    settings: ExtractSpec = ExtractSpec(),
+    cache_dir: str | os.PathLike | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> Job:
+    """Check the dataset, targets and settings once, for any number of candidates.
 
-
-def prepare_job(dataset: Any, options: dict[str, Any]) -> Job:
-    """Check the dataset, targets and options (the keywords of :func:`extract_stats`) once for any number of
-    candidates."""
-    options = with_defaults(options)
-    spec = input_spec(
-        dataset, text_column=options.pop("text_column"), image_column=options.pop("image_column"),
-        audio_column=options.pop("audio_column"),
-    )
-    label_column, label_embeddings = options.pop("label_column"), options.pop("label_embeddings")
-    max_samples, seed = options.pop("max_samples"), options.pop("seed")
+    The keywords are those of :func:`extract_stats` (the model settings grouped as an
+    :class:`~hf_emms.options.ExtractSpec`), plus ``subsample``: when the caller already drew the rows (``rank()``
+    draws its budget once, then passes ``dataset.select(rows)``), ``{"max_samples", "seed", "indices"}`` of that
+    draw, recorded with the statistics. Give either ``max_samples`` (drawn here) or ``subsample``, not both.
+    """
+    spec = input_spec(dataset, text_column=text_column, image_column=image_column, audio_column=audio_column)
     n = len(dataset)
     if n < 2:
         raise InvalidInputError(f"the dataset has {n} row(s); scoring needs at least 2.")
     if (label_column is None) == (label_embeddings is None):
         raise InvalidInputError("give exactly one target: label_column= (class ids) or label_embeddings= (N, D2, K).")
+    if max_samples is not None and subsample is not None:
+        raise InvalidInputError("give max_samples= (draw the rows here) or subsample= (rows drawn already), not both.")
     labels = None
     if label_column is not None:
         labels = _class_ids(dataset, label_column)
@@ -260,53 +191,55 @@ def prepare_job(dataset: Any, options: dict[str, Any]) -> Job:
                 f"got shape {shape}."
             )
         targets = {"label_embeddings": array_digest(np.asarray(label_embeddings))}
-    rows = subsample(n, max_samples, labels=labels, seed=seed)
-    _check_options(options)
+    rows = subsample_rows(n, max_samples, labels=labels, seed=seed)
+    if subsample is None and len(rows) < n:
+        subsample = {"max_samples": int(max_samples), "seed": seed, "indices": rows.tolist()}
     return Job(
         dataset=dataset, spec=spec, labels=labels, label_embeddings=label_embeddings, rows=rows,
         key_parts={
             "dataset": dataset._fingerprint, "split": _split(dataset), "inputs": [spec.modality, *spec.columns],
-            "targets": targets, "rows": array_digest(rows), "pooling": options["pooling"],
-            "max_length": options["max_length"],
+            "targets": targets, "rows": array_digest(rows), "pooling": settings.pooling,
+            "max_length": settings.max_length,
         },
-        subsample=None if len(rows) == n else {"max_samples": int(max_samples), "seed": seed, "indices": rows.tolist()},
-        options=options,
+        subsample=subsample, settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code, progress=progress,
     )
 
 
 def run_candidate(
-    job: Job, candidate: str | os.PathLike, revision: str | None, *, rank: int, world_size: int, mode: str
+    job: Job, candidate: str | os.PathLike | Candidate, revision: str | None = None, *, rank: int = 0,
+    world_size: int = 1, mode: str = "single",
 ) -> Extraction:
     """Statistics of one candidate: from the cache, or computed over this process's shard and summed across the
     ``world_size`` processes (every one of which must call this with the same job and candidate when > 1)."""
     start = time.perf_counter()
-    opts = job.options
-    device = resolve_device(opts["device"])
-    dtype = resolve_dtype(opts["dtype"], device)
-    resolved, folder = resolve_candidate(candidate, revision=revision)
-    key = cache_key({**job.key_parts, "candidate": resolved.name, "revision": resolved.revision, "dtype": str(dtype)})
-    cache = StatsCache(opts["cache_dir"]) if opts["cache_dir"] is not None else None
+    settings = job.settings
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    resolved = resolve_candidate(candidate, revision=revision)
+    key = cache_key({**job.key_parts, "candidate": resolved.model_id, "revision": resolved.revision, "dtype": str(dtype)})
+    cache = StatsCache(job.cache_dir) if job.cache_dir is not None else None
     hit = cache.get(key) if cache else None
-    if _all_ranks_agree(hit is not None, world_size):
+    if all_ranks_agree(hit is not None, world_size):
         stats, record = hit
         return Extraction(stats, ExtractionRecord.from_dict({**record, "cache_hit": True}))
 
     loaded = load_candidate(
-        resolved, folder=folder, modality=job.spec.modality, with_head=job.labels is not None, dtype=dtype,
-        device=device, allow_pickle=opts["allow_pickle"], trust_remote_code=opts["trust_remote_code"],
+        resolved, modality=job.spec.modality, with_head=job.labels is not None, dtype=dtype, device=device,
+        allow_pickle=job.allow_pickle, trust_remote_code=job.trust_remote_code,
     )
     timings = {"load": time.perf_counter() - start, "forward": 0.0, "statistics": 0.0}
     max_length, policy = (None, None)
     if job.spec.modality == "text":
         max_length, policy = text_max_length(
-            opts["max_length"], folder=loaded.folder, tokenizer=loaded.preprocessor, config=loaded.model.config
+            settings.max_length, folder=loaded.folder, tokenizer=loaded.preprocessor, config=loaded.model.config
         )
-    runner = _Runner(loaded, opts["pooling"], opts["batch_size"])
+    runner = Runner(loaded, settings.pooling, settings.batch_size)
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))
     stats, at_limit = FeatureStats(), 0
     blocks = _Blocks(job, stats)
-    show = opts["progress"] and (rank == 0 or mode == "candidate-parallel")
-    for batch in _batches(job, loaded, rows, max_length, device, resolved.name, show=show):
+    show = job.progress and (rank == 0 or mode == "candidate-parallel")
+    for batch in _batches(job, loaded, rows, max_length, device, resolved.model_id, show=show):
         t0 = time.perf_counter()
         features, logits = runner(batch["inputs"])
         t1 = _sync_time(device)
@@ -320,12 +253,12 @@ def run_candidate(
     timings["statistics"] += _sync_time(device) - t2
     if world_size > 1 and mode == "data-parallel":
         stats.all_reduce()
-        at_limit = _sum_across(at_limit)
-        chosen = _first_across(runner.pooling)
+        at_limit = sum_across(at_limit)
+        chosen = first_across(runner.pooling)
     else:
         chosen = runner.pooling
     record = ExtractionRecord(
-        candidate=resolved.name, revision=resolved.revision, modality=job.spec.modality,
+        candidate=resolved.model_id, revision=resolved.revision, modality=job.spec.modality,
         model_class=type(loaded.model).__name__, pooling=chosen.method, pooling_reason=chosen.reason,
         max_length=max_length, max_length_policy=policy, n_at_max_length=at_limit if max_length else None,
         dtype=str(dtype).removeprefix("torch."), device=str(device), batch_size=runner.batches.size, n_samples=stats.n,
@@ -373,64 +306,6 @@ class _Blocks:
         self.features, self.logits, self.ids = [], [], []
 
 
-class _Runner:
-    """Forward pass + pooling of one batch, halving the batch on out-of-memory; the pooling is chosen on the first
-    batch (the rules need to see the model's outputs)."""
-
-    def __init__(self, loaded: LoadedCandidate, pooling: str, batch_size: int) -> None:
-        self.loaded = loaded
-        self.option = pooling
-        self.pooling: Pooling | None = None
-        self.batches = HalvingBatches(batch_size)
-        self._captured: Any = None
-        if loaded.encoder is not loaded.model:  # the head's model: keep its encoder's output on the way through
-            loaded.encoder.register_forward_hook(self._capture)
-
-    def _capture(self, module: Any, args: Any, output: Any) -> None:
-        self._captured = output
-
-    def __call__(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        try:
-            parts = self.batches(self._forward, inputs)
-        except (TypeError, ValueError, RuntimeError, IndexError) as e:
-            # A model that cannot run these inputs at all (first batch) is a candidate failure, reported with its
-            # reason; our own errors (bad options, out of memory) and later failures propagate as they are.
-            if self.pooling is not None or isinstance(e, (HfEmmsError, torch.OutOfMemoryError)):
-                raise
-            raise CandidateLoadError(
-                self.loaded.resolved.name, f"{type(self.loaded.model).__name__} fails on these inputs "
-                f"({type(e).__name__}: {(str(e).splitlines() or [''])[0]})",
-            ) from e
-        features = torch.cat([p[0] for p in parts])
-        logits = None if parts[0][1] is None else torch.cat([p[1] for p in parts])
-        return features, logits
-
-    def _forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        loaded = self.loaded
-        with torch.inference_mode():
-            output = loaded.model(**inputs)
-            encoded = self._captured if loaded.encoder is not loaded.model else output
-            self._captured = None
-            if self.pooling is None:
-                self.pooling = choose_pooling(
-                    self.option, folder=loaded.folder, output=encoded, missing_keys=loaded.missing_keys
-                )
-            features = pool(encoded, self.pooling, _position_mask(loaded, inputs, encoded))
-        return features, (output.logits if loaded.head_classes else None)
-
-
-def _position_mask(loaded: LoadedCandidate, inputs: dict[str, torch.Tensor], output: Any) -> torch.Tensor | None:
-    """1 for positions of the last hidden state that hold real input: tokens (text), frames (audio); None for images."""
-    mask = inputs.get("attention_mask")
-    if mask is None or loaded.modality == "image":
-        return None
-    hidden = output.last_hidden_state
-    if hidden.ndim == 3 and hidden.shape[1] != mask.shape[1]:  # audio: samples -> frames, as the model counts them
-        frames = getattr(loaded.encoder, "_get_feature_vector_attention_mask", None)
-        return frames(hidden.shape[1], mask) if frames else None
-    return mask
-
-
 def _batches(
     job: Job, loaded: LoadedCandidate, rows: np.ndarray, max_length: int | None, device: torch.device, name: str,
     *, show: bool,
@@ -439,9 +314,9 @@ def _batches(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    size = job.options["batch_size"]
+    size = job.settings.batch_size
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    workers = job.options["num_workers"]
+    workers = job.settings.num_workers
     if workers is None:
         workers = 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
     loader = DataLoader(
@@ -473,20 +348,8 @@ def _class_ids(dataset: Any, column: str) -> np.ndarray:
     return labels
 
 
-def _check_options(options: dict[str, Any]) -> None:
-    if not isinstance(options["batch_size"], int) or options["batch_size"] < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer; got {options['batch_size']!r}.")
-    if options["dtype"] != "auto" and options["dtype"] not in _DTYPES:
-        raise InvalidInputError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}; got {options['dtype']!r}.")
-
-
 def _split(dataset: Any) -> str | None:
     return None if getattr(dataset, "split", None) is None else str(dataset.split)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device``, or the one ``accelerate`` assigns this process (``cuda:LOCAL_RANK`` on GPUs, else CPU)."""
-    return torch.device(device) if device is not None else _accelerate_state().device
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -498,55 +361,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def process_rank() -> tuple[int, int]:
-    """(rank, world size) of this process: from ``accelerate`` (which sets up ``torch.distributed`` when launched
-    by ``accelerate launch`` or ``torchrun``), (0, 1) in a plain run."""
-    state = _accelerate_state()
-    return state.process_index, state.num_processes
-
-
-def _accelerate_state() -> Any:
-    """accelerate's process state. ``ACCELERATE_USE_CPU=1`` makes CPU processes one job (as ``Accelerator`` reads it;
-    ``PartialState`` alone would leave each process on its own)."""
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-
-
 def _sync_time(device: torch.device) -> float:
     if device.type == "cuda":  # kernels run asynchronously: time them, not their launch
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def _all_ranks_agree(flag: bool, world_size: int) -> bool:
-    """True when ``flag`` holds on every process (a cache hit must be one on all of them, or all recompute)."""
-    if world_size == 1:
-        return flag
-    import torch.distributed as dist
-
-    from ..solver.stats import collective_device
-
-    t = torch.tensor([int(flag)], device=collective_device(dist))
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
-
-
-def _sum_across(value: int) -> int:
-    import torch.distributed as dist
-
-    from ..solver.stats import collective_device
-
-    t = torch.tensor([value], device=collective_device(dist))
-    dist.all_reduce(t)
-    return int(t.item())
-
-
-def _first_across(pooling: Pooling | None) -> Pooling:
-    """The pooling chosen by the first process that saw a batch (all choose alike; one may have had no rows)."""
-    import torch.distributed as dist
-
-    chosen: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(chosen, pooling)
-    return next(p for p in chosen if p is not None)

@@ -18,16 +18,20 @@ Every process returns the same results. Launch the same script on every process:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import CandidateLoadError, InvalidInputError
+from ..hub.candidate import Candidate
+from ..options import ExtractSpec, check_choice
 from ..solver import FeatureStats
-from .errors import CandidateLoadError
-from .extract import Extraction, ExtractionRecord, prepare_job, process_rank, run_candidate
+from .distributed import process_rank
+from .extract import Job, prepare_job, run_candidate
+from .record import Extraction, ExtractionRecord
 
 MODES = ("auto", "data", "candidate")
 Result = Extraction | CandidateLoadError  # a candidate's statistics, or why it was skipped
@@ -43,7 +47,7 @@ def choose_mode(n_candidates: int, world_size: int) -> str:
 
 
 def extract_many(
-    candidates: Sequence[str | os.PathLike],
+    candidates: Sequence[str | os.PathLike | Candidate],
     dataset: Any,
     *,
     revisions: Sequence[str | None] | None = None,
@@ -57,8 +61,8 @@ def extract_many(
 
     Parameters
     ----------
-    candidates : sequence of str or path
-        Local checkpoint folders or Hub ids.
+    candidates : sequence of str, path or hub.Candidate
+        Local checkpoint folders, Hub ids, or candidates the scanner pinned.
     dataset : datasets.Dataset
     revisions : sequence of str or None, optional
         One per candidate (Hub ids only; None for the main branch).
@@ -66,7 +70,8 @@ def extract_many(
         How processes share the work (see the module docstring); ignored on one process.
     **options
         The keyword options of :func:`~.extract.extract_stats` (input column, targets, ``max_samples``,
-        ``batch_size``, ``cache_dir``, ...).
+        ``batch_size``, ``cache_dir``, ...): the model settings (those of :class:`~hf_emms.options.ExtractSpec`)
+        and the rest of :func:`~.extract.prepare_job`'s keywords. Or ``job=`` a prepared job.
 
     Returns
     -------
@@ -74,29 +79,35 @@ def extract_many(
         Candidate (as given, as a string) -> :class:`~.extract.Extraction`, or the :class:`CandidateLoadError`
         that says why it was skipped. In the order given.
     """
-    names = [os.fspath(c) for c in candidates]
+    names = [c.model_id if isinstance(c, Candidate) else os.fspath(c) for c in candidates]
     if len(set(names)) != len(names):
         raise InvalidInputError("candidates contain duplicates; give each once.")
     revisions = list(revisions) if revisions is not None else [None] * len(names)
     if len(revisions) != len(names):
         raise InvalidInputError(f"got {len(revisions)} revisions for {len(names)} candidates; give one per candidate.")
-    if mode not in MODES:
-        raise InvalidInputError(f"mode must be one of {MODES}; got {mode!r}.")
-    job = prepare_job(dataset, options)
+    check_choice("mode", mode, MODES)
+    job = options.pop("job", None) or _job(dataset, options)
     rank, world = process_rank()
     chosen = choose_mode(len(names), world) if mode == "auto" or world == 1 else f"{mode}-parallel"
+    items = list(zip(names, candidates, revisions))
     if chosen != "candidate-parallel":
-        return {name: _attempt(job, name, rev, rank, world, chosen) for name, rev in zip(names, revisions)}
+        return {name: _attempt(job, cand, rev, rank, world, chosen) for name, cand, rev in items}
     mine = {
-        name: _attempt(job, name, rev, 0, 1, chosen)
-        for i, (name, rev) in enumerate(zip(names, revisions)) if i % world == rank
+        name: _attempt(job, cand, rev, 0, 1, chosen) for i, (name, cand, rev) in enumerate(items) if i % world == rank
     }
     return _exchange(mine, names)
 
 
-def _attempt(job: Any, name: str, revision: str | None, rank: int, world: int, mode: str) -> Result:
+def _job(dataset: Any, options: dict[str, Any]) -> Job:
+    """The job of :func:`extract_many`'s flat ``options``: the model settings go to an ExtractSpec."""
+    names = {f.name for f in dataclasses.fields(ExtractSpec)}
+    settings = ExtractSpec(**{k: options.pop(k) for k in list(options) if k in names})
+    return prepare_job(dataset, settings=settings, **options)
+
+
+def _attempt(job: Job, candidate: Any, revision: str | None, rank: int, world: int, mode: str) -> Result:
     try:
-        return run_candidate(job, name, revision, rank=rank, world_size=world, mode=mode)
+        return run_candidate(job, candidate, revision, rank=rank, world_size=world, mode=mode)
     except CandidateLoadError as e:
         return e
 

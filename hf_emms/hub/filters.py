@@ -29,6 +29,7 @@ class RejectReason(str, Enum):
     TOO_LARGE = "too-large"  # more parameters than the limit
     LICENSE = "license"  # licence not among the allowed ones
     DUPLICATE = "duplicate"  # the same weights as a candidate kept earlier
+    BROKEN = "broken"  # a local folder that is not a readable checkpoint (no config.json, corrupt or unreadable files)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,13 +11,14 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
 from huggingface_hub import scan_cache_dir
 from huggingface_hub.repocard import metadata_load
 from safetensors import SafetensorError, safe_open
 
 from .architectures import modalities_of
 from .candidate import Candidate, Source, weights_digest
-from .errors import InvalidCandidateError
+from ..errors import InvalidCandidateError
 
 _CHUNK = 1 << 20
 
@@ -36,6 +37,8 @@ def _weight_files(folder: Path) -> list[Path]:
 
 
 def _count_parameters(files: Iterable[Path]) -> int:
+    """Parameters in the safetensors ``files``, from their headers (no weights read). safetensors refuses a corrupt
+    header and a truncated file (one its header's offsets do not fit) with a ``SafetensorError``."""
     total = 0
     for path in files:
         with safe_open(path, framework="numpy") as f:  # reads the header only
@@ -64,26 +67,28 @@ def candidate_from_folder(
     Raises
     ------
     InvalidCandidateError
-        No ``config.json``, or unreadable ``config.json`` / safetensors files.
+        No ``config.json``; an unreadable folder or file; a ``config.json`` that is not a JSON mapping; a safetensors
+        file whose header is corrupt or whose data is shorter than the header says (truncated).
     """
     folder = Path(folder).expanduser().resolve()
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise InvalidCandidateError(f"{folder} is not a checkpoint folder: it has no config.json "
                                     "(save one with model.save_pretrained(folder))")
-    weight_files = [p for p in _weight_files(folder) if p.is_file()]
     try:
-        config = json.loads(config_path.read_text())
+        weight_files = [p for p in _weight_files(folder) if p.is_file()]
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError(f"config.json holds a JSON {type(config).__name__}, not a mapping of settings")
         num_parameters = _count_parameters(weight_files) if weight_files else None
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise InvalidCandidateError(f"{folder}: cannot read the checkpoint's config or safetensors header ({exc}); "
-                                    "re-save it with save_pretrained") from None
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
-    hashes = {p.relative_to(folder).as_posix(): _sha256(p) for p in files if p in weight_files or revision is None}
-    if revision is None:
+        files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
+        hashes = {p.relative_to(folder).as_posix(): _sha256(p) for p in files if p in weight_files or revision is None}
+        card = (metadata_load(folder / "README.md") if (folder / "README.md").is_file() else None) or {}
+    except (OSError, ValueError, SafetensorError, yaml.YAMLError) as exc:
+        raise InvalidCandidateError(f"{folder}: cannot read the checkpoint ({_why(exc)}); check the files' "
+                                    "permissions, or re-save it with save_pretrained") from None
+    if revision is None:  # the one revision rule of local folders: a digest of every file's path and content
         revision = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(hashes.items())).encode()).hexdigest()[:40]
-    card = metadata_load(folder / "README.md") if (folder / "README.md").is_file() else None
-    card = card or {}
     tags = card.get("tags") or []
     return Candidate(
         model_id=model_id or str(folder),
@@ -102,6 +107,13 @@ def candidate_from_folder(
         tags=tuple(tags if isinstance(tags, list) else [tags]),
         weights_digest=weights_digest([hashes[p.relative_to(folder).as_posix()] for p in weight_files]),
     )
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _hidden(relative: Path) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import InvalidInputError
+from ..errors import InvalidCandidateError, InvalidInputError
 from .candidate import Candidate, Source
 from .errors import CandidateNotFoundError, HubAccessError, HubError, HubUnavailableError
 from .filters import Criteria, Rejected, RejectReason
@@ -107,7 +107,8 @@ def scan(
     Raises
     ------
     InvalidInputError
-        No source given, a malformed id, a folder with no checkpoint, invalid options.
+        No source given, a malformed id, invalid options. (A folder that is not a readable checkpoint is rejected
+        with reason "broken", like any other candidate that cannot be ranked.)
     HubError
         The listing itself failed (not found, refused, or unavailable after retries). Failures for single ids or
         candidates do not raise: they are rejected with their reason.
@@ -127,7 +128,11 @@ def scan(
             candidates.append(client.candidate(reference))
         except _CANDIDATE_ERRORS as exc:
             rejected.append(_rejected(reference, exc))
-    candidates += candidates_from_folders(folders)
+    for folder in folders:  # one broken folder is a rejected candidate, not the end of the scan
+        try:
+            candidates += candidates_from_folders([folder])
+        except InvalidCandidateError as exc:
+            rejected.append(Rejected(str(folder), RejectReason.BROKEN, exc.reason))
     if cache:
         candidates += candidates_from_cache(None if cache is True else cache)
     if listing:

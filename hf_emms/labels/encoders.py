@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..features.pooling import Pooling, declared_pooling, pool
-from .errors import EncoderLoadError
+from ..errors import EncoderLoadError
 
 KINDS = ("auto", "clip", "encoder", "causal")
 POOLINGS = ("auto", "mean", "cls", "max", "last_token", "projection")
@@ -169,19 +169,19 @@ def _resolve(spec: EncoderSpec) -> tuple[str, str, Path | None]:
 
     The same pinning as candidates (``hf_emms.features.candidate``): only ``config.json`` of a Hub id is fetched.
     """
+    from ..errors import CandidateLoadError
     from ..features.candidate import resolve_candidate
-    from ..features.errors import CandidateLoadError
 
     try:
-        resolved, folder = resolve_candidate(spec.model, revision=spec.revision)
+        resolved = resolve_candidate(spec.model, revision=spec.revision)
     except CandidateLoadError as exc:
         raise EncoderLoadError(
             f"cannot resolve F-label encoder {spec.model!r}: {exc.reason} (for a Hub id check HF_ENDPOINT and "
             "HF_HUB_OFFLINE, or pass a local folder)"
         ) from exc
-    if folder is not None:
-        return str(folder.resolve()), resolved.revision, folder.resolve()
-    return resolved.name, resolved.revision, None
+    if resolved.path is not None:  # the candidates' digest of a folder, marked as a digest (not a Hub commit)
+        return str(resolved.path), "sha256:" + resolved.revision, resolved.path
+    return resolved.model_id, resolved.revision, None
 
 
 def _hub_declared_pooling(model: str, revision: str) -> Pooling | None:

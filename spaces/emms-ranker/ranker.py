@@ -16,8 +16,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hf_emms import Ranking, Task, load_task, rank
+from hf_emms import Ranking, Task, iter_rank, load_task
 from hf_emms.errors import InvalidInputError
+from hf_emms.options import METRICS, SORTS, RankSpec, check_choices
 
 __all__ = [
     "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError",
@@ -26,8 +27,7 @@ __all__ = [
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
-METRIC_CHOICES = ("emms", "logme", "hscore", "nce", "emms_official")
-SORTS = ("downloads", "likes", "trending", "recent", "updated")
+METRIC_CHOICES = METRICS
 # A Hub dataset id: "name" or "org/name", the characters the Hub allows; anything else (paths) is not an id.
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
@@ -232,9 +232,7 @@ class RankRequest:
         if not 2 <= int(self.max_samples) <= limits.max_samples:
             raise SpaceInputError(f"sample budget {self.max_samples}: choose 2 to {limits.max_samples} samples "
                                   "(EMMS_SPACE_MAX_SAMPLES).")
-        unknown = sorted(set(self.metrics) - set(METRIC_CHOICES))
-        if unknown:
-            raise SpaceInputError(f"unknown metrics {unknown}; choose from {list(METRIC_CHOICES)}.")
+        check_choices("metrics", self.metrics, METRIC_CHOICES, error=SpaceInputError)
         if isinstance(self.encoders, (list, tuple)):
             _refuse_local(self.encoders, "the F-label encoders", limits)
         return self
@@ -245,13 +243,19 @@ class RankRequest:
                 "input_column": self.input_column or None, "encoders": self.encoders,
                 "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed)}
 
+    def spec(self, *, limits: Limits = LIMITS, token: str | bool | None = None,
+             cache_dir: str | os.PathLike | None = None) -> RankSpec:
+        """The run spec of this request under the Space's ``limits`` (the same spec ``rank()`` and the CLI build)."""
+        return RankSpec.from_options(self.kwargs(), max_params=limits.max_params, token=token, cache_dir=cache_dir,
+                                     progress=True)
+
 
 def rank_candidates(request: RankRequest, references: Sequence[str], *, token: str | bool | None = None,
                     cache_dir: str | os.PathLike | None = None, limits: Limits = LIMITS) -> Iterator[Ranking]:
     """Rank ``references`` for the request one candidate at a time, yielding the ranking so far after each.
 
-    Each candidate is one :func:`hf_emms.rank` call with the same settings, so the last ranking yielded holds the
-    rows one call with every candidate gives (each row depends only on its candidate, the data and the settings),
+    One :func:`hf_emms.iter_rank` run: the dataset, the budget, the candidates' pins and the F-labels are prepared
+    once, then each step scores one candidate, so the last ranking yielded is what :func:`hf_emms.rank` returns,
     and every finished candidate is in the results store: a stopped ranking resumes where it stopped. Progress:
     a tqdm bar over the candidates, and hf-emms's own bars per batch within each (the Space shows both).
 
@@ -263,21 +267,19 @@ def rank_candidates(request: RankRequest, references: Sequence[str], *, token: s
     from tqdm.auto import tqdm
 
     request.check(limits)
-    rows: list[dict[str, Any]] = []
+    run = iter_rank(request.dataset, list(references), spec=request.spec(limits=limits, token=token,
+                                                                         cache_dir=cache_dir))
     # Updated by hand, not iterated: gradio's tqdm tracking loses an iterated bar once bars open inside it.
-    with tqdm(total=len(references), desc="candidates", unit="candidate") as bar:
-        for reference in references:
-            one = rank(request.dataset, [reference], **request.kwargs(), max_params=limits.max_params, token=token,
-                       cache_dir=cache_dir, progress=True)
-            rows += [{k: v for k, v in row.items() if k != "rank"} for row in one.df.to_dict(orient="records")]
+    with tqdm(total=run.total, desc="candidates", unit="candidate") as bar:
+        for _ in run:
             bar.update(1)
-            yield Ranking(rows, one.meta)
+            yield run.ranking()
 
 
 # -------------------------------------------------------------------------------------------- model cards
 def preview_cards(ranking: Ranking, *, token: str | bool | None = None) -> list[Any]:
-    """The card changes a pull request would make, as diffs; nothing is written (``hf_emms.hub.cards.annotate``)."""
-    from hf_emms.hub.cards import annotate
+    """The card changes a pull request would make, as diffs; nothing is written (``hf_emms.cards.annotate``)."""
+    from hf_emms.cards import annotate
 
     return annotate(ranking, create_pr=False, token=token, progress=False)
 
@@ -311,7 +313,7 @@ def open_pull_requests(ranking: Ranking, *, token: str | None, owned: set[str] =
     SpaceInputError
         No token, or pull requests on repos outside ``owned`` without ``confirmed``.
     """
-    from hf_emms.hub.cards import annotate
+    from hf_emms.cards import annotate
 
     if not token:
         raise SpaceInputError("opening pull requests needs you signed in (or, locally, a pasted token with write "

@@ -1,0 +1,103 @@
+"""How a set of statistics was made (:class:`ExtractionRecord`), and the statistics with it (:class:`Extraction`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..solver import FeatureStats
+
+__all__ = ["Extraction", "ExtractionRecord"]
+
+
+@dataclass
+class ExtractionRecord:
+    """How a set of statistics was made: stored beside them in the cache, and in ranking results.
+
+    Attributes
+    ----------
+    candidate : str
+        The candidate as given (Hub id or folder).
+    revision : str
+        The candidate's pinned revision (:attr:`hf_emms.hub.Candidate.revision`): the commit sha of a Hub id, the
+        content digest of a local folder.
+    modality : str
+        ``"text"``, ``"image"`` or ``"audio"``.
+    model_class : str
+        The transformers class that ran (e.g. ``BertModel``, ``ViTForImageClassification``).
+    pooling, pooling_reason : str
+        The pooling method used and the rule that chose it (see :mod:`hf_emms.features.pooling`).
+    max_length : int or None
+        Text: tokens kept per sample (truncated from the right); None for other inputs.
+    max_length_policy : str or None
+        Where ``max_length`` came from.
+    n_at_max_length : int or None
+        Text: samples that filled ``max_length``, i.e. may have been truncated.
+    dtype, device : str
+        Of the model's weights and activations.
+    batch_size : int
+        The batch size the run ended with (smaller than asked when out-of-memory halved it).
+    n_samples : int
+        Samples in the statistics.
+    dataset_fingerprint, split : str
+        The ``datasets`` fingerprint and split of the dataset.
+    subsample : dict or None
+        ``{"max_samples", "seed", "indices"}`` when a budget drew a stratified subsample, else None (every row).
+        ``indices`` are rows of the dataset the budget was drawn from (under ``rank()``, the task's split).
+    head_classes : int or None
+        Z, when the candidate's classifier head fed NCE/LEEP tables into the statistics.
+    seconds : float
+        Wall time of the extraction (load, forward, statistics, reduction).
+    timings : dict
+        Seconds spent in ``load``, ``forward`` (model + pooling) and ``statistics`` (accumulation), on the
+        process that wrote the record.
+    mode : str
+        ``"single"``, ``"data-parallel"`` or ``"candidate-parallel"``.
+    world_size : int
+        Processes in the job.
+    cache_key : str
+        The key the statistics are cached under.
+    cache_hit : bool
+        Whether this result was read from the cache rather than computed.
+    """
+
+    candidate: str
+    revision: str
+    modality: str
+    model_class: str
+    pooling: str
+    pooling_reason: str
+    max_length: int | None
+    max_length_policy: str | None
+    n_at_max_length: int | None
+    dtype: str
+    device: str
+    batch_size: int
+    n_samples: int
+    dataset_fingerprint: str
+    split: str | None
+    subsample: dict[str, Any] | None
+    head_classes: int | None
+    seconds: float
+    timings: dict[str, float]
+    mode: str
+    world_size: int
+    cache_key: str
+    cache_hit: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExtractionRecord":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Extraction:
+    """The statistics of one candidate on one dataset, and how they were made."""
+
+    stats: FeatureStats
+    record: ExtractionRecord

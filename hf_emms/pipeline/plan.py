@@ -1,0 +1,204 @@
+"""Everything a ranking decides before the first candidate runs: :func:`prepare` -> a :class:`Plan`.
+
+    task        = load_task(dataset)                         what to score (hf_emms.tasks)
+    rows        = subsample(task, max_samples)               the one budget: drawn once, recorded with every result
+    candidates  = scan(ids, folders, tags...)                which checkpoints, each pinned once (hf_emms.hub)
+    F-labels    = embed_labels(labels, encoders)             once, cached (hf_emms.labels)
+    job         = prepare_job(rows, targets, settings)       inputs and targets checked once (hf_emms.features)
+
+:mod:`.score` then scores one candidate of the plan at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import HfEmmsError, InvalidInputError
+from ..features.distributed import process_rank
+from ..features.extract import Job, prepare_job
+from ..features.sampling import subsample
+from ..hub import Candidate, Criteria, RejectReason, parse_reference, scan
+from ..paths import cache_root
+from ..options import CandidateQuery, RankSpec
+from ..records import DatasetInfo, RankingMeta, Row, RunConfig, TaskInfo
+from ..results import ResultsStore
+from ..tasks import Task, load_task
+
+__all__ = ["Plan", "display_name", "prepare"]
+
+
+@dataclass
+class Plan:
+    """A ranking, prepared: the task, the rows, the pinned candidates, the F-labels and the extraction job.
+
+    Attributes
+    ----------
+    spec : RankSpec
+    task : Task
+    rows : ndarray of int
+        Rows of ``task.dataset`` that are scored (the budget's draw, sorted).
+    candidates : list of hub.Candidate
+        Pinned and kept by the scanner, in order.
+    skipped : list of Row
+        Candidates left out before any extraction, with the reason.
+    flabels : labels.FLabels or None
+        None for one-hot labels.
+    job : features.extract.Job
+        The scored rows, targets and model settings, shared by every candidate.
+    meta : RankingMeta
+    store : ResultsStore
+        Finished candidates' records (resumable runs).
+    data_key : str
+        The scored data's identity in record keys: the task's fingerprint and the rows.
+    rank, world_size : int
+        This process and the processes of the job (data-parallel extraction when > 1).
+    """
+
+    spec: RankSpec
+    task: Task
+    rows: np.ndarray
+    candidates: list[Candidate]
+    skipped: list[Row]
+    flabels: Any
+    job: Job
+    meta: RankingMeta
+    store: ResultsStore
+    data_key: str
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main_process(self) -> bool:
+        """Whether this process writes (records, the saved ranking)."""
+        return self.rank == 0
+
+    @property
+    def tables(self) -> Any:
+        """Per-class F-label tables (classification with encoders), else None."""
+        return self.flabels.tables if self.flabels is not None and self.task.kind == "classification" else None
+
+    @property
+    def members(self) -> list[str]:
+        """Names of the F-label members, as the rows' ``emms_weights`` name them."""
+        return [Path(m).name for m in self.flabels.members] if self.flabels is not None else ["one-hot"]
+
+
+def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
+    """Load the task, draw the rows, pin the candidates, embed the labels and check the extraction job.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad data or options, or no candidates at all (candidates that cannot be used are skipped rows instead).
+    """
+    data, query, run = spec.data, spec.query, spec.run
+    t = load_task(dataset, config=data.config, split=data.split, revision=data.revision, task=data.task,
+                  label_column=data.label_column, input_column=data.input_column, token=run.token)
+    classes = t.kind == "classification"
+    rows = subsample(len(t.dataset), data.max_samples, labels=np.asarray(t.dataset[t.label_column]) if classes else None,
+                     seed=data.seed)
+    scored = t.dataset.select(rows) if len(rows) < len(t.dataset) else t.dataset
+    drawn = None if len(rows) == len(t.dataset) else {
+        "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
+    kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
+                                    progress=run.progress)
+    if not kept and not skipped:
+        raise InvalidInputError("no candidates: pass model ids or folders, tags=/pipeline_tag= to search the Hub, "
+                                "or include_cache=True to rank what is already downloaded.")
+    root = cache_root(run.cache_dir)
+    flabels = _flabels(t, scored, spec, root)
+    targets = ({"label_column": t.label_column} if classes
+               else {"label_embeddings": flabels.to_array()})
+    job = prepare_job(
+        scored, **{f"{t.modality}_column": t.input_column}, **targets, subsample=drawn, settings=spec.extract,
+        cache_dir=root / "stats", allow_pickle=query.allow_pickle, trust_remote_code=query.allow_remote_code,
+        progress=run.progress,
+    )
+    config = RunConfig(
+        task=t.kind, input=t.input_column, label=t.label_column, rows=len(scored), seed=data.seed,
+        max_samples=data.max_samples, metrics=list(spec.score.metrics), max_length=spec.extract.max_length,
+        prompt=spec.score.prompt, encoders=[e.to_dict() for e in flabels.encoders] if flabels is not None else [],
+        score_rule="cv", hf_emms=__version__,
+    )
+    meta = RankingMeta(
+        dataset=DatasetInfo.from_dict({**t.source, "fingerprint": t.fingerprint, "rows_scored": len(scored),
+                                       "rows_total": len(t.dataset)}),
+        task=TaskInfo(kind=t.kind, modality=t.modality, input_column=t.input_column, label_column=t.label_column,
+                      classes=t.class_names),
+        flabels=flabels.to_dict() if flabels is not None else {"members": ["one-hot"]},
+        config=config,
+    )
+    rank, world = process_rank()
+    return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,
+                store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}", rank=rank,
+                world_size=world)
+
+
+def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: str | bool | None = None,
+                    progress: bool = True) -> tuple[list[Candidate], list[Row]]:
+    """The candidates to score (explicit ids, folders and pinned candidates, plus the query's Hub listing and
+    cache), each pinned once by the scanner, and the skipped ones as rows with their reason."""
+    ids, folders, ready, skipped = [], [], [], []
+    for c in given or ():
+        if isinstance(c, Candidate):
+            ready.append(c)
+        elif Path(os.fspath(c)).expanduser().is_dir():
+            folders.append(Path(os.fspath(c)).expanduser())
+        else:
+            try:
+                parse_reference(str(c))
+                ids.append(str(c))
+            except HfEmmsError:
+                skipped.append(Row.skipped(str(c), "neither a local checkpoint folder nor a Hub model id "
+                                                   "(org/name[@revision])"))
+    criteria = Criteria(modality=modality, max_params=query.max_params, allow_remote_code=query.allow_remote_code,
+                        allow_pickle=query.allow_pickle)
+    result = scan(tags=list(query.tags), pipeline_tag=query.pipeline_tag, sort=query.sort, limit=query.limit, ids=ids,
+                  folders=folders, cache=query.include_cache, criteria=criteria, token=token, progress=progress)
+    kept = list(result.kept)
+    rejected = list(result.rejected)
+    for c in ready:
+        problem = criteria.check(c)
+        (rejected.append(problem) if problem else kept.append(c))
+    for r in rejected:
+        name = (display_name(r.candidate) if r.candidate is not None
+                else Path(r.reference).name if r.reason is RejectReason.BROKEN else r.reference)
+        skipped.append(Row.skipped(name, f"{r.reason.value}: {r.detail}",
+                                   revision=getattr(r.candidate, "revision", None),
+                                   params=getattr(r.candidate, "num_parameters", None)))
+    return kept, skipped
+
+
+def display_name(candidate: Candidate) -> str:
+    """What people call a candidate: its Hub id, or a local folder's name."""
+    if candidate.path and candidate.source.value == "local":
+        return Path(candidate.path).name
+    return candidate.model_id
+
+
+def _flabels(t: Task, scored: Any, spec: RankSpec, root: Path) -> Any:
+    from ..labels import default_encoders, embed_labels
+
+    encoders, device, progress = spec.score.encoders, spec.extract.device, spec.run.progress
+    if encoders is None:
+        if t.kind != "classification":
+            raise InvalidInputError(f"a {t.kind} task needs F-label encoders (one-hot labels exist only for classes); "
+                                    "pass encoders= or leave the default.")
+        return None
+    specs = default_encoders(device) if encoders == "default" else list(encoders)
+    if t.kind == "classification":
+        return embed_labels(t.class_names, kind="classification", encoders=specs, prompt=spec.score.prompt,
+                            cache_dir=root / "labels", device=device, progress=progress)
+    return embed_labels(scored[t.label_column], kind=t.kind, encoders=specs, prompt=spec.score.prompt,
+                        classes=t.class_names, cache_dir=root / "labels", device=device, progress=progress)
+
+
+def _digest(rows: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]

@@ -1,0 +1,65 @@
+"""One candidate of a :class:`~.plan.Plan` -> one :class:`~hf_emms.records.Row`: from its stored record, or
+extracted, scored and stored (atomically: an interrupted ranking resumes at the next candidate)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import HfEmmsError
+from ..features.extract import run_candidate
+from ..hub import Candidate
+from ..records import Row
+from ..results import record_key
+from ..solver import FeatureStats
+from .plan import Plan, display_name
+
+__all__ = ["score_candidate", "scores"]
+
+
+def score_candidate(plan: Plan, candidate: Candidate) -> tuple[Row, bool]:
+    """The candidate's row, and whether it came from the results store (computed earlier).
+
+    A candidate that fails (broken weights, an architecture that cannot run these inputs, ...) is a skipped row with
+    the reason; nothing else is raised for it.
+    """
+    key = record_key(candidate.model_id, candidate.revision, plan.data_key, plan.meta.config.to_dict())
+    record = plan.store.get(key)
+    if record is not None:
+        return Row.from_dict(record["row"]), True
+    start = time.perf_counter()
+    try:
+        mode = "data-parallel" if plan.world_size > 1 else "single"
+        extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode)
+        row = Row(model=display_name(candidate), **scores(extraction.stats, plan))
+    except HfEmmsError as exc:
+        return Row.skipped(display_name(candidate), str(exc), revision=candidate.revision,
+                           params=candidate.num_parameters), False
+    row.revision, row.params = candidate.revision, candidate.num_parameters
+    row.width, row.n_samples, row.seconds = extraction.stats.dim, extraction.stats.n, time.perf_counter() - start
+    if plan.main_process:
+        plan.store.put(key, {"key": key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
+                             "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
+    return row, False
+
+
+def scores(stats: FeatureStats, plan: Plan) -> dict[str, Any]:
+    """Every metric the plan asks for, from one candidate's statistics (the solver: microseconds to seconds)."""
+    from ..solver import emms, emms_reference, hscore, logme, nce
+
+    metrics, tables = plan.spec.score.metrics, plan.tables
+    classes = plan.task.kind == "classification"
+    result = emms(stats, tables)
+    out: dict[str, Any] = {"emms": result.score,
+                           "emms_weights": dict(zip(plan.members, map(float, result.weights)))}
+    if classes and tables is not None:
+        out["emms_one_hot"] = emms(stats).score  # the control: what class identity alone gives
+    if "emms_official" in metrics:
+        out["emms_official"] = emms_reference(stats, tables).score
+    if "logme" in metrics:
+        out["logme"] = logme(stats)
+    if "hscore" in metrics and classes:
+        out["hscore"] = hscore(stats, shrinkage=True)
+    if stats.n_source_classes is not None and "nce" in metrics:
+        out["nce"] = nce(stats)
+    return out
