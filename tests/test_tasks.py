@@ -1,0 +1,239 @@
+"""hf_emms.load_task on hostile inputs (issue 17): each repro of the probe now gives a correct Task or a one-line
+InvalidInputError naming the file, the problem and the fix; fingerprints follow the content; too few distinct inputs
+to cross-validate are refused by check_distinct."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import tracemalloc
+
+import datasets
+import numpy as np
+import pytest
+
+from hf_emms.errors import InvalidInputError
+from hf_emms.tasks import check_distinct, distinct_inputs, load_task
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+
+
+def _csv(path, labels, *, header="text,label"):
+    rows = [f"{WORDS[i % len(WORDS)]} {i},{label}" for i, label in enumerate(labels)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _one_line(exc_info) -> str:
+    message = str(exc_info.value)
+    assert message and "\n" not in message
+    return message
+
+
+# ---- item 2: integer labels are re-encoded to the classes present, never sized by the largest id ------------------
+def test_sparse_huge_integer_labels_become_the_classes_present(tmp_path):
+    labels = [5 if i % 3 else 100_000_000 for i in range(60)]
+    path = _csv(tmp_path / "sparse.csv", labels)
+    assert path.stat().st_size < 2048
+    tracemalloc.start()
+    try:
+        t = load_task(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20  # was 8 GB: a name for every id up to 100000000
+    assert t.kind == "classification"
+    assert t.class_names == ["5", "100000000"] and t.class_ids == [5, 100_000_000]
+    assert isinstance(t.dataset.features["label"], datasets.ClassLabel)
+    ids = t.dataset["label"]
+    assert [t.class_ids[i] for i in ids] == labels  # the mapping is kept
+
+
+@pytest.mark.parametrize(("labels", "names"), [
+    ([-1, 0, 1, 0, -1, 1], ["-1", "0", "1"]),   # an integer column: -1 is a class (sentiment -1/0/1)
+    ([0, 2, 2, 0, 7, 7], ["0", "2", "7"]),       # gaps
+])
+def test_other_integer_ids_are_re_encoded_in_numeric_order(labels, names):
+    t = load_task(datasets.Dataset.from_dict({"text": WORDS[: len(labels)], "label": labels}))
+    assert t.class_names == names and t.class_ids == [int(n) for n in names]
+    assert [t.class_ids[i] for i in t.dataset["label"]] == labels
+
+
+def test_ids_already_0_to_c_minus_1_are_kept_as_they_are():
+    ds = datasets.Dataset.from_dict({"text": WORDS[:6], "label": [0, 1, 2, 2, 1, 0]})
+    t = load_task(ds)
+    assert t.dataset is ds and t.class_names == ["0", "1", "2"] and t.class_ids == [0, 1, 2]
+
+
+def test_booleans_are_two_classes_false_and_true(tmp_path):
+    for given in (_csv(tmp_path / "bool.csv", [True, False] * 5),
+                  datasets.Dataset.from_dict({"text": WORDS, "label": [True, False] * 4})):
+        t = load_task(given)
+        assert t.kind == "classification" and t.class_names == ["False", "True"] and t.class_ids == [False, True]
+        assert t.dataset["label"][:2] == [1, 0]
+
+
+def test_unlabelled_rows_are_an_error_that_counts_them():
+    ds = datasets.Dataset.from_dict({"text": WORDS[:4], "label": [1, None, 0, None]})
+    with pytest.raises(InvalidInputError) as exc_info:  # was TypeError: '>' not supported ... NoneType
+        load_task(ds)
+    message = _one_line(exc_info)
+    assert "2 of 4 rows" in message and "column 'label'" in message and "rows 1, 3" in message
+    assert "drop or fill them" in message
+
+
+def test_a_class_label_minus_one_marks_unlabelled_rows():
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
+    ds = datasets.Dataset.from_dict({"text": WORDS[:3], "label": [0, -1, 1]}, features=features)
+    with pytest.raises(InvalidInputError, match="1 of 3 rows .* no label"):
+        load_task(ds)
+
+
+def test_one_class_is_named():
+    with pytest.raises(InvalidInputError, match="holds one class only"):
+        load_task(datasets.Dataset.from_dict({"text": WORDS[:3], "label": [4, 4, 4]}))
+
+
+# ---- item 4: the right diagnosis for bad labels and bad files ---------------------------------------------------
+@pytest.mark.parametrize("bad", ["", "   ", "NaN", "nan"])
+def test_blank_and_nan_string_labels_are_missing_labels(tmp_path, bad):
+    path = tmp_path / "labels.csv"
+    path.write_text("text,label\n" + "".join(f"{w},{'pos' if i % 2 else 'neg'}\n" for i, w in enumerate(WORDS))
+                    + f"extra,{bad}\n")
+    with pytest.raises(InvalidInputError) as exc_info:
+        load_task(path)
+    message = _one_line(exc_info)
+    assert "1 of 9 rows of labels.csv have no label" in message and "row" in message and "8" in message
+    assert "Encode string labels" not in message
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty.csv is empty"),
+    (b"  \n\n ", r"empty.csv is empty \(only whitespace\)"),
+    (b"text,label\n", "empty.csv holds no rows"),
+])
+def test_empty_files_are_named(tmp_path, content, message):
+    (tmp_path / "empty.csv").write_bytes(content)
+    with pytest.raises(InvalidInputError, match=message) as exc_info:
+        load_task(tmp_path / "empty.csv")
+    _one_line(exc_info)
+
+
+def test_bytes_that_are_not_utf8_are_named_with_their_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,label\ncafé,1\nbon,0\n".encode("utf-8") + "crème,1\n".encode("latin-1"))
+    with pytest.raises(InvalidInputError) as exc_info:
+        load_task(path)
+    message = _one_line(exc_info)
+    assert "latin.csv is not UTF-8" in message and "byte 0xe8 at line 4" in message and "as UTF-8" in message
+
+
+def test_a_broken_jsonl_line_is_named(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": "b", label: 0}\n{"text": "c", "label": 1}\n')
+    with pytest.raises(InvalidInputError) as exc_info:
+        load_task(path)
+    message = _one_line(exc_info)
+    assert "data.jsonl is not valid JSON/JSONL: line 2" in message and "DatasetGenerationError" not in message
+
+
+def test_a_broken_json_document_is_named(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('[\n  {"text": "a", "label": 1},\n  {"text": "b", "label": 0,,}\n]\n')
+    with pytest.raises(InvalidInputError, match="data.json is not valid JSON/JSONL: line 3"):
+        load_task(path)
+
+
+# ---- item 5: a pathological header is refused before pandas sees it ---------------------------------------------
+def test_a_huge_header_is_refused_at_once(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(["label"] * 2_600_000) + "\n1" + ",1" * 2_599_999 + "\n")  # 5 MB header, was > 150 s
+    start = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="wide.csv: the header line .* longer than 1 MiB") as exc_info:
+        load_task(path)
+    assert time.perf_counter() - start < 5
+    _one_line(exc_info)
+
+
+def test_too_many_or_repeated_column_names_are_refused(tmp_path):
+    (tmp_path / "many.csv").write_text(",".join(f"c{i}" for i in range(20_000)) + "\n")
+    with pytest.raises(InvalidInputError, match="many.csv: the header has 20000 columns"):
+        load_task(tmp_path / "many.csv")
+    (tmp_path / "dup.csv").write_text("text,label,label\na,1,2\nb,0,1\n")
+    with pytest.raises(InvalidInputError, match="dup.csv: the header repeats the column name 'label'"):
+        load_task(tmp_path / "dup.csv")
+
+
+# ---- item 3: the fingerprint of local data is its content ---------------------------------------------------------
+def test_an_edit_changes_the_fingerprint_even_with_the_mtime_restored(tmp_path):
+    labels = ["pos" if i % 2 else "neg" for i in range(60)]
+    path = _csv(tmp_path / "reviews.csv", labels)
+    before = load_task(path).fingerprint
+    stat = path.stat()
+    flipped = [{"pos": "neg", "neg": "pos"}[v] if i < 15 else v for i, v in enumerate(labels)]
+    _csv(path, flipped)  # the same size: 15 labels flipped
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `touch -d` would
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.stat().st_size == stat.st_size
+    after = load_task(path)
+    assert after.fingerprint != before
+    assert after.source["content_sha256"] != load_task(_csv(tmp_path / "again.csv", labels)).source["content_sha256"]
+
+
+def test_a_copy_elsewhere_has_the_fingerprint_of_the_original(tmp_path):
+    (tmp_path / "a").mkdir()
+    path = _csv(tmp_path / "a" / "reviews.csv", [0, 1] * 10)
+    copy = tmp_path / "b" / "renamed.csv"
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    assert load_task(copy).fingerprint == load_task(path).fingerprint
+    # Folders: their files' relative paths and contents.
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    assert load_task(tmp_path / "c").fingerprint == load_task(tmp_path / "a").fingerprint
+    # Inside a folder the relative paths count (they name splits and image classes).
+    (tmp_path / "c" / "reviews.csv").rename(tmp_path / "c" / "other.csv")
+    assert load_task(tmp_path / "c").fingerprint != load_task(tmp_path / "a").fingerprint
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(InvalidInputError, match="unknown task 'segmentation'"):
+        load_task(datasets.Dataset.from_dict({"text": WORDS[:2], "label": [0, 1]}), task="segmentation")
+
+
+# ---- item 6: too few distinct inputs to cross-validate -----------------------------------------------------------
+def test_a_fully_duplicated_dataset_is_refused():
+    ds = datasets.Dataset.from_dict({"text": WORDS[:4] * 10, "label": [0, 1, 0, 1] * 10})
+    assert distinct_inputs(ds, "text") == 4
+    with pytest.raises(InvalidInputError) as exc_info:
+        check_distinct(ds, "text")
+    message = _one_line(exc_info)
+    assert "4 distinct values among 40 rows" in message and "at least 10 distinct inputs" in message
+    assert "Deduplicate" in message
+
+
+def test_a_normal_dataset_passes_with_its_count():
+    texts = [f"{w} {i}" for i, w in enumerate(WORDS * 5)]
+    ds = datasets.Dataset.from_dict({"text": texts + texts[:10], "label": list(range(2)) * 25})
+    assert check_distinct(ds, "text") == 40  # 10 repeats of 50 rows: allowed, the caller may warn
+    assert check_distinct(ds.select(range(40)), "text", n_folds=5) == 40
+    assert check_distinct(ds, "text", n_folds=20) == 40  # 2 distinct inputs per fold
+    with pytest.raises(InvalidInputError, match="at least 42 distinct inputs"):
+        check_distinct(ds, "text", n_folds=21)
+    with pytest.raises(InvalidInputError, match="n_folds must be a positive integer"):
+        check_distinct(ds, "text", n_folds=0)
+
+
+def test_distinct_inputs_reads_images_and_audio_by_content(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pictures = [Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)) for _ in range(3)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=2)})
+    images = datasets.Dataset.from_dict({"image": [pictures[i % 3] for i in range(12)], "label": [0, 1] * 6},
+                                        features=features)
+    assert distinct_inputs(images, "image") == 3
+    waves = [rng.standard_normal(50).astype(np.float32) for _ in range(4)]
+    audio = datasets.Dataset.from_dict({"audio": [waves[i % 4].tolist() for i in range(10)], "label": [0, 1] * 5})
+    assert distinct_inputs(audio, "audio") == 4
+    with pytest.raises(InvalidInputError, match="input column 'nope' is not in the dataset"):
+        distinct_inputs(audio, "nope")
