@@ -39,7 +39,10 @@ from .solver.scores import RULES
 if TYPE_CHECKING:
     import evaluate
 
-__all__ = ["METRIC_LABEL_KINDS", "MetricModuleError", "compute", "install_metric", "load_metric", "metric_module_path"]
+__all__ = [
+    "METRIC_LABEL_KINDS", "MetricModuleError", "check_references", "compute", "install_metric", "load_metric",
+    "metric_module_path",
+]
 
 # The label kinds the metric takes (a subset of hf_emms.options.TASK_KINDS: class ids, per-sample F-labels of text,
 # numbers). LABEL_KINDS is the old name, kept for imports.
@@ -50,6 +53,8 @@ _MODULE_PACKAGE = "hf_emms._emms_space"  # spaces/emms, as the wheel and the edi
 _SCRIPT = "emms.py"
 # evaluate.load("emms") looks in its module cache under this name after the Hub (see CachedEvaluationModuleFactory).
 _CACHED_NAME = "evaluate-metric--emms"
+# Floats hold every whole number exactly up to 2**53; past it, two class ids can be the same float.
+_MAX_FLOAT_ID = 2**53
 
 
 def compute(
@@ -72,8 +77,10 @@ def compute(
     Parameters
     ----------
     references : sequence of length N
-        One label per sample. ``label_kind="classification"``: class ids (integers, or integral floats as
-        evaluate stores them) or class names (strings). ``"text"``: free texts (captions, answers), embedded
+        One label per sample. ``label_kind="classification"``: class ids (integers, or integral floats up to
+        2**53 as evaluate stores them) or class names (strings). With one-hot labels (no tables, names or
+        encoders), ids other than 0..C-1 (5 and 10**8) stand for the classes present, which one-hot EMMS
+        cannot tell apart from 0..C-1. ``"text"``: free texts (captions, answers), embedded
         per sample by ``encoders``. ``"regression"``: numbers, used as a one-column F-label. With
         ``label_embeddings`` they only fix N.
     features : array-like of shape (N, D1)
@@ -113,16 +120,15 @@ def compute(
     Raises
     ------
     InvalidInputError
-        Missing or mismatched inputs, references of mixed types or with gaps, unknown class names, or
-        F-label options that contradict each other.
+        Missing, empty or mismatched inputs, references of mixed types or with gaps, numbers that are not class
+        ids (fractional, past 2**53, past 2**63 - 1), unknown class names or ids beyond the tables, or F-label
+        options that contradict each other.
     """
     if rule is not None and rule not in RULES:
         raise InvalidInputError(f"rule must be one of {RULES}; got {rule!r}.")
     check_choice("label_kind", label_kind, METRIC_LABEL_KINDS)
     check_positive_int("batch_size", batch_size)
-    if references is None:
-        raise InvalidInputError("references= is required: one label per sample, in the order of the feature rows.")
-    x = _features(features, len(references))
+    x = _features(features, check_references(references))
     labels, tables, per_sample = _targets(
         references, class_embeddings, label_embeddings, class_names, encoders, label_kind, label_options or {}
     )
@@ -135,6 +141,28 @@ def compute(
     if logme:
         out["logme"] = logme_score(_accumulate(x, labels, per_sample, batch_size))
     return out
+
+
+def check_references(references: Any) -> int:
+    """The number of references, when they are a non-empty sequence; else :class:`InvalidInputError`.
+
+    The ``emms`` evaluate module calls it before handing anything to ``evaluate`` (which fails on an empty list
+    with an IndexError, and on a missing one with an error about its cache files).
+    """
+    if references is None:
+        raise InvalidInputError("references= is required: one label per sample, in the order of the feature rows.")
+    if isinstance(references, (str, bytes, Mapping)) or not hasattr(references, "__len__"):
+        raise InvalidInputError(
+            f"references must be a sequence with one label per sample (a list or an array); got "
+            f"{type(references).__name__}."
+        )
+    try:
+        n = len(references)
+    except TypeError:  # a 0-d array
+        raise InvalidInputError("references must be a sequence with one label per sample; got a single value.") from None
+    if n == 0:
+        raise InvalidInputError("references are empty: EMMS needs one label per sample, at least two samples.")
+    return n
 
 
 def metric_module_path() -> Path:
@@ -242,7 +270,12 @@ def _features(features: Any, n: int) -> Any:
             "features= is required: the candidate's pooled features, an array of shape (N, D1) with one row per "
             "reference."
         )
-    x = features if isinstance(features, np.ndarray) or hasattr(features, "detach") else np.asarray(features)
+    try:
+        x = features if isinstance(features, np.ndarray) or hasattr(features, "detach") else np.asarray(features)
+    except (ValueError, TypeError) as exc:  # ragged rows
+        raise InvalidInputError(f"features must be an (N, D1) array of numbers with rows of one width: {exc}") from None
+    if isinstance(x, np.ndarray) and x.dtype.kind not in "biuf":
+        raise InvalidInputError(f"features must be numbers; got an array of dtype {x.dtype}.")
     if x.ndim != 2:
         raise InvalidInputError(
             f"features must be 2-D (samples, dim); got shape {tuple(x.shape)}. Pool token or patch features first."
@@ -320,7 +353,10 @@ def _references(references: Sequence[Any]) -> np.ndarray:
             f"references mix types: references[0] is {values[0]!r} but references[{i}] is {values[i]!r}. "
             "Give all class ids or all class names."
         )
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):  # ragged lists, or integers numpy cannot hold
+        arr = np.asarray(values, dtype=object)
     if arr.ndim != 1 or not (arr.dtype.kind in "biuf" or all(is_text)):
         raise InvalidInputError(
             f"references must hold one class id, name, text or number per sample; got an array of shape {arr.shape} "
@@ -355,10 +391,44 @@ def _class_ids(
             "classification references must be class ids (whole numbers) or names; got fractional numbers. "
             "For numeric targets pass label_kind='regression'."
         )
+    if values.dtype.kind == "f" and np.abs(values).max() > _MAX_FLOAT_ID:
+        raise InvalidInputError(
+            f"references hold {float(values[np.argmax(np.abs(values))])!r}, not a class id: numbers past 2**53 are not whole "
+            "numbers exactly (and evaluate stores references as floats). Give class ids 0..C-1, or class names."
+        )
+    if values.dtype.kind == "u" and values.max() > np.iinfo(np.int64).max:
+        raise InvalidInputError(f"references hold {int(values.max())}, past the largest class id (2**63 - 1). "
+                                "Give class ids 0..C-1, or class names.")
     ids = values.astype(np.int64)
-    if names is not None and ids.size and not 0 <= ids.min() <= ids.max() < len(names):
+    if ids.min() < 0:  # the solver names it (-1 marks unlabelled rows in datasets)
+        return ids, names
+    if names is not None and not ids.max() < len(names):
         raise InvalidInputError(f"references hold class ids up to {ids.max()}, but class_names has {len(names)} names.")
+    if names is None and class_embeddings is not None:
+        rows = _table_rows(class_embeddings)
+        if rows is not None and not ids.max() < rows:
+            raise InvalidInputError(
+                f"references hold class ids up to {ids.max()}, but class_embeddings have {rows} rows (one per class "
+                "id 0..C-1)."
+            )
+    if names is None and class_embeddings is None:
+        # One-hot labels do not depend on which ids the classes have (absent ids are empty classes, which the
+        # solver leaves out): ids other than 0..C-1 (5 and 10**8) become the classes present, in order, so that
+        # nothing is sized by the largest id.
+        present, inverse = np.unique(ids, return_inverse=True)
+        if not (present[0] == 0 and present[-1] == len(present) - 1):
+            ids = inverse.astype(np.int64).reshape(-1)
     return ids, names
+
+
+def _table_rows(class_embeddings: Any) -> int | None:
+    """C, the rows of class-name tables given as (C, D2), (K, C, D2) or a sequence of K (C, D2) arrays."""
+    try:
+        first = class_embeddings[0] if isinstance(class_embeddings, (list, tuple)) else class_embeddings
+        shape = tuple(getattr(first, "shape", None) or np.shape(first))
+    except Exception:  # left to the solver, which names what it expected
+        return None
+    return shape[-2] if len(shape) >= 2 else None
 
 
 def _embed(texts: list[str], kind: str, encoders: Any, options: Mapping[str, Any]) -> Any:

@@ -171,3 +171,38 @@ def test_errors_from_the_solver_pass_through(task):
     bad[5, 2] = np.nan
     with pytest.raises(InvalidInputError, match="NaN"):
         compute(y, bad)
+
+
+@pytest.mark.parametrize(("references", "message"), [
+    ([], "references are empty"),
+    ("abcd", "must be a sequence with one label per sample"),
+    (7, "must be a sequence with one label per sample"),
+    ([1e30, 0.0, 1.0, 0.0], r"1e\+30, not a class id: numbers past 2\*\*53"),
+    ([float(2**63 - 1), 0.0, 1.0, 0.0], r"9.223372036854776e\+18, not a class id"),
+    ([2**64, 0, 1, 0], "one class id, name, text or number per sample"),
+    ([[1], [1, 2], 0, 0], "one class id, name, text or number per sample"),
+])
+def test_hostile_references_are_named(references, message):
+    """Issue 17: each was an IndexError, a cast overflow to -9223372036854775808, or a numpy ValueError."""
+    features = np.random.default_rng(0).standard_normal((len(references) if hasattr(references, "__len__") else 1, 3))
+    with pytest.raises(InvalidInputError, match=message) as exc_info:
+        compute(references, features[: len(references)] if isinstance(references, list) else features, rule=FAST)
+    assert "-9223372036854775808" not in str(exc_info.value)
+
+
+def test_hostile_features_are_named():
+    with pytest.raises(InvalidInputError, match="rows of one width"):
+        compute([0, 1, 0], [[1.0, 2.0], [1.0], [0.0, 1.0]], rule=FAST)
+    with pytest.raises(InvalidInputError, match="features must be numbers; got an array of dtype <U"):
+        compute([0, 1, 0], [["a", "b"], ["c", "d"], ["e", "f"]], rule=FAST)
+
+
+def test_sparse_or_huge_class_ids_with_one_hot_labels_are_the_classes_present(task):
+    """One-hot EMMS does not depend on which ids the classes have: 5 and 2**63-1 score as 0 and 1, without tables
+    sized by the largest id (the solver refuses 37 GiB)."""
+    x, y, tables = task
+    raw = np.array([5, 10**8, 2**40, 2**63 - 1])[y]
+    _same(compute(raw, x, rule=FAST), emms_score(x, y, rule=FAST))
+    _same(compute(raw.tolist(), x), emms_score(x, y))
+    with pytest.raises(InvalidInputError, match="class ids up to 9223372036854775807, but class_embeddings have 4 rows"):
+        compute(raw, x, class_embeddings=tables, rule=FAST)

@@ -102,6 +102,27 @@ def test_bad_input_through_evaluate_is_named(monkeypatch, task):
             metric.compute(references=several, features=x)
 
 
+def test_hostile_references_through_evaluate_are_named_before_evaluate_sees_them(monkeypatch, task):
+    """Issue 17: [] was an IndexError inside evaluate, None an error about cache files, 2**63-1 and 1e30 became the
+    class id -9223372036854775808 (evaluate stores numbers as float64, whose cast to int64 overflowed)."""
+    x, y, _ = task
+    metric = hf_emms.load_metric()
+    cases = [([], x[:0], "references are empty"), (None, x, "references= is required"),
+             ([2**63 - 1, *y[1:].tolist()], x, r"9\.223372036854776e\+18, not a class id"),
+             ([1e30, *y[1:].tolist()], x, r"1e\+30, not a class id"), ("abc", x[:3], "must be a sequence")]
+    for references, features, message in cases:
+        with pytest.raises(InvalidInputError, match=message) as exc_info:
+            metric.compute(references=references, features=features)
+        assert "-9223372036854775808" not in str(exc_info.value) and "\n" not in str(exc_info.value)
+    with pytest.raises(InvalidInputError, match="references are empty"):
+        metric.add_batch(references=[])
+    with pytest.raises(InvalidInputError, match="EMMS takes no predictions"):
+        metric.compute(predictions=y, references=y, features=x)
+    # The module still works after refusing: and references added batch by batch are not "missing".
+    metric.add_batch(references=y)
+    _same(metric.compute(features=x), emms_score(x, y))
+
+
 def test_install_metric_then_evaluate_load_emms_from_any_directory_offline(monkeypatch, tmp_path, capsys, task):
     x, y, tables = task
     cache, elsewhere, other = tmp_path / "modules", tmp_path / "elsewhere", tmp_path / "other"

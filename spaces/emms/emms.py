@@ -6,7 +6,8 @@ A thin adapter: the numbers come from :func:`hf_emms.metric.compute`, which equa
 import datasets
 import evaluate
 
-from hf_emms.metric import compute
+from hf_emms.errors import InvalidInputError
+from hf_emms.metric import check_references, compute
 
 _CITATION = """\
 @inproceedings{meng2023emms,
@@ -85,6 +86,29 @@ class EMMS(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2308.06262"],
             codebase_urls=["https://github.com/OpenGVLab/Multitask-Model-Selector"],
         )
+
+    # Inputs are checked before evaluate sees them: it fails on an empty list with an IndexError, and on a missing
+    # one with an error about its cache files. compute() checks everything else.
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """EMMS of ``features=`` on ``references=`` (see the arguments below)."""
+        if predictions is not None:
+            raise InvalidInputError("EMMS takes no predictions: give references= (one label per sample) and features=.")
+        if references is not None or self.writer is None:  # None is allowed only after add()/add_batch()
+            check_references(references)
+        return super().compute(references=references, **kwargs)
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add references of a batch (features go to ``compute``)."""
+        if predictions is not None:
+            raise InvalidInputError("EMMS takes no predictions: give references= (one label per sample).")
+        check_references(references)
+        return super().add_batch(references=references, **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs):
+        """Add the reference of one sample (features go to ``compute``)."""
+        if prediction is not None or reference is None:
+            raise InvalidInputError("EMMS takes one reference per add(reference=...), and no prediction.")
+        return super().add(reference=reference, **kwargs)
 
     def _compute(self, references, features=None, **kwargs):
         return compute(references, features, **kwargs)
