@@ -175,3 +175,20 @@ def test_leep_of_a_confident_head_matches_the_hand_computed_value():
     logits = np.array([[900.0, 0.0, 0.0], [0.0, 900.0, 0.0], [0.0, 0.0, 900.0], [0.0, 0.0, 900.0]])
     assert np.isfinite(leep_score(logits, labels))
     assert leep_score(logits, labels) == pytest.approx(np.mean(np.log([1.0, 1.0, 0.5, 0.5])), abs=1e-12)
+
+
+def test_leep_of_sparse_or_huge_class_ids_equals_leep_of_dense_ids():
+    logits = np.random.default_rng(1).standard_normal((20, 5))
+    dense = leep_score(logits, [0, 1] * 10)
+    for ids in ([0, 10**12] * 10, np.array([0, 2**62] * 10), [7, 2**63 - 1] * 10):
+        assert leep_score(logits, ids) == pytest.approx(dense, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [([0, 1e30] * 5, "integer labels"), ([0, np.nan] * 5, "integer labels"), ([True, False] * 5, "integer labels"),
+     ([-1, 0] * 5, ">= 0"), (np.array([0, 2**64 - 1] * 5, dtype=np.uint64), "beyond int64")],
+)
+def test_leep_names_bad_labels(labels, message):
+    with pytest.raises(InvalidInputError, match=message):
+        leep_score(np.random.rand(10, 3), labels)

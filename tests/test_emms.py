@@ -302,3 +302,44 @@ def test_per_sample_cv_is_the_same_with_and_without_precomputed_terms(monkeypatc
     assert fast.folds[0].p is not None and slow.folds[0].p is None
     for alpha in (0.0, 1e-3, 1.0):
         np.testing.assert_allclose(fast.residual(alpha), slow.residual(alpha), rtol=1e-10, atol=1e-9)
+
+
+def test_sparse_huge_class_ids_score_like_dense_ids_with_the_tables_mapped():
+    import resource
+
+    rng = np.random.default_rng(0)
+    x, e = rng.standard_normal((20, 8)), rng.standard_normal((2, 4))
+    dense = emms_score(x, [0, 1] * 10, class_embeddings=e)
+    tables = np.zeros((10**7 + 1, 4), np.float32)  # one row per original id, as a name table would have
+    tables[0], tables[10**7] = e[0], e[1]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sparse = emms_score(x, [0, 10**7] * 10, class_embeddings=tables)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert sparse.score == pytest.approx(dense.score, abs=1e-10)
+    np.testing.assert_allclose(sparse.weights, dense.weights, atol=1e-10)
+    assert grown_kib < 1e6  # no (10**7 x 8) class tables: the old path allocated ~4.7 GB
+    assert emms_score(x, [0, 2**63 - 1] * 10).score == pytest.approx(emms_score(x, [0, 1] * 10).score, abs=1e-10)
+
+
+def test_dense_ids_keep_todays_layout_and_scores_in_emms_score():
+    p = make_problem(0)
+    direct = emms(FeatureStats().update(p.x, labels=p.labels), p.tables)
+    assert emms_score(p.x, p.labels, class_embeddings=p.tables).score == direct.score
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [([0, 1e30] * 5, "integer class ids"), ([0, np.nan] * 5, "integer class ids"), ([True, False] * 5, "integer class ids"),
+     ([-1, 0] * 5, ">= 0"), ([0.5, 1] * 5, "integer class ids"), ([[0, 1]] * 10, "1-D")],
+)
+def test_emms_score_names_bad_labels(labels, message):
+    with pytest.raises(InvalidInputError, match=message):
+        emms_score(np.random.rand(10, 3), labels)
+
+
+def test_class_space_of_too_many_class_ids_is_refused_before_allocating():
+    stats = FeatureStats().update(np.random.rand(20, 3), labels=[0, 200_000] * 10)  # dense layout: 200,001 rows
+    with pytest.raises(InvalidInputError, match=r"200001 class ids .*GiB.*np.unique"):
+        emms(stats)
+    with pytest.raises(InvalidInputError, match="sparse|only 3 rows|rows"):
+        emms_score(np.random.rand(20, 3), [0, 200_000] * 10, class_embeddings=np.ones((3, 2)))

@@ -317,3 +317,80 @@ def test_loading_inconsistent_files_is_a_clear_error(tmp_path):
         save_file(t, tmp_path / f"{name}.safetensors", metadata={"hf_emms": json.dumps(m)})
         with pytest.raises(StatsFileError):
             FeatureStats.load(tmp_path / f"{name}.safetensors")
+
+
+# ---------------------------------------------------------------- issue 16: the split keeps every import path
+def test_every_public_name_still_imports_from_stats_and_save_load_all_reduce_stay_methods():
+    from hf_emms.solver.stats import (  # noqa: F401
+        N_FOLDS, CenteredStats, FeatureStats as Stats, as_tensor, collective_device, fold_of, head_tables, move_sums,
+    )
+    from hf_emms.solver import collective, stats_io
+
+    assert Stats is FeatureStats and collective_device is collective.collective_device
+    assert all(callable(getattr(FeatureStats, m)) for m in ("save", "load", "all_reduce", "merge"))
+    assert stats_io.load_stats.__name__ == "load_stats"
+
+
+# ---------------------------------------------------------------- issue 17: bad input, bounded memory
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([0, 10**7], r"class id 10000000 but only 2 distinct classes.*np.unique"),
+        ([0, 2**63 - 1], r"class id 9223372036854775807"),
+        (np.array([0, 2**64 - 1], dtype=np.uint64), "beyond int64"),
+        ([0.0, 1e30], "integer class ids"),
+        ([0.0, np.nan], "integer class ids"),
+        ([0.5, 1.0], "integer class ids"),
+        ([True, False], "integer class ids"),
+        ([-3, 0], ">= 0; got -3"),
+    ],
+)
+def test_raw_label_values_are_refused_with_the_fix_before_anything_is_allocated(labels, message):
+    stats = FeatureStats()
+    with pytest.raises(InvalidInputError, match=message):
+        stats.update(np.random.rand(2, 8), labels=labels)
+    assert stats.n == 0 and not stats._t
+
+
+def test_class_ids_up_to_the_bound_keep_the_dense_layout():
+    from hf_emms.solver.inputs import MAX_CLASSES
+
+    stats = FeatureStats().update(np.random.rand(4, 2), labels=[0, 1, 0, 9])
+    assert stats.n_classes == 10  # today's layout: one row per id 0..max
+    with pytest.raises(InvalidInputError, match=f"class id {MAX_CLASSES}"):
+        FeatureStats().update(np.random.rand(2, 2), labels=[0, MAX_CLASSES])
+
+
+def test_memory_estimate_counts_the_fold_copies_and_is_enforced_before_allocating(monkeypatch):
+    from hf_emms.solver.inputs import stats_bytes
+
+    d1, c = 8, 1000
+    stats = FeatureStats().update(np.random.rand(50, d1), labels=np.arange(50) % c + (c - 50))
+    held = sum(t.numel() * 8 for t in stats._t.values())
+    estimate = stats_bytes(d1, stats.folds, n_classes=c, batch=50)
+    assert held <= estimate <= 3 * held  # counts every copy (the old guard counted 1 of 6 class tables)
+    monkeypatch.setenv("HF_EMMS_MAX_STATS_BYTES", str(held // 2))
+    with pytest.raises(InvalidInputError, match=r"1000 class ids.*needed, the limit is .*HF_EMMS_MAX_STATS_BYTES"):
+        FeatureStats().update(np.random.rand(50, d1), labels=np.arange(50) % c + (c - 50))
+    monkeypatch.setenv("HF_EMMS_MAX_STATS_BYTES", "lots")
+    with pytest.raises(InvalidInputError, match="HF_EMMS_MAX_STATS_BYTES must be"):
+        FeatureStats().update(np.random.rand(2, 2), labels=[0, 1])
+
+
+def test_features_too_wide_for_the_gram_budget_are_refused_naming_width_bytes_and_limit():
+    stats = FeatureStats()
+    with pytest.raises(InvalidInputError, match=r"width 100000 .*GiB.*limit is 8 GiB.*Pool or project"):
+        stats.update(np.zeros((10, 100_000), np.float32), labels=np.arange(10) % 2)
+    with pytest.raises(InvalidInputError, match="width 100000"):
+        stats.update(np.zeros((10, 100_000), np.float32), label_embeddings=np.ones((10, 3)))
+    assert stats.n == 0 and not stats._t
+
+
+def test_class_sets_that_differ_between_batches_and_merges_line_up_by_id():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((60, 4)), np.r_[np.arange(30) % 3, 3 + np.arange(30) % 4]
+    whole = FeatureStats().update(x, labels=y)
+    parts = FeatureStats().update(x[:30], labels=y[:30]) + FeatureStats(folds=5).update(x[30:], labels=y[30:], sample_ids=np.arange(30, 60))
+    assert parts.n_classes == whole.n_classes == 7
+    np.testing.assert_allclose(parts.centered().class_scatter, whole.centered().class_scatter, atol=1e-10)
+    np.testing.assert_array_equal(parts.centered().class_count, whole.centered().class_count)

@@ -68,6 +68,21 @@ def as_tensor(a: Any, name: str, *, device: torch.device | None) -> torch.Tensor
     return t if device is None else t.to(device)
 
 
+_MAX_ABS = 1e100  # larger values overflow the sums of squares (and of fourth powers) that the scores take
+
+
+def check_magnitude(t: torch.Tensor, name: str) -> None:
+    """Refuse finite values so large that sums of their squares overflow float64 (NaN/inf are reported later,
+    naming the row)."""
+    if t.numel() and torch.is_floating_point(t):
+        finite = t[torch.isfinite(t)]
+        if finite.numel() and float(finite.abs().max()) > _MAX_ABS:
+            raise InvalidInputError(
+                f"{name} are too large (values up to {float(finite.abs().max()):.3g}): their squares overflow float64. Rescale "
+                "them (EMMS standardises columns, so the scale does not change its score)."
+            )
+
+
 def raise_not_finite(a: torch.Tensor, name: str) -> None:
     """Raise the error for NaN/inf values in ``a`` (B, ...), naming the first bad row."""
     bad = (~torch.isfinite(a.to(_F64))).reshape(a.shape[0], -1).any(1).nonzero()
@@ -294,6 +309,7 @@ def check_targets(
         )
     if 0 in y.shape[1:]:
         raise InvalidInputError(f"label_embeddings need D2 >= 1 and K >= 1; got shape {tuple(y.shape)}.")
+    check_magnitude(y, "label_embeddings")
     if seen_label_shape is not None and tuple(y.shape[1:]) != seen_label_shape:
         raise InvalidInputError(
             f"label_embeddings have (D2, K) = {tuple(y.shape[1:])}, earlier batches had {seen_label_shape}."

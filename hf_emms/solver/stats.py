@@ -38,7 +38,7 @@ import torch
 from ..errors import InvalidInputError
 from .centered import CenteredStats
 from .collective import all_reduce_stats, collective_device
-from .inputs import as_tensor, check_head_logits, check_sample_ids, check_stats_memory, check_targets
+from .inputs import as_tensor, check_head_logits, check_magnitude, check_sample_ids, check_stats_memory, check_targets
 from .inputs import raise_not_finite as _raise_not_finite
 from .kernels import _CLASS_DIM, _HEAD, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables  # noqa: F401
 
@@ -172,6 +172,7 @@ class FeatureStats:
             raise InvalidInputError("features have width 0: there is nothing to score.")
         if self._t and x.shape[1] != self.dim:
             raise InvalidInputError(f"features have width {x.shape[1]}, earlier batches had {self.dim}.")
+        check_magnitude(x, "features")
         logits = check_head_logits(x, head_logits, "classes" if labels is not None else "embeddings",
                                    started=bool(self._t), seen=self.n_source_classes)
         kind, y = check_targets(
