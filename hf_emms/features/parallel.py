@@ -19,6 +19,7 @@ Every process returns the same results. Launch the same script on every process:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import os
 import tempfile
@@ -101,6 +102,11 @@ def extract_many(
 def _job(dataset: Any, options: dict[str, Any]) -> Job:
     """The job of :func:`extract_many`'s flat ``options``: the model settings go to an ExtractSpec."""
     names = {f.name for f in dataclasses.fields(ExtractSpec)}
+    job_names = set(inspect.signature(prepare_job).parameters) - {"dataset", "settings"}
+    unknown = sorted(set(options) - names - job_names)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}; the options are those of extract_stats: "
+                        f"{sorted(names | job_names)}.")
     settings = ExtractSpec(**{k: options.pop(k) for k in list(options) if k in names})
     return prepare_job(dataset, settings=settings, **options)
 

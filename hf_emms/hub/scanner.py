@@ -59,6 +59,7 @@ def scan(
     cache: bool | str | Path = False,
     criteria: Criteria = Criteria(),
     dedupe: bool = True,
+    seen: dict[str, Candidate] | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
     retry: RetryPolicy = RetryPolicy(),
@@ -91,6 +92,10 @@ def scan(
         The filters (modality, size, remote code, pickle, licence).
     dedupe : bool
         Collapse candidates with the same safetensors weights (by sha256), keeping the first.
+    seen : dict, optional
+        Weights digest -> the candidate kept with those weights, shared between calls: a caller that scans in
+        several steps (``rank()`` pins explicit ids one at a time, when their turn comes) passes the same dict to
+        each, so repeats are caught across the steps. Updated in place.
     token : str, bool or None
         Hub token (None: the saved login or ``HF_TOKEN``). Gated repos are kept only if it grants access.
     endpoint : str, optional
@@ -140,7 +145,7 @@ def scan(
                                                   search=search, author=author))
 
     kept: list[Candidate] = []
-    first_with: dict[str, Candidate] = {}
+    first_with = seen if seen is not None else {}
     for candidate in tqdm(candidates, desc="checking candidates", unit="model", disable=_no_bar(progress)):
         try:
             verdict = criteria.check(candidate) or _check_access(client, candidate)

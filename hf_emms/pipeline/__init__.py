@@ -183,7 +183,7 @@ class RankRun:
             with quiet_libraries(not progress):
                 row, stored = score_candidate(self.plan, candidate)
             self.rows.append(row)
-            _say(progress, f"[{i + 1}/{n}] {candidate.model_id}: " + (
+            _say(progress, f"[{i + 1}/{n}] {row.model}: " + (
                 f"skipped ({row.reason})" if not row.ok
                 else f"done earlier (EMMS {row.emms})" if stored else f"EMMS {row.emms:.4f} ({row.seconds:.1f} s)"))
             yield row

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ from ..errors import HfEmmsError, InvalidInputError
 from ..features.distributed import process_rank
 from ..features.extract import Job, prepare_job
 from ..features.sampling import subsample
-from ..hub import Candidate, Criteria, RejectReason, parse_reference, scan
+from ..hub import Candidate, Criteria, Rejected, RejectReason, parse_reference, scan
 from ..paths import cache_root
 from ..options import CandidateQuery, RankSpec
 from ..records import DatasetInfo, RankingMeta, Row, RunConfig, TaskInfo
 from ..results import ResultsStore
 from ..tasks import Task, load_task
 
-__all__ = ["Plan", "display_name", "prepare"]
+__all__ = ["Plan", "display_name", "find_candidates", "pin", "prepare"]
 
 
 @dataclass
@@ -44,8 +44,9 @@ class Plan:
     task : Task
     rows : ndarray of int
         Rows of ``task.dataset`` that are scored (the budget's draw, sorted).
-    candidates : list of hub.Candidate
-        Pinned and kept by the scanner, in order.
+    candidates : list of hub.Candidate or str
+        In order: explicit Hub ids (references, pinned when their turn comes, so that stopping a ranking early
+        touches no later candidate), then the pinned candidates kept by the scanner (folders, cache, Hub listing).
     skipped : list of Row
         Candidates left out before any extraction, with the reason.
     flabels : labels.FLabels or None
@@ -73,6 +74,7 @@ class Plan:
     data_key: str
     rank: int = 0
     world_size: int = 1
+    seen: dict[str, Candidate] = field(default_factory=dict)
 
     @property
     def main_process(self) -> bool:
@@ -107,8 +109,9 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     scored = t.dataset.select(rows) if len(rows) < len(t.dataset) else t.dataset
     drawn = None if len(rows) == len(t.dataset) else {
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
+    seen: dict[str, Candidate] = {}
     kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
-                                    progress=run.progress)
+                                    progress=run.progress, seen=seen)
     if not kept and not skipped:
         raise InvalidInputError("no candidates: pass model ids or folders, tags=/pipeline_tag= to search the Hub, "
                                 "or include_cache=True to rank what is already downloaded.")
@@ -138,13 +141,17 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     rank, world = process_rank()
     return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,
                 store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}", rank=rank,
-                world_size=world)
+                world_size=world, seen=seen)
 
 
 def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: str | bool | None = None,
-                    progress: bool = True) -> tuple[list[Candidate], list[Row]]:
-    """The candidates to score (explicit ids, folders and pinned candidates, plus the query's Hub listing and
-    cache), each pinned once by the scanner, and the skipped ones as rows with their reason."""
+                    progress: bool = True, seen: dict[str, Candidate] | None = None,
+                    ) -> tuple[list[Candidate | str], list[Row]]:
+    """The candidates to score and the skipped ones as rows with their reason.
+
+    Explicit Hub ids are returned as references, to be pinned by :func:`pin` when their turn comes; folders, pinned
+    candidates, the query's Hub listing and the cache are scanned now. ``seen`` (weights digests of kept
+    candidates) is shared with :func:`pin`, so repeated weights are caught across both steps."""
     ids, folders, ready, skipped = [], [], [], []
     for c in given or ():
         if isinstance(c, Candidate):
@@ -158,22 +165,40 @@ def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: 
             except HfEmmsError:
                 skipped.append(Row.skipped(str(c), "neither a local checkpoint folder nor a Hub model id "
                                                    "(org/name[@revision])"))
-    criteria = Criteria(modality=modality, max_params=query.max_params, allow_remote_code=query.allow_remote_code,
-                        allow_pickle=query.allow_pickle)
-    result = scan(tags=list(query.tags), pipeline_tag=query.pipeline_tag, sort=query.sort, limit=query.limit, ids=ids,
-                  folders=folders, cache=query.include_cache, criteria=criteria, token=token, progress=progress)
-    kept = list(result.kept)
-    rejected = list(result.rejected)
+    criteria = _criteria(modality, query)
+    kept: list[Candidate | str] = list(ids)
+    if folders or query.include_cache or query.tags or query.pipeline_tag:
+        result = scan(tags=list(query.tags), pipeline_tag=query.pipeline_tag, sort=query.sort, limit=query.limit,
+                      folders=folders, cache=query.include_cache, criteria=criteria, token=token, progress=progress,
+                      seen=seen)
+        kept += result.kept
+        skipped += [_skipped(r) for r in result.rejected]
     for c in ready:
         problem = criteria.check(c)
-        (rejected.append(problem) if problem else kept.append(c))
-    for r in rejected:
-        name = (display_name(r.candidate) if r.candidate is not None
-                else Path(r.reference).name if r.reason is RejectReason.BROKEN else r.reference)
-        skipped.append(Row.skipped(name, f"{r.reason.value}: {r.detail}",
-                                   revision=getattr(r.candidate, "revision", None),
-                                   params=getattr(r.candidate, "num_parameters", None)))
+        (skipped.append(_skipped(problem)) if problem else kept.append(c))
     return kept, skipped
+
+
+def pin(plan: Plan, candidate: Candidate | str) -> Candidate | Row:
+    """A candidate of the plan, pinned: a Hub reference resolved to its commit by the scanner (one metadata request,
+    no weights), or the row saying why it cannot be ranked."""
+    if isinstance(candidate, Candidate):
+        return candidate
+    result = scan(ids=[candidate], criteria=_criteria(plan.task.modality, plan.spec.query), token=plan.spec.run.token,
+                  progress=False, seen=plan.seen)
+    return result.kept[0] if result.kept else _skipped(result.rejected[0])
+
+
+def _criteria(modality: str, query: CandidateQuery) -> Criteria:
+    return Criteria(modality=modality, max_params=query.max_params, allow_remote_code=query.allow_remote_code,
+                    allow_pickle=query.allow_pickle)
+
+
+def _skipped(r: Rejected) -> Row:
+    name = (display_name(r.candidate) if r.candidate is not None
+            else Path(r.reference).name if r.reason is RejectReason.BROKEN else r.reference)
+    return Row.skipped(name, f"{r.reason.value}: {r.detail}", revision=getattr(r.candidate, "revision", None),
+                       params=getattr(r.candidate, "num_parameters", None))
 
 
 def display_name(candidate: Candidate) -> str:

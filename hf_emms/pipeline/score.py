@@ -12,17 +12,21 @@ from ..hub import Candidate
 from ..records import Row
 from ..results import record_key
 from ..solver import FeatureStats
-from .plan import Plan, display_name
+from .plan import Plan, display_name, pin
 
 __all__ = ["score_candidate", "scores"]
 
 
-def score_candidate(plan: Plan, candidate: Candidate) -> tuple[Row, bool]:
+def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     """The candidate's row, and whether it came from the results store (computed earlier).
 
-    A candidate that fails (broken weights, an architecture that cannot run these inputs, ...) is a skipped row with
-    the reason; nothing else is raised for it.
+    ``candidate`` is pinned first when it is still a Hub reference (:func:`~.plan.pin`). A candidate that fails
+    (not found, gated, broken weights, an architecture that cannot run these inputs, ...) is a skipped row with the
+    reason; nothing else is raised for it.
     """
+    candidate = pin(plan, candidate)
+    if isinstance(candidate, Row):
+        return candidate, False
     key = record_key(candidate.model_id, candidate.revision, plan.data_key, plan.meta.config.to_dict())
     record = plan.store.get(key)
     if record is not None:
