@@ -365,11 +365,14 @@ def _json_error(path: Path) -> str | None:
                 if first == "[":  # one JSON document, not JSON Lines
                     break
                 try:
-                    json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     if number == 1 and first == "{":  # maybe a pretty-printed document
                         break
                     return f"line {number}: {exc.msg} (column {exc.colno})"
+                if not isinstance(record, dict):
+                    return (f"line {number} is a JSON {type(record).__name__}, not an object (JSON Lines hold one "
+                            'record per line, e.g. {"text": ..., "label": ...})')
             else:
                 return None
         with open(path, encoding="utf-8") as fh:
