@@ -133,7 +133,7 @@ class DatasetInfo(_Record):
 
     ``id`` (a Hub dataset), ``path`` (a local file or folder) or only ``name`` (in-memory data); ``config``,
     ``split``, ``revision`` (a Hub commit); ``fingerprint`` (of the split's content); ``rows_scored`` of
-    ``rows_total`` (the budget).
+    ``rows_total`` (the budget), of which ``distinct_inputs`` hold different inputs.
     """
 
     name: str | None = None
@@ -145,6 +145,7 @@ class DatasetInfo(_Record):
     fingerprint: str | None = None
     rows_scored: int | None = None
     rows_total: int | None = None
+    distinct_inputs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
 

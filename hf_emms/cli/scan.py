@@ -7,7 +7,7 @@ import json
 import re
 
 from ..errors import InvalidInputError
-from ..options import SORTS
+from ..options import MODALITIES, SORTS
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     other.add_argument("--cache", nargs="?", const=True, default=False, metavar="DIR",
                        help="add the model snapshots of the local HF cache (or of DIR)")
     filters = parser.add_argument_group("filters")
-    filters.add_argument("--modality", choices=["text", "image", "audio"], help="the dataset's input")
+    filters.add_argument("--modality", choices=MODALITIES, help="the dataset's input")
     filters.add_argument("--max-params", type=parse_count, metavar="N", help="largest parameter count, e.g. 150M")
     filters.add_argument("--license", dest="licenses", nargs="+", metavar="ID",
                          help="allowed licences, e.g. apache-2.0 mit")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from typing import Literal
 
 from huggingface_hub import HfApi, ModelInfo, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
@@ -24,7 +23,7 @@ from .retry import RetryPolicy, call_hub
 EXPAND = ["sha", "config", "safetensors", "gated", "private", "pipeline_tag", "library_name", "tags", "downloads",
           "likes"]
 
-Sort = Literal["downloads", "likes", "trending", "recent", "updated"]
+Sort = str  # one of hf_emms.options.SORTS
 # The Hub's sort keys (always descending: most downloaded, most liked, newest first).
 SORT_KEYS = {"downloads": "downloads", "likes": "likes", "trending": "trendingScore", "recent": "createdAt",
              "updated": "lastModified"}

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..options import DEFAULT_METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
 from ..records import RankingMeta, Row
 from ..results import Ranking
-from .plan import Plan, prepare
+from .plan import Plan, prepare, say
 from .score import score_candidate
 
 __all__ = ["METRICS", "RankRun", "iter_rank", "rank"]
@@ -183,7 +182,7 @@ class RankRun:
             with quiet_libraries(not progress):
                 row, stored = score_candidate(self.plan, candidate)
             self.rows.append(row)
-            _say(progress, f"[{i + 1}/{n}] {row.model}: " + (
+            say(progress, f"[{i + 1}/{n}] {row.model}: " + (
                 f"skipped ({row.reason})" if not row.ok
                 else f"done earlier (EMMS {row.emms})" if stored else f"EMMS {row.emms:.4f} ({row.seconds:.1f} s)"))
             yield row
@@ -217,10 +216,3 @@ def quiet_libraries(quiet: bool):
         for was_on, (_, _, enable) in zip(before, switches):
             if quiet and was_on:
                 enable()
-
-
-def _say(progress: bool, line: str) -> None:
-    if progress:
-        from tqdm.auto import tqdm
-
-        tqdm.write(line, file=sys.stderr)

@@ -29,7 +29,8 @@ from ..paths import cache_root
 from ..options import CandidateQuery, RankSpec
 from ..records import DatasetInfo, RankingMeta, Row, RunConfig, TaskInfo
 from ..results import ResultsStore
-from ..tasks import Task, load_task
+from ..solver.stats import N_FOLDS
+from ..tasks import Task, check_distinct, load_task
 
 __all__ = ["Plan", "display_name", "find_candidates", "pin", "prepare"]
 
@@ -109,6 +110,11 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     scored = t.dataset.select(rows) if len(rows) < len(t.dataset) else t.dataset
     drawn = None if len(rows) == len(t.dataset) else {
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
+    # Copies of a held-out sample in the training folds make cross-validation measure memorisation: refuse data
+    # that is mostly copies, and say how many rows repeat otherwise.
+    distinct = check_distinct(scored, t.input_column, n_folds=N_FOLDS)
+    if distinct < len(scored):
+        say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input ({distinct} distinct).")
     seen: dict[str, Candidate] = {}
     kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
                                     progress=run.progress, seen=seen)
@@ -132,7 +138,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     )
     meta = RankingMeta(
         dataset=DatasetInfo.from_dict({**t.source, "fingerprint": t.fingerprint, "rows_scored": len(scored),
-                                       "rows_total": len(t.dataset)}),
+                                       "rows_total": len(t.dataset), "distinct_inputs": distinct}),
         task=TaskInfo(kind=t.kind, modality=t.modality, input_column=t.input_column, label_column=t.label_column,
                       classes=t.class_names),
         flabels=flabels.to_dict() if flabels is not None else {"members": ["one-hot"]},
@@ -227,3 +233,13 @@ def _flabels(t: Task, scored: Any, spec: RankSpec, root: Path) -> Any:
 
 def _digest(rows: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def say(progress: bool, line: str) -> None:
+    """One line to the person running the ranking (beside the progress bars), when ``progress`` is on."""
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)

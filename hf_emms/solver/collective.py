@@ -38,7 +38,7 @@ def all_reduce_stats(stats: "FeatureStats") -> "FeatureStats":
     """
     import torch.distributed as dist
 
-    from .stats import _SHIFTS, _check_compatible, _pad_classes
+    from .kernels import _SHIFTS, _check_compatible, _pad_classes
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return stats

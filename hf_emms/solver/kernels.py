@@ -14,6 +14,9 @@ from ..errors import IncompatibleStatsError
 
 _F64 = torch.float64
 _HEAD = ("head_hard", "head_soft")
+_SHIFTS = ("shift_x", "shift_y")  # re-based when sums are moved or merged, never added
+_TARGET_SUMS = {"classes": ("class_count", "class_sum_x"), "embeddings": ("sum_y", "cross_xy", "gram_y")}
+_MOVABLE = ("sum_x", "gram_x", "class_count", "class_sum_x", "sum_y", "cross_xy", "gram_y")  # re-based sums, also per fold
 # Indexed by class id (on this dim): they grow as new ids appear.
 _CLASS_DIM = {"class_count": 0, "class_sum_x": 0, "head_hard": 0, "head_soft": 0, "fold_class_count": 1, "fold_class_sum_x": 1}
 

@@ -40,7 +40,7 @@ from .centered import CenteredStats
 from .collective import all_reduce_stats, collective_device
 from .inputs import as_tensor, check_head_logits, check_magnitude, check_sample_ids, check_stats_memory, check_targets
 from .inputs import raise_not_finite as _raise_not_finite
-from .kernels import _CLASS_DIM, _HEAD, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables  # noqa: F401
+from .kernels import _CLASS_DIM, _HEAD, _MOVABLE, _SHIFTS, _TARGET_SUMS, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables  # noqa: F401
 
 __all__ = [  # with the names that moved out and stay importable from here
     "N_FOLDS", "CenteredStats", "FeatureStats", "as_tensor", "collective_device", "fold_of", "head_tables", "move_sums",
@@ -59,8 +59,6 @@ N_FOLDS = 5
 #       cross products, and per-column F-label x F-label products
 #   fold_<name>: the same sums per fold (leading dim F) for count, sum_x, gram_x, class_count, class_sum_x,
 #       sum_y, cross_xy, gram_y: what cross-validation needs
-_SHIFTS = ("shift_x", "shift_y")
-_TARGET_SUMS = {"classes": ("class_count", "class_sum_x"), "embeddings": ("sum_y", "cross_xy", "gram_y")}
 
 
 
@@ -362,7 +360,6 @@ class FeatureStats:
         return load_stats(path, device=device, cls=cls)
 
 
-_MOVABLE = ("sum_x", "gram_x", "class_count", "class_sum_x", "sum_y", "cross_xy", "gram_y")
 
 
 def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor | None) -> dict[str, torch.Tensor]:

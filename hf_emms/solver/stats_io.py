@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._io import atomic_write
 from ..errors import InvalidInputError, StatsFileError
-from .stats import _F64, _HEAD, _MOVABLE, _TARGET_SUMS, FeatureStats
+from .kernels import _F64, _HEAD, _MOVABLE, _TARGET_SUMS
+
+if TYPE_CHECKING:
+    from .stats import FeatureStats
 
 _FORMAT = "hf-emms/feature-stats"
 _VERSION = 2
@@ -40,7 +44,7 @@ def save_stats(stats: FeatureStats, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
 
 
-def load_stats(path: str | os.PathLike, *, device: str | torch.device = "cpu", cls: type = FeatureStats) -> FeatureStats:
+def load_stats(path: str | os.PathLike, *, cls: type[FeatureStats], device: str | torch.device = "cpu") -> FeatureStats:
     """Read statistics written by :func:`save_stats`; see :meth:`FeatureStats.load`."""
     from safetensors import SafetensorError, safe_open
 
