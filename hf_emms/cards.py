@@ -124,6 +124,9 @@ def load_ranking(path: str | os.PathLike) -> Ranking:
     file = path / "ranking.json" if path.is_dir() else path
     try:
         text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AnnotationError(f"{file} is not a ranking (not UTF-8 text); give the ranking.json that `hf-emms rank` "
+                              "wrote.") from None
     except OSError as exc:
         raise AnnotationError(f"cannot read a ranking at {file}: {exc.strerror or exc}. Give the ranking.json that "
                               "`hf-emms rank` wrote, or the folder holding it.") from None

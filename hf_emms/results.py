@@ -147,8 +147,13 @@ class Ranking:
     @classmethod
     def from_json(cls, text: str) -> "Ranking":
         data = json.loads(text)
-        if not isinstance(data, dict) or "rows" not in data:
-            raise HfEmmsError("not a ranking: expected JSON with 'meta' and 'rows' (written by Ranking.to_json/save).")
+        if not (isinstance(data, dict) and isinstance(data.get("rows"), list)
+                and all(isinstance(r, dict) and isinstance(r.get("model"), str) for r in data["rows"])
+                and isinstance(data.get("meta") or {}, dict)
+                and all(isinstance(v, dict) for k, v in (data.get("meta") or {}).items()
+                        if k in ("dataset", "task", "flabels", "config"))):
+            raise HfEmmsError("not a ranking: expected JSON with 'meta' (a mapping) and 'rows' (a list of rows, each "
+                              "naming its model), as Ranking.to_json/save write it.")
         return cls(data["rows"], data.get("meta"))
 
     def save(self, directory: str | os.PathLike) -> dict[str, Path]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import atomic_dir
-from .errors import ZooUnavailableError
+from .errors import InvalidInputError, ZooUnavailableError
 from .paths import cache_root
 
 __all__ = ["ZOO", "ZooMember", "ZooUnavailableError", "build_zoo", "source_folder"]
@@ -182,7 +182,7 @@ def build_zoo(root: str | os.PathLike, names: list[str] | tuple[str, ...] | None
     names = list(ZOO) if names is None else list(names)
     unknown = [n for n in names if n not in ZOO]
     if unknown:
-        raise ValueError(f"unknown zoo members {unknown}; the zoo has {list(ZOO)}.")
+        raise InvalidInputError(f"unknown zoo members {unknown}; the zoo has {list(ZOO)}.")
     root = Path(root)
     out = {}
     for name in tqdm(names, desc="building zoo", unit="model", disable=not progress):

@@ -187,3 +187,53 @@ def test_cli_rank_prints_the_table_and_saves_it(tiny, tmp_path):
     assert "best: " in out.stdout
     saved = json.loads((tmp_path / "out" / "ranking.json").read_text())
     assert saved["rows"][0]["model"] == out.stdout.split("best: ")[1].split()[0]
+
+
+def test_a_local_folder_has_one_revision_in_the_row_the_extraction_record_and_the_card(tiny, tmp_path):
+    from hf_emms.cards import ChangeStatus, annotate
+    from hf_emms.hub import candidate_from_folder
+
+    ranking = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=30, cache_dir=tmp_path / "cache",
+                   progress=False)
+    (row,) = ranking.rows
+    (stored,) = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "results").glob("*.json")]
+    # A card can only be annotated for a Hub dataset: the same rows under a Hub dataset's meta.
+    on_hub = Ranking(ranking.rows, {**ranking.meta.to_dict(), "dataset": {"id": "acme/topics", "name": "acme/topics"}})
+    (change,) = annotate(on_hub, progress=False)
+    digest = candidate_from_folder(tiny["small"]).revision
+    assert row.revision == stored["extraction"]["revision"] == stored["row"]["revision"] == digest
+    assert change.status is ChangeStatus.NOT_ANNOTATED and change.revision == digest and "local" in change.reason
+
+
+def test_the_budget_is_drawn_once_and_recorded_with_the_statistics(tiny, tmp_path):
+    ranking = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=30, seed=4,
+                   cache_dir=tmp_path / "cache", progress=False)
+    (stored,) = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "results").glob("*.json")]
+    drawn = stored["extraction"]["subsample"]
+    assert drawn is not None and drawn["max_samples"] == 30 and drawn["seed"] == 4 and len(drawn["indices"]) == 30
+    assert ranking.meta.dataset.rows_scored == 30 and ranking.meta.dataset.rows_total == 60
+    everything = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None,
+                      cache_dir=tmp_path / "cache", progress=False)
+    records = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "results").glob("*.json")]
+    assert everything.rows[0].n_samples == 60 and sorted(r["extraction"]["subsample"] is None for r in records) == [
+        False, True]
+
+
+def test_iter_rank_yields_one_row_per_candidate_and_matches_rank(tiny, tmp_path):
+    from hf_emms import iter_rank
+    from hf_emms.options import RankSpec
+
+    kwargs = dict(encoders=None, max_samples=None, cache_dir=tmp_path / "cache", progress=False)
+    folders = [str(tiny["small"]), "/no/such/checkpoint", str(tiny["wide"])]
+    run = iter_rank(_dataset(), folders, **kwargs)
+    seen = []
+    for row in run:
+        seen.append(row.model)
+        assert len(run.ranking()) == len(seen)  # the table of the rows so far
+    assert run.total == 3 and sorted(seen) == sorted(["small", "checkpoint", "wide"])
+    whole = rank(_dataset(), folders, **kwargs)
+    assert whole.df["emms"].tolist() == run.ranking().df["emms"].tolist()
+    spec_run = iter_rank(_dataset(), folders, spec=RankSpec.from_options(kwargs))
+    assert [r.model for r in spec_run] == seen
+    with pytest.raises(TypeError, match="not both"):
+        iter_rank(_dataset(), folders, spec=RankSpec(), seed=1)

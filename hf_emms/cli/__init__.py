@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,12 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except HfEmmsError as exc:
-        print(f"hf-emms: error: {exc}", file=sys.stderr)
+    except HfEmmsError as exc:  # bad input, named with its fix: one line, exit 2
+        print(f"hf-emms: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hf-emms: interrupted; finished work is kept and a re-run resumes from it.", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours or of a library: still one line, the traceback on request
+        if os.environ.get("HF_EMMS_DEBUG"):
+            raise
+        print(f"hf-emms: unexpected error: {type(exc).__name__}: {_one_line(exc)} (set HF_EMMS_DEBUG=1 for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m hf_emms.cli`

@@ -155,8 +155,8 @@ def load_candidate(
         )
     try:
         config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as e:
-        raise CandidateLoadError(name, f"unreadable config ({_first_line(e)})") from e
+    except Exception as e:  # anything a broken or foreign config.json raises: this candidate only is skipped
+        raise CandidateLoadError(name, f"unreadable config ({type(e).__name__}: {_first_line(e)})") from e
     head_class = _head_class(config, modality) if with_head else None
     auto = head_class or transformers.AutoModel
     try:
@@ -164,8 +164,8 @@ def load_candidate(
             folder, config=config, output_loading_info=True, use_safetensors=not allow_pickle or None,
             trust_remote_code=trust_remote_code, dtype=dtype,
         )
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
-        raise CandidateLoadError(name, f"transformers cannot build it ({_first_line(e)})") from e
+    except Exception as e:  # truncated or corrupt weights, a refused pickle (UnpicklingError), unknown layers, ...
+        raise CandidateLoadError(name, f"transformers cannot build it ({type(e).__name__}: {_first_line(e)})") from e
     model_modality = _INPUT_MODALITY.get(getattr(model, "main_input_name", ""))
     if model_modality != modality:
         raise CandidateLoadError(
@@ -202,7 +202,7 @@ def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: boo
     }[modality]
     try:
         return auto.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except Exception as e:  # a missing or broken tokenizer/processor file
         kind = auto.__name__.removeprefix("Auto")
         raise CandidateLoadError(name, f"no usable {kind} in the checkpoint ({_first_line(e)})") from e
 

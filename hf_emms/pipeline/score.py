@@ -39,6 +39,10 @@ def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     except HfEmmsError as exc:
         return Row.skipped(display_name(candidate), str(exc), revision=candidate.revision,
                            params=candidate.num_parameters), False
+    except Exception as exc:  # noqa: BLE001 - one candidate's unforeseen failure must not end the ranking
+        reason = f"unexpected {type(exc).__name__} while scoring: {(str(exc).strip().splitlines() or [''])[0]}"
+        return Row.skipped(display_name(candidate), reason + " (please report it)", revision=candidate.revision,
+                           params=candidate.num_parameters), False
     row.revision, row.params = candidate.revision, candidate.num_parameters
     row.width, row.n_samples, row.seconds = extraction.stats.dim, extraction.stats.n, time.perf_counter() - start
     if plan.main_process:

@@ -1,0 +1,96 @@
+"""One broken candidate never ends a ranking (issue 17): each failure to read, load or run a checkpoint is a skipped
+row with its reason, and the good candidates are scored. Also the CLI's error boundary: bad input is one line and
+exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import _tiny_models
+from hf_emms import rank
+
+from test_pipeline import _csv, _dataset
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    good = _tiny_models.bert(root / "good", hidden=32, seed=1)
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(good, root / name))
+
+    weights = (good / "model.safetensors").read_bytes()
+    (copy("truncated") / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    (copy("corrupt-header") / "model.safetensors").write_bytes(b"\xff" * 8 + weights[8:])
+    (copy("config-list") / "config.json").write_text("[1, 2]")
+    not_checkpoint = copy("not-a-checkpoint")
+    (not_checkpoint / "config.json").unlink()
+    unreadable = copy("unreadable")
+    pickled = copy("blocked-pickle")
+    (pickled / "model.safetensors").unlink()
+    # A pickle that torch's weights_only loader refuses (a datetime is not a tensor): the opt-in reads it and fails.
+    torch.save({"embeddings.word_embeddings.weight": datetime.datetime(2026, 1, 1)}, pickled / "pytorch_model.bin")
+    return {"good": good, "truncated": root / "truncated", "corrupt": root / "corrupt-header",
+            "config_list": root / "config-list", "not_checkpoint": not_checkpoint, "unreadable": unreadable,
+            "pickled": pickled}
+
+
+def test_every_broken_candidate_is_a_skipped_row_and_the_good_one_is_scored(folders, tmp_path, monkeypatch):
+    import hf_emms.hub.local as local
+
+    # As root nothing is unreadable, so the one fault this machine cannot cause is injected: the OS refusing a file.
+    reading = local._sha256
+
+    def refuse(path):
+        if folders["unreadable"] in Path(path).parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return reading(path)
+
+    monkeypatch.setattr(local, "_sha256", refuse)
+    names = ("good", "truncated", "corrupt", "config_list", "not_checkpoint", "unreadable", "pickled")
+    ranking = rank(_dataset(), [str(folders[n]) for n in names], encoders=None, max_samples=30, allow_pickle=True,
+                   cache_dir=tmp_path / "cache", progress=False)
+    rows = {r.model: r for r in ranking.rows}
+    assert rows["good"].ok and -2 < rows["good"].emms < 0
+    reasons = {name: rows[folders[name].name].reason for name in names[1:]}
+    assert all(not rows[folders[name].name].ok for name in names[1:])
+    assert "incomplete metadata" in reasons["truncated"] or "truncated" in reasons["truncated"]
+    assert reasons["corrupt"] and "config.json holds a JSON list" in reasons["config_list"]
+    assert "no checkpoint" in reasons["not_checkpoint"] and "Permission denied" in reasons["unreadable"]
+    assert "UnpicklingError" in reasons["pickled"] or "weights_only" in reasons["pickled"]
+
+
+def test_the_cli_ranks_past_broken_candidates_and_bad_input_is_one_line(folders, tmp_path):
+    (tmp_path / "data.csv").write_text(_csv(30))
+    cmd = [sys.executable, "-m", "hf_emms.cli"]
+    common = ["--encoders", "none", "--cache-dir", str(tmp_path / "cache"), "--quiet",
+              "--output-dir", str(tmp_path / "out")]
+    ok = subprocess.run([*cmd, "rank", str(tmp_path / "data.csv"), "--models", str(folders["good"]),
+                         str(folders["truncated"]), str(folders["config_list"]), *common],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "Traceback" not in ok.stderr, ok.stderr
+    assert "| good " in ok.stdout and ok.stdout.count("skipped") == 2
+    for argv, message in [
+        (["rank", str(tmp_path / "data.csv"), "--models", str(folders["good"]), "--max-samples", "1", *common],
+         "max_samples must be an integer >= 2"),
+        (["demo", "--models", "foo", "--samples", "10", "--cache-dir", str(tmp_path / "cache")], "unknown zoo members"),
+        (["annotate", str(folders["good"] / "model.safetensors")], "not a ranking"),
+        (["annotate", str(tmp_path / "data.csv")], "not a ranking"),
+    ]:
+        out = subprocess.run([*cmd, *argv], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        lines = [line for line in out.stderr.splitlines() if line.startswith("hf-emms: error:")]
+        assert len(lines) == 1 and message in lines[0], out.stderr
+    wrong_shape = tmp_path / "wrong.json"
+    wrong_shape.write_text(json.dumps({"rows": [1, 2], "meta": []}))
+    out = subprocess.run([*cmd, "annotate", str(wrong_shape)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "not a ranking" in out.stderr and "Traceback" not in out.stderr
