@@ -657,11 +657,14 @@ def distinct_inputs(dataset: Any, input_column: str) -> int:
 def check_distinct(dataset: Any, input_column: str, *, n_folds: int = 5) -> int:
     """The number of distinct inputs, when there are enough to cross-validate; else :class:`InvalidInputError`.
 
-    Rule: at least ``2 * n_folds`` distinct inputs, and at least half the rows distinct. EMMS is cross-validated:
-    a held-out sample whose copy sits in the training folds is predicted by memorising the copy, not by what the
-    features generalise, so when most rows repeat an input the score measures memorisation (rounding noise on a
-    fully duplicated set: scores of 1e-15, a random-init control first). Below 2 distinct inputs per fold a fold
-    cannot estimate anything. A count below ``len(dataset)`` that passes is for the caller to warn about.
+    Rule: at least ``2 * n_folds`` distinct inputs, and at most ``n_folds`` rows per distinct input on average
+    (``distinct * n_folds >= len(dataset)``). EMMS is cross-validated: a held-out sample whose copy sits in the
+    training folds is predicted by memorising the copy, not by what the features generalise. An input with m
+    copies spread over K folds has a held-out copy without a twin in training with probability (1/K)^(m-1): past K
+    copies per input almost every held-out prediction is a memorised one, and the score ranks memorisation (a fully
+    duplicated set scored rounding noise, 1e-15, with a random-init control first). Below 2 distinct inputs per fold
+    a fold cannot estimate anything. Lighter duplication passes: the count returned, below ``len(dataset)``, is for
+    the caller to warn about (deduplicating is better still).
 
     Parameters
     ----------
@@ -679,12 +682,13 @@ def check_distinct(dataset: Any, input_column: str, *, n_folds: int = 5) -> int:
     n_folds = check_positive_int("n_folds", n_folds)
     n = len(dataset)
     distinct = distinct_inputs(dataset, input_column)
-    if distinct < 2 * n_folds or 2 * distinct < n:
+    if distinct < 2 * n_folds or distinct * n_folds < n:
         raise InvalidInputError(
             f"the input column {input_column!r} holds {distinct} distinct values among {n} rows ({n - distinct} rows "
             f"repeat an input): cross-validated EMMS ({n_folds} folds) needs at least {2 * n_folds} distinct inputs "
-            "and at least half the rows distinct, else copies of held-out samples sit in the training folds and "
-            "the score measures memorisation. Deduplicate the data (e.g. pandas drop_duplicates) or give more samples."
+            f"and at most {n_folds} rows per distinct input, else copies of held-out samples sit in the training "
+            "folds and the score measures memorisation. Deduplicate the data (e.g. pandas drop_duplicates) or give "
+            "more samples."
         )
     return distinct
 

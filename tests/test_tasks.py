@@ -211,6 +211,14 @@ def test_a_fully_duplicated_dataset_is_refused():
     assert "Deduplicate" in message
 
 
+def test_more_copies_per_input_than_folds_are_refused():
+    texts = [f"{w} {i}" for i, w in enumerate(WORDS * 2)]  # 16 distinct inputs
+    ds = datasets.Dataset.from_dict({"text": texts * 6, "label": [0, 1] * 48})
+    with pytest.raises(InvalidInputError, match="16 distinct values among 96 rows .* at most 5 rows per distinct input"):
+        check_distinct(ds, "text")
+    assert check_distinct(ds.select(range(80)), "text") == 16  # 5 copies each: allowed, the caller may warn
+
+
 def test_a_normal_dataset_passes_with_its_count():
     texts = [f"{w} {i}" for i, w in enumerate(WORDS * 5)]
     ds = datasets.Dataset.from_dict({"text": texts + texts[:10], "label": list(range(2)) * 25})
