@@ -395,3 +395,33 @@ def test_a_browser_ranks_a_dataset_like_hf_emms_rank(space, hub, tmp_path):
     print(f"screenshot: {shot}")
     pd.testing.assert_frame_equal(_shown({"headers": headers, "data": rows}), expected)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_csv_with_huge_label_ids_is_ranked_in_seconds_and_the_next_visitor_is_served(space, hub, tmp_path):
+    """Issue 17: labels 5 and 100000000 in a 2 KB CSV once took the Space to 6.8 GB (a class table sized by the
+    largest id) and every later visitor waited. Integer labels are the classes present: two classes here."""
+    import resource
+
+    from gradio_client import handle_file
+
+    lines = [f"w{i} x,{100000000 if i % 2 else 5}" for i in range(1, 41)]
+    (tmp_path / "huge.csv").write_text("text,label\n" + "\n".join(lines) + "\n")
+    assert (tmp_path / "huge.csv").stat().st_size < 2048
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB; the Space runs in this process
+    client = _client(space[1])
+    status, table, *_ = client.predict(*_rank_args(dataset_id="", upload=handle_file(str(tmp_path / "huge.csv")),
+                                                   ids="acme/small", encoders="none"), api_name="/rank")
+    assert status.startswith("**Done:** 1 candidate ranked") and _shown(table).loc[0, "status"] == "ok"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 500_000  # not gigabytes
+    second, *_ = _client(space[1]).predict(*_rank_args(ids="acme/small", encoders="none"), api_name="/rank")
+    assert second.startswith("**Done:** 1 candidate ranked")
+
+
+def test_messages_name_an_upload_by_its_file_name_not_the_server_path(space, tmp_path):
+    from gradio_client import handle_file
+
+    (tmp_path / "broken.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "label":\n')
+    with pytest.raises(Exception) as raised:
+        _client(space[1]).predict("", handle_file(str(tmp_path / "broken.jsonl")), "", "", "", api_name="/detect")
+    message = str(raised.value)
+    assert "broken.jsonl" in message and "/tmp/" not in message and "gradio" not in message.lower()

@@ -37,7 +37,7 @@ def _shown_as_message() -> Iterator[None]:
     try:
         yield
     except HfEmmsError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+        raise gr.Error(ranker.for_visitor(str(exc)), print_exception=False) from None
 
 
 def _token(pasted: str | None, oauth: gr.OAuthToken | None) -> str | bool | None:

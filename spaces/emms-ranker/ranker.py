@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hf_emms.options import METRICS, SORTS, RankSpec, check_choices
 __all__ = [
     "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError",
     "check_candidates", "check_dataset", "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces",
-    "parse_list", "preview_cards", "rank_candidates", "resolve_candidates",
+    "for_visitor", "parse_list", "preview_cards", "rank_candidates", "resolve_candidates",
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
@@ -124,6 +125,18 @@ def parse_list(text: str | None) -> list[str]:
 
 def _is_local(reference: str) -> bool:
     return reference.startswith((".", "/", "~")) or Path(reference).expanduser().exists()
+
+
+def for_visitor(message: str, limits: Limits = LIMITS) -> str:
+    """``message`` as a visitor should read it: the server's temporary folders (where uploads are copied) cut down to
+    the file's name, and, where this Space refuses local paths, no advice to give one."""
+    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()}
+    for root in sorted(roots, key=len, reverse=True):
+        message = re.sub(re.escape(root.rstrip("/")) + r"/(?:[^\s'\",:;()]*/)?([^/\s'\",:;()]+)", r"\1", message)
+    if not limits.allow_local:
+        message = (message.replace("neither a local checkpoint folder nor a Hub model id", "not a Hub model id")
+                   .replace(", or pass a local folder", "").replace(" or a local folder", ""))
+    return message
 
 
 def _refuse_local(references: Sequence[str], what: str, limits: Limits) -> None:
