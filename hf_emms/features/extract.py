@@ -337,9 +337,13 @@ def _class_ids(dataset: Any, column: str) -> np.ndarray:
         raise InvalidInputError(f"label column {column!r} not in the dataset; it has {dataset.column_names}.")
     labels = np.asarray(dataset[column])
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        fix = {  # by what the column holds instead of class ids
+            "b": "booleans: cast them to 0/1 ints, or load the data with hf_emms.load_task (two classes)",
+            "f": "floats: class ids are whole numbers (a numeric target is regression: pass label_embeddings)",
+        }.get(labels.dtype.kind, f"encode string labels first: dataset.class_encode_column({column!r})")
         raise InvalidInputError(
             f"label column {column!r} must hold one integer class id per row; got dtype {labels.dtype}, shape "
-            f"{labels.shape}. Encode string labels first: dataset.class_encode_column({column!r})."
+            f"{labels.shape}. {fix[0].upper()}{fix[1:]}."
         )
     if labels.min() < 0:
         raise InvalidInputError(f"label column {column!r} holds {labels.min()} (unlabelled rows?); drop them first.")
