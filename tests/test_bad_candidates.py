@@ -79,6 +79,7 @@ def test_the_cli_ranks_past_broken_candidates_and_bad_input_is_one_line(folders,
                         capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0 and "Traceback" not in ok.stderr, ok.stderr
     assert "| good " in ok.stdout and ok.stdout.count("skipped") == 2
+    assert "%|" not in ok.stderr and "it/s" not in ok.stderr  # --quiet: no bar of ours, transformers' or datasets'
     for argv, message in [
         (["rank", str(tmp_path / "data.csv"), "--models", str(folders["good"]), "--max-samples", "1", *common],
          "max_samples must be an integer >= 2"),
