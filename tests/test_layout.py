@@ -22,7 +22,8 @@ FLOORS = [
     ("hub", "records", "results", "tasks"),
     ("labels", "features"),
     ("pipeline",),
-    ("cli", "cards", "card_pr", "card_yaml", "metric", "zoo", "demo", "demo_data", "_emms_space", ""),
+    ("cli", "cards", "card_pr", "card_yaml", "metric", "metric_inputs", "metric_module", "zoo", "demo", "demo_data",
+     "_emms_space", ""),
 ]
 # Old import paths kept for users after a module moved up: each re-exports from above, on purpose.
 COMPATIBILITY_SHIMS = {"hf_emms.hub.cards": "annotation moved to hf_emms.cards (a top layer)"}

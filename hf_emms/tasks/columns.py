@@ -1,0 +1,103 @@
+"""Which column is the label, which the input, and what kind of task the label column makes (the detection
+rules are in :mod:`hf_emms.tasks`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..options import TASK_KINDS
+
+_LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "intent", "y", "fine_label", "coarse_label")
+_TEXT_NAMES = ("text", "sentence", "content", "question", "review", "document", "sms", "utterance", "caption", "prompt")
+
+
+def _feature_type(feature: Any) -> str:
+    import datasets
+
+    if isinstance(feature, datasets.ClassLabel):
+        return "classlabel"
+    if isinstance(feature, (datasets.Sequence, getattr(datasets, "List", datasets.Sequence), list)):
+        inner = feature[0] if isinstance(feature, list) else feature.feature
+        return "list:" + _feature_type(inner)
+    if isinstance(feature, datasets.Image):
+        return "image"
+    if isinstance(feature, datasets.Audio):
+        return "audio"
+    if isinstance(feature, datasets.Value):
+        dtype = feature.dtype
+        if dtype in ("string", "large_string"):
+            return "string"
+        if dtype.startswith(("int", "uint")) or dtype == "bool":
+            return "int"
+        if dtype.startswith("float"):
+            return "float"
+    return "other"
+
+def _pick_label(ds: Any, label_column: str | None) -> str:
+    if label_column is not None:
+        if label_column not in ds.column_names:
+            raise InvalidInputError(f"label column {label_column!r} is not in the dataset; it has {ds.column_names}.")
+        return label_column
+    types = {c: _feature_type(ds.features[c]) for c in ds.column_names}
+    for c in ds.column_names:
+        if types[c] in ("classlabel", "list:classlabel"):
+            return c
+    for name in _LABEL_NAMES:
+        for c in ds.column_names:
+            if c.lower() == name:
+                return c
+    raise InvalidInputError(
+        f"no label column found among {ds.column_names} (looked for a ClassLabel feature or a column named one of "
+        f"{_LABEL_NAMES}). Pass label_column=."
+    )
+
+def _detect_kind(ds: Any, column: str) -> str:
+    kind = _feature_type(ds.features[column])
+    if kind in ("classlabel", "int"):
+        return "classification"
+    if kind == "list:classlabel":
+        return "multilabel"
+    if kind == "float":
+        return "regression"
+    if kind == "list:string":
+        return "text"
+    if kind == "string":
+        values = ds[column]
+        distinct = len(set(values))
+        # Repeated values are categories (spam/ham, intents); mostly distinct strings are free text (captions).
+        return "classification" if distinct <= max(2, min(1000, len(values) // 2)) else "text"
+    raise InvalidInputError(
+        f"cannot tell the task from the label column {column!r} (feature {ds.features[column]}). "
+        f"Pass task= (one of {TASK_KINDS})."
+    )
+
+def _pick_input(ds: Any, input_column: str | None, label_column: str) -> tuple[str, str]:
+    types = {c: _feature_type(ds.features[c]) for c in ds.column_names if c != label_column}
+    modality_of = {"image": "image", "audio": "audio", "string": "text"}
+    if input_column is not None:
+        if input_column not in ds.column_names:
+            raise InvalidInputError(f"input column {input_column!r} is not in the dataset; it has {ds.column_names}.")
+        if input_column == label_column:
+            raise InvalidInputError(f"the input column and the label column are both {input_column!r}.")
+        t = types[input_column]
+        if t in modality_of:
+            return input_column, modality_of[t]
+        if t == "list:float" or "audio" in input_column.lower():
+            return input_column, "audio"  # raw waveforms as float lists
+        raise InvalidInputError(f"input column {input_column!r} holds {ds.features[input_column]}, not text, images or audio.")
+    for wanted in ("image", "audio"):
+        for c, t in types.items():
+            if t == wanted:
+                return c, modality_of[t]
+    strings = [c for c, t in types.items() if t == "string"]
+    for name in _TEXT_NAMES:
+        for c in strings:
+            if c.lower() == name:
+                return c, "text"
+    if strings:
+        return strings[0], "text"
+    raise InvalidInputError(
+        f"no input column found among {list(types)} (looked for an Image, Audio or string column). Pass input_column=."
+    )

@@ -1,0 +1,133 @@
+"""How many distinct inputs a split holds, and whether that is enough to cross-validate."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..options import check_positive_int
+from .files import _BLOCK
+
+
+def distinct_inputs(dataset: Any, input_column: str) -> int:
+    """The number of distinct values in ``input_column``: texts, image or audio files (by their bytes), arrays.
+
+    Streamed in batches: each row's value is hashed (BLAKE2b, 128 bits) and only the digests are kept, never the
+    data twice. Images and audio are read undecoded, as their file bytes (or the bytes of the file at their path).
+
+    Parameters
+    ----------
+    dataset : datasets.Dataset
+    input_column : str
+
+    Returns
+    -------
+    int
+    """
+    import datasets
+
+    if input_column not in dataset.column_names:
+        raise InvalidInputError(f"input column {input_column!r} is not in the dataset; it has {dataset.column_names}.")
+    feature = dataset.features[input_column]
+    ds = dataset.select_columns([input_column])
+    if isinstance(feature, (datasets.Image, datasets.Audio)) and feature.decode:
+        raw = copy.copy(feature)
+        raw.decode = False  # the stored bytes or path, not decoded pixels or samples
+        ds = ds.cast_column(input_column, raw)
+    seen: set[bytes] = set()
+    for batch in ds.iter(batch_size=1_000):
+        for value in batch[input_column]:
+            h = hashlib.blake2b(digest_size=16)
+            _feed(h, value)
+            seen.add(h.digest())
+    return len(seen)
+
+def check_distinct(dataset: Any, input_column: str, *, n_folds: int = 5) -> int:
+    """The number of distinct inputs, when there are enough to cross-validate; else :class:`InvalidInputError`.
+
+    Rule: at least ``2 * n_folds`` distinct inputs, and at most ``n_folds`` rows per distinct input on average
+    (``distinct * n_folds >= len(dataset)``). EMMS is cross-validated: a held-out sample whose copy sits in the
+    training folds is predicted by memorising the copy, not by what the features generalise. An input with m
+    copies spread over K folds has a held-out copy without a twin in training with probability (1/K)^(m-1): past K
+    copies per input almost every held-out prediction is a memorised one, and the score ranks memorisation (a fully
+    duplicated set scored rounding noise, 1e-15, with a random-init control first). Below 2 distinct inputs per fold
+    a fold cannot estimate anything. Lighter duplication passes: the count returned, below ``len(dataset)``, is for
+    the caller to warn about (deduplicating is better still).
+
+    Parameters
+    ----------
+    dataset : datasets.Dataset
+        The rows to be scored (after subsampling).
+    input_column : str
+    n_folds : int
+        The cross-validation folds of the score (:data:`hf_emms.solver.stats.N_FOLDS`).
+
+    Returns
+    -------
+    int
+        The number of distinct inputs.
+    """
+    n_folds = check_positive_int("n_folds", n_folds)
+    n = len(dataset)
+    distinct = distinct_inputs(dataset, input_column)
+    if distinct < 2 * n_folds or distinct * n_folds < n:
+        raise InvalidInputError(
+            f"the input column {input_column!r} holds {distinct} distinct values among {n} rows ({n - distinct} rows "
+            f"repeat an input): cross-validated EMMS ({n_folds} folds) needs at least {2 * n_folds} distinct inputs "
+            f"and at most {n_folds} rows per distinct input, else copies of held-out samples sit in the training "
+            "folds and the score measures memorisation. Deduplicate the data (e.g. pandas drop_duplicates) or give "
+            "more samples."
+        )
+    return distinct
+
+def _feed(h: Any, value: Any) -> None:
+    """Feed one value to a hash, typed and length-prefixed (so that 'ab','c' and 'a','bc' differ)."""
+    import numpy as np
+
+    def tag(kind: bytes, payload: bytes) -> None:
+        h.update(kind + len(payload).to_bytes(8, "little") + payload)
+
+    if value is None:
+        tag(b"n", b"")
+    elif isinstance(value, str):
+        tag(b"s", value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        tag(b"b", bytes(value))
+    elif isinstance(value, (bool, int)) or (isinstance(value, float) and not math.isnan(value)):
+        tag(b"v", repr(value).encode())
+    elif isinstance(value, float):
+        tag(b"v", b"nan")
+    elif isinstance(value, dict):
+        if set(value) >= {"bytes", "path"} and value.get("bytes") is None and value.get("path"):
+            path = Path(value["path"])
+            if path.is_file():  # an undecoded image or audio file: its content, wherever it lies
+                with open(path, "rb") as fh:
+                    while block := fh.read(_BLOCK):
+                        h.update(block)
+                return
+        if set(value) >= {"bytes", "path"} and value.get("bytes") is not None:
+            tag(b"b", bytes(value["bytes"]))
+            return
+        tag(b"d", str(len(value)).encode())
+        for key in sorted(value, key=str):
+            tag(b"k", str(key).encode())
+            _feed(h, value[key])
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except ValueError:  # ragged
+            arr = np.empty(0, dtype=object)
+        if arr.dtype.kind in "biuf":
+            tag(b"a", str((arr.dtype.str, arr.shape)).encode() + np.ascontiguousarray(arr).tobytes())
+        else:
+            tag(b"l", str(len(value)).encode())
+            for item in value:
+                _feed(h, item)
+    elif hasattr(value, "tobytes") and hasattr(value, "size"):  # a decoded PIL image
+        tag(b"i", str((getattr(value, "mode", ""), value.size)).encode() + value.tobytes())
+    else:
+        tag(b"r", repr(value).encode())

@@ -1,0 +1,201 @@
+"""Local files, checked and fingerprinted before ``datasets`` parses them (see :mod:`hf_emms.tasks`).
+
+Every file is read once, in blocks: hashed (its content, never its path or mtime, identifies it) and checked, so that
+a bad file gets a one-line error naming the file, the problem and the fix: empty files, bytes that are not UTF-8,
+CSV headers that are too long, too wide or repeat a name, JSON that does not parse.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+
+_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_BLOCK = 1 << 20  # bytes read at a time when hashing and checking files
+_MAX_HEADER_BYTES = 1 << 20  # a CSV header line longer than this is refused before pandas sees it
+_MAX_COLUMNS = 10_000  # more fields than this in a CSV header: not a dataset of texts, images or audio
+_SHOWN = 5  # rows named in an error message
+
+
+def _load_local(path: Path) -> tuple[Any, str]:
+    """The local file or folder loaded by ``datasets``, and the SHA-256 of its content (and of how it is read).
+
+    Every file is read once before ``datasets`` parses it, in blocks: hashed, and checked (text files must be
+    non-empty UTF-8; CSV headers bounded, without repeated names), so that a bad file fails here with its name.
+    """
+    import datasets
+
+    digest = hashlib.sha256()
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".zip":
+            digest.update(b"imagefolder\0")
+            _scan_file(path, digest, text=False)
+            return datasets.load_dataset("imagefolder", data_files=str(path)), digest.hexdigest()
+        builder = _FILE_BUILDERS.get(suffix)
+        if builder is None:
+            raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image folder) file.")
+        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        digest.update(f"{builder}:{kwargs.get('delimiter', '')}\0".encode())  # the same bytes read otherwise differ
+        _scan_file(path, digest, text=builder != "parquet", csv_delimiter=_csv_delimiter(path))
+        return datasets.load_dataset(builder, data_files=str(path), **kwargs), digest.hexdigest()
+    files = sorted((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")),
+                   key=lambda p: p.relative_to(path).as_posix())
+    if any(p.suffix.lower() in _IMAGE_EXTS for p in files):
+        digest.update(b"imagefolder\0")
+        for p in files:  # the relative paths name the classes (one subfolder per class) and the splits
+            digest.update(p.relative_to(path).as_posix().encode() + b"\0")
+            _scan_file(p, digest, text=False)
+        return datasets.load_dataset("imagefolder", data_dir=str(path)), digest.hexdigest()
+    by_builder: dict[str, list[Path]] = {}
+    for p in files:
+        if p.suffix.lower() in _FILE_BUILDERS:
+            by_builder.setdefault(_FILE_BUILDERS[p.suffix.lower()], []).append(p)
+    if len(by_builder) != 1:
+        raise InvalidInputError(
+            f"{path} holds {sorted(by_builder) or 'no'} data files; a folder must hold images (one subfolder per class) "
+            "or files of one format (CSV, JSON/JSONL or parquet). Point at a single file instead."
+        )
+    (builder, data_files), = by_builder.items()
+    digest.update(f"{builder}\0".encode())
+    splits: dict[str, list[str]] = {}
+    for f in data_files:  # train.csv / test.csv -> splits, as the Hub's conventions do
+        digest.update(f.relative_to(path).as_posix().encode() + b"\0")
+        _scan_file(f, digest, text=builder != "parquet", csv_delimiter=_csv_delimiter(f))
+        stem = f.stem.split("-")[0].lower()
+        splits.setdefault(stem if stem in ("train", "test", "validation", "dev") else "train", []).append(str(f))
+    return datasets.load_dataset(builder, data_files=splits), digest.hexdigest()
+
+def _csv_delimiter(path: Path) -> str | None:
+    return {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower())
+
+def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None = None) -> None:
+    """Feed ``path``'s size and bytes to ``digest``, in blocks; text files must be non-empty UTF-8 (the line of the
+    first bad byte is named) and a CSV's header must be bounded (:func:`_check_csv_header`)."""
+    size = path.stat().st_size
+    digest.update(size.to_bytes(8, "little"))
+    if csv_delimiter is not None and size:
+        _check_csv_header(path, csv_delimiter)
+    decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+    line, offset, blank = 1, 0, True
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+            if decoder is not None:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    bad = offset + exc.start
+                    line += block.count(b"\n", 0, exc.start)
+                    raise InvalidInputError(
+                        f"{path.name} is not UTF-8 text: byte 0x{block[exc.start]:02x} at line {line} (byte offset "
+                        f"{bad}) cannot be decoded. Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`, or "
+                        "pandas `to_csv(..., encoding='utf-8')`)."
+                    ) from None
+                line += block.count(b"\n")
+                blank = blank and not block.strip()
+            offset += len(block)
+    if decoder is not None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InvalidInputError(
+                f"{path.name} is not UTF-8 text: it ends inside a multi-byte character (line {line}). Re-save the "
+                "file as UTF-8."
+            ) from None
+        if blank:
+            raise InvalidInputError(
+                f"{path.name} is empty{'' if size == 0 else ' (only whitespace)'}: give a file with a header (CSV) or "
+                "records (JSON/JSONL) and at least 2 labelled rows."
+            )
+
+def _check_csv_header(path: Path, delimiter: str) -> None:
+    """Refuse a header line pandas would choke on, reading at most ``_MAX_HEADER_BYTES`` of it."""
+    with open(path, "rb") as fh:
+        head = fh.readline(_MAX_HEADER_BYTES + 1)
+    if len(head) > _MAX_HEADER_BYTES:
+        raise InvalidInputError(
+            f"{path.name}: the header line (the first line) is longer than {_MAX_HEADER_BYTES // 2**20} MiB. A CSV "
+            "of this tool's data starts with a short line of column names (e.g. `text,label`); check the delimiter "
+            "and that the file has a header."
+        )
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:
+        names = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path.name}: the header line cannot be parsed as CSV ({exc}).") from None
+    if len(names) > _MAX_COLUMNS:
+        raise InvalidInputError(
+            f"{path.name}: the header has {len(names)} columns (at most {_MAX_COLUMNS} are read). Give a file with "
+            "an input column (text, image or audio paths) and a label column; check the delimiter."
+        )
+    names = [n.strip() for n in names]
+    seen: set[str] = set()
+    repeated = sorted({n for n in names if n in seen or seen.add(n)})
+    if repeated:
+        shown = ", ".join(repr(n) for n in repeated[:_SHOWN]) + (f" and {len(repeated) - _SHOWN} more" if len(repeated) > _SHOWN else "")
+        raise InvalidInputError(
+            f"{path.name}: the header repeats the column name{'s' if len(repeated) > 1 else ''} {shown}: give "
+            "every column its own name (pandas would rename the copies silently, e.g. to 'label.1')."
+        )
+
+def _root_message(exc: BaseException) -> str:
+    """The innermost cause's type and first line (``datasets`` wraps parser errors in DatasetGenerationError)."""
+    seen = set()
+    while (exc.__cause__ or exc.__context__) is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}".rstrip(": ")
+
+def _local_failure(path: Path, exc: BaseException) -> str:
+    """A one-line message for a local file or folder ``datasets`` could not read: which file, what, where, the fix."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _FILE_BUILDERS)
+    for f in files:
+        if f.suffix.lower() in (".json", ".jsonl"):
+            where = _json_error(f)
+            if where:
+                return f"{f.name} is not valid JSON/JSONL: {where}. Fix that line (one JSON object per line in JSONL)."
+    reason = _root_message(exc)
+    if "corresponds to no data" in reason or "no data" in reason.lower():
+        return f"{path.name} holds no rows: give a header (CSV) or records (JSON/JSONL) and at least 2 labelled rows."
+    return (f"could not read {path.name}: {reason}. Check that it is a well-formed CSV/TSV (one header line, the same "
+            "number of fields on every line), JSON/JSONL, parquet or image folder.")
+
+def _json_error(path: Path) -> str | None:
+    """Where ``path`` stops being JSON Lines (or, when every line parses, JSON): 'line N: reason', or None."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = None
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                first = first or line.lstrip()[:1]
+                if first == "[":  # one JSON document, not JSON Lines
+                    break
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    if number == 1 and first == "{":  # maybe a pretty-printed document
+                        break
+                    return f"line {number}: {exc.msg} (column {exc.colno})"
+                if not isinstance(record, dict):
+                    return (f"line {number} is a JSON {type(record).__name__}, not an object (JSON Lines hold one "
+                            'record per line, e.g. {"text": ..., "label": ...})')
+            else:
+                return None
+        with open(path, encoding="utf-8") as fh:
+            json.load(fh)
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno}: {exc.msg} (column {exc.colno})"
+    except (OSError, UnicodeDecodeError, RecursionError):
+        return None
+    return None

@@ -1,0 +1,111 @@
+"""Label values: rows without a label refused, class ids encoded to 0..C-1, class names (the rules are in
+:mod:`hf_emms.tasks`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..options import TASK_KINDS
+from .columns import _feature_type
+from .files import _SHOWN
+
+
+def _check_labels(ds: Any, column: str, name: str) -> None:
+    """Refuse rows without a label (None, NaN, an empty or blank string, a ``ClassLabel`` -1), counted and named."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    feature = ds.features[column]
+    missing, shown, offset = 0, [], 0
+    for batch in ds.select_columns([column]).with_format("arrow").iter(batch_size=10_000):
+        values = batch.column(column)
+        mask = values.is_null()
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            mask = pc.or_kleene(mask, pc.equal(pc.utf8_trim_whitespace(values), ""))
+        elif pa.types.is_floating(values.type):
+            mask = pc.or_kleene(mask, pc.is_nan(values))
+        elif isinstance(feature, datasets.ClassLabel):
+            mask = pc.or_kleene(mask, pc.less(values, 0))  # -1: the datasets convention for "no label" (test splits)
+        rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+        missing += len(rows)
+        shown += [offset + r for r in rows[: _SHOWN - len(shown)]]
+        offset += len(values)
+    if missing:
+        more = ", ..." if missing > len(shown) else ""
+        raise InvalidInputError(
+            f"{missing} of {len(ds)} rows of {name} have no label in column {column!r} (empty, blank, None, NaN or "
+            f"-1; rows {', '.join(map(str, shown))}{more}, counted from 0): drop or fill them first, e.g. "
+            f"dataset.filter(lambda r: r[{column!r}] is not None and str(r[{column!r}]).strip() not in ('', 'nan')), "
+            "or pass label_column= if this is not the label."
+        )
+
+def _encode_classes(ds: Any, column: str) -> tuple[Any, list[Any] | None]:
+    """The dataset with class ids 0..C-1 in ``column``, and the original label of each id (None for names).
+
+    Strings: ``class_encode_column`` (names in sorted order). Booleans: False -> 0, True -> 1. Integers (or
+    whole floats) already 0..C-1 are kept; others (sparse, huge or negative ids) are re-encoded to the classes
+    present, in numeric order, named by their original value: never sized by the largest id.
+    """
+    import datasets
+
+    feature = ds.features[column]
+    kind = _feature_type(feature)
+    if kind == "classlabel":
+        _check_two_classes(ds.unique(column), column, feature.names)
+        return ds, None
+    if kind == "string":
+        _check_two_classes(ds.unique(column), column)
+        return ds.class_encode_column(column), None
+    if kind not in ("int", "float"):
+        raise InvalidInputError(
+            f"classification needs one class id or name per row, but column {column!r} holds {feature}. "
+            f"Pass task= (one of {TASK_KINDS}) or another label_column=."
+        )
+    values = ds.unique(column)
+    if kind == "float":
+        fractional = [v for v in values if not float(v).is_integer()]
+        if fractional:
+            raise InvalidInputError(
+                f"classification labels must be class ids or names, but column {column!r} holds fractional numbers "
+                f"(e.g. {fractional[0]!r}). Pass task='regression' for numeric targets."
+            )
+    if isinstance(feature, datasets.Value) and feature.dtype == "bool":
+        originals: list[Any] = [False, True]
+    else:
+        originals = sorted(int(v) for v in values)
+    _check_two_classes(values, column)
+    names = [str(v) for v in originals]
+    if kind == "int" and originals == list(range(len(originals))):
+        return ds, originals  # already the ids 0..C-1
+    index = {v: i for i, v in enumerate(originals)}
+    features = ds.features.copy()
+    features[column] = datasets.ClassLabel(names=names)
+    encoded = ds.map(
+        lambda batch: {column: [index[v if isinstance(v, bool) else int(v)] for v in batch[column]]},
+        batched=True, features=features, desc=f"encoding {column!r}",
+    )
+    return encoded, originals
+
+def _check_two_classes(values: list[Any], column: str, names: list[str] | None = None) -> None:
+    if len(values) < 2:
+        only = names[values[0]] if names and values and 0 <= values[0] < len(names) else (values[0] if values else None)
+        raise InvalidInputError(
+            f"the label column {column!r} holds one class only ({only!r}): ranking needs at least 2 classes. "
+            "Check the label column (label_column=) or the split."
+        )
+
+def _class_names(ds: Any, column: str, kind: str) -> list[str] | None:
+    import datasets
+
+    feature = ds.features[column]
+    if kind == "classification":
+        if isinstance(feature, datasets.ClassLabel):
+            return list(feature.names)
+        return [str(i) for i in sorted(ds.unique(column))]  # ids 0..C-1 (see _encode_classes)
+    if kind == "multilabel":
+        inner = feature[0] if isinstance(feature, list) else getattr(feature, "feature", None)
+        return list(inner.names) if isinstance(inner, datasets.ClassLabel) else None
+    return None

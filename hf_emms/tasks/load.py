@@ -1,0 +1,186 @@
+"""A user's dataset -> a :class:`Task`: loaded, its split picked, its columns detected, its labels checked and
+encoded, and a fingerprint of the data (the rules are in :mod:`hf_emms.tasks`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..options import TASK_KINDS
+from .columns import _detect_kind, _pick_input, _pick_label
+from .files import _load_local, _local_failure, _root_message
+from .labels import _check_labels, _class_names, _encode_classes
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to score: one split, one input column, one label column.
+
+    Attributes
+    ----------
+    dataset : datasets.Dataset
+        The split, N rows (a string label column classified by ``class_encode_column`` is already encoded).
+    modality : {"text", "image", "audio"}
+    input_column : str
+    label_column : str
+    kind : {"classification", "multilabel", "regression", "text", "boxes"}
+    class_names : list of str or None
+        Class names, for classification and multilabel.
+    fingerprint : str
+        Identifies the data: for local files, their content (never their path or mtime) and the split; else the
+        ``datasets`` fingerprint of the split with its source.
+    source : dict
+        Where it came from (id or path, config, split, revision; ``content_sha256`` for local files): recorded in
+        results and model cards.
+    class_ids : list or None
+        For classification from integer or boolean labels: the original label value of each class id (class id
+        ``i`` was ``class_ids[i]`` in the data; ``class_names[i] == str(class_ids[i])``). None otherwise.
+    """
+
+    dataset: Any
+    modality: str
+    input_column: str
+    label_column: str
+    kind: str
+    class_names: list[str] | None
+    fingerprint: str
+    source: dict[str, Any] = field(default_factory=dict)
+    class_ids: list[Any] | None = None
+
+    def describe(self) -> str:
+        classes = f", {len(self.class_names)} classes" if self.class_names else ""
+        return (f"{self.source.get('name', 'dataset')} [{self.source.get('split') or 'all'}]: {len(self.dataset)} rows, "
+                f"{self.modality} input '{self.input_column}', {self.kind} label '{self.label_column}'{classes}")
+
+def load_task(
+    dataset: Any,
+    *,
+    config: str | None = None,
+    split: str | None = None,
+    revision: str | None = None,
+    task: str | None = None,
+    label_column: str | None = None,
+    input_column: str | None = None,
+    token: str | bool | None = None,
+) -> Task:
+    """Load a dataset and detect what to score.
+
+    Parameters
+    ----------
+    dataset : str, path, datasets.Dataset or datasets.DatasetDict
+        A Hub dataset id, a local folder or file, or data already loaded.
+    config, split, revision : str, optional
+        Hub dataset config, split (default: "train" when there are several) and revision.
+    task : {"classification", "multilabel", "regression", "text", "boxes"}, optional
+        The label kind; detected from the label column's feature when omitted.
+    label_column, input_column : str, optional
+        Detected when omitted (see :mod:`hf_emms.tasks`).
+    token : str or bool, optional
+        For private or gated Hub datasets. Never stored.
+
+    Returns
+    -------
+    Task
+
+    Raises
+    ------
+    InvalidInputError
+        The dataset cannot be found or read, a named column is missing, no label or input column can be
+        found, or the task is unknown. The message says what to pass.
+    """
+    if task is not None and task not in TASK_KINDS:
+        raise InvalidInputError(f"unknown task {task!r}: task must be one of {list(TASK_KINDS)}.")
+    ds, source = _load(dataset, config=config, split=split, revision=revision, token=token)
+    if len(ds) < 2:
+        raise InvalidInputError(f"the dataset split has {len(ds)} rows; ranking needs at least 2 labelled samples.")
+    label_column = _pick_label(ds, label_column)
+    _check_labels(ds, label_column, source.get("name", "the dataset"))
+    kind = task or _detect_kind(ds, label_column)
+    class_ids = None
+    if kind == "classification":
+        ds, class_ids = _encode_classes(ds, label_column)
+    input_column, modality = _pick_input(ds, input_column, label_column)
+    return Task(
+        dataset=ds, modality=modality, input_column=input_column, label_column=label_column, kind=kind,
+        class_names=_class_names(ds, label_column, kind), fingerprint=_fingerprint(ds, source), source=source,
+        class_ids=class_ids,
+    )
+
+def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[str, Any]]:
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        ds = _pick_split(dataset, split, "the DatasetDict")
+        return ds, {"name": ds.info.dataset_name or "in-memory", "split": split or _default_split(dataset)}
+    if isinstance(dataset, datasets.Dataset):
+        name = dataset.info.dataset_name or "in-memory"
+        return dataset, {"name": name, "split": split or (str(dataset.split) if dataset.split else None)}
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"dataset must be a Hub id, a local path, or a datasets.Dataset; got {type(dataset).__name__}."
+        )
+    path = Path(dataset).expanduser()
+    try:
+        if path.exists():
+            loaded, digest = _load_local(path)
+            source = {"name": path.name, "path": str(path.resolve()), "content_sha256": digest}
+        elif str(dataset).count("/") <= 1 and not str(dataset).startswith((".", "/", "~")):
+            loaded = datasets.load_dataset(str(dataset), config, revision=revision, token=token)
+            source = {"name": str(dataset), "id": str(dataset), "config": config, "revision": _dataset_sha(str(dataset), revision, token)}
+        else:
+            raise InvalidInputError(f"no file or folder at {dataset!r}, and it is not a Hub dataset id (org/name).")
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # datasets raises many types (FileNotFoundError, DatasetNotFoundError, ValueError...)
+        if path.exists():
+            raise InvalidInputError(_local_failure(path, exc)) from exc
+        raise InvalidInputError(
+            f"could not load the dataset {str(dataset)!r}: {_root_message(exc)}. "
+            "Check the id (and config/revision, or token for private or gated data), or give a local folder or file."
+        ) from exc
+    ds = _pick_split(loaded, split, repr(str(dataset)))
+    source["split"] = split or _default_split(loaded)
+    return ds, source
+
+def _default_split(loaded: Any) -> str | None:
+    import datasets
+
+    if not isinstance(loaded, datasets.DatasetDict):
+        return None
+    return "train" if "train" in loaded else next(iter(loaded))
+
+def _pick_split(loaded: Any, split: str | None, what: str) -> Any:
+    import datasets
+
+    if not isinstance(loaded, datasets.DatasetDict):
+        return loaded
+    if split is None:
+        split = _default_split(loaded)
+    if split not in loaded:
+        raise InvalidInputError(f"{what} has no split {split!r}; it has {list(loaded)}. Pass split=.")
+    return loaded[split]
+
+def _dataset_sha(repo_id: str, revision: str | None, token: Any) -> str | None:
+    """The commit the Hub dataset resolved to (None offline): results then name the exact data."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(repo_id, revision=revision, token=token).sha
+    except Exception:  # offline, or a datasets-only cache: the fingerprint still identifies the data
+        return revision
+
+def _fingerprint(ds: Any, source: dict[str, Any]) -> str:
+    """What identifies the data scored. Local files: their content digest and the split (not the path, nor the
+    mtime: a copy reuses results, an edit does not); else the split's ``datasets`` fingerprint with the source."""
+    if source.get("content_sha256"):
+        identity = {"content_sha256": source["content_sha256"], "split": source.get("split"), "rows": len(ds)}
+    else:
+        identity = {"fingerprint": getattr(ds, "_fingerprint", None), "rows": len(ds), **source}
+    raw = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
