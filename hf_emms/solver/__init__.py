@@ -7,11 +7,14 @@ from .evidence import logme
 from .scores import EMMSResult, emms, emms_reference, emms_score
 from .simplex import simplex_qp, sparsemax
 from .stats import CenteredStats, FeatureStats
+from .uncertainty import Comparison, compare
 
 __all__ = [
     "CenteredStats",
+    "Comparison",
     "EMMSResult",
     "FeatureStats",
+    "compare",
     "LeepPass",
     "emms",
     "emms_reference",

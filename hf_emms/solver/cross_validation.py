@@ -58,6 +58,7 @@ class _Fold:
     class space and t = O_f (C, C)."""
 
     n_train: int
+    n_held: int  # samples held out (the fold's size n_f)
     s: np.ndarray  # (r,) eigenvalues of the standardised training Gram
     z: np.ndarray  # training cross-products
     w: np.ndarray  # held-out cross-products
@@ -88,15 +89,27 @@ class CVProblem:
         e = torch.from_numpy(self.tables)
         return (e[:, None] @ e[None].transpose(-1, -2)).numpy()
 
+    @property
+    def fold_sizes(self) -> np.ndarray:
+        """(F,) samples held out by each fold used, n_f."""
+        return np.array([f.n_held for f in self.folds], dtype=np.float64)
+
     def residual(self, alpha: float) -> np.ndarray:
         """sum_f R_f(alpha * n_t): the (K, K) held-out residual quadratic over the F-label weights."""
-        total = 0.0
+        return self.fold_residuals(alpha).sum(0)
+
+    def fold_residuals(self, alpha: float) -> np.ndarray:
+        """R_f(alpha * n_t) of (CV) for every fold: (F, K, K), symmetric; alpha = inf gives the targets alone."""
+        out = []
         for f in self.folds:
+            if np.isinf(alpha):  # d = 0: the training mean alone predicts the held-out F-labels
+                out.append(f.t)
+                continue
             d = 1.0 / (f.s + alpha * f.n_train)
             if f.p is not None:
                 cross, dt = f.c @ d, torch.from_numpy(d)
                 quad = (torch.from_numpy(f.p) @ dt @ dt).numpy()
-                total = total + f.t - cross - cross.T + quad
+                out.append(f.t - cross - cross.T + quad)
                 continue
             dz = torch.from_numpy(f.z * d[None, :, None])
             adz = torch.from_numpy(f.a) @ dz  # A (d o Z)
@@ -106,10 +119,11 @@ class CVProblem:
                 quad = torch.einsum("krj,lrj->kl", dz, adz).numpy()
             else:  # class space: (C, C) pieces of Omega
                 cross, quad = (dz[0].T @ w[0]).numpy(), (dz[0].T @ adz[0]).numpy()
-            total = total + f.t - cross - cross.T + quad
-        if self.tables is not None:  # R[k, l] = tr(E~_k^T Omega E~_l) = sum_cd Omega[c, d] (E~_k E~_l^T)[c, d]
-            total = np.einsum("klcd,cd->kl", self.table_products, total)
-        return (total + total.T) / 2
+            out.append(f.t - cross - cross.T + quad)
+        total = np.stack(out)
+        if self.tables is not None:  # R_f[k, l] = tr(E~_k^T Omega_f E~_l) = sum_cd Omega_f[c, d] (E~_k E~_l^T)[c, d]
+            total = np.einsum("klcd,fcd->fkl", self.table_products, total)
+        return (total + total.transpose(0, 2, 1)) / 2
 
     def dof(self, alpha: float) -> float:
         """Mean over folds of tr(H) = 1 + sum_i s_i / (s_i + a): the fit's effective parameters."""
@@ -192,9 +206,9 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
                 zt = torch.from_numpy(np.ascontiguousarray(z))
                 c = torch.einsum("krj,lrj->klr", zt, torch.from_numpy(np.ascontiguousarray(w))).numpy()
                 p = (torch.from_numpy(a) * (zt[:, None] @ zt[None].transpose(-1, -2))).numpy()
-                folds.append(_Fold(n_train=int(n_t), s=s, z=z[:, :0], w=w[:, :0], a=a[:0], t=tt, c=c, p=p))
+                folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=s, z=z[:, :0], w=w[:, :0], a=a[:0], t=tt, c=c, p=p))
                 continue
-        folds.append(_Fold(n_train=int(n_t), s=s, z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))
+        folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=s, z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))
     return CVProblem(
         n=stats.n, d1=stats.dim, d2=d2, d2_varying=varying, k=e.shape[0] if kind == "classes" else y_scale.shape[1],
         folds=folds, n_constant=n_constant, tables=e if kind == "classes" else None,

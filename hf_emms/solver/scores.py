@@ -46,7 +46,7 @@ numbers only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,7 @@ from .simplex import simplex_qp, sparsemax
 from .inputs import compact_class_ids
 from .spectrum import Spectrum, spectrum, take_class_rows
 from .stats import FeatureStats
+from .uncertainty import fold_mean_and_se
 
 RULES = ("cv", "gcv", "in_sample")
 _GRID = np.linspace(-8.0, 4.0, 25)  # log10 of the ridge relative to the mean non-zero eigenvalue of G
@@ -94,6 +95,17 @@ class EMMSResult:
         (0: plain least squares).
     dof : float
         Effective degrees of freedom of the fit, tr(H), intercept included.
+    se : float
+        Standard error of ``score`` from its spread over the cross-validation folds (``uncertainty.py``,
+        (SE)); NaN for rules without folds ("gcv", "in_sample", "reference").
+    fold_scores : ndarray of shape (F,)
+        "cv": fold f's share of the score at the chosen ridge and weights, -lambda^T R_f lambda / (n_f D2);
+        ``score`` is their mean weighted by ``fold_sizes``. Empty for other rules.
+    fold_sizes : ndarray of shape (F,)
+        "cv": samples n_f held out by each fold. Empty for other rules.
+    null_fold_scores : ndarray of shape (F,)
+        "cv": the fold scores of constant features (the training mean as the only prediction) on the same
+        F-labels and folds: the no-information level, shared by every candidate. Empty for other rules.
     """
 
     score: float
@@ -107,11 +119,21 @@ class EMMSResult:
     n_constant_features: int
     ridge: float
     dof: float
+    se: float = float("nan")
+    fold_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fold_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    null_fold_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def null_score(self) -> float:
+        """The no-information level of these F-labels and folds ("cv"; NaN otherwise): the score of constant features."""
+        return fold_mean_and_se(self.null_fold_scores, self.fold_sizes)[0] if self.fold_sizes.size else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         out = asdict(self)
-        out["weights"] = [float(w) for w in self.weights]
+        for name in ("weights", "fold_scores", "fold_sizes", "null_fold_scores"):
+            out[name] = [float(w) for w in getattr(self, name)]
         return out
 
 
@@ -271,9 +293,17 @@ def _cv(p: CVProblem) -> EMMSResult:
     if fit(0.0)[0] < fit(alpha)[0]:  # plain least squares, off the log grid
         alpha = 0.0
     cv, lam = fit(alpha)
+    # Fold shares of the score (uncertainty.py, F1) and its standard error (SE); the no-information level is the
+    # same split for constant features: R_f = T_f (alpha = inf), at their own best weights.
+    scale = p.fold_sizes * p.d2_varying
+    fold_scores = -np.einsum("k,fkl,l->f", lam, p.fold_residuals(alpha), lam) / scale
+    targets = p.fold_residuals(np.inf)
+    lam0 = simplex_qp(targets.sum(0))[0]
     return EMMSResult(
         score=-float(cv), weights=lam, rule="cv", n=p.n, d1=p.d1, d2=p.d2_varying, k=p.k,
         rank=max(f.s.size for f in p.folds), n_constant_features=p.n_constant, ridge=float(alpha), dof=p.dof(alpha),
+        se=fold_mean_and_se(fold_scores, p.fold_sizes)[1], fold_scores=fold_scores, fold_sizes=p.fold_sizes,
+        null_fold_scores=-np.einsum("k,fkl,l->f", lam0, targets, lam0) / scale,
     )
 
 

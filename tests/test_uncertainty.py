@@ -1,0 +1,157 @@
+"""Standard errors of the CV score and the paired tie rule (hf_emms/solver/uncertainty.py).
+
+Fold scores are checked against dense ridge fits, one per fold, written out on the N x D matrices with the
+documented folds; tolerances as in test_emms.py: 1e-8 of N * D2 on residual sums of squares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import _dense
+from _problems import make_problem
+from hf_emms import FeatureStats, InvalidInputError, emms, emms_score
+from hf_emms.solver import compare
+
+TOL = 1e-8
+
+
+def dense_fold_residuals(x: np.ndarray, label_embeddings: np.ndarray, alpha: float) -> np.ndarray:
+    """(F, K, K): the held-out residual quadratic of each fold, the terms _dense.ridge_kfold sums, written out the
+    same way (ridge alpha * n_train, unpenalised intercept, features standardised on the training part, F-labels
+    centred at the training mean and scaled by their full-sample std)."""
+    y_scale = label_embeddings.std(0)
+    keep = y_scale > _dense.CONSTANT * np.sqrt(y_scale**2 + label_embeddings.mean(0) ** 2)
+    y = np.where(keep, label_embeddings / np.where(keep, y_scale, 1), 0)
+    n, d2, k = y.shape
+    folds = _dense.folds_of(n)
+    out = []
+    for f in np.unique(folds):
+        tr, ho = folds != f, folds == f
+        mean, std = x[tr].mean(0), x[tr].std(0)
+        ok = std > _dense.CONSTANT * np.sqrt(std**2 + mean**2)
+        xt, xh = (x[tr][:, ok] - mean[ok]) / std[ok], (x[ho][:, ok] - mean[ok]) / std[ok]
+        yt = (y[tr] - y[tr].mean(0)).reshape(-1, d2 * k)
+        theta = np.linalg.pinv(xt.T @ xt + alpha * tr.sum() * np.eye(xt.shape[1]), rcond=1e-10, hermitian=True) @ xt.T @ yt
+        r = ((y[ho] - y[tr].mean(0)).reshape(-1, d2 * k) - xh @ theta).reshape(-1, d2, k)
+        out.append(np.einsum("njk,njl->kl", r, r))
+    return np.array(out)
+
+
+def test_dense_fold_helper_sums_to_the_kfold_reference():
+    p = make_problem(1)
+    per_fold = dense_fold_residuals(p.x, p.label_embeddings, 0.1)
+    total = _dense.ridge_kfold(p.x, p.label_embeddings, 0.1, _dense.folds_of(len(p.x)))
+    np.testing.assert_allclose(per_fold.sum(0), total, rtol=0, atol=1e-9 * len(p.x))
+
+
+def _paths(p):
+    by_sample = FeatureStats().update(p.x, label_embeddings=p.label_embeddings)
+    by_class = FeatureStats().update(p.x, labels=p.labels)
+    return ((emms(by_sample), p.label_embeddings), (emms(by_class, p.tables), p.class_label_embeddings))
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_fold_scores_and_se_equal_dense_per_fold_ridge_fits(seed):
+    p = make_problem(seed)
+    folds = _dense.folds_of(len(p.x))
+    sizes = np.array([(folds == f).sum() for f in np.unique(folds)], float)
+    for result, emb in _paths(p):
+        n, d2, lam = len(p.x), result.d2, result.weights
+        per_fold = dense_fold_residuals(p.x, emb, result.ridge)
+        dense = -np.einsum("k,fkl,l->f", lam, per_fold, lam) / (sizes * d2)
+        np.testing.assert_array_equal(result.fold_sizes, sizes)
+        np.testing.assert_allclose(result.fold_scores, dense, rtol=0, atol=TOL * n / sizes.min())
+        w = sizes / sizes.sum()
+        assert result.score == pytest.approx(w @ dense, abs=TOL)
+        se = np.sqrt(w @ (dense - w @ dense) ** 2 / (len(sizes) - 1))
+        assert result.se == pytest.approx(se, abs=10 * TOL * n / sizes.min())
+        # Equal folds: the textbook K-fold standard error.
+        assert se == pytest.approx(np.std(dense, ddof=1) / np.sqrt(len(sizes)), rel=0.2)
+        # The no-information level: what constant features score, fold by fold.
+        flat = emms_score(np.ones((n, 3)), label_embeddings=emb)
+        np.testing.assert_allclose(result.null_fold_scores, flat.fold_scores, rtol=0, atol=TOL * n / sizes.min())
+        assert result.null_score == pytest.approx(flat.score, abs=TOL)
+        assert flat.score < -1 or result.k > 1  # one F-label: below -1 (the mean is estimated); a mix varies less
+
+
+def test_rules_without_folds_have_no_standard_error():
+    p = make_problem(2)
+    for rule in ("gcv", "in_sample"):
+        r = emms_score(p.x, p.labels, rule=rule)
+        assert np.isnan(r.se) and r.fold_scores.size == 0 and np.isnan(r.null_score)
+        with pytest.raises(InvalidInputError, match="rule='cv'"):
+            compare([r])
+    d = emms_score(p.x, p.labels).to_dict()
+    assert len(d["fold_scores"]) == 5 and isinstance(d["se"], float)
+
+
+def _candidates(rng, labels, n_classes, d1=16, signal=(1.0,)):
+    centres = rng.standard_normal((n_classes, d1))
+    return [s * centres[labels] + rng.standard_normal((len(labels), d1)) for s in signal]
+
+
+def test_identical_features_are_tied_and_clearly_better_features_are_not():
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.arange(1000) % 5)
+    good, weak = _candidates(rng, labels, 5, signal=(1.0, 0.2))
+    tables = [rng.standard_normal((5, 8)) for _ in range(2)]
+    scored = [emms_score(x, labels, class_embeddings=tables) for x in (good, good * 3.0 + 1.0, weak)]
+    c = compare(scored)
+    assert c.leader in (0, 1) and c.tied_with_best == [True, True, False]
+    assert c.difference[2] > 10 * c.difference_se[2]
+    assert c.uninformative == [False, False, False] and not c.inconclusive
+
+
+def test_paired_differences_see_a_small_consistent_gain_that_two_standard_errors_miss():
+    """Two of 16 informative features replaced by noise: a small loss on every fold. The fold noise both
+    candidates share cancels in the paired differences."""
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(np.arange(2000) % 5)
+    (good,) = _candidates(rng, labels, 5, signal=(0.5,))
+    worse = np.hstack([good[:, :14], rng.standard_normal((2000, 2))])
+    a, b = emms_score(good, labels), emms_score(worse, labels)
+    c = compare([a, b])
+    unpaired = np.hypot(a.se, b.se)
+    assert c.leader == 0 and c.tied_with_best == [True, False]
+    assert c.difference[1] < 2 * unpaired and c.difference_se[1] < 0.5 * unpaired
+
+
+def test_random_features_with_shuffled_labels_are_all_within_noise():
+    rng = np.random.default_rng(1)
+    labels = rng.permutation(np.arange(600) % 4)
+    # Same labels for every candidate (the folds and F-labels must match): shuffle once, score three widths.
+    shuffled = rng.permutation(labels)
+    scored = [emms_score(rng.standard_normal((600, d)), shuffled) for d in (8, 32, 64)]
+    c = compare(scored)
+    assert c.all_uninformative and c.inconclusive
+    assert all(abs(r.score - c.null_score) < 0.05 for r in scored)
+
+
+def test_standard_error_shrinks_as_n_grows():
+    """For a fixed signal, SE ~ 1 / sqrt(N): 16x the samples, about a quarter of the SE (loose: 5 folds)."""
+    ses = []
+    for n in (500, 8000):
+        rng = np.random.default_rng(4)
+        labels = rng.permutation(np.arange(n) % 5)
+        (x,) = _candidates(rng, labels, 5, signal=(0.5,))
+        ses.append(emms_score(x, labels).se)
+    assert 0 < ses[1] < 0.6 * ses[0]
+
+
+def test_compare_refuses_results_from_different_folds_or_labels():
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(np.arange(200) % 3)
+    x = rng.standard_normal((200, 6))
+    a = emms_score(x, labels)
+    with pytest.raises(InvalidInputError, match="same folds"):
+        compare([a, emms_score(x[:150], labels[:150])])
+    with pytest.raises(InvalidInputError, match="same folds"):
+        compare([a, emms_score(x, rng.permutation(labels))])
+    with pytest.raises(InvalidInputError, match="z must be"):
+        compare([a], z=-1)
+    with pytest.raises(InvalidInputError, match="at least one"):
+        compare([])
+    single = compare([a])
+    assert single.leader == 0 and single.tied_with_best == [True] and single.all_tied
