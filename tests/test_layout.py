@@ -21,6 +21,7 @@ FLOORS = [
     ("solver",),
     ("hub", "records", "results", "tasks"),
     ("labels", "features"),
+    ("recall",),
     ("pipeline",),
     ("cli", "cards", "card_pr", "card_yaml", "metric", "metric_inputs", "metric_module", "zoo", "demo", "demo_data",
      "_emms_space", ""),

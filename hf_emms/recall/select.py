@@ -1,0 +1,56 @@
+"""Hyperparameters of the transfer space by leave-one-task-out cross-validation on the history's own tasks.
+
+For each configuration of :data:`GRID` and each task j of the history with at least :data:`MIN_MODELS` measured
+models, the space is fitted on the history without task j's scores and scores j's models from j's text alone; the
+configuration with the best mean weighted Kendall tau over the tasks wins. The grid is fixed a priori (it is not
+adjusted to any evaluation); a history of fewer than :data:`MIN_TASKS` tasks keeps the defaults.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from .config import GRID, RecallConfig
+from .history import History, ModelMeta, TaskText
+from .rankings import weighted_tau
+
+MIN_TASKS, MIN_MODELS = 3, 5
+
+
+def cross_validate(history: History, embed: Callable, config: RecallConfig, space_cls: type) -> float:
+    """Mean weighted tau of ``config`` over the history's tasks, each held out in turn (NaN if none qualifies)."""
+    taus = []
+    for task in history.tasks:
+        truth = history.column(task)
+        if len(truth) < MIN_MODELS:
+            continue
+        space = space_cls.fit(history.without_tasks([task]), embed=embed, config=config)
+        models = list(truth)
+        u = space.vectors_for([history.meta.get(m) or ModelMeta(m) for m in models])
+        s = space.score(u, space.task_vector(history.tasks_text.get(task) or TaskText(task, task)))
+        taus.append(weighted_tau(np.array([truth[m] for m in models]), s))
+    return float(np.nanmean(taus)) if taus and np.isfinite(taus).any() else float("nan")
+
+
+def select_config(history: History, embed: Callable, space_cls: type) -> tuple[RecallConfig, list[str]]:
+    """The best configuration of :data:`GRID` (others at their defaults) and a one-line report.
+
+    ``space_cls`` is :class:`~hf_emms.recall.space.TransferSpace` (passed in: this module does not import it).
+    """
+    usable = [t for t in history.tasks if len(history.column(t)) >= MIN_MODELS]
+    if len(usable) < MIN_TASKS:
+        return RecallConfig(), [f"{len(usable)} tasks with >= {MIN_MODELS} measured models: hyperparameters at "
+                                "their defaults (cross-validation needs 3)"]
+    best, best_tau = RecallConfig(), -np.inf
+    for values in itertools.product(*GRID.values()):
+        config = replace(RecallConfig(), **dict(zip(GRID, values)))
+        tau = cross_validate(history, embed, config, space_cls)
+        if np.isfinite(tau) and tau > best_tau + 1e-9:
+            best, best_tau = config, tau
+    chosen = ", ".join(f"{k}={getattr(best, k)}" for k in GRID)
+    return best, [f"hyperparameters by leave-one-task-out CV on {len(usable)} history tasks: {chosen} "
+                  f"(mean weighted tau {best_tau:.3f})"]
