@@ -4,7 +4,8 @@ These are what the pipeline writes, the results store keeps, the table shows, an
 read: attributes, not ad-hoc string keys. Each converts to and from plain JSON-able dicts (``to_dict`` /
 ``from_dict``), the form stored on disk, so records and ``ranking.json`` files stay readable by people and by older
 and newer versions (unknown keys are kept aside in ``extra``, missing ones take their defaults). Item access
-(``meta["dataset"]["id"]``) keeps working for code written against the dicts.
+(``meta["dataset"]["id"]``, ``meta.get("config")``) keeps working for code written against the dicts: it is the
+dict view, and gives plain dicts; attributes (``meta.dataset.id``) give the typed records.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ class _Record:
     _NESTED: ClassVar[dict[str, type]] = {}
 
     def __getitem__(self, key: str) -> Any:
+        """The dict view: nested records come back as plain dicts (JSON-able, as they are stored)."""
         if key not in self._field_names():
             if key in self.extra:  # type: ignore[attr-defined]
                 return self.extra[key]  # type: ignore[attr-defined]
             raise KeyError(key)
-        return getattr(self, key)
+        value = getattr(self, key)
+        return value.to_dict() if isinstance(value, _Record) else value
 
     def get(self, key: str, default: Any = None) -> Any:
         try:

@@ -76,10 +76,14 @@ def candidate_from_folder(
         raise InvalidCandidateError(f"{folder} is not a checkpoint folder: it has no config.json "
                                     "(save one with model.save_pretrained(folder))")
     try:
-        weight_files = [p for p in _weight_files(folder) if p.is_file()]
         config = json.loads(config_path.read_text(encoding="utf-8"))
         if not isinstance(config, dict):
             raise ValueError(f"config.json holds a JSON {type(config).__name__}, not a mapping of settings")
+    except (OSError, ValueError) as exc:
+        raise InvalidCandidateError(f"{folder}: unreadable config.json ({_why(exc)}); re-save it with "
+                                    "save_pretrained") from None
+    try:
+        weight_files = [p for p in _weight_files(folder) if p.is_file()]
         num_parameters = _count_parameters(weight_files) if weight_files else None
         files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
         hashes = {p.relative_to(folder).as_posix(): _sha256(p) for p in files if p in weight_files or revision is None}
