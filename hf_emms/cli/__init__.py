@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import HfEmmsError
 
 # Module names (under hf_emms.cli) in the order `hf-emms --help` lists them.
-_COMMANDS = ("scan", "rank", "annotate", "demo", "install_metric")
+_COMMANDS = ("scan", "rank", "recall", "annotate", "demo", "install_metric")
 
 
 def build_parser() -> argparse.ArgumentParser:
