@@ -23,7 +23,9 @@ def pr_description(meta: RankingMeta, row: Row, result: EvalResult) -> str:
     lines = [
         f"This pull request adds one result to the card's `model-index` metadata: the **EMMS transferability** "
         f"of this checkpoint on [{result.dataset_type}](https://huggingface.co/datasets/{result.dataset_type}) "
-        f"({data}): **{result.metric_value}**. The card's other metadata and results are kept.",
+        f"({data}): **{result.metric_value}**"
+        + (f" (standard error {args['emms_se']} across the cross-validation folds)" if args.get("emms_se") else "")
+        + ". The card's other metadata and results are kept.",
         "",
         "**What EMMS is.** EMMS (Efficient Multi-task Model Selector; Meng et al., NeurIPS 2023, "
         "https://arxiv.org/abs/2308.06262) estimates *before any fine-tuning* how well a checkpoint's features "

@@ -161,6 +161,7 @@ def emms_result(meta: RankingMeta | dict[str, Any], row: Row | dict[str, Any]) -
     kind = task_type(meta.task.kind, meta.task.modality)
     args = {
         "model_revision": row.revision,
+        "emms_se": None if row.emms_se is None or row.emms_se != row.emms_se else round(float(row.emms_se), _DIGITS),
         "encoders": _encoder_names(meta),
         "encoder_weights": {name: round(float(w), 3) for name, w in (row.emms_weights or {}).items()},
         "score_rule": config.score_rule,

@@ -83,17 +83,27 @@ class Row(_Record):
         Why a candidate was skipped.
     emms, emms_one_hot, emms_official, logme, hscore, nce : float or None
         Scores (higher is better; see the README's "What the scores mean").
+    emms_se : float or None
+        Standard error of ``emms`` from its cross-validation folds (:mod:`hf_emms.solver.uncertainty`).
+    tied_with_best : bool or None
+        The folds cannot tell this candidate's EMMS from the leader's (paired fold differences within noise);
+        set by the :class:`~hf_emms.results.Ranking`, which compares the rows.
     emms_weights : dict or None
         F-label encoder -> its weight lambda at the EMMS optimum.
     params, width, n_samples : int or None
         Parameter count, feature width D1, samples scored.
     seconds : float or None
         Wall time of the candidate (extraction and scoring).
+    folds : dict or None
+        ``{"scores", "sizes", "null"}``: EMMS per fold, held-out samples per fold, and the no-information level per
+        fold (constant features): what ties are decided from, kept with the row (not a table column).
     """
 
     model: str
     revision: str | None = None
     emms: float | None = None
+    emms_se: float | None = None
+    tied_with_best: bool | None = None
     emms_weights: dict[str, float] | None = None
     emms_one_hot: float | None = None
     emms_official: float | None = None
@@ -106,6 +116,7 @@ class Row(_Record):
     seconds: float | None = None
     status: str = "ok"
     reason: str | None = None
+    folds: dict[str, list[float]] | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -126,7 +137,7 @@ class Row(_Record):
         return super().from_dict(data)
 
 
-COLUMNS = ("rank", *(f.name for f in dataclasses.fields(Row) if f.name != "extra"))
+COLUMNS = ("rank", *(f.name for f in dataclasses.fields(Row) if f.name not in ("extra", "folds")))
 """The table's columns in display order (``rank`` is given by the table). Higher is better for every score."""
 
 

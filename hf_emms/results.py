@@ -15,6 +15,8 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from ._io import atomic_write
 from .errors import HfEmmsError
 from .records import COLUMNS, RankingMeta, Row
@@ -85,18 +87,28 @@ class Ranking:
     meta : RankingMeta or dict, optional
         The run's configuration and provenance: dataset, task, F-label encoders, budget, versions.
 
+    warning : str, optional
+        Set when the scores cannot support a choice (see :attr:`warning`); rankings read back from JSON keep theirs.
+
     Attributes
     ----------
     df : pandas.DataFrame
         The table, sorted: scored candidates by EMMS (best first), then skipped ones.
     meta : RankingMeta
+    comparison : solver.Comparison or None
+        Which scored candidates the cross-validation folds cannot tell apart (None without fold scores).
     """
 
-    def __init__(self, rows: Iterable[Row | dict[str, Any]], meta: RankingMeta | dict[str, Any] | None = None) -> None:
+    def __init__(self, rows: Iterable[Row | dict[str, Any]], meta: RankingMeta | dict[str, Any] | None = None, *,
+                 warning: str | None = None) -> None:
         import pandas as pd
 
         self.meta = RankingMeta.from_dict(meta)
         records = [Row.from_dict(r.to_dict() if isinstance(r, Row) else r).to_dict() for r in rows]
+        self.comparison, compared = _compare(records)
+        for i, tied in zip(compared, self.comparison.tied_with_best if self.comparison else ()):
+            records[i]["tied_with_best"] = tied
+        self._warning = _warning(self.comparison, len(compared)) if self.comparison else warning
         df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in records], columns=list(COLUMNS))
         ok = df["status"] == "ok"
         scored = df[ok].sort_values("emms", ascending=False, kind="stable")
@@ -115,6 +127,13 @@ class Ranking:
         return [Row.from_dict(r) for r in self.df.to_dict(orient="records")]
 
     @property
+    def warning(self) -> str | None:
+        """Why the table should not be read as a choice, or None: every candidate within noise of the leader, or
+        none distinguishably above features that carry no information (decided from paired fold differences,
+        :func:`hf_emms.solver.compare`)."""
+        return self._warning
+
+    @property
     def best(self) -> str | None:
         """The model ranked first (None when every candidate was skipped)."""
         ok = self.df[self.df["status"] == "ok"]
@@ -123,7 +142,9 @@ class Ranking:
     def _display(self) -> Any:
         """The table as strings for people: rounded scores, weights as ``encoder=weight``, sizes in millions."""
         formats = {
-            **{c: "{:.4f}".format for c in ("emms", "emms_one_hot", "emms_official", "logme", "hscore", "nce")},
+            **{c: "{:.4f}".format for c in ("emms", "emms_se", "emms_one_hot", "emms_official", "logme", "hscore",
+                                             "nce")},
+            "tied_with_best": lambda v: "yes" if v else "no",
             "emms_weights": lambda w: " ".join(f"{k}={v:.2f}" for k, v in w.items()) if isinstance(w, dict) else "",
             "params": lambda v: f"{v / 1e6:.1f}M", "seconds": "{:.1f}".format, "revision": lambda v: str(v)[:12],
             **{c: lambda v: str(int(v)) for c in ("rank", "width", "n_samples")},
@@ -142,7 +163,8 @@ class Ranking:
     def to_json(self) -> str:
         """The table and its configuration as JSON: ``{"meta": {...}, "rows": [...]}``."""
         rows = json.loads(self.df.to_json(orient="records", double_precision=15))
-        return json.dumps({"meta": self.meta.to_dict(), "rows": rows}, indent=1, default=_jsonable)
+        return json.dumps({"meta": self.meta.to_dict(), "rows": rows, "warning": self.warning}, indent=1,
+                          default=_jsonable)
 
     @classmethod
     def from_json(cls, text: str) -> "Ranking":
@@ -154,7 +176,7 @@ class Ranking:
                         if k in ("dataset", "task", "flabels", "config"))):
             raise HfEmmsError("not a ranking: expected JSON with 'meta' (a mapping) and 'rows' (a list of rows, each "
                               "naming its model), as Ranking.to_json/save write it.")
-        return cls(data["rows"], data.get("meta"))
+        return cls(data["rows"], data.get("meta"), warning=data.get("warning"))
 
     def save(self, directory: str | os.PathLike) -> dict[str, Path]:
         """Write ``ranking.json``, ``ranking.csv``, ``ranking.md`` and ``ranking.png`` into ``directory``."""
@@ -182,8 +204,9 @@ class Ranking:
         fig, ax = plt.subplots(figsize=(8, 0.5 * max(len(ok), 1) + 1.8), dpi=120)
         names = list(ok["model"])[::-1]
         scores = list(ok["emms"])[::-1]
-        colours = ["#2b8cbe" if i == len(names) - 1 else "#a6bddb" for i in range(len(names))]
-        ax.barh(names, scores, color=colours)
+        errors = [0.0 if _missing(v) else 2 * float(v) for v in list(ok["emms_se"])[::-1]]  # +- 2 SE, as ties use
+        colours = ["#2b8cbe" if i == len(names) - 1 and not self.warning else "#a6bddb" for i in range(len(names))]
+        ax.barh(names, scores, color=colours, xerr=errors, ecolor="#444444", capsize=3)
         span = max([abs(v) for v in scores] + [1e-3])
         for y, (score, weights) in enumerate(zip(scores, list(ok["emms_weights"])[::-1])):
             label = f"{score:.3f}"
@@ -196,7 +219,10 @@ class Ranking:
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel("EMMS (higher is better: minus the share of F-label variance left unexplained out of sample)")
         title = self.meta.dataset.name
-        ax.set_title(f"Which checkpoint to fine-tune{f' on {title}' if title else ''}")
+        ax.set_title(f"Which checkpoint to fine-tune{f' on {title}' if title else ''}", pad=16 if self.warning else 6)
+        if self.warning:  # under the title, above the bars: no confident winner is drawn
+            ax.text(0.5, 1.01, "No clear winner: " + self.warning.split(":")[0], transform=ax.transAxes, ha="center",
+                    va="bottom", fontsize=8, color="#b30000")
         skipped = self.df[self.df["status"] != "ok"]
         if len(skipped):
             fig.text(0.01, 0.01, "skipped: " + "; ".join(f"{m} ({r})" for m, r in zip(skipped["model"], skipped["reason"]))[:200],
@@ -212,3 +238,35 @@ class Ranking:
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
+
+
+def _compare(records: list[dict[str, Any]]) -> tuple[Any, list[int]]:
+    """The solver's comparison of the scored rows that carry fold scores, and which rows those are."""
+    from types import SimpleNamespace
+
+    from .errors import InvalidInputError
+    from .solver import compare
+
+    compared = [i for i, r in enumerate(records)
+                if r.get("status") == "ok" and isinstance(r.get("folds"), dict) and len(r["folds"]["scores"]) >= 2]
+    if not compared:
+        return None, []
+    results = [SimpleNamespace(  # the fields compare() reads of an EMMSResult
+        rule="cv", score=float(records[i]["emms"]), fold_scores=np.asarray(records[i]["folds"]["scores"], float),
+        fold_sizes=np.asarray(records[i]["folds"]["sizes"], float),
+        null_fold_scores=np.asarray(records[i]["folds"]["null"], float)) for i in compared]
+    try:
+        return compare(results), compared
+    except InvalidInputError:  # rows scored on other samples or F-labels (records mixed by hand): no comparison
+        return None, []
+
+
+def _warning(comparison: Any, n: int) -> str | None:
+    if comparison.all_uninformative:
+        return (f"no candidate scores distinguishably above features that carry no information (EMMS "
+                f"{comparison.null_score:.3f}) on this data: these scores cannot pick a checkpoint. Add rows or richer "
+                "labels.")
+    if n >= 2 and comparison.all_tied:
+        return ("these candidates cannot be told apart on this data (every one is within noise of the leader): do "
+                "not read the order as a choice. Add rows or richer labels.")
+    return None

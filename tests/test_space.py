@@ -425,3 +425,29 @@ def test_messages_name_an_upload_by_its_file_name_not_the_server_path(space, tmp
         _client(space[1]).predict("", handle_file(str(tmp_path / "broken.jsonl")), "", "", "", api_name="/detect")
     message = str(raised.value)
     assert "broken.jsonl" in message and "/tmp/" not in message and "gradio" not in message.lower()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install -y chromium; .ci/run does)")
+def test_a_browser_shows_no_clear_winner_when_the_candidates_cannot_be_told_apart(space, hub, tmp_path):
+    """Issue 18: 200 short templated sentences of 4 topics let every candidate fit the labels; the scores differ by
+    rounding alone. The page must say so, and must not name a best checkpoint."""
+    from playwright.sync_api import expect, sync_playwright
+
+    topics = ["sports", "cooking", "weather", "music"]
+    lines = [f"sentence number {i} is about {topics[i % 4]},{topics[i % 4]}" for i in range(200)]
+    (tmp_path / "templated.csv").write_text("text,label\n" + "\n".join(lines) + "\n")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(space[1])
+        page.locator("input[type=file]").first.set_input_files(str(tmp_path / "templated.csv"))
+        expect(page.get_by_text("Detected:")).to_be_visible(timeout=30_000)
+        page.get_by_label("Candidates: Hub model ids").fill("acme/small\nacme/wide")
+        page.get_by_label("F-label encoders").fill("none")
+        page.get_by_role("button", name="Rank", exact=True).click()
+        expect(page.get_by_text("Done:")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("No clear winner.")).to_be_visible()
+        status = page.locator("p", has_text="Done:").first.inner_text()
+        page.screenshot(path=str(tmp_path / "no-clear-winner.png"), full_page=True)
+        browser.close()
+    assert "cannot be told apart" in status and "best:" not in status

@@ -78,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     )
     ranking = rank_spec(args.dataset, args.models, RankSpec.from_options(options))
     print(ranking.to_markdown())
-    print(f"\nbest: {ranking.best}" if ranking.best else "\nno candidate could be scored (see the reasons above)")
+    if ranking.warning:
+        print(f"\nwarning: {ranking.warning}")
+        print(f"leader (not a clear winner): {ranking.best}")
+    else:
+        print(f"\nbest: {ranking.best}" if ranking.best else "\nno candidate could be scored (see the reasons above)")
     print(f"saved: {out}/ranking.json, ranking.csv, ranking.md, ranking.png", file=sys.stderr)
     return 0 if ranking.best else 1
 

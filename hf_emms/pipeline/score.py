@@ -58,8 +58,10 @@ def scores(stats: FeatureStats, plan: Plan) -> dict[str, Any]:
     metrics, tables = plan.spec.score.metrics, plan.tables
     classes = plan.task.kind == "classification"
     result = emms(stats, tables)
-    out: dict[str, Any] = {"emms": result.score,
-                           "emms_weights": dict(zip(plan.members, map(float, result.weights)))}
+    out: dict[str, Any] = {"emms": result.score, "emms_se": result.se,
+                           "emms_weights": dict(zip(plan.members, map(float, result.weights))),
+                           "folds": {"scores": result.fold_scores.tolist(), "sizes": result.fold_sizes.tolist(),
+                                     "null": result.null_fold_scores.tolist()}}
     if classes and tables is not None:
         out["emms_one_hot"] = emms(stats).score  # the control: what class identity alone gives
     if "emms_official" in metrics:

@@ -93,8 +93,11 @@ def run(dataset_id: str, upload: str | None, config: str, split: str, label_colu
 def _status(ranking: Ranking, done: int, total: int) -> str:
     if done < total:
         return f"Ranked {done} of {total} candidates..."
+    ranked = f"**Done:** {total} candidate{'s' * (total != 1)} ranked"
+    if ranking.warning:  # no confident winner is presented
+        return f"{ranked}. ⚠️ **No clear winner.** {ranking.warning}"
     best = f"best: **{ranking.best}**" if ranking.best else "no candidate could be scored (reasons below)"
-    return f"**Done:** {total} candidate{'s' * (total != 1)} ranked; {best}."
+    return f"{ranked}; {best}."
 
 
 def _outputs(ranking: Ranking, directory: str) -> tuple:
