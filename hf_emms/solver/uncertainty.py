@@ -27,7 +27,9 @@ the leader when
 
     mean_w(d) <= z * SE(d),     SE(d) from (SE) applied to the d_f,                                    (TIE)
 
-a paired t-type test, far more powerful than comparing two SEs. z = ``Z_TIE`` = 2: close to the one-sided 95% point
+a paired t-type test, far more powerful than comparing two SEs. Differences below ``RESOLUTION`` = 1e-8 (of the
+F-label variance) count as 0 on either side of (TIE): the solver's own accuracy (``tests/test_emms.py`` holds
+scores to 1e-8 of dense references), so that equivalent features (a scaled copy) tie whatever the rounding. z = ``Z_TIE`` = 2: close to the one-sided 95% point
 of Student's t with F - 1 = 4 degrees of freedom (2.13), and (SE) underestimates the spread, so a smaller z would
 call noise a difference too often. Identical features give d_f = 0 for every fold: tied.
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # scores.py imports this module
     from .scores import EMMSResult
 
 Z_TIE = 2.0
+RESOLUTION = 1e-8  # score differences below this are rounding, not information (the solver's tested accuracy)
 _SAME_DATA_RTOL = 1e-6  # null fold scores of candidates on the same F-labels and folds agree to float64 sums' rounding
 
 
@@ -89,7 +92,7 @@ class Comparison:
     leader : int
         Index of the highest score.
     tied_with_best : list of bool, length M
-        (TIE) against the leader holds (True for the leader itself).
+        (TIE) against the leader holds, up to ``RESOLUTION`` (True for the leader itself).
     uninformative : list of bool, length M
         (TIE) against constant features holds: not distinguishably above the no-information level.
     difference, difference_se : ndarray of shape (M,)
@@ -165,9 +168,9 @@ def compare(results: Sequence["EMMSResult"], *, z: float = Z_TIE) -> Comparison:
         d, se = fold_mean_and_se(results[leader].fold_scores - r.fold_scores, sizes)
         diff.append(d)
         diff_se.append(se)
-        tied.append(bool(d <= z * se))
+        tied.append(bool(d <= z * se + RESOLUTION))
         gain, gain_se = fold_mean_and_se(r.fold_scores - r.null_fold_scores, sizes)
-        useless.append(bool(gain <= z * gain_se))
+        useless.append(bool(gain <= z * gain_se + RESOLUTION))
     return Comparison(
         leader=leader, tied_with_best=tied, uninformative=useless, difference=np.array(diff),
         difference_se=np.array(diff_se), null_score=fold_mean_and_se(first.null_fold_scores, sizes)[0], z=float(z),
