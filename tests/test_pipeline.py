@@ -237,3 +237,25 @@ def test_iter_rank_yields_one_row_per_candidate_and_matches_rank(tiny, tmp_path)
     assert [r.model for r in spec_run] == seen
     with pytest.raises(TypeError, match="not both"):
         iter_rank(_dataset(), folders, spec=RankSpec(), seed=1)
+
+
+def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):
+    topics = ["sports", "cooking", "weather", "music"]
+    lines = [f"sentence number {i} is about {topics[i % 4]},{topics[i % 4]}" for i in range(200)]
+    (tmp_path / "templated.csv").write_text("text,label\n" + "\n".join(lines) + "\n")
+    ranking = rank(str(tmp_path / "templated.csv"), [str(tiny["small"]), str(tiny["wide"])], encoders=None,
+                   max_samples=None, cache_dir=tmp_path / "cache", progress=False)
+    assert ranking.warning and "cannot be told apart" in ranking.warning
+    assert ranking.df["tied_with_best"].tolist() == [True, True] and (ranking.df["emms_se"] >= 0).all()
+    stored = [json.loads(p.read_text())["row"] for p in (tmp_path / "cache" / "results").glob("*.json")]
+    assert all(len(r["folds"]["scores"]) == 5 and r["emms_se"] is not None for r in stored)
+    again = Ranking.from_json(ranking.to_json())
+    assert again.warning == ranking.warning and again.df["tied_with_best"].tolist() == [True, True]
+    out = subprocess.run([sys.executable, "-m", "hf_emms.cli", "rank", str(tmp_path / "templated.csv"), "--models",
+                          str(tiny["small"]), str(tiny["wide"]), "--encoders", "none", "--max-samples", "0",
+                          "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "warning: these candidates cannot be told apart" in out.stdout
+    assert "best:" not in out.stdout and "emms_se" in out.stdout
+    alone = Ranking(ranking.rows[:1], ranking.meta)  # one candidate: "tied" with itself, but no warning for that
+    assert alone.warning is None or "cannot be told apart" not in alone.warning
