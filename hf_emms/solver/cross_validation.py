@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from .kernels import _gram
 from .spectrum import _inverse_std, _mm, _standardised_tables, eigh_psd
 from .stats import FeatureStats, move_sums
 
@@ -65,9 +66,9 @@ class _Fold:
     a: np.ndarray  # (r, r) held-out Gram in the eigenbasis
     t: np.ndarray  # held-out target energy about the training mean
     # Per-sample F-labels, when they fit in memory: (CV)'s terms with the F-label columns summed out once, so a
-    # ridge costs K^2 r^2 instead of K r^2 D2: <d o Z_k, W_l> = d . c[k, l] and <d o Z_k, A (d o Z_l)> = d^T P[k, l] d.
+    # ridge costs K^2 r^2 instead of K r^2 D2: <d o Z_k, W_l> = d . c[k, l] and <d o Z_k, A (d o Z_l)> = d^T p[k, :, l, :] d.
     c: np.ndarray | None = None  # (K, K, r)
-    p: np.ndarray | None = None  # (K, K, r, r) = A o (Z_k Z_l^T)
+    p: np.ndarray | None = None  # (K, r, K, r): p[k, :, l, :] = A o (Z_k Z_l^T)
 
 
 @dataclass(frozen=True)
@@ -100,30 +101,38 @@ class CVProblem:
 
     def fold_residuals(self, alpha: float) -> np.ndarray:
         """R_f(alpha * n_t) of (CV) for every fold: (F, K, K), symmetric; alpha = inf gives the targets alone."""
+        return self.fold_residuals_at(np.array([alpha]))[0]
+
+    def fold_residuals_at(self, alphas: np.ndarray) -> np.ndarray:
+        """R_f(alpha_g * n_t) of (CV) for G ridges at once: (G, F, K, K). The G products A (d_g o Z) of a fold are
+        one matrix product (the same arithmetic as G separate ones, in fewer, larger calls)."""
+        alphas = np.asarray(alphas, dtype=np.float64)
         out = []
         for f in self.folds:
-            if np.isinf(alpha):  # d = 0: the training mean alone predicts the held-out F-labels
-                out.append(f.t)
-                continue
-            d = 1.0 / (f.s + alpha * f.n_train)
+            d = np.where(np.isinf(alphas)[:, None], 0.0, 1.0 / (f.s[None] + alphas[:, None] * f.n_train))  # (G, r)
             if f.p is not None:
-                cross, dt = f.c @ d, torch.from_numpy(d)
-                quad = (torch.from_numpy(f.p) @ dt @ dt).numpy()
-                out.append(f.t - cross - cross.T + quad)
+                cross = f.c @ d.T  # (K, K, G)
+                dt, (k, rank) = torch.from_numpy(np.ascontiguousarray(d.T)), f.p.shape[:2]
+                pd = (torch.from_numpy(f.p).reshape(k * rank * k, rank) @ dt).reshape(k, rank, k, dt.shape[1])  # P[k, :, l, :] d_g
+                quad = torch.einsum("krlg,rg->klg", pd, dt).numpy()
+                r = (f.t[..., None] - cross - cross.transpose(1, 0, 2) + quad).transpose(2, 0, 1)
+                out.append(r)
                 continue
-            dz = torch.from_numpy(f.z * d[None, :, None])
-            adz = torch.from_numpy(f.a) @ dz  # A (d o Z)
+            g, (kz, rank, cols) = d.shape[0], f.z.shape
+            dz = torch.from_numpy(f.z[None] * d[:, None, :, None])  # (G, K', r, J): d_g o Z
+            adz = (torch.from_numpy(f.a) @ dz.permute(2, 0, 1, 3).reshape(rank, -1)).reshape(rank, g, kz, cols)
+            adz = adz.permute(1, 2, 0, 3)  # A (d_g o Z)
             w = torch.from_numpy(f.w)
             if self.tables is None:  # pair the same F-label column of Z_k and W_l
-                cross = torch.einsum("krj,lrj->kl", dz, w).numpy()
-                quad = torch.einsum("krj,lrj->kl", dz, adz).numpy()
+                cross = torch.einsum("gkrj,lrj->gkl", dz, w).numpy()
+                quad = torch.einsum("gkrj,glrj->gkl", dz, adz).numpy()
             else:  # class space: (C, C) pieces of Omega
-                cross, quad = (dz[0].T @ w[0]).numpy(), (dz[0].T @ adz[0]).numpy()
-            out.append(f.t - cross - cross.T + quad)
-        total = np.stack(out)
+                cross, quad = (dz[:, 0].transpose(1, 2) @ w[0]).numpy(), (dz[:, 0].transpose(1, 2) @ adz[:, 0]).numpy()
+            out.append(f.t[None] - cross - cross.transpose(0, 2, 1) + quad)
+        total = np.stack(out, axis=1)  # (G, F, ., .)
         if self.tables is not None:  # R_f[k, l] = tr(E~_k^T Omega_f E~_l) = sum_cd Omega_f[c, d] (E~_k E~_l^T)[c, d]
-            total = np.einsum("klcd,fcd->fkl", self.table_products, total)
-        return (total + total.transpose(0, 2, 1)) / 2
+            total = np.einsum("klcd,gfcd->gfkl", self.table_products, total)
+        return (total + total.transpose(0, 1, 3, 2)) / 2
 
     def dof(self, alpha: float) -> float:
         """Mean over folds of tr(H) = 1 + sum_i s_i / (s_i + a): the fit's effective parameters."""
@@ -205,7 +214,12 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
             if k * k * s.size**2 * len(used) * 8 <= _PRECOMPUTE_BYTES:
                 zt = torch.from_numpy(np.ascontiguousarray(z))
                 c = torch.einsum("krj,lrj->klr", zt, torch.from_numpy(np.ascontiguousarray(w))).numpy()
-                p = (torch.from_numpy(a) * (zt[:, None] @ zt[None].transpose(-1, -2))).numpy()
+                # Z_k Z_l^T for every pair at once: the (K r x K r) Gram of the stacked Z_k, upper block triangle only
+                # (K (K + 1) / 2 of the K^2 products; the lower blocks are their transposes).
+                kr = zt.shape[0] * zt.shape[1]
+                zz = _gram(zt.reshape(kr, zt.shape[2]).T, torch.empty(kr, kr, dtype=_F64), blocks=zt.shape[0])
+                zz = zz.reshape(zt.shape[0], zt.shape[1], zt.shape[0], zt.shape[1])
+                p = (torch.from_numpy(a)[None, :, None] * zz).numpy()  # P[k, :, l, :] = A o (Z_k Z_l^T)
                 folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=s, z=z[:, :0], w=w[:, :0], a=a[:0], t=tt, c=c, p=p))
                 continue
         folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=s, z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))

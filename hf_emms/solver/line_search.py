@@ -11,7 +11,8 @@ _RATIO = (np.sqrt(5) - 1) / 2
 
 
 def grid_golden_max(
-    f: Callable[[np.ndarray], np.ndarray], grid: np.ndarray, n_problems: int, steps: int = 40
+    f: Callable[[np.ndarray], np.ndarray], grid: np.ndarray, n_problems: int, steps: int = 40,
+    grid_values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximise ``n_problems`` independent functions of one variable at once.
 
@@ -28,7 +29,7 @@ def grid_golden_max(
     x, value : ndarray of shape (n_problems,)
         The argmax and the maximum: the better of the refined point and the best grid point.
     """
-    values = np.stack([f(np.full(n_problems, g)) for g in grid])  # (G, n_problems)
+    values = np.stack([f(np.full(n_problems, g)) for g in grid]) if grid_values is None else grid_values  # (G, n_problems)
     best = values.argmax(0)
     lo, hi = grid[np.maximum(best - 1, 0)], grid[np.minimum(best + 1, len(grid) - 1)]
     c, d = hi - _RATIO * (hi - lo), lo + _RATIO * (hi - lo)

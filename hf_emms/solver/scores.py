@@ -282,26 +282,38 @@ def _gcv(sp: Spectrum) -> EMMSResult:
 
 
 def _cv(p: CVProblem) -> EMMSResult:
-    """Minimise the K-fold residual over the ridge (log grid, golden section, and a = 0) and the weights."""
+    """Minimise the K-fold residual over the ridge (log grid, golden section, and a = 0) and the weights.
 
-    def fit(alpha: float) -> tuple[float, np.ndarray]:
-        lam, rss = simplex_qp(p.residual(alpha))
-        return rss / (p.n * p.d2_varying), lam
+    Each ridge's fold residuals are computed once (the grid's in one batched call) and kept: the comparisons
+    with a = 0 and the fold scores at the optimum reuse them."""
+    seen: dict[float, tuple[float, np.ndarray, np.ndarray]] = {}
 
-    log_alpha, _ = grid_golden_max(lambda x: np.array([-fit(10 ** x[0])[0]]), _CV_GRID, 1, _CV_GOLDEN_STEPS)
-    alpha = 10 ** log_alpha[0]
+    def keep(alpha: float, fold_r: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        lam, rss = simplex_qp(fold_r.sum(0))
+        seen[alpha] = (rss / (p.n * p.d2_varying), lam, fold_r)
+        return seen[alpha]
+
+    def fit(alpha: float) -> tuple[float, np.ndarray, np.ndarray]:
+        return seen[alpha] if alpha in seen else keep(alpha, p.fold_residuals(alpha))
+
+    alphas = [float(10**g) for g in _CV_GRID] + [0.0, np.inf]  # + least squares, and the targets alone (below)
+    for alpha, fold_r in zip(alphas, p.fold_residuals_at(np.array(alphas))):
+        keep(alpha, fold_r)
+    on_grid = np.array([[-seen[a][0]] for a in alphas[: len(_CV_GRID)]])
+    log_alpha, _ = grid_golden_max(lambda x: np.array([-fit(float(10 ** x[0]))[0]]), _CV_GRID, 1, _CV_GOLDEN_STEPS,
+                                   grid_values=on_grid)
+    alpha = float(10 ** log_alpha[0])
     if fit(0.0)[0] < fit(alpha)[0]:  # plain least squares, off the log grid
         alpha = 0.0
-    cv, lam = fit(alpha)
+    cv, lam, fold_r = fit(alpha)
     # Fold shares of the score (uncertainty.py, F1) and its standard error (SE); the no-information level is the
     # same split for constant features: R_f = T_f (alpha = inf), at their own best weights.
     scale = p.fold_sizes * p.d2_varying
-    fold_scores = -np.einsum("k,fkl,l->f", lam, p.fold_residuals(alpha), lam) / scale
-    targets = p.fold_residuals(np.inf)
-    lam0 = simplex_qp(targets.sum(0))[0]
+    fold_scores = -np.einsum("k,fkl,l->f", lam, fold_r, lam) / scale
+    _, lam0, targets = fit(np.inf)
     return EMMSResult(
         score=-float(cv), weights=lam, rule="cv", n=p.n, d1=p.d1, d2=p.d2_varying, k=p.k,
-        rank=max(f.s.size for f in p.folds), n_constant_features=p.n_constant, ridge=float(alpha), dof=p.dof(alpha),
+        rank=max(f.s.size for f in p.folds), n_constant_features=p.n_constant, ridge=alpha, dof=p.dof(alpha),
         se=fold_mean_and_se(fold_scores, p.fold_sizes)[1], fold_scores=fold_scores, fold_sizes=p.fold_sizes,
         null_fold_scores=-np.einsum("k,fkl,l->f", lam0, targets, lam0) / scale,
     )

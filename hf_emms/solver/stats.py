@@ -189,7 +189,9 @@ class FeatureStats:
             _raise_not_finite(x, "features")
         f_count, d1 = self.folds, x.shape[1]
         batch["fold_count"] = torch.bincount(fold, minlength=f_count).to(_F64)
-        batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=x.device).index_add_(0, fold, xc)
+        batch["fold_sum_x"] = None  # class labels: the fold x class sums summed over classes (below), one scatter less
+        if kind != "classes":
+            batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=x.device).index_add_(0, fold, xc)
         sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
         batch["cubic_x"] = sq_norm @ xc
         batch["quartic_x"] = sq_norm @ sq_norm
@@ -209,6 +211,7 @@ class FeatureStats:
                 torch.zeros(f_count * n_classes, d1, dtype=_F64, device=xc.device).index_add_(0, cell, xc)
                 .reshape(f_count, n_classes, d1)
             )
+            batch["fold_sum_x"] = batch["fold_class_sum_x"].sum(1)
             batch["class_count"] = batch["fold_class_count"].sum(0)
             batch["class_sum_x"] = batch["fold_class_sum_x"].sum(0)
             if logits is not None:
