@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def _zscores(history, tasks) -> dict[str, float]:
     """Each model's mean z-scored score over ``tasks`` (the history-mean baseline)."""
     cols = [history.tasks.index(t) for t in tasks]
     s = history.scores[:, cols]
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a model measured on none of ``tasks`` has no mean
         z = (s - np.nanmean(s, 0)) / np.nanstd(s, 0)
         mean = np.nanmean(z, 1)
     return {m: float(v) for m, v in zip(history.models, mean) if np.isfinite(v)}

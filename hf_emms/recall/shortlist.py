@@ -109,7 +109,8 @@ def shortlist(space: TransferSpace, candidates: Sequence[Any], task: Any, k: int
     for row, i in enumerate(top):
         shares = {b: float(parts[b][row]) for b in parts if space.layout[b].stop > space.layout[b].start}
         n = int(space.n_measured[space._row[metas[i].model_id]]) if metas[i].model_id in space._row else 0
-        main = max(shares, key=lambda b: abs(shares[b]))
+        signals = [b for b in shares if n or b not in ("history", "transfer")]  # unmeasured: no history share
+        main = max(signals, key=lambda b: abs(shares[b]))
         detail = ", ".join(f"{b} {s:+.2f}" for b, s in shares.items())
         seen = f"measured on {n} tasks" if n else "never measured"
         reasons.append(f"{SIGNALS[main]} ({seen}; {detail})")

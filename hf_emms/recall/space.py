@@ -57,6 +57,8 @@ class _Memo:
         self.embed, self.name, self.seen = embed, embed.name, {}
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embed.dim), np.float32)
         missing = list(dict.fromkeys(t for t in texts if t not in self.seen))
         if missing:
             self.seen.update(zip(missing, self.embed(missing)))
