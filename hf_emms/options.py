@@ -27,8 +27,8 @@ from typing import Any
 from .errors import InvalidInputError
 
 __all__ = [
-    "DEFAULT_METRICS", "DTYPES", "METRICS", "MODALITIES", "POOLINGS", "SORTS", "TASK_KINDS", "CandidateQuery",
-    "DataSpec", "ExtractSpec", "RankSpec", "RunSpec", "ScoreSpec", "check_choice", "check_choices",
+    "DEFAULT_METRICS", "DTYPES", "INPUT_KINDS", "METRICS", "MODALITIES", "POOLINGS", "SORTS", "TASK_KINDS",
+    "CandidateQuery", "DataSpec", "ExtractSpec", "RankSpec", "RunSpec", "ScoreSpec", "check_choice", "check_choices",
     "check_optional_positive_int", "check_positive_int",
 ]
 
@@ -37,6 +37,9 @@ TASK_KINDS = ("classification", "multilabel", "regression", "text", "boxes")
 """Label kinds a task can have (what the F-labels embed)."""
 MODALITIES = ("text", "image", "audio")
 """Inputs a candidate can read."""
+INPUT_KINDS = ("text", "text-pair", "image", "image-text", "audio")
+"""How a task's inputs are laid out: one text, a text pair (encoded jointly), one image, an image with a text
+(question, prompt), one audio clip."""
 METRICS = ("emms", "emms_official", "logme", "hscore", "nce")
 """Scores the pipeline computes ("emms" always is). LEEP needs a second pass: the solver has it, the pipeline not."""
 DEFAULT_METRICS = ("emms", "logme")

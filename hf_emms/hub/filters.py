@@ -10,8 +10,8 @@ import dataclasses
 from collections.abc import Iterator
 from enum import Enum
 
-from .architectures import MODALITIES, is_known_model_type
 from ..errors import InvalidInputError
+from .architectures import INPUT_KINDS, MODALITIES, input_kinds_of, is_known_model_type
 from .candidate import Candidate
 
 
@@ -52,7 +52,9 @@ class Criteria:
     Parameters
     ----------
     modality : str, optional
-        The dataset's input (``"text"``, ``"image"``, ``"audio"``); None accepts any.
+        The dataset's input: a modality (``"text"``, ``"image"``, ``"audio"``) or an input kind of
+        :data:`hf_emms.options.INPUT_KINDS` (``"text-pair"``: any text model; ``"image-text"``: a checkpoint that
+        reads an image and a text together, never a single-modality one); None accepts any.
     max_params : int, optional
         Largest parameter count (from safetensors metadata); None for no limit.
     allow_remote_code : bool
@@ -70,8 +72,8 @@ class Criteria:
     licenses: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.modality is not None and self.modality not in MODALITIES:
-            raise InvalidInputError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.modality is not None and self.modality not in INPUT_KINDS:
+            raise InvalidInputError(f"modality must be one of {INPUT_KINDS}, got {self.modality!r}")
         if self.max_params is not None and self.max_params < 1:
             raise InvalidInputError(f"max_params must be >= 1, got {self.max_params}")
         if self.licenses is not None:  # any iterable of names (or one name) -> lower-case frozenset
@@ -95,10 +97,8 @@ class Criteria:
         if not c.has_safetensors and not self.allow_pickle:
             yield RejectReason.NO_SAFETENSORS, ("no safetensors weights (pickle files can run code when loaded); "
                                                 "allow them with --allow-pickle if you trust the author")
-        if self.modality is not None and self.modality not in c.modalities:
-            yield RejectReason.MODALITY, (
-                f"takes {' and '.join(c.modalities)} input, the dataset is {self.modality}" if c.modalities
-                else f"its input kind is unknown (model_type {c.model_type!r}, pipeline tag {c.pipeline_tag!r})")
+        if self.modality is not None and not self._reads(c):
+            yield RejectReason.MODALITY, self._modality_reason(c)
         if self.max_params is not None:
             if c.num_parameters is None:
                 yield RejectReason.SIZE_UNKNOWN, ("parameter count unknown (no safetensors metadata) and a limit of "
@@ -108,3 +108,18 @@ class Criteria:
         if self.licenses is not None and (c.license or "").lower() not in self.licenses:
             yield RejectReason.LICENSE, (f"licence {c.license or 'not stated'}, not one of "
                                          f"{', '.join(sorted(self.licenses))}")
+
+    def _reads(self, c: Candidate) -> bool:
+        if self.modality in MODALITIES or self.modality == "text-pair":  # a text pair: any text model
+            return ("text" if self.modality == "text-pair" else self.modality) in c.modalities
+        return self.modality in input_kinds_of(c.model_type, c.pipeline_tag)
+
+    def _modality_reason(self, c: Candidate) -> str:
+        needs = {"image-text": "image + text", "text-pair": "a text pair"}.get(self.modality, self.modality)
+        if self.modality == "image-text" and c.modalities:
+            return f"{' and '.join(c.modalities)}-only model; this task needs image + text"
+        if "image-text" in input_kinds_of(c.model_type, c.pipeline_tag):
+            return f"takes image + text input (read together), the dataset is {needs}"
+        if c.modalities:
+            return f"takes {' and '.join(c.modalities)} input, the dataset is {needs}"
+        return f"its input kind is unknown (model_type {c.model_type!r}, pipeline tag {c.pipeline_tag!r})"
