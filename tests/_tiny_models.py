@@ -1,7 +1,7 @@
 """Tiny random transformers checkpoints built by the tests (tens of KB each, seconds to build, fully offline).
 
 Each builder writes a complete Hugging Face folder (``config.json``, ``model.safetensors``, and the tokenizer,
-image processor or feature extractor beside it) and returns its path. Weights are random but seeded, so two
+image processor, feature extractor or processor beside it) and returns its path. Weights are random but seeded, so two
 builds with the same arguments are byte-identical in their weights. Tokenizers are trained here on a small
 corpus with the ``tokenizers`` library: no download is ever needed.
 
@@ -164,3 +164,43 @@ def wav2vec2(path, *, hidden: int = 32, layers: int = 2) -> Path:
     )
     extractor = Wav2Vec2FeatureExtractor(sampling_rate=16_000, return_attention_mask=True)
     return _save(Wav2Vec2Model(config), extractor, path)
+
+
+@_seeded
+def vilt(path, *, hidden: int = 32, layers: int = 2, image_size: int = 32) -> Path:
+    """A ViLT-like joint image + text encoder (``ViltModel``: text tokens and image patches in one transformer),
+    saved with its ``ViltProcessor`` (a BERT-style tokenizer + ``ViltImageProcessor``)."""
+    from transformers import ViltConfig, ViltImageProcessor, ViltModel, ViltProcessor
+
+    tokenizer = _wordpiece_tokenizer()
+    config = ViltConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden, image_size=image_size, patch_size=8, max_position_embeddings=64,
+        max_image_length=-1, pad_token_id=tokenizer.pad_token_id,
+    )
+    images = ViltImageProcessor(size={"shortest_edge": image_size}, size_divisor=8)
+    return _save(ViltModel(config), ViltProcessor(image_processor=images, tokenizer=tokenizer), path)
+
+
+@_seeded
+def clip(path, *, hidden: int = 32, layers: int = 2, image_size: int = 32, projection: int = 16) -> Path:
+    """A CLIP-like dual encoder (``CLIPModel``: separate image and text towers, each projected to ``projection``),
+    saved with its ``CLIPProcessor`` (a byte-level BPE tokenizer + ``CLIPImageProcessor``)."""
+    from tokenizers import processors
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tokenizer = _bpe_tokenizer(pad=True)
+    eos = tokenizer.convert_tokens_to_ids(BPE_SPECIAL)
+    # Like CLIP's own tokenizer, every text ends with the end token: the text tower pools at its first occurrence
+    # (padding uses the same token and must come after it).
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {BPE_SPECIAL}", pair=f"$A {BPE_SPECIAL} $B {BPE_SPECIAL}", special_tokens=[(BPE_SPECIAL, eos)])
+    tower = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=64, bos_token_id=eos, eos_token_id=eos,
+                         pad_token_id=eos, **tower),
+        vision_config=dict(image_size=image_size, patch_size=8, **tower), projection_dim=projection,
+    )
+    crop = {"height": image_size, "width": image_size}
+    images = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=crop)
+    return _save(CLIPModel(config), CLIPProcessor(image_processor=images, tokenizer=tokenizer), path)

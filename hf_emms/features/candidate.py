@@ -47,9 +47,9 @@ class LoadedCandidate:
     encoder : torch.nn.Module
         The module whose output is pooled into features (``model`` itself, or its ``base_model``).
     preprocessor : Any
-        Tokenizer, image processor or feature extractor.
+        Tokenizer, image processor, feature extractor, or (image + text) the checkpoint's processor.
     modality : str
-        ``"text"``, ``"image"`` or ``"audio"``.
+        ``"text"``, ``"image"``, ``"audio"`` or ``"image-text"``.
     missing_keys : set of str
         Weights the checkpoint lacked (randomly initialised by transformers).
     head_classes : int or None
@@ -123,8 +123,10 @@ def load_candidate(
         From :func:`resolve_candidate` (or the scanner).
     folder : Path, optional
         The local folder (default: ``resolved.path``; a Hub id is fetched at ``resolved.revision``).
-    modality : {"text", "image", "audio"}
-        What the dataset's input column holds; the model must read it.
+    modality : {"text", "image", "audio", "image-text"}
+        What the dataset's input columns hold; the model must read it (a text pair is ``"text"``). For
+        ``"image-text"`` the model must read images and texts together (ViLT-like joint encoders, CLIP-like dual
+        encoders), with an ``AutoProcessor``; a single-modality model is refused, never fed half the input.
     with_head : bool
         Load the checkpoint's classifier head too when it has one (for NCE and LEEP).
     dtype : torch.dtype, optional
@@ -139,7 +141,8 @@ def load_candidate(
     ------
     CandidateLoadError
         With the reason: no safetensors weights, an architecture transformers cannot build, a model that does not
-        read this modality, a missing tokenizer/processor, an unreachable repository.
+        read this modality (or reads only one of image + text), a missing tokenizer/processor, an unreachable
+        repository.
     """
     import transformers
 
@@ -157,7 +160,7 @@ def load_candidate(
         config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as e:  # anything a broken or foreign config.json raises: this candidate only is skipped
         raise CandidateLoadError(name, f"unreadable config ({type(e).__name__}: {_first_line(e)})") from e
-    head_class = _head_class(config, modality) if with_head else None
+    head_class = _head_class(config, modality) if with_head and modality in _HEAD_SUFFIXES else None
     auto = head_class or transformers.AutoModel
     try:
         model, info = auto.from_pretrained(
@@ -167,7 +170,9 @@ def load_candidate(
     except Exception as e:  # truncated or corrupt weights, a refused pickle (UnpicklingError), unknown layers, ...
         raise CandidateLoadError(name, f"transformers cannot build it ({type(e).__name__}: {_first_line(e)})") from e
     model_modality = _INPUT_MODALITY.get(getattr(model, "main_input_name", ""))
-    if model_modality != modality:
+    if _reads_image_and_text(model) != (modality == "image-text"):
+        raise CandidateLoadError(name, _half_input(model, model_modality, modality))
+    if modality != "image-text" and model_modality != modality:
         raise CandidateLoadError(
             name, f"{type(model).__name__} reads {model_modality or getattr(model, 'main_input_name', '?')} inputs, "
             f"but the dataset column holds {modality}.",
@@ -179,6 +184,25 @@ def load_candidate(
         preprocessor=preprocessor, modality=modality, missing_keys=set(info.get("missing_keys", ())),
         head_classes=model.config.num_labels if head_class else None,
     )
+
+
+def _reads_image_and_text(model: Any) -> bool:
+    """Whether the model's forward takes token ids and pixels together (ViLT, CLIP, SigLIP, BLIP, LLaVA, ...)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return "input_ids" in parameters and "pixel_values" in parameters
+
+
+def _half_input(model: Any, model_modality: str | None, modality: str) -> str:
+    """Why a model and a task's input kind do not fit (one reads image + text, the other does not)."""
+    name = type(model).__name__
+    if modality == "image-text":
+        return f"{model_modality or 'single-modality'}-only model ({name}); this task needs image + text"
+    return f"{name} reads image + text together; this task's input is {modality} only"
 
 
 def _head_class(config: Any, modality: str) -> Any:
@@ -199,12 +223,17 @@ def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: boo
         "text": transformers.AutoTokenizer,
         "image": transformers.AutoImageProcessor,
         "audio": transformers.AutoFeatureExtractor,
+        "image-text": transformers.AutoProcessor,
     }[modality]
+    kind = auto.__name__.removeprefix("Auto")
     try:
-        return auto.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        processor = auto.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as e:  # a missing or broken tokenizer/processor file
-        kind = auto.__name__.removeprefix("Auto")
         raise CandidateLoadError(name, f"no usable {kind} in the checkpoint ({_first_line(e)})") from e
+    if modality == "image-text" and not all(hasattr(processor, a) for a in ("tokenizer", "image_processor")):
+        raise CandidateLoadError(name, f"its {type(processor).__name__} does not hold both a tokenizer and an image "
+                                 "processor (image + text needs both)")
+    return processor
 
 
 def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:

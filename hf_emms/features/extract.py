@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..solver import FeatureStats
 from .cache import StatsCache, array_digest, cache_key
 from .candidate import LoadedCandidate, load_candidate, resolve_candidate
 from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
-from .inputs import InputSpec, Preprocess, input_spec, length_order, text_max_length
+from .inputs import InputSpec, Preprocess, encoding_note, input_spec, length_order, text_max_length
 from .runner import Runner
 from .record import Extraction, ExtractionRecord
 from .sampling import shard
@@ -60,6 +61,8 @@ def extract_stats(
     text_column: str | tuple[str, str] | None = None,
     image_column: str | None = None,
     audio_column: str | None = None,
+    input_columns: str | Sequence[str] | None = None,
+    input_kind: str | None = None,
     label_column: str | None = None,
     label_embeddings: Any = None,
     max_samples: int | None = None,
@@ -90,8 +93,15 @@ def extract_stats(
     revision : str, optional
         Branch, tag or commit of a Hub id; the resolved commit sha is recorded and keys the cache.
     text_column, image_column, audio_column : str
-        The input column; name exactly one. ``text_column`` may be a pair of columns (sentence pairs). Audio values
-        are ``{"array", "sampling_rate"}`` dicts (the ``datasets.Audio`` feature) or raw 1-D float arrays.
+        The input column; name exactly one. ``text_column`` may be a pair of columns (sentence pairs, encoded
+        jointly); ``image_column`` with ``text_column`` is an image + text input. Audio values are
+        ``{"array", "sampling_rate"}`` dicts (the ``datasets.Audio`` feature) or raw 1-D float arrays.
+    input_columns, input_kind : optional
+        Instead of the per-modality names: the columns as :attr:`hf_emms.tasks.Task.input_columns` holds them and
+        their kind (one of :data:`hf_emms.options.INPUT_KINDS`; inferred from the features when None). A text pair
+        goes through the candidate's tokenizer as a pair (``tokenizer(a, b, truncation="longest_first")``); an
+        image + text through its ``AutoProcessor``, for vision-language candidates only (joint encoders pooled by
+        the usual rules, dual encoders fused: see :mod:`hf_emms.features.pooling`).
     label_column : str, optional
         A column of class ids (int, e.g. a ``ClassLabel``). Candidates with a classifier head then also fill the
         source x target tables for NCE and LEEP.
@@ -138,7 +148,7 @@ def extract_stats(
                            num_workers=num_workers)
     job = prepare_job(
         dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
-        label_column=label_column, label_embeddings=label_embeddings, max_samples=max_samples, seed=seed,
+        input_columns=input_columns, input_kind=input_kind, label_column=label_column, label_embeddings=label_embeddings, max_samples=max_samples, seed=seed,
         settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         progress=progress,
     )
@@ -153,6 +163,8 @@ def prepare_job(
     text_column: str | tuple[str, str] | None = None,
     image_column: str | None = None,
     audio_column: str | None = None,
+    input_columns: str | Sequence[str] | None = None,
+    input_kind: str | None = None,
     label_column: str | None = None,
     label_embeddings: Any = None,
     max_samples: int | None = None,
@@ -171,7 +183,8 @@ def prepare_job(
     draws its budget once, then passes ``dataset.select(rows)``), ``{"max_samples", "seed", "indices"}`` of that
     draw, recorded with the statistics. Give either ``max_samples`` (drawn here) or ``subsample``, not both.
     """
-    spec = input_spec(dataset, text_column=text_column, image_column=image_column, audio_column=audio_column)
+    spec = input_spec(dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
+                      input_columns=input_columns, input_kind=input_kind)
     n = len(dataset)
     if n < 2:
         raise InvalidInputError(f"the dataset has {n} row(s); scoring needs at least 2.")
@@ -230,9 +243,12 @@ def run_candidate(
     )
     timings = {"load": time.perf_counter() - start, "forward": 0.0, "statistics": 0.0}
     max_length, policy = (None, None)
-    if job.spec.modality == "text":
+    if job.spec.text_columns:
+        tokenizer = getattr(loaded.preprocessor, "tokenizer", None) if job.spec.modality == "image-text" else None
+        config = loaded.model.config
         max_length, policy = text_max_length(
-            settings.max_length, folder=loaded.folder, tokenizer=loaded.preprocessor, config=loaded.model.config
+            settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor,
+            config=getattr(config, "text_config", None) or config,
         )
     runner = Runner(loaded, settings.pooling, settings.batch_size)
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))
@@ -264,7 +280,8 @@ def run_candidate(
         dtype=str(dtype).removeprefix("torch."), device=str(device), batch_size=runner.batches.size, n_samples=stats.n,
         dataset_fingerprint=job.key_parts["dataset"], split=job.key_parts["split"], subsample=job.subsample,
         head_classes=loaded.head_classes, seconds=time.perf_counter() - start, timings=timings, mode=mode,
-        world_size=world_size, cache_key=key,
+        world_size=world_size, cache_key=key, input_kind=job.spec.kind, input_columns=list(job.spec.columns),
+        input_encoding=encoding_note(job.spec, chosen.method),
     )
     if cache is not None and (rank == 0 or mode == "candidate-parallel"):
         cache.put(key, stats, record.to_dict())

@@ -9,7 +9,14 @@ In order of precedence (``pooling="auto"``):
    from the checkpoint. (``AutoModel`` on a ``*ForImageClassification`` ViT reports ``pooler.dense.*`` missing: that
    pooler is random noise.)
 3. Otherwise the mean of the last hidden state: over non-padding tokens (text), over valid frames (audio), over
-   patches (vision transformers), over the spatial positions of a 4-D map (CNNs).
+   patches (vision transformers), over the spatial positions of a 4-D map (CNNs). A joint image + text encoder
+   (ViLT: text tokens, then image patches) averages its non-padding text tokens and every image position.
+
+Dual encoders (CLIP, SigLIP, ALIGN: an output with ``image_embeds`` and ``text_embeds``) on an image + text task
+give one *fused* feature per sample, whatever the option: with ``i`` and ``t`` the L2-normalised projected image and
+text embeddings (P each), ``[i, t, i * t]`` (3P). The two towers never see each other, so the concatenation keeps
+what each says alone, and the elementwise product is what they agree on (``sum(i * t)`` is CLIP's own image-text
+similarity, before its temperature): a linear map on the fused feature can use either tower and their match.
 """
 
 from __future__ import annotations
@@ -78,8 +85,22 @@ def declared_pooling(folder: Path) -> Pooling | None:
     )
 
 
+FUSED = "fused"  # the dual-encoder feature [i, t, i * t]: a rule, not an option
+
+
+def is_dual_encoder(output: Any) -> bool:
+    """Whether ``output`` holds separate projected image and text embeddings (a CLIP-like dual encoder)."""
+    return getattr(output, "image_embeds", None) is not None and getattr(output, "text_embeds", None) is not None
+
+
 def choose_pooling(option: str, *, folder: Path, output: Any, missing_keys: set[str]) -> Pooling:
     """Resolve ``option`` (``"auto"`` or a method name) for a model, given its first batch's ``output``."""
+    if option not in ("auto", *METHODS):
+        raise InvalidInputError(f"pooling={option!r} is not one of 'auto', {', '.join(map(repr, METHODS))}.")
+    if is_dual_encoder(output):
+        reason = ("dual encoder: [image, text, image * text] of its L2-normalised projected embeddings"
+                  + ("" if option == "auto" else f" (pooling={option!r} does not apply to a dual encoder)"))
+        return Pooling(FUSED, reason)
     if option != "auto":
         if option not in METHODS:
             raise InvalidInputError(f"pooling={option!r} is not one of 'auto', {', '.join(map(repr, METHODS))}.")
@@ -110,6 +131,8 @@ def pool(output: Any, pooling: Pooling, mask: torch.Tensor | None) -> torch.Tens
     mask : torch.Tensor of shape (B, T), optional
         1 for real tokens or frames, 0 for padding; None when every position is real.
     """
+    if pooling.method == FUSED:
+        return fuse(output.image_embeds, output.text_embeds)
     if pooling.method == "pooler_output":
         features = output.pooler_output.flatten(1)
     else:
@@ -122,6 +145,19 @@ def pool(output: Any, pooling: Pooling, mask: torch.Tensor | None) -> torch.Tens
     if pooling.normalize:
         features = torch.nn.functional.normalize(features.float(), dim=-1).to(features.dtype)
     return features
+
+
+def fuse(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+    """The dual-encoder feature: ``[i, t, i * t]`` with ``i``, ``t`` the L2-normalised embeddings, shape (B, 3P).
+
+    Normalised in float32 (half-precision norms lose digits), returned in the embeddings' dtype.
+    """
+    i = torch.nn.functional.normalize(image_embeds.flatten(1).float(), dim=-1)
+    t = torch.nn.functional.normalize(text_embeds.flatten(1).float(), dim=-1)
+    if i.shape != t.shape:
+        raise InvalidInputError(f"a dual encoder's image and text embeddings differ in shape: {tuple(i.shape)} vs "
+                                f"{tuple(t.shape)}.")
+    return torch.cat([i, t, i * t], dim=-1).to(image_embeds.dtype)
 
 
 def _pool_positions(hidden: torch.Tensor, method: str, mask: torch.Tensor | None) -> torch.Tensor:

@@ -23,11 +23,12 @@ class ExtractionRecord:
         The candidate's pinned revision (:attr:`hf_emms.hub.Candidate.revision`): the commit sha of a Hub id, the
         content digest of a local folder.
     modality : str
-        ``"text"``, ``"image"`` or ``"audio"``.
+        ``"text"`` (one text or a text pair), ``"image"``, ``"audio"`` or ``"image-text"``.
     model_class : str
         The transformers class that ran (e.g. ``BertModel``, ``ViTForImageClassification``).
     pooling, pooling_reason : str
-        The pooling method used and the rule that chose it (see :mod:`hf_emms.features.pooling`).
+        The pooling method used and the rule that chose it (see :mod:`hf_emms.features.pooling`); ``"fused"`` for
+        a dual encoder on image + text.
     max_length : int or None
         Text: tokens kept per sample (truncated from the right); None for other inputs.
     max_length_policy : str or None
@@ -60,6 +61,13 @@ class ExtractionRecord:
         The key the statistics are cached under.
     cache_hit : bool
         Whether this result was read from the cache rather than computed.
+    input_kind : str or None
+        One of :data:`hf_emms.options.INPUT_KINDS` (None in records written before input kinds).
+    input_columns : list of str or None
+        The dataset columns read, in order.
+    input_encoding : str or None
+        How paired inputs reached the model: a text pair encoded jointly by the tokenizer, an image + text encoded
+        jointly, or by a dual encoder's towers and fused (see ``pooling_reason``); None for a single input.
     """
 
     candidate: str
@@ -85,6 +93,9 @@ class ExtractionRecord:
     world_size: int
     cache_key: str
     cache_hit: bool = False
+    input_kind: str | None = None
+    input_columns: list[str] | None = None
+    input_encoding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

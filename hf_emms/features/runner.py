@@ -61,11 +61,20 @@ class Runner:
 
 
 def _position_mask(loaded: LoadedCandidate, inputs: dict[str, torch.Tensor], output: Any) -> torch.Tensor | None:
-    """1 for positions of the last hidden state that hold real input: tokens (text), frames (audio); None for images."""
+    """1 for positions of the last hidden state that hold real input: tokens (text), frames (audio); None for images.
+
+    Image + text: a joint encoder whose hidden state is longer than its text (ViLT: the text tokens, then the image
+    positions) counts the text's non-padding tokens and every image position; one whose image tokens sit inside the
+    token ids (LLaVA-like) has a mask as long as its hidden state and uses it as it is."""
     mask = inputs.get("attention_mask")
     if mask is None or loaded.modality == "image":
         return None
-    hidden = output.last_hidden_state
+    hidden = getattr(output, "last_hidden_state", None)
+    if hidden is None:  # a dual encoder's output: pooled by fusing its embeddings, no positions
+        return None
+    if loaded.modality == "image-text":
+        extra = hidden.shape[1] - mask.shape[1]
+        return torch.cat([mask, mask.new_ones(mask.shape[0], extra)], 1) if extra > 0 else mask
     if hidden.ndim == 3 and hidden.shape[1] != mask.shape[1]:  # audio: samples -> frames, as the model counts them
         frames = getattr(loaded.encoder, "_get_feature_vector_attention_mask", None)
         return frames(hidden.shape[1], mask) if frames else None

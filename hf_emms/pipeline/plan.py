@@ -112,7 +112,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
     # Copies of a held-out sample in the training folds make cross-validation measure memorisation: refuse data
     # that is mostly copies, and say how many rows repeat otherwise.
-    distinct = check_distinct(scored, t.input_column, n_folds=N_FOLDS)
+    distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
     if distinct < len(scored):
         say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input ({distinct} distinct).")
     seen: dict[str, Candidate] = {}
@@ -126,9 +126,9 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     targets = ({"label_column": t.label_column} if classes
                else {"label_embeddings": flabels.to_array()})
     job = prepare_job(
-        scored, **{f"{t.modality}_column": t.input_column}, **targets, subsample=drawn, settings=spec.extract,
-        cache_dir=root / "stats", allow_pickle=query.allow_pickle, trust_remote_code=query.allow_remote_code,
-        progress=run.progress,
+        scored, input_columns=t.input_columns, input_kind=t.input_kind, **targets, subsample=drawn,
+        settings=spec.extract, cache_dir=root / "stats", allow_pickle=query.allow_pickle,
+        trust_remote_code=query.allow_remote_code, progress=run.progress,
     )
     config = RunConfig(
         task=t.kind, input=t.input_column, label=t.label_column, rows=len(scored), seed=data.seed,

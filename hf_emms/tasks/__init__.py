@@ -1,4 +1,10 @@
-"""A user's dataset -> a :class:`Task`: the split to score, its input column and modality, its label column and kind.
+"""A user's dataset -> a :class:`Task`: the split to score, its input column(s) and their kind, its label column and
+kind.
+
+Inputs (:mod:`hf_emms.tasks.inputs`): one column, or an ordered pair -- two text columns (a text pair: premise and
+hypothesis, question and context; encoded jointly) or an image and a text column (an image and its question or
+prompt). :attr:`Task.input_kind` is one of :data:`hf_emms.options.INPUT_KINDS` and :attr:`Task.input_columns` the
+columns; common pairs are detected by their names, and :meth:`Task.describe` says what was chosen and why.
 
 Datasets come as a Hub id (with config, split, revision), a local folder or file (imagefolder, CSV, JSON/JSONL,
 parquet), or an in-memory ``datasets.Dataset``/``DatasetDict``. Detection reads the ``datasets`` features, and every
@@ -40,11 +46,13 @@ original. Other datasets use the ``datasets`` fingerprint with the source (Hub i
 """
 
 # The parts: load.py (dataset -> Task, fingerprint), files.py (local file checks and content digest), columns.py
-# (column and kind detection), labels.py (label checks and encoding), distinct.py (distinct inputs). The private
-# names of the old single module stay importable from here (noqa: re-exports).
+# (column and kind detection), inputs.py (input columns: one, a text pair, an image + text), labels.py (label checks
+# and encoding), distinct.py (distinct inputs). The private names of the old single module stay importable from
+# here (noqa: re-exports).
 from ..options import TASK_KINDS
 from .columns import _LABEL_NAMES, _TEXT_NAMES, _detect_kind, _feature_type, _pick_input, _pick_label  # noqa: F401
 from .distinct import _feed, check_distinct, distinct_inputs  # noqa: F401
+from .inputs import PAIR_NAMES, PROMPT_NAMES, InputChoice, pick_inputs  # noqa: F401
 from .files import (  # noqa: F401
     _BLOCK,
     _FILE_BUILDERS,

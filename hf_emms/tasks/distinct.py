@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from ..options import check_positive_int
 from .files import _BLOCK
 
 
-def distinct_inputs(dataset: Any, input_column: str) -> int:
-    """The number of distinct values in ``input_column``: texts, image or audio files (by their bytes), arrays.
+def distinct_inputs(dataset: Any, input_column: str | Sequence[str]) -> int:
+    """The number of distinct values in ``input_column``: texts, image or audio files (by their bytes), arrays; for
+    several columns (a text pair, an image and its question), distinct rows of those columns together.
 
     Streamed in batches: each row's value is hashed (BLAKE2b, 128 bits) and only the digests are kept, never the
     data twice. Images and audio are read undecoded, as their file bytes (or the bytes of the file at their path).
@@ -22,7 +24,7 @@ def distinct_inputs(dataset: Any, input_column: str) -> int:
     Parameters
     ----------
     dataset : datasets.Dataset
-    input_column : str
+    input_column : str or sequence of str
 
     Returns
     -------
@@ -30,23 +32,27 @@ def distinct_inputs(dataset: Any, input_column: str) -> int:
     """
     import datasets
 
-    if input_column not in dataset.column_names:
-        raise InvalidInputError(f"input column {input_column!r} is not in the dataset; it has {dataset.column_names}.")
-    feature = dataset.features[input_column]
-    ds = dataset.select_columns([input_column])
-    if isinstance(feature, (datasets.Image, datasets.Audio)) and feature.decode:
-        raw = copy.copy(feature)
-        raw.decode = False  # the stored bytes or path, not decoded pixels or samples
-        ds = ds.cast_column(input_column, raw)
+    columns = [input_column] if isinstance(input_column, str) else list(input_column)
+    for column in columns:
+        if column not in dataset.column_names:
+            raise InvalidInputError(f"input column {column!r} is not in the dataset; it has {dataset.column_names}.")
+    ds = dataset.select_columns(columns)
+    for column in columns:
+        feature = dataset.features[column]
+        if isinstance(feature, (datasets.Image, datasets.Audio)) and feature.decode:
+            raw = copy.copy(feature)
+            raw.decode = False  # the stored bytes or path, not decoded pixels or samples
+            ds = ds.cast_column(column, raw)
     seen: set[bytes] = set()
     for batch in ds.iter(batch_size=1_000):
-        for value in batch[input_column]:
+        for values in zip(*(batch[c] for c in columns)):
             h = hashlib.blake2b(digest_size=16)
-            _feed(h, value)
+            for value in values:  # one column: the same digest as before pairs existed
+                _feed(h, value)
             seen.add(h.digest())
     return len(seen)
 
-def check_distinct(dataset: Any, input_column: str, *, n_folds: int = 5) -> int:
+def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: int = 5) -> int:
     """The number of distinct inputs, when there are enough to cross-validate; else :class:`InvalidInputError`.
 
     Rule: at least ``2 * n_folds`` distinct inputs, and at most ``n_folds`` rows per distinct input on average
@@ -62,7 +68,8 @@ def check_distinct(dataset: Any, input_column: str, *, n_folds: int = 5) -> int:
     ----------
     dataset : datasets.Dataset
         The rows to be scored (after subsampling).
-    input_column : str
+    input_column : str or sequence of str
+        The input column, or every input column of a paired task (a row's inputs count together).
     n_folds : int
         The cross-validation folds of the score (:data:`hf_emms.solver.stats.N_FOLDS`).
 
@@ -75,8 +82,10 @@ def check_distinct(dataset: Any, input_column: str, *, n_folds: int = 5) -> int:
     n = len(dataset)
     distinct = distinct_inputs(dataset, input_column)
     if distinct < 2 * n_folds or distinct * n_folds < n:
+        what = (f"the input column {input_column!r}" if isinstance(input_column, str)
+                else f"the input columns {list(input_column)}")
         raise InvalidInputError(
-            f"the input column {input_column!r} holds {distinct} distinct values among {n} rows ({n - distinct} rows "
+            f"{what} holds {distinct} distinct values among {n} rows ({n - distinct} rows "
             f"repeat an input): cross-validated EMMS ({n_folds} folds) needs at least {2 * n_folds} distinct inputs "
             f"and at most {n_folds} rows per distinct input, else copies of held-out samples sit in the training "
             "folds and the score measures memorisation. Deduplicate the data (e.g. pandas drop_duplicates) or give "

@@ -7,27 +7,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _detect_kind, _pick_input, _pick_label
+from .columns import _detect_kind, _pick_label
 from .files import _load_local, _local_failure, _root_message
+from .inputs import pick_inputs
 from .labels import _check_labels, _class_names, _encode_classes
 
 
 @dataclass(frozen=True)
 class Task:
-    """What to score: one split, one input column, one label column.
+    """What to score: one split, its input column(s), one label column.
 
     Attributes
     ----------
     dataset : datasets.Dataset
         The split, N rows (a string label column classified by ``class_encode_column`` is already encoded).
-    modality : {"text", "image", "audio"}
+    modality : {"text", "image", "audio", "image-text"}
+        What a candidate must read: ``"text"`` for one text and for a text pair (any text model reads a pair),
+        ``"image-text"`` for an image with its text (a vision-language checkpoint).
     input_column : str
+        The first input column (the only one for single inputs; kept for code that reads one column).
     label_column : str
     kind : {"classification", "multilabel", "regression", "text", "boxes"}
     class_names : list of str or None
@@ -41,6 +46,14 @@ class Task:
     class_ids : list or None
         For classification from integer or boolean labels: the original label value of each class id (class id
         ``i`` was ``class_ids[i]`` in the data; ``class_names[i] == str(class_ids[i])``). None otherwise.
+    input_columns : tuple of str
+        Every input column: one, a text pair in its order, or (image column, text column).
+    input_kind : str
+        How the inputs are laid out, one of :data:`hf_emms.options.INPUT_KINDS`: ``"text"``, ``"text-pair"``,
+        ``"image"``, ``"image-text"``, ``"audio"``. The one place that says it: extraction and the scanner's
+        filter take it from here.
+    input_reason : str
+        Why these columns: ``"given"`` or the detection rule (see :mod:`hf_emms.tasks.inputs`).
     """
 
     dataset: Any
@@ -52,11 +65,26 @@ class Task:
     fingerprint: str
     source: dict[str, Any] = field(default_factory=dict)
     class_ids: list[Any] | None = None
+    input_columns: tuple[str, ...] = ()
+    input_kind: str = ""
+    input_reason: str = ""
+
+    def __post_init__(self) -> None:  # a Task built by older code with one column: its columns and kind follow
+        if not self.input_columns:
+            object.__setattr__(self, "input_columns", (self.input_column,))
+        if not self.input_kind:
+            object.__setattr__(self, "input_kind", self.modality)
 
     def describe(self) -> str:
+        """One line: the data, the input column(s) with their kind and why they were chosen, the label."""
         classes = f", {len(self.class_names)} classes" if self.class_names else ""
+        if len(self.input_columns) > 1:
+            inputs = f"{self.input_kind} input ({', '.join(map(repr, self.input_columns))})"
+        else:
+            inputs = f"{self.modality} input '{self.input_column}'"
+        why = f" ({self.input_reason})" if self.input_reason else ""
         return (f"{self.source.get('name', 'dataset')} [{self.source.get('split') or 'all'}]: {len(self.dataset)} rows, "
-                f"{self.modality} input '{self.input_column}', {self.kind} label '{self.label_column}'{classes}")
+                f"{inputs}{why}, {self.kind} label '{self.label_column}'{classes}")
 
 def load_task(
     dataset: Any,
@@ -66,7 +94,7 @@ def load_task(
     revision: str | None = None,
     task: str | None = None,
     label_column: str | None = None,
-    input_column: str | None = None,
+    input_column: str | Sequence[str] | None = None,
     token: str | bool | None = None,
 ) -> Task:
     """Load a dataset and detect what to score.
@@ -79,8 +107,12 @@ def load_task(
         Hub dataset config, split (default: "train" when there are several) and revision.
     task : {"classification", "multilabel", "regression", "text", "boxes"}, optional
         The label kind; detected from the label column's feature when omitted.
-    label_column, input_column : str, optional
+    label_column : str, optional
         Detected when omitted (see :mod:`hf_emms.tasks`).
+    input_column : str or sequence of str, optional
+        One column, or an ordered pair: two text columns (``["premise", "hypothesis"]``: a text pair, encoded
+        jointly in this order) or an image and a text column (``["image", "question"]``). Detected when omitted,
+        common pairs included (see :mod:`hf_emms.tasks.inputs`); an ambiguous detection is an error.
     token : str or bool, optional
         For private or gated Hub datasets. Never stored.
 
@@ -92,7 +124,7 @@ def load_task(
     ------
     InvalidInputError
         The dataset cannot be found or read, a named column is missing, no label or input column can be
-        found, or the task is unknown. The message says what to pass.
+        found, the input detection is ambiguous, or the task is unknown. The message says what to pass.
     """
     if task is not None and task not in TASK_KINDS:
         raise InvalidInputError(f"unknown task {task!r}: task must be one of {list(TASK_KINDS)}.")
@@ -105,11 +137,12 @@ def load_task(
     class_ids = None
     if kind == "classification":
         ds, class_ids = _encode_classes(ds, label_column)
-    input_column, modality = _pick_input(ds, input_column, label_column)
+    inputs = pick_inputs(ds, input_column, label_column)
     return Task(
-        dataset=ds, modality=modality, input_column=input_column, label_column=label_column, kind=kind,
-        class_names=_class_names(ds, label_column, kind), fingerprint=_fingerprint(ds, source), source=source,
-        class_ids=class_ids,
+        dataset=ds, modality="text" if inputs.kind == "text-pair" else inputs.kind, input_column=inputs.columns[0],
+        label_column=label_column, kind=kind, class_names=_class_names(ds, label_column, kind),
+        fingerprint=_fingerprint(ds, source), source=source, class_ids=class_ids, input_columns=inputs.columns,
+        input_kind=inputs.kind, input_reason=inputs.reason,
     )
 
 def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[str, Any]]:
