@@ -158,6 +158,10 @@ class CandidateQuery:
         Skip candidates larger than this (from safetensors metadata; nothing is downloaded).
     allow_remote_code, allow_pickle : bool
         Opt in to checkpoints that run repository code / have only pickled weights.
+    recall : int, optional
+        Two-phase selection: short-list this many candidates from transfer history and metadata alone
+        (:mod:`hf_emms.recall`, one dot product per candidate, no weights read), then score only those with EMMS.
+        None scores every candidate.
     """
 
     tags: tuple[str, ...] = ()
@@ -168,9 +172,11 @@ class CandidateQuery:
     max_params: int | None = None
     allow_remote_code: bool = False
     allow_pickle: bool = False
+    recall: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _strings("tags", self.tags))
+        check_optional_positive_int("recall", self.recall)
         check_choice("sort", self.sort, SORTS)
         check_positive_int("limit", self.limit)
         check_optional_positive_int("max_params", self.max_params)

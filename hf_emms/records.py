@@ -88,6 +88,9 @@ class Row(_Record):
     tied_with_best : bool or None
         The folds cannot tell this candidate's EMMS from the leader's (paired fold differences within noise);
         set by the :class:`~hf_emms.results.Ranking`, which compares the rows.
+    recall : float or None
+        The recall phase's score (``rank(recall=K)``: history and metadata, no forward pass); ``emms`` and the
+        baselines are the second phase's.
     emms_weights : dict or None
         F-label encoder -> its weight lambda at the EMMS optimum.
     params, width, n_samples : int or None
@@ -104,6 +107,7 @@ class Row(_Record):
     emms: float | None = None
     emms_se: float | None = None
     tied_with_best: bool | None = None
+    recall: float | None = None
     emms_weights: dict[str, float] | None = None
     emms_one_hot: float | None = None
     emms_official: float | None = None

@@ -256,6 +256,20 @@ def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_sto
                           "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"), "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "warning: these candidates cannot be told apart" in out.stdout
-    assert "best:" not in out.stdout and "emms_se" in out.stdout
+    assert "(not a clear winner: see the warning above)" in out.stdout.split("best: ")[1] and "emms_se" in out.stdout
     alone = Ranking(ranking.rows[:1], ranking.meta)  # one candidate: "tied" with itself, but no warning for that
     assert alone.warning is None or "cannot be told apart" not in alone.warning
+
+
+def test_rank_with_recall_scores_only_the_short_list(tiny, tmp_path):
+    folders = [str(tiny["small"]), str(tiny["wide"]), str(tiny["encoder"])]
+    ranking = rank(_dataset(), folders, recall=1, encoders=None, max_samples=None, cache_dir=tmp_path / "cache",
+                   progress=False)
+    rows = {r.model: r for r in ranking.rows}
+    scored = [r for r in rows.values() if r.ok]
+    assert len(scored) == 1 and scored[0].emms is not None and scored[0].recall is not None
+    left = [r for r in rows.values() if not r.ok]
+    assert len(left) == 2 and all("not short-listed by recall" in r.reason and r.recall is not None for r in left)
+    assert max(rows.values(), key=lambda r: r.recall).model == scored[0].model  # the best recall score was kept
+    records = list((tmp_path / "cache" / "results").glob("*.json"))
+    assert len(records) == 1  # only the short list was ever extracted

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cands.add_argument("--max-params", type=parse_count, metavar="N", help="skip larger candidates, e.g. 150M")
     cands.add_argument("--allow-remote-code", action="store_true", help="allow checkpoints that run repository code")
     cands.add_argument("--allow-pickle", action="store_true", help="allow checkpoints without safetensors weights")
+    cands.add_argument("--recall", type=int, metavar="K",
+                       help="two phases: short-list K candidates from transfer history and metadata (no forward pass; "
+                       "`hf-emms recall --build` makes the history space), then score only those with EMMS")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--encoders", nargs="+", metavar="ID_OR_DIR",
                          help="F-label encoders (default: CLIP/BERT/GPT-2 on a GPU online, else all-MiniLM-L6-v2); "
@@ -80,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
     print(ranking.to_markdown())
     if ranking.warning:
         print(f"\nwarning: {ranking.warning}")
-        print(f"leader (not a clear winner): {ranking.best}")
+    if ranking.best:
+        print(f"\nbest: {ranking.best}" + (" (not a clear winner: see the warning above)" if ranking.warning else ""))
     else:
-        print(f"\nbest: {ranking.best}" if ranking.best else "\nno candidate could be scored (see the reasons above)")
+        print("\nno candidate could be scored (see the reasons above)")
     print(f"saved: {out}/ranking.json, ranking.csv, ranking.md, ranking.png", file=sys.stderr)
     return 0 if ranking.best else 1
 

@@ -58,6 +58,7 @@ def rank(
     allow_pickle: bool = False,
     device: str | None = None,
     progress: bool = True,
+    recall: int | None = None,
 ) -> Ranking:
     """Rank checkpoints by how well their features should transfer to ``dataset``, without fine-tuning any.
 
@@ -71,9 +72,12 @@ def rank(
     config, split, revision, task, label_column, input_column, max_samples, seed :
         Which data and what to score (:class:`~hf_emms.options.DataSpec`). ``max_samples`` is the budget: a
         seeded subsample stratified by class (default 2,000; None scores every row).
-    tags, pipeline_tag, sort, limit, include_cache, max_params, allow_remote_code, allow_pickle :
+    tags, pipeline_tag, sort, limit, include_cache, max_params, allow_remote_code, allow_pickle, recall :
         Which checkpoints (:class:`~hf_emms.options.CandidateQuery`): a Hub listing, the local HF cache (works
         offline), a size limit (from safetensors metadata, no download), opt-ins to repository code / pickles.
+        ``recall=K`` short-lists K candidates from transfer history and metadata first (no forward pass; the
+        space of :func:`hf_emms.recall.default_space_path`, built with ``hf-emms recall --build``) and scores only
+        those; the others are rows saying so, and the ``recall`` column holds every phase-1 score.
     encoders, prompt, metrics :
         How to score (:class:`~hf_emms.options.ScoreSpec`). ``encoders``: "default" (CLIP/BERT/GPT-2 on a GPU with
         the Hub reachable, else all-MiniLM-L6-v2), a sequence of ids/folders/``labels.EncoderSpec``, or None for
@@ -93,7 +97,8 @@ def rank(
         data=DataSpec(config=config, split=split, revision=revision, task=task, label_column=label_column,
                       input_column=input_column, max_samples=max_samples, seed=seed),
         query=CandidateQuery(tags=tags, pipeline_tag=pipeline_tag, sort=sort, limit=limit, include_cache=include_cache,
-                             max_params=max_params, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle),
+                             max_params=max_params, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle,
+                             recall=recall),
         score=ScoreSpec(encoders=encoders, prompt=prompt, metrics=metrics),
         extract=ExtractSpec(batch_size=batch_size, max_length=max_length, device=device),
         run=RunSpec(output_dir=output_dir, cache_dir=cache_dir, token=token, progress=progress),

@@ -32,7 +32,7 @@ from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
 from ..tasks import Task, check_distinct, load_task
 
-__all__ = ["Plan", "display_name", "find_candidates", "pin", "prepare"]
+__all__ = ["Plan", "candidate_key", "display_name", "find_candidates", "pin", "prepare", "recall_phase"]
 
 
 @dataclass
@@ -76,6 +76,7 @@ class Plan:
     rank: int = 0
     world_size: int = 1
     seen: dict[str, Candidate] = field(default_factory=dict)
+    recalled: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def main_process(self) -> bool:
@@ -122,6 +123,10 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         raise InvalidInputError("no candidates: pass model ids or folders, tags=/pipeline_tag= to search the Hub, "
                                 "or include_cache=True to rank what is already downloaded.")
     root = cache_root(run.cache_dir)
+    recalled: dict[str, tuple[float, str]] = {}
+    if query.recall is not None:
+        kept, recalled, left_out = recall_phase(kept, t, query.recall, cache_dir=run.cache_dir, progress=run.progress)
+        skipped += left_out
     flabels = _flabels(t, scored, spec, root)
     targets = ({"label_column": t.label_column} if classes
                else {"label_embeddings": flabels.to_array()})
@@ -147,7 +152,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     rank, world = process_rank()
     return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,
                 store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}", rank=rank,
-                world_size=world, seen=seen)
+                world_size=world, seen=seen, recalled=recalled)
 
 
 def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: str | bool | None = None,
@@ -193,6 +198,42 @@ def pin(plan: Plan, candidate: Candidate | str) -> Candidate | Row:
     result = scan(ids=[candidate], criteria=_criteria(plan.task.modality, plan.spec.query), token=plan.spec.run.token,
                   progress=False, seen=plan.seen)
     return result.kept[0] if result.kept else _skipped(result.rejected[0])
+
+
+def recall_phase(candidates: list[Candidate | str], task: Task, k: int, *, cache_dir: Any = None,
+                 progress: bool = True) -> tuple[list[Candidate | str], dict[str, tuple[float, str]], list[Row]]:
+    """Phase one of a two-phase ranking: the ``k`` candidates the transfer space expects to transfer best.
+
+    Returns the short list (in the candidates' order), each kept candidate's (recall score, the signal behind it)
+    by :func:`candidate_key`, and a skipped row for every candidate left out. Without a space file (``hf-emms recall
+    --build``) the space is the metadata prior alone, and the person is told so.
+    """
+    from ..recall import History, TransferSpace, default_space_path, shortlist
+
+    path = default_space_path(cache_dir)
+    if path.is_file():
+        space = TransferSpace.load(path)
+    else:
+        say(progress, f"note: no transfer space at {path}: the recall phase uses the checkpoints' metadata alone "
+                      "(build one from history with `hf-emms recall --build --history DIR`).")
+        space = TransferSpace.fit(History(messages=("no transfer space built",)))
+    ranked, scores, reasons = shortlist(space, candidates, task, len(candidates))
+    by_key = {candidate_key(c): (float(s), r) for c, s, r in zip(ranked, scores, reasons)}
+    keep = {candidate_key(c) for c in ranked[:k]}
+    left_out = [Row(model=display_name(c) if isinstance(c, Candidate) else c, status="skipped",
+                    revision=getattr(c, "revision", None), params=getattr(c, "num_parameters", None),
+                    recall=by_key[candidate_key(c)][0],
+                    reason=f"not short-listed by recall (kept the top {k} of {len(candidates)}; "
+                           f"{by_key[candidate_key(c)][1]})") for c in candidates if candidate_key(c) not in keep]
+    say(progress, f"recall: short-listed {min(k, len(candidates))} of {len(candidates)} candidates before any "
+                  "forward pass.")
+    return ([c for c in candidates if candidate_key(c) in keep],
+            {key: value for key, value in by_key.items() if key in keep}, left_out)
+
+
+def candidate_key(candidate: Candidate | str) -> str:
+    """A candidate's identity before and after pinning: its model id (a Hub reference's id without the revision)."""
+    return candidate.model_id if isinstance(candidate, Candidate) else str(candidate).partition("@")[0]
 
 
 def _criteria(modality: str, query: CandidateQuery) -> Criteria:

@@ -12,7 +12,7 @@ from ..hub import Candidate
 from ..records import Row
 from ..results import record_key
 from ..solver import FeatureStats
-from .plan import Plan, display_name, pin
+from .plan import Plan, candidate_key, display_name, pin
 
 __all__ = ["score_candidate", "scores"]
 
@@ -24,6 +24,15 @@ def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     (not found, gated, broken weights, an architecture that cannot run these inputs, ...) is a skipped row with the
     reason; nothing else is raised for it.
     """
+    recalled = plan.recalled.get(candidate_key(candidate))
+    row, stored = _score(plan, candidate)
+    if recalled is not None:  # phase one's number beside phase two's
+        row.recall = recalled[0]
+        row.extra["recall_signal"] = recalled[1]
+    return row, stored
+
+
+def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     candidate = pin(plan, candidate)
     if isinstance(candidate, Row):
         return candidate, False
