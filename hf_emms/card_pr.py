@@ -58,7 +58,7 @@ def command(meta: RankingMeta, row: Row) -> str:
     dataset, task, config = meta.dataset, meta.task, meta.config
     options = {
         "config": dataset.config, "split": dataset.split, "revision": dataset.revision, "task": task.kind,
-        "input_column": task.input_column, "label_column": task.label_column, "prompt": config.prompt,
+        "input_column": task.input_columns or task.input_column, "label_column": task.label_column, "prompt": config.prompt,
         "models": [f"{row.model}@{row.revision}" if row.revision else row.model],
         "encoders": [encoder_name(r) for r in meta.encoders] or ["none"],
         "max_samples": config.max_samples or 0, "seed": config.seed or 0,

@@ -72,6 +72,8 @@ _TASKS = {
     ("image", "boxes"): "object-detection",
     ("audio", "classification"): "audio-classification", ("audio", "multilabel"): "audio-classification",
     ("audio", "regression"): "audio-classification", ("audio", "text"): "automatic-speech-recognition",
+    ("image-text", "classification"): "visual-question-answering", ("image-text", "text"): "visual-question-answering",
+    ("image-text", "multilabel"): "visual-question-answering", ("image-text", "regression"): "visual-question-answering",
 }
 
 

@@ -106,8 +106,11 @@ class DataSpec:
         Hub dataset config, split (default: train, or the only one) and revision.
     task : {"classification", "multilabel", "regression", "text", "boxes"}, optional
         The label kind; detected from the label column when omitted.
-    label_column, input_column : str, optional
+    label_column : str, optional
         Detected when omitted (see :func:`hf_emms.tasks.load_task`).
+    input_column : str or sequence of str, optional
+        One input column, or an ordered list: a text pair (``["premise", "hypothesis"]``, encoded jointly) or an
+        image and a text (``["image", "question"]``). Detected when omitted.
     max_samples : int or None
         The sample budget: a seeded subsample stratified by class (None scores every row). The one budget of a
         run: drawn once, before any candidate, and recorded with every result.
@@ -120,11 +123,17 @@ class DataSpec:
     revision: str | None = None
     task: str | None = None
     label_column: str | None = None
-    input_column: str | None = None
+    input_column: str | tuple[str, ...] | None = None
     max_samples: int | None = 2000
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.input_column is not None and not isinstance(self.input_column, str):
+            columns = _strings("input_column", self.input_column)
+            if not 1 <= len(columns) <= 2 or len(set(columns)) != len(columns):
+                raise InvalidInputError(f"input_column takes one column or two different ones (a text pair, or an "
+                                        f"image and a text); got {list(columns)}.")
+            object.__setattr__(self, "input_column", columns[0] if len(columns) == 1 else columns)
         if self.task is not None:
             check_choice("task", self.task, TASK_KINDS)
         if self.max_samples is not None and (

@@ -169,10 +169,14 @@ class DatasetInfo(_Record):
 
 @dataclass
 class TaskInfo(_Record):
-    """What was scored: the label ``kind``, the input ``modality``, the columns, and the class names."""
+    """What was scored: the label ``kind``, the input ``modality`` and ``input_kind`` (one of
+    :data:`hf_emms.options.INPUT_KINDS`), the columns (``input_columns``: one, or a pair in order), and the class
+    names."""
 
     kind: str | None = None
     modality: str | None = None
+    input_kind: str | None = None
+    input_columns: list[str] | None = None
     input_column: str | None = None
     label_column: str | None = None
     classes: list[str] | None = None

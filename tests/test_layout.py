@@ -145,7 +145,7 @@ def test_atomic_writes_are_written_once():
 
 def test_each_list_of_allowed_values_is_written_once():
     lists = {name: set(getattr(options, name)) for name in
-             ("TASK_KINDS", "MODALITIES", "METRICS", "SORTS", "DTYPES", "POOLINGS")}
+             ("TASK_KINDS", "MODALITIES", "INPUT_KINDS", "METRICS", "SORTS", "DTYPES", "POOLINGS")}
     copies = []
     for name, path in MODULES.items():
         if name == "hf_emms.options":

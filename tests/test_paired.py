@@ -2,7 +2,7 @@
 visual-question set), from the dataset's columns (given or detected) through feature extraction to ``rank()``.
 
 Real components: tiny random ViLT-like (joint) and CLIP-like (dual) vision-language checkpoints and tiny BERTs built
-here, the real all-MiniLM-L6-v2 (installed offline), SICK rows from /work/shared/data/text/sick. Features are checked
+here, the real all-MiniLM-L6-v2 (installed offline), SICK rows from ../shared/data/text/sick. Features are checked
 against references written out with transformers directly, one unpadded sample at a time."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from hf_emms.labels import embed_labels, minilm_path
 from hf_emms.pipeline import rank
 from hf_emms.tasks import check_distinct, load_task
 
-SICK = Path("/work/shared/data/text/sick/SICK.txt")
+# ../shared beside the checkout (CI lays a copy of shared/ beside its clone): never an absolute path.
+SICK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text" / "sick" / "SICK.txt"
 MINILM = minilm_path()
 N_IMAGES, QUESTIONS = 8, ("what is in the picture", "how many people live in paris", "is this a dog",
                           "what color is the car", "a photo of a cat")
@@ -317,3 +318,21 @@ def test_rank_sick_sentence_pairs_with_tiny_berts_and_minilm(models, tmp_path, l
     assert ranking.meta["task"]["kind"] == kind and ranking.meta["task"]["modality"] == "text"
     # A pretrained sentence encoder reads sentence pairs better than random-init tiny BERTs.
     assert ranking.best == "model"
+
+
+def test_the_cli_ranks_a_sentence_pair_task_detected_or_named_in_order(models, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    sick(60).to_csv(str(tmp_path / "pairs.csv"))
+    base = [sys.executable, "-m", "hf_emms.cli", "rank", str(tmp_path / "pairs.csv"), "--models", str(models["bert"]),
+            str(models["bert_wide"]), "--label-column", "entailment_label", "--encoders", "none", "--quiet",
+            "--cache-dir", str(tmp_path / "cache")]
+    for extra in ([], ["--input-column", "sentence_B", "--input-column", "sentence_A"]):
+        out = subprocess.run([*base, *extra, "--output-dir", str(tmp_path / f"out{len(extra)}")], capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        task = json.loads((tmp_path / f"out{len(extra)}" / "ranking.json").read_text())["meta"]["task"]
+        assert task["input_kind"] == "text-pair"
+        assert task["input_columns"] == (["sentence_B", "sentence_A"] if extra else ["sentence_A", "sentence_B"])

@@ -451,3 +451,21 @@ def test_a_browser_shows_no_clear_winner_when_the_candidates_cannot_be_told_apar
         page.screenshot(path=str(tmp_path / "no-clear-winner.png"), full_page=True)
         browser.close()
     assert "cannot be told apart" in status and "best:" not in status
+
+
+def test_a_sentence_pair_upload_is_detected_and_ranked_as_a_pair(space, hub, tmp_path):
+    from gradio_client import handle_file
+
+    from test_paired import sick
+
+    sick(45).to_csv(str(tmp_path / "pairs.csv"))
+    client = _client(space[1])
+    info, label, inputs = client.predict("", handle_file(str(tmp_path / "pairs.csv")), "", "", "", api_name="/detect")
+    assert inputs["value"] == "sentence_A, sentence_B" and "encoded jointly" in info
+    status, table, _, _, downloads, *_ = client.predict(*_rank_args(
+        dataset_id="", upload=handle_file(str(tmp_path / "pairs.csv")), ids="acme/small", encoders="none",
+        label_column="entailment_label", input_column="sentence_B, sentence_A"), api_name="/rank")
+    assert status.startswith("**Done:** 1 candidate ranked") and _shown(table).loc[0, "status"] == "ok"
+    saved = next(f for f in downloads if str(f).endswith(".json"))  # the ranking.json offered for download
+    task = json.loads(Path(saved).read_text())["meta"]["task"]
+    assert (task["input_kind"], task["input_columns"]) == ("text-pair", ["sentence_B", "sentence_A"])

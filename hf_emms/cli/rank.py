@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--revision", help="Hub dataset revision")
     data.add_argument("--task", choices=TASK_KINDS,
                       help="label kind (default: detected from the label column)")
-    data.add_argument("--input-column", help="default: the image/audio column, or the text column")
+    data.add_argument("--input-column", action="append", metavar="COLUMN",
+                      help="default: detected (the image/audio column, the text column, or a known pair such as "
+                      "premise/hypothesis). Repeat it for two inputs, in order: a text pair (--input-column "
+                      "sentence_A --input-column sentence_B) or an image and a text")
     data.add_argument("--label-column", help="default: the ClassLabel column, or one named label/target/...")
     cands = parser.add_argument_group("candidates")
     cands.add_argument("--models", nargs="+", default=[], metavar="ID_OR_DIR",
@@ -109,6 +112,8 @@ def command_line(dataset: str, options: dict[str, Any], *, always: tuple[str, ..
         flag = max(action.option_strings, key=len)
         if action.nargs == 0:  # a switch
             words += [flag] if value else []
+        elif isinstance(action, argparse._AppendAction):  # a repeated flag
+            words += [w for v in (value if isinstance(value, (list, tuple)) else [value]) for w in (flag, str(v))]
         elif action.nargs in ("+", "*"):
             words += [flag, *map(str, value if isinstance(value, (list, tuple)) else [value])]
         else:

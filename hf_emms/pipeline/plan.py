@@ -136,7 +136,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         trust_remote_code=query.allow_remote_code, progress=run.progress,
     )
     config = RunConfig(
-        task=t.kind, input=t.input_column, label=t.label_column, rows=len(scored), seed=data.seed,
+        task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns), label=t.label_column, rows=len(scored), seed=data.seed,
         max_samples=data.max_samples, metrics=list(spec.score.metrics), max_length=spec.extract.max_length,
         prompt=spec.score.prompt, encoders=[e.to_dict() for e in flabels.encoders] if flabels is not None else [],
         score_rule="cv", hf_emms=__version__,
@@ -144,7 +144,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     meta = RankingMeta(
         dataset=DatasetInfo.from_dict({**t.source, "fingerprint": t.fingerprint, "rows_scored": len(scored),
                                        "rows_total": len(t.dataset), "distinct_inputs": distinct}),
-        task=TaskInfo(kind=t.kind, modality=t.modality, input_column=t.input_column, label_column=t.label_column,
+        task=TaskInfo(kind=t.kind, modality=t.modality, input_kind=t.input_kind, input_columns=list(t.input_columns),
+                      input_column=t.input_column, label_column=t.label_column,
                       classes=t.class_names),
         flabels=flabels.to_dict() if flabels is not None else {"members": ["one-hot"]},
         config=config,

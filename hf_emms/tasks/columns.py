@@ -48,10 +48,16 @@ def _pick_label(ds: Any, label_column: str | None) -> str:
         for c in ds.column_names:
             if c.lower() == name:
                 return c
+    # One column named like "<something>_label" (SICK's entailment_label, MNLI's gold_label): that is the label.
+    suffixed = [c for c in ds.column_names if c.lower().endswith(("_label", "_labels"))]
+    if len(suffixed) == 1:
+        return suffixed[0]
     raise InvalidInputError(
-        f"no label column found among {ds.column_names} (looked for a ClassLabel feature or a column named one of "
-        f"{_LABEL_NAMES}). Pass label_column=."
+        f"no label column found among {ds.column_names} (looked for a ClassLabel feature, a column named one of "
+        f"{_LABEL_NAMES}, or a single one named '*_label'{f'; {suffixed} are several' if suffixed else ''}). "
+        "Pass label_column=."
     )
+
 
 def _detect_kind(ds: Any, column: str) -> str:
     kind = _feature_type(ds.features[column])

@@ -62,11 +62,17 @@ def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_
     columns = task.dataset.column_names
     return (f"**Detected:** {task.describe()}. Change the columns below if they are wrong.",
             gr.Dropdown(choices=columns, value=task.label_column),
-            gr.Dropdown(choices=columns, value=task.input_column))
+            gr.Dropdown(choices=_input_choices(columns, task), value=", ".join(task.input_columns)))
+
+
+def _input_choices(columns: list[str], task: Any) -> list[str]:
+    """Every column, and the detected pair as one choice ("a, b"): a pair is typed or picked as two names."""
+    pair = [", ".join(task.input_columns)] if len(task.input_columns) > 1 else []
+    return pair + columns
 
 
 def run(dataset_id: str, upload: str | None, config: str, split: str, label_column: str | None,
-        input_column: str | None, ids: str, tags: str, pipeline_tag: str | None, sort: str, limit: float,
+        input_column: str | list[str] | None, ids: str, tags: str, pipeline_tag: str | None, sort: str, limit: float,
         max_samples: float, metrics: list[str], encoders: str, pasted_token: str, oauth: gr.OAuthToken | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
     """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates)."""
@@ -164,7 +170,8 @@ def build_demo() -> gr.Blocks:
             task_info = gr.Markdown()
         with gr.Row():
             label_column = gr.Dropdown(label="Label column (detected when empty)", allow_custom_value=True)
-            input_column = gr.Dropdown(label="Input column (detected when empty)", allow_custom_value=True)
+            input_column = gr.Dropdown(label="Input column (detected when empty; two, in order, as 'a, b' for a text "
+                                       "pair or an image and a text)", allow_custom_value=True)
         ids = gr.Textbox(label=f"Candidates: Hub model ids (org/name or org/name@revision){local}, one per line",
                          lines=3)
         with gr.Row():

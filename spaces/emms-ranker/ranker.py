@@ -234,7 +234,7 @@ class RankRequest:
     config: str | None = None
     split: str | None = None
     label_column: str | None = None
-    input_column: str | None = None
+    input_column: str | Sequence[str] | None = None
     encoders: Any = "default"
     max_samples: int = 500
     metrics: tuple[str, ...] = ("emms", "logme")
@@ -253,7 +253,7 @@ class RankRequest:
     def kwargs(self) -> dict[str, Any]:
         """What to pass to :func:`hf_emms.rank` besides the candidates (and the token, cache and progress)."""
         return {"config": self.config or None, "split": self.split or None, "label_column": self.label_column or None,
-                "input_column": self.input_column or None, "encoders": self.encoders,
+                "input_column": _columns(self.input_column), "encoders": self.encoders,
                 "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed)}
 
     def spec(self, *, limits: Limits = LIMITS, token: str | bool | None = None,
@@ -340,3 +340,11 @@ def open_pull_requests(ranking: Ranking, *, token: str | None, owned: set[str] =
         raise SpaceInputError(f"{foreign} are not yours: tick the confirmation to open pull requests on other "
                               "people's repos (their owners decide whether to merge).")
     return annotate(ranking, create_pr=True, token=token, models=[c.model for c in proposed], progress=False)
+
+
+def _columns(value: str | Sequence[str] | None) -> str | list[str] | None:
+    """The input column(s) as the form gives them: nothing (detect), one, or an ordered pair."""
+    if not value:
+        return None
+    columns = [c.strip() for c in (value.split(",") if isinstance(value, str) else value) if c and c.strip()]
+    return None if not columns else columns[0] if len(columns) == 1 else columns
