@@ -122,8 +122,11 @@ def hf_emms(
 
     run()  # warm-up
     runs = [run() for _ in range(repeats)]
-    best = min(runs, key=lambda r: r.record.seconds - r.record.timings["load"])
-    return best.record.seconds - best.record.timings["load"], best.record
+    def work(r):  # the run less loading the model (resolve, weights, tokenizer): what the hand loop also does
+        return r.record.seconds - sum(r.record.timings.get(k, 0.0) for k in ("resolve", "load", "tokenizer"))
+
+    best = min(runs, key=work)
+    return work(best), best.record
 
 
 def main() -> None:
@@ -204,7 +207,7 @@ def main() -> None:
         "vs_naive": ours / rows["naive"]["samples_per_s"],
         "vs_hand": ours / rows["hand"]["samples_per_s"],
         "vs_hand_sorted": ours / rows["hand-sorted"]["samples_per_s"],
-        "statistics_share": t["statistics"] / t["forward"],
+        "statistics_share": t["statistics"] / (t["forward"] + t.get("pooling", 0.0)),  # of the forward pass + pooling
     }
     print(f"\nhf-emms: {ratios['vs_naive']:.1f}x the naive pipeline's samples/s (target >= 3x); "
           f"{ratios['vs_hand_sorted']:.2f}x the hand loop on the same length-sorted batches and "

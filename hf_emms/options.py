@@ -278,12 +278,17 @@ class RunSpec:
         Hub token for gated/private repos. Never shown (not in ``repr``), logged or stored.
     progress : bool
         Progress bars and a line per candidate.
+    profile : bool
+        Time every phase of every candidate (resolve, load, tokenizer, preprocess, forward, pooling, statistics,
+        each solver metric, results I/O, idle) and what the ranking pays once (task, scan, label embeddings): see
+        :meth:`hf_emms.results.Ranking.profile`. On a GPU each phase then waits for the device's queued work.
     """
 
     output_dir: str | os.PathLike | None = None
     cache_dir: str | os.PathLike | None = None
     token: str | bool | None = field(default=None, repr=False, compare=False)
     progress: bool = True
+    profile: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -100,6 +100,8 @@ class Row(_Record):
     folds : dict or None
         ``{"scores", "sizes", "null"}``: EMMS per fold, held-out samples per fold, and the no-information level per
         fold (constant features): what ties are decided from, kept with the row (not a table column).
+    phases : dict or None
+        With ``rank(..., profile=True)``: this candidate's seconds by phase (not a table column).
     """
 
     model: str
@@ -121,6 +123,7 @@ class Row(_Record):
     status: str = "ok"
     reason: str | None = None
     folds: dict[str, list[float]] | None = field(default=None, repr=False)
+    phases: dict[str, float] | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -141,7 +144,7 @@ class Row(_Record):
         return super().from_dict(data)
 
 
-COLUMNS = ("rank", *(f.name for f in dataclasses.fields(Row) if f.name not in ("extra", "folds")))
+COLUMNS = ("rank", *(f.name for f in dataclasses.fields(Row) if f.name not in ("extra", "folds", "phases")))
 """The table's columns in display order (``rank`` is given by the table). Higher is better for every score."""
 
 
@@ -210,12 +213,14 @@ class RunConfig(_Record):
 @dataclass
 class RankingMeta(_Record):
     """A ranking's provenance: the :class:`DatasetInfo`, :class:`TaskInfo`, the F-labels' record (as
-    :meth:`hf_emms.labels.FLabels.to_dict` writes it) and the :class:`RunConfig`."""
+    :meth:`hf_emms.labels.FLabels.to_dict` writes it) and the :class:`RunConfig`; with ``profile=True``,
+    ``profile["task"]``: the seconds the ranking paid once (load_task, budget, scan, recall, label_embeddings, job)."""
 
     dataset: DatasetInfo = field(default_factory=DatasetInfo)
     task: TaskInfo = field(default_factory=TaskInfo)
     flabels: dict[str, Any] = field(default_factory=dict)
     config: RunConfig = field(default_factory=RunConfig)
+    profile: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     _NESTED: ClassVar[dict[str, type]] = {"dataset": DatasetInfo, "task": TaskInfo, "config": RunConfig}

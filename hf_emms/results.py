@@ -105,6 +105,9 @@ class Ranking:
 
         self.meta = RankingMeta.from_dict(meta)
         records = [Row.from_dict(r.to_dict() if isinstance(r, Row) else r).to_dict() for r in rows]
+        profiled = {r["model"]: r["phases"] for r in records if r.get("phases")}
+        if profiled:  # rank(..., profile=True): each candidate's phases, kept in the meta (and so in ranking.json)
+            self.meta.profile = {**(self.meta.profile or {}), "candidates": profiled}
         self.comparison, compared = _compare(records)
         for i, tied in zip(compared, self.comparison.tied_with_best if self.comparison else ()):
             records[i]["tied_with_best"] = tied
@@ -125,6 +128,15 @@ class Ranking:
     def rows(self) -> list[Row]:
         """The table's rows, in ranking order, as :class:`Row` records."""
         return [Row.from_dict(r) for r in self.df.to_dict(orient="records")]
+
+    def profile(self) -> dict[str, Any] | None:
+        """Where the seconds went, with ``rank(..., profile=True)``: ``{"task": {phase: s}, "candidates": {model:
+        {"phases": {phase: s}}}}`` (see :func:`hf_emms.profile.profile_table`); None without profiling."""
+        profile = self.meta.profile or {}
+        if not profile.get("candidates"):
+            return None
+        return {"task": dict(profile.get("task") or {}),
+                "candidates": {m: {"phases": dict(p)} for m, p in profile["candidates"].items()}}
 
     @property
     def warning(self) -> str | None:

@@ -343,3 +343,16 @@ def test_class_space_of_too_many_class_ids_is_refused_before_allocating():
         emms(stats)
     with pytest.raises(InvalidInputError, match="sparse|only 3 rows|rows"):
         emms_score(np.random.rand(20, 3), [0, 200_000] * 10, class_embeddings=np.ones((3, 2)))
+
+
+def test_constant_features_score_the_no_information_level_on_the_class_path_too():
+    """A fold whose training features do not vary has rank 0 (found by a tiny random BERT whose pooled output was
+    constant on short sentences): the score is the no-information level, never an error."""
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 3
+    tables = [rng.normal(size=(3, 8)), rng.normal(size=(3, 8))]
+    constant = np.ones((40, 6))
+    result = emms_score(constant, y, class_embeddings=tables)
+    assert np.isfinite(result.score) and abs(result.score - result.null_score) < 1e-9
+    one_hot = emms_score(constant, y)
+    assert np.isfinite(one_hot.score) and abs(one_hot.score - one_hot.null_score) < 1e-9

@@ -17,13 +17,13 @@ PACKAGE = Path(hf_emms.__file__).parent
 
 # Floors, ground first: a module may import its own floor and the floors below it, never one above.
 FLOORS = [
-    ("errors", "_version", "_io", "options", "paths"),
+    ("errors", "_version", "_io", "_timing", "options", "paths"),
     ("solver",),
     ("hub", "records", "results", "tasks"),
     ("labels", "features"),
     ("recall",),
     ("pipeline",),
-    ("cli", "cards", "card_pr", "card_yaml", "metric", "metric_inputs", "metric_module", "zoo", "demo", "demo_data",
+    ("cli", "cards", "card_pr", "card_yaml", "profile", "metric", "metric_inputs", "metric_module", "zoo", "demo", "demo_data",
      "_emms_space", ""),
 ]
 # Old import paths kept for users after a module moved up: each re-exports from above, on purpose.

@@ -273,3 +273,23 @@ def test_rank_with_recall_scores_only_the_short_list(tiny, tmp_path):
     assert max(rows.values(), key=lambda r: r.recall).model == scored[0].model  # the best recall score was kept
     records = list((tmp_path / "cache" / "results").glob("*.json"))
     assert len(records) == 1  # only the short list was ever extracted
+
+
+def test_a_profile_accounts_for_every_second_of_each_candidate(tiny, tmp_path):
+    from hf_emms.profile import overhead_share, plot_profile, profile_table
+
+    ranking = rank(_dataset(), [str(tiny["small"]), str(tiny["wide"])], encoders=None, max_samples=None,
+                   cache_dir=tmp_path / "cache", progress=False, profile=True)
+    profile = ranking.profile()
+    assert set(profile["candidates"]) == {"small", "wide"}
+    assert {"load_task", "scan", "label_embeddings"} <= set(profile["task"])
+    for row in ranking.rows:
+        phases = profile["candidates"][row.model]["phases"]
+        assert {"load", "tokenizer", "preprocess", "forward", "pooling", "statistics", "solver:emms", "idle"} <= set(
+            phases) and min(phases.values()) >= 0
+        assert abs(sum(phases.values()) - row.seconds) <= 1e-6 * row.seconds + 1e-9  # idle is the remainder
+        assert 0 <= overhead_share(phases) <= 1
+    assert Ranking.from_json(ranking.to_json()).profile() == profile
+    assert "| small |" in profile_table(profile)
+    assert plot_profile(profile, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert rank(_dataset(), [str(tiny["small"])], encoders=None, cache_dir=tmp_path / "c2", progress=False).profile() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_opts.add_argument("--output-dir", type=Path, help="where ranking.{json,csv,md,png} go (default ./hf-emms-results)")
     run_opts.add_argument("--cache-dir", type=Path, help="statistics, label embeddings, records (default $HF_EMMS_CACHE)")
     run_opts.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_opts.add_argument("--profile", action="store_true",
+                          help="time every phase of every candidate; print the table, save profile.{json,png}")
     parser.set_defaults(func=run)
 
 
@@ -91,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\nno candidate could be scored (see the reasons above)")
     print(f"saved: {out}/ranking.json, ranking.csv, ranking.md, ranking.png", file=sys.stderr)
+    if ranking.profile():
+        from .._io import atomic_write
+        from ..profile import plot_profile, profile_table
+
+        print("\nprofile (seconds):\n" + profile_table(ranking.profile()))
+        atomic_write(Path(out) / "profile.json", json.dumps(ranking.profile(), indent=1))
+        plot_profile(ranking.profile(), Path(out) / "profile.png")
+        print(f"saved: {out}/profile.json, profile.png", file=sys.stderr)
     return 0 if ranking.best else 1
 
 

@@ -8,7 +8,8 @@ project's safety defaults: safetensors weights only and no remote code, unless t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ class LoadedCandidate:
         Weights the checkpoint lacked (randomly initialised by transformers).
     head_classes : int or None
         Z, the classes of the checkpoint's classifier head, when it is used.
+    seconds : dict
+        Wall time of ``load`` (snapshot, config, weights, to the device) and ``tokenizer`` (the preprocessor).
     """
 
     resolved: Candidate
@@ -64,6 +67,7 @@ class LoadedCandidate:
     modality: str
     missing_keys: set[str]
     head_classes: int | None
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_candidate(candidate: str | os.PathLike | Candidate, *, revision: str | None = None) -> Candidate:
@@ -144,6 +148,7 @@ def load_candidate(
         read this modality (or reads only one of image + text), a missing tokenizer/processor, an unreachable
         repository.
     """
+    start = time.perf_counter()
     import transformers
 
     name = resolved.model_id
@@ -177,12 +182,15 @@ def load_candidate(
             name, f"{type(model).__name__} reads {model_modality or getattr(model, 'main_input_name', '?')} inputs, "
             f"but the dataset column holds {modality}.",
         )
+    weights_done = time.perf_counter()
     preprocessor = _preprocessor(name, folder, modality, trust_remote_code)
+    tokenizer_seconds = time.perf_counter() - weights_done
     model.to(device).eval()
     return LoadedCandidate(
         resolved=resolved, folder=folder, model=model, encoder=model.base_model if head_class else model,
         preprocessor=preprocessor, modality=modality, missing_keys=set(info.get("missing_keys", ())),
         head_classes=model.config.num_labels if head_class else None,
+        seconds={"load": time.perf_counter() - start - tokenizer_seconds, "tokenizer": tokenizer_seconds},
     )
 
 

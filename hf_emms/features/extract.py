@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._timing import Phases, now
 from ..errors import InvalidInputError
 from ..hub.candidate import Candidate
 from ..options import DTYPES, ExtractSpec
@@ -51,6 +52,7 @@ class Job:
     allow_pickle: bool = False
     trust_remote_code: bool = False
     progress: bool = True
+    profile: bool = False
 
 
 def extract_stats(
@@ -175,6 +177,7 @@ def prepare_job(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     progress: bool = True,
+    profile: bool = False,
 ) -> Job:
     """Check the dataset, targets and settings once, for any number of candidates.
 
@@ -215,7 +218,7 @@ def prepare_job(
             "max_length": settings.max_length,
         },
         subsample=subsample, settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code, progress=progress,
+        trust_remote_code=trust_remote_code, progress=progress, profile=profile,
     )
 
 
@@ -229,19 +232,23 @@ def run_candidate(
     settings = job.settings
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
-    resolved = resolve_candidate(candidate, revision=revision)
-    key = cache_key({**job.key_parts, "candidate": resolved.model_id, "revision": resolved.revision, "dtype": str(dtype)})
-    cache = StatsCache(job.cache_dir) if job.cache_dir is not None else None
-    hit = cache.get(key) if cache else None
+    phases = Phases(device if job.profile else None)  # profiling waits for the GPU at each phase's end
+    with phases("resolve"):  # pinning (a Hub id's config.json) and the statistics cache's answer
+        resolved = resolve_candidate(candidate, revision=revision)
+        key = cache_key({**job.key_parts, "candidate": resolved.model_id, "revision": resolved.revision,
+                         "dtype": str(dtype)})
+        cache = StatsCache(job.cache_dir) if job.cache_dir is not None else None
+        hit = cache.get(key) if cache else None
     if all_ranks_agree(hit is not None, world_size):
         stats, record = hit
-        return Extraction(stats, ExtractionRecord.from_dict({**record, "cache_hit": True}))
+        return Extraction(stats, ExtractionRecord.from_dict({**record, "cache_hit": True,
+                                                             "timings": phases.as_dict()}))
 
     loaded = load_candidate(
         resolved, modality=job.spec.modality, with_head=job.labels is not None, dtype=dtype, device=device,
         allow_pickle=job.allow_pickle, trust_remote_code=job.trust_remote_code,
     )
-    timings = {"load": time.perf_counter() - start, "forward": 0.0, "statistics": 0.0}
+    phases.merge(loaded.seconds)
     max_length, policy = (None, None)
     if job.spec.text_columns:
         tokenizer = getattr(loaded.preprocessor, "tokenizer", None) if job.spec.modality == "image-text" else None
@@ -250,25 +257,25 @@ def run_candidate(
             settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor,
             config=getattr(config, "text_config", None) or config,
         )
-    runner = Runner(loaded, settings.pooling, settings.batch_size)
+    runner = Runner(loaded, settings.pooling, settings.batch_size, sync=job.profile)
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))
     stats, at_limit = FeatureStats(), 0
     blocks = _Blocks(job, stats)
     show = job.progress and (rank == 0 or mode == "candidate-parallel")
+    waited = now(phases.device)
     for batch in _batches(job, loaded, rows, max_length, device, resolved.model_id, show=show):
-        t0 = time.perf_counter()
-        features, logits = runner(batch["inputs"])
-        t1 = _sync_time(device)
-        blocks.add(features, logits, batch["rows"])
-        t2 = _sync_time(device)
-        timings["forward"] += t1 - t0
-        timings["statistics"] += t2 - t1
+        phases.add("preprocess", now(phases.device) - waited)  # tokenising / processing the batch, and moving it
+        features, logits = runner(batch["inputs"])  # runner.phases: forward, pooling
+        with phases("statistics"):
+            blocks.add(features, logits, batch["rows"])
         at_limit += batch.get("at_limit", 0)
-    t2 = time.perf_counter()
-    blocks.flush()
-    timings["statistics"] += _sync_time(device) - t2
+        waited = now(phases.device)
+    with phases("statistics"):
+        blocks.flush()
+    phases.merge(runner.phases.as_dict())
     if world_size > 1 and mode == "data-parallel":
-        stats.all_reduce()
+        with phases("all_reduce"):
+            stats.all_reduce()
         at_limit = sum_across(at_limit)
         chosen = first_across(runner.pooling)
     else:
@@ -279,7 +286,7 @@ def run_candidate(
         max_length=max_length, max_length_policy=policy, n_at_max_length=at_limit if max_length else None,
         dtype=str(dtype).removeprefix("torch."), device=str(device), batch_size=runner.batches.size, n_samples=stats.n,
         dataset_fingerprint=job.key_parts["dataset"], split=job.key_parts["split"], subsample=job.subsample,
-        head_classes=loaded.head_classes, seconds=time.perf_counter() - start, timings=timings, mode=mode,
+        head_classes=loaded.head_classes, seconds=time.perf_counter() - start, timings=phases.as_dict(), mode=mode,
         world_size=world_size, cache_key=key, input_kind=job.spec.kind, input_columns=list(job.spec.columns),
         input_encoding=encoding_note(job.spec, chosen.method),
     )
@@ -380,9 +387,3 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def _sync_time(device: torch.device) -> float:
-    if device.type == "cuda":  # kernels run asynchronously: time them, not their launch
-        torch.cuda.synchronize(device)
-    return time.perf_counter()

@@ -51,8 +51,10 @@ class ExtractionRecord:
     seconds : float
         Wall time of the extraction (load, forward, statistics, reduction).
     timings : dict
-        Seconds spent in ``load``, ``forward`` (model + pooling) and ``statistics`` (accumulation), on the
-        process that wrote the record.
+        Seconds by phase, on the process that wrote the record: ``resolve`` (pinning, the cache's answer), ``load``
+        (snapshot, config, weights, to the device), ``tokenizer`` (loading the preprocessor), ``preprocess``
+        (tokenising/processing batches and moving them), ``forward`` (the model), ``pooling``, ``statistics``
+        (accumulation) and, in data-parallel runs, ``all_reduce``.
     mode : str
         ``"single"``, ``"data-parallel"`` or ``"candidate-parallel"``.
     world_size : int

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from .._timing import Phases
 from ..errors import CandidateLoadError, HfEmmsError
 from .adaptive import HalvingBatches
 from .candidate import LoadedCandidate
@@ -18,11 +19,13 @@ class Runner:
     """Forward pass + pooling of one batch, halving the batch on out-of-memory; the pooling is chosen on the first
     batch (the rules need to see the model's outputs)."""
 
-    def __init__(self, loaded: LoadedCandidate, pooling: str, batch_size: int) -> None:
+    def __init__(self, loaded: LoadedCandidate, pooling: str, batch_size: int, *, sync: bool = False) -> None:
         self.loaded = loaded
         self.option = pooling
         self.pooling: Pooling | None = None
         self.batches = HalvingBatches(batch_size)
+        # "forward" and "pooling" seconds; with ``sync`` (profiling) a GPU's queued work is waited for at each phase's end
+        self.phases = Phases(getattr(loaded.model, "device", None) if sync else None)
         self._captured: Any = None
         if loaded.encoder is not loaded.model:  # the head's model: keep its encoder's output on the way through
             loaded.encoder.register_forward_hook(self._capture)
@@ -49,14 +52,16 @@ class Runner:
     def _forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         loaded = self.loaded
         with torch.inference_mode():
-            output = loaded.model(**inputs)
-            encoded = self._captured if loaded.encoder is not loaded.model else output
-            self._captured = None
-            if self.pooling is None:
-                self.pooling = choose_pooling(
-                    self.option, folder=loaded.folder, output=encoded, missing_keys=loaded.missing_keys
-                )
-            features = pool(encoded, self.pooling, _position_mask(loaded, inputs, encoded))
+            with self.phases("forward"):
+                output = loaded.model(**inputs)
+            with self.phases("pooling"):
+                encoded = self._captured if loaded.encoder is not loaded.model else output
+                self._captured = None
+                if self.pooling is None:
+                    self.pooling = choose_pooling(
+                        self.option, folder=loaded.folder, output=encoded, missing_keys=loaded.missing_keys
+                    )
+                features = pool(encoded, self.pooling, _position_mask(loaded, inputs, encoded))
         return features, (output.logits if loaded.head_classes else None)
 
 

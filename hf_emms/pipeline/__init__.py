@@ -59,6 +59,7 @@ def rank(
     device: str | None = None,
     progress: bool = True,
     recall: int | None = None,
+    profile: bool = False,
 ) -> Ranking:
     """Rank checkpoints by how well their features should transfer to ``dataset``, without fine-tuning any.
 
@@ -85,9 +86,10 @@ def rank(
     batch_size, max_length, device :
         Feature extraction (:class:`~hf_emms.options.ExtractSpec`): samples per forward pass (halved on
         out-of-memory), text truncation, device (default: what ``accelerate`` gives this process).
-    output_dir, cache_dir, token, progress :
+    output_dir, cache_dir, token, progress, profile :
         :class:`~hf_emms.options.RunSpec`: write ``ranking.json/.csv/.md/.png`` to ``output_dir``; the cache root
-        (default ``$HF_EMMS_CACHE`` or ``~/.cache/hf_emms``); a Hub token (never logged or stored); progress bars.
+        (default ``$HF_EMMS_CACHE`` or ``~/.cache/hf_emms``); a Hub token (never logged or stored); progress bars;
+        ``profile=True`` times every phase of every candidate (:meth:`Ranking.profile`, :mod:`hf_emms.profile`).
 
     Returns
     -------
@@ -101,7 +103,7 @@ def rank(
                              recall=recall),
         score=ScoreSpec(encoders=encoders, prompt=prompt, metrics=metrics),
         extract=ExtractSpec(batch_size=batch_size, max_length=max_length, device=device),
-        run=RunSpec(output_dir=output_dir, cache_dir=cache_dir, token=token, progress=progress),
+        run=RunSpec(output_dir=output_dir, cache_dir=cache_dir, token=token, progress=progress, profile=profile),
     )
     return rank_spec(dataset, candidates, spec)
 

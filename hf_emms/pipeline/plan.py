@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._timing import Phases
 from .._version import __version__
 from ..errors import HfEmmsError, InvalidInputError
 from ..features.distributed import process_rank
@@ -103,8 +104,10 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         Bad data or options, or no candidates at all (candidates that cannot be used are skipped rows instead).
     """
     data, query, run = spec.data, spec.query, spec.run
+    phases = Phases()  # what the ranking pays once, before any candidate (rank(..., profile=True) reports it)
     t = load_task(dataset, config=data.config, split=data.split, revision=data.revision, task=data.task,
                   label_column=data.label_column, input_column=data.input_column, token=run.token)
+    phases.lap("load_task")
     classes = t.kind == "classification"
     rows = subsample(len(t.dataset), data.max_samples, labels=np.asarray(t.dataset[t.label_column]) if classes else None,
                      seed=data.seed)
@@ -116,6 +119,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
     if distinct < len(scored):
         say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input ({distinct} distinct).")
+    phases.lap("budget")
     seen: dict[str, Candidate] = {}
     kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
                                     progress=run.progress, seen=seen)
@@ -123,18 +127,22 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         raise InvalidInputError("no candidates: pass model ids or folders, tags=/pipeline_tag= to search the Hub, "
                                 "or include_cache=True to rank what is already downloaded.")
     root = cache_root(run.cache_dir)
+    phases.lap("scan")
     recalled: dict[str, tuple[float, str]] = {}
     if query.recall is not None:
         kept, recalled, left_out = recall_phase(kept, t, query.recall, cache_dir=run.cache_dir, progress=run.progress)
         skipped += left_out
+        phases.lap("recall")
     flabels = _flabels(t, scored, spec, root)
+    phases.lap("label_embeddings")
     targets = ({"label_column": t.label_column} if classes
                else {"label_embeddings": flabels.to_array()})
     job = prepare_job(
         scored, input_columns=t.input_columns, input_kind=t.input_kind, **targets, subsample=drawn,
         settings=spec.extract, cache_dir=root / "stats", allow_pickle=query.allow_pickle,
-        trust_remote_code=query.allow_remote_code, progress=run.progress,
+        trust_remote_code=query.allow_remote_code, progress=run.progress, profile=run.profile,
     )
+    phases.lap("job")
     config = RunConfig(
         task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns), label=t.label_column, rows=len(scored), seed=data.seed,
         max_samples=data.max_samples, metrics=list(spec.score.metrics), max_length=spec.extract.max_length,
@@ -148,7 +156,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
                       input_column=t.input_column, label_column=t.label_column,
                       classes=t.class_names),
         flabels=flabels.to_dict() if flabels is not None else {"members": ["one-hot"]},
-        config=config,
+        config=config, profile={"task": phases.as_dict()} if run.profile else None,
     )
     rank, world = process_rank()
     return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,

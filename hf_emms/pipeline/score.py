@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .._timing import Phases
 from ..errors import HfEmmsError
 from ..features.extract import run_candidate
 from ..hub import Candidate
@@ -33,18 +34,25 @@ def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
 
 
 def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
+    start = time.perf_counter()
+    phases = Phases()  # seconds by phase: kept with the row when profiling (rank(..., profile=True))
     candidate = pin(plan, candidate)
+    phases.lap("pin")
     if isinstance(candidate, Row):
         return candidate, False
     key = record_key(candidate.model_id, candidate.revision, plan.data_key, plan.meta.config.to_dict())
     record = plan.store.get(key)
+    phases.lap("results_io")
     if record is not None:
         return Row.from_dict(record["row"]), True
-    start = time.perf_counter()
     try:
         mode = "data-parallel" if plan.world_size > 1 else "single"
-        extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode)
-        row = Row(model=display_name(candidate), **scores(extraction.stats, plan))
+        with phases("extraction"):
+            extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode)
+        spent, timings = phases.seconds.pop("extraction"), extraction.record.timings
+        phases.merge(timings)  # resolve, load, tokenizer, preprocess, forward, pooling, statistics
+        phases.add("extraction_other", max(spent - sum(timings.values()), 0.0))  # outside run_candidate's phases
+        row = Row(model=display_name(candidate), **scores(extraction.stats, plan, phases))
     except HfEmmsError as exc:
         return Row.skipped(display_name(candidate), str(exc), revision=candidate.revision,
                            params=candidate.num_parameters), False
@@ -53,32 +61,45 @@ def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
         return Row.skipped(display_name(candidate), reason + " (please report it)", revision=candidate.revision,
                            params=candidate.num_parameters), False
     row.revision, row.params = candidate.revision, candidate.num_parameters
-    row.width, row.n_samples, row.seconds = extraction.stats.dim, extraction.stats.n, time.perf_counter() - start
+    row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
     if plan.main_process:
-        plan.store.put(key, {"key": key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
-                             "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
+        with phases("results_io"):
+            plan.store.put(key, {"key": key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
+                                 "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
+    row.seconds = time.perf_counter() - start
+    if plan.spec.run.profile:
+        phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
+        row.phases = phases.as_dict()
     return row, False
 
 
-def scores(stats: FeatureStats, plan: Plan) -> dict[str, Any]:
-    """Every metric the plan asks for, from one candidate's statistics (the solver: microseconds to seconds)."""
+def scores(stats: FeatureStats, plan: Plan, phases: Phases | None = None) -> dict[str, Any]:
+    """Every metric the plan asks for, from one candidate's statistics (the solver: microseconds to seconds); each
+    metric's seconds go to ``phases`` as ``solver:<metric>``."""
     from ..solver import emms, emms_reference, hscore, logme, nce
 
+    phases = phases or Phases()
     metrics, tables = plan.spec.score.metrics, plan.tables
     classes = plan.task.kind == "classification"
-    result = emms(stats, tables)
+    with phases("solver:emms"):
+        result = emms(stats, tables)
     out: dict[str, Any] = {"emms": result.score, "emms_se": result.se,
                            "emms_weights": dict(zip(plan.members, map(float, result.weights))),
                            "folds": {"scores": result.fold_scores.tolist(), "sizes": result.fold_sizes.tolist(),
                                      "null": result.null_fold_scores.tolist()}}
     if classes and tables is not None:
-        out["emms_one_hot"] = emms(stats).score  # the control: what class identity alone gives
+        with phases("solver:emms_one_hot"):
+            out["emms_one_hot"] = emms(stats).score  # the control: what class identity alone gives
     if "emms_official" in metrics:
-        out["emms_official"] = emms_reference(stats, tables).score
+        with phases("solver:emms_official"):
+            out["emms_official"] = emms_reference(stats, tables).score
     if "logme" in metrics:
-        out["logme"] = logme(stats)
+        with phases("solver:logme"):
+            out["logme"] = logme(stats)
     if "hscore" in metrics and classes:
-        out["hscore"] = hscore(stats, shrinkage=True)
+        with phases("solver:hscore"):
+            out["hscore"] = hscore(stats, shrinkage=True)
     if stats.n_source_classes is not None and "nce" in metrics:
-        out["nce"] = nce(stats)
+        with phases("solver:nce"):
+            out["nce"] = nce(stats)
     return out

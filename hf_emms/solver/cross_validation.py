@@ -120,7 +120,8 @@ class CVProblem:
                 continue
             g, (kz, rank, cols) = d.shape[0], f.z.shape
             dz = torch.from_numpy(f.z[None] * d[:, None, :, None])  # (G, K', r, J): d_g o Z
-            adz = (torch.from_numpy(f.a) @ dz.permute(2, 0, 1, 3).reshape(rank, -1)).reshape(rank, g, kz, cols)
+            # Explicit sizes: a fold whose training features do not vary has rank 0, and reshape(0, -1) is ambiguous.
+            adz = (torch.from_numpy(f.a) @ dz.permute(2, 0, 1, 3).reshape(rank, g * kz * cols)).reshape(rank, g, kz, cols)
             adz = adz.permute(1, 2, 0, 3)  # A (d_g o Z)
             w = torch.from_numpy(f.w)
             if self.tables is None:  # pair the same F-label column of Z_k and W_l
