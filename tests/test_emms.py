@@ -356,3 +356,18 @@ def test_constant_features_score_the_no_information_level_on_the_class_path_too(
     assert np.isfinite(result.score) and abs(result.score - result.null_score) < 1e-9
     one_hot = emms_score(constant, y)
     assert np.isfinite(one_hot.score) and abs(one_hot.score - one_hot.null_score) < 1e-9
+
+
+def test_the_one_hot_control_on_shared_eigensystems_equals_its_own_solve():
+    from hf_emms.solver.scores import emms_with_control
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(90, 12)), np.arange(90) % 4
+    x[:, :3] += y[:, None]
+    tables = [rng.normal(size=(4, 6)), rng.normal(size=(4, 6))]
+    stats = FeatureStats()
+    stats.update(x, labels=y, sample_ids=np.arange(90))
+    with_tables, control = emms_with_control(stats, tables)
+    alone, one_hot = emms(stats, tables), emms(stats)
+    assert (with_tables.score, control.score) == (alone.score, one_hot.score)  # the same arithmetic, in the same order
+    np.testing.assert_array_equal(control.fold_scores, one_hot.fold_scores)

@@ -77,19 +77,23 @@ def scores(stats: FeatureStats, plan: Plan, phases: Phases | None = None) -> dic
     """Every metric the plan asks for, from one candidate's statistics (the solver: microseconds to seconds); each
     metric's seconds go to ``phases`` as ``solver:<metric>``."""
     from ..solver import emms, emms_reference, hscore, logme, nce
+    from ..solver.scores import emms_with_control
 
     phases = phases or Phases()
     metrics, tables = plan.spec.score.metrics, plan.tables
     classes = plan.task.kind == "classification"
+    control = None
     with phases("solver:emms"):
-        result = emms(stats, tables)
+        if classes and tables is not None:  # with the one-hot control, on the same folds' eigensystems
+            result, control = emms_with_control(stats, tables)
+        else:
+            result = emms(stats, tables)
     out: dict[str, Any] = {"emms": result.score, "emms_se": result.se,
                            "emms_weights": dict(zip(plan.members, map(float, result.weights))),
                            "folds": {"scores": result.fold_scores.tolist(), "sizes": result.fold_sizes.tolist(),
                                      "null": result.null_fold_scores.tolist()}}
-    if classes and tables is not None:
-        with phases("solver:emms_one_hot"):
-            out["emms_one_hot"] = emms(stats).score  # the control: what class identity alone gives
+    if control is not None:
+        out["emms_one_hot"] = control.score  # the control: what class identity alone gives
     if "emms_official" in metrics:
         with phases("solver:emms_official"):
             out["emms_official"] = emms_reference(stats, tables).score

@@ -36,6 +36,7 @@ so a ridge costs r^2 C per fold whatever the number and width of the tables: not
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -228,3 +229,14 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
         n=stats.n, d1=stats.dim, d2=d2, d2_varying=varying, k=e.shape[0] if kind == "classes" else y_scale.shape[1],
         folds=folds, n_constant=n_constant, tables=e if kind == "classes" else None,
     )
+
+
+def for_tables(problem: CVProblem, stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
+    """``problem`` (class labels) scored against other class tables: the fold pieces of (CV) in class space (z, w,
+    a, t: eigensystems, cross-products, held-out energies) do not depend on the tables, so only the standardised
+    tables change, and no fold's eigensystem is computed again. Equal to ``cv_problem(stats, class_embeddings)``."""
+    if problem.tables is None:
+        raise InvalidInputError("for_tables applies to statistics accumulated with class labels.")
+    e = _standardised_tables(stats.centered().class_count, class_embeddings, 0.0, folds=len(problem.folds))
+    return dataclasses.replace(problem, tables=e, d2=e.shape[2], d2_varying=int(np.any(e != 0, axis=(0, 1)).sum()),
+                               k=e.shape[0])

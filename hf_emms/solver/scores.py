@@ -53,7 +53,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..options import check_positive_int
-from .cross_validation import CVProblem, cv_problem
+from .cross_validation import CVProblem, cv_problem, for_tables
 from .line_search import grid_golden_max
 from .simplex import simplex_qp, sparsemax
 from .inputs import compact_class_ids
@@ -166,6 +166,13 @@ def emms(stats: FeatureStats, class_embeddings: Any = None, *, rule: str = "cv")
         lam, rss = simplex_qp(sp.outside_span)
         return _result(sp, -rss / (sp.n * sp.d2_varying), lam, rule, ridge=0.0, dof=1.0 + sp.rank)
     return _gcv(sp)
+
+
+def emms_with_control(stats: FeatureStats, class_embeddings: Any) -> tuple[EMMSResult, EMMSResult]:
+    """``emms(stats, class_embeddings)`` and the one-hot control ``emms(stats)`` of class-label statistics, sharing
+    the folds' eigensystems (the costly part): the same numbers as the two calls, for about the price of one."""
+    problem = cv_problem(stats, class_embeddings)
+    return _cv(problem), _cv(for_tables(problem, stats, None))
 
 
 def emms_reference(stats: FeatureStats, class_embeddings: Any = None) -> EMMSResult:
