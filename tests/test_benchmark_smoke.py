@@ -24,3 +24,17 @@ def test_solver_benchmark_runs_and_writes_every_row(tmp_path):
     assert report["config"]["d1"] == 24 and report["environment"]["torch"]
     for row in report["results"].values():
         assert row["seconds"] > 0 and row["peak_mb"] > 0
+
+
+def test_rank_profile_benchmark_runs_and_accounts_for_each_candidate(tmp_path):
+    out = tmp_path / "profile.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "rank_profile.py"), "--samples", "60", "--members", "minilm-1",
+           "--scale", "1", "2", "--json", str(out), "--plot", str(tmp_path / "profile.png")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "## Profile" in proc.stdout and "## Scale" in proc.stdout and "target <= 15%" in proc.stdout
+    report = json.loads(out.read_text())
+    phases = report["candidates"]["minilm-1"]["phases"]
+    assert phases["forward"] > 0 and "pooling" in phases and 0 <= report["overhead_share"]["minilm-1"] <= 1
+    assert [row["candidates"] for row in report["scale"]] == [1, 2]
+    assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"
