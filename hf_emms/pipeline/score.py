@@ -62,13 +62,13 @@ def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
                            params=candidate.num_parameters), False
     row.revision, row.params = candidate.revision, candidate.num_parameters
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
+    row.seconds = time.perf_counter() - start  # stored with the row: a resumed ranking shows it too
+    phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:
-        with phases("results_io"):
+        with phases("results_io"):  # the record's write comes after the row's seconds (it holds them)
             plan.store.put(key, {"key": key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
                                  "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
-    row.seconds = time.perf_counter() - start
     if plan.spec.run.profile:
-        phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
         row.phases = phases.as_dict()
     return row, False
 

@@ -100,9 +100,9 @@ def _status(ranking: Ranking, done: int, total: int) -> str:
     if done < total:
         return f"Ranked {done} of {total} candidates..."
     ranked = f"**Done:** {total} candidate{'s' * (total != 1)} ranked"
-    if ranking.warning:  # no confident winner is presented
-        return f"{ranked}. ⚠️ **No clear winner.** {ranking.warning}"
     best = f"best: **{ranking.best}**" if ranking.best else "no candidate could be scored (reasons below)"
+    if ranking.warning:  # the leader is named with its caveat, never as a confident winner
+        return f"{ranked}; {best}, but ⚠️ **No clear winner.** {ranking.warning}"
     return f"{ranked}; {best}."
 
 
