@@ -336,3 +336,29 @@ def test_the_cli_ranks_a_sentence_pair_task_detected_or_named_in_order(models, t
         task = json.loads((tmp_path / f"out{len(extra)}" / "ranking.json").read_text())["meta"]["task"]
         assert task["input_kind"] == "text-pair"
         assert task["input_columns"] == (["sentence_B", "sentence_A"] if extra else ["sentence_A", "sentence_B"])
+
+
+def test_the_cli_ranks_an_image_question_folder_with_vision_language_candidates(models, tmp_path):
+    """An imagefolder whose metadata.csv holds a question and an answer per image: image + text, from the CLI."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "vqa"
+    folder.mkdir()
+    lines = ["file_name,question,answer"]
+    for i, row in enumerate(vqa()):
+        row["image"].save(folder / f"{i}.png")
+        lines.append(f"{i}.png,{row['question']},{row['answer']}")
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "hf_emms.cli", "rank", str(folder), "--models", str(models["vilt"]), str(models["clip"]),
+         str(models["bert"]), "--label-column", "answer", "--task", "text", "--encoders", str(MINILM),
+         "--max-samples", "0", "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"),
+         "--quiet"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    saved = json.loads((tmp_path / "out" / "ranking.json").read_text())
+    assert (saved["meta"]["task"]["input_kind"], saved["meta"]["task"]["input_columns"]) == (
+        "image-text", ["image", "question"])
+    status = {r["model"]: r["status"] for r in saved["rows"]}
+    assert status == {"vilt": "ok", "clip": "ok", "bert": "skipped"}
