@@ -220,12 +220,12 @@ class Ranking:
         colours = ["#2b8cbe" if i == len(names) - 1 and not self.warning else "#a6bddb" for i in range(len(names))]
         ax.barh(names, scores, color=colours, xerr=errors, ecolor="#444444", capsize=3)
         span = max([abs(v) for v in scores] + [1e-3])
-        for y, (score, weights) in enumerate(zip(scores, list(ok["emms_weights"])[::-1])):
-            label = f"{score:.3f}"
+        for y, (score, weights, err) in enumerate(zip(scores, list(ok["emms_weights"])[::-1], errors)):
+            label = f"{score:.3f}" + (f" ± {err / 2:.3f}" if err else "")
             if isinstance(weights, dict) and len(weights) > 1:
                 label += "  (" + ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) + ")"
-            # Beside the bar's end, outside it: scores are <= 0 for EMMS, so bars grow leftwards.
-            ax.text(score - 0.02 * span if score < 0 else score + 0.02 * span, y, label, va="center",
+            # Beside the bar's end and its error bar, outside them: EMMS scores are <= 0, so bars grow leftwards.
+            ax.text(score - err - 0.02 * span if score < 0 else score + err + 0.02 * span, y, label, va="center",
                     ha="right" if score < 0 else "left", fontsize=8)
         ax.set_xlim(-2.1 * span if min(scores + [0.0]) < 0 else 0, max(scores + [0.0]) + 0.1 * span)
         ax.axvline(0, color="black", linewidth=0.8)
