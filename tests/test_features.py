@@ -208,3 +208,24 @@ def test_preprocessing_in_dataloader_workers_gives_the_same_statistics(models):
     workers = extract_stats(models["gpt2"], ds, text_column="text", label_column="label", batch_size=8, num_workers=2,
                             progress=False)
     assert_same_stats(workers.stats, inline.stats, rtol=1e-12)
+
+
+def test_candidates_sharing_a_tokenizer_are_tokenised_once_with_the_same_statistics(models, tmp_path, monkeypatch):
+    from hf_emms.features import extract_many
+    from hf_emms.features import inputs as inputs_module
+
+    import shutil
+
+    other = tiny.bert(tmp_path / "other", hidden=48, seed=7)  # other weights...
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (models["bert"] / name).is_file():  # ...and the same tokenizer files (as a family's checkpoints share)
+            shutil.copy(models["bert"] / name, other / name)
+    calls = []
+    real = inputs_module.Preprocess.__call__
+    monkeypatch.setattr(inputs_module.Preprocess, "__call__", lambda self, rows: calls.append(len(rows)) or real(self, rows))
+    options = dict(text_column="text", label_column="label", batch_size=8, progress=False)
+    both = extract_many([models["bert"], other], text_dataset(), **options)
+    assert sum(calls) == len(text_dataset())  # the second candidate reused the first one's batches
+    for folder in (models["bert"], other):
+        alone = extract_stats(folder, text_dataset(), **options)  # a job of its own: tokenised itself
+        assert_same_stats(both[str(folder)].stats, alone.stats, rtol=0)
