@@ -21,10 +21,11 @@ from ..errors import InvalidInputError
 from ..hub.candidate import Candidate
 from ..options import DTYPES, ExtractSpec
 from ..solver import FeatureStats
+from .batches import batches
 from .cache import StatsCache, array_digest, cache_key
-from .candidate import LoadedCandidate, load_candidate, resolve_candidate
+from .candidate import load_candidate, resolve_candidate
 from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
-from .inputs import InputSpec, Preprocess, encoding_note, input_spec, length_order, text_max_length
+from .inputs import InputSpec, encoding_note, input_spec, length_order, text_max_length
 from .runner import Runner
 from .record import Extraction, ExtractionRecord
 from .sampling import shard
@@ -54,7 +55,7 @@ class Job:
     progress: bool = True
     profile: bool = False
     # Tokenised batches, kept for the next candidate with the same tokenizer (a family of checkpoints shares one):
-    # the one mutable part of a job, filled by _batches.
+    # the one mutable part of a job, filled by features.batches.
     token_batches: dict[str, list[dict[str, Any]]] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -266,7 +267,7 @@ def run_candidate(
     blocks = _Blocks(job, stats)
     show = job.progress and (rank == 0 or mode == "candidate-parallel")
     waited = now(phases.device)
-    for batch in _batches(job, loaded, rows, max_length, device, resolved.model_id, show=show):
+    for batch in batches(job, loaded, rows, max_length, device, resolved.model_id, show=show):
         phases.add("preprocess", now(phases.device) - waited)  # tokenising / processing the batch, and moving it
         features, logits = runner(batch["inputs"])  # runner.phases: forward, pooling
         with phases("statistics"):
@@ -331,58 +332,6 @@ class _Blocks:
         else:
             self.stats.update(x, label_embeddings=np.asarray(self.job.label_embeddings[ids]), sample_ids=ids)
         self.features, self.logits, self.ids = [], [], []
-
-
-def _batches(
-    job: Job, loaded: LoadedCandidate, rows: np.ndarray, max_length: int | None, device: torch.device, name: str,
-    *, show: bool,
-):
-    """Preprocessed batches on ``device`` (preprocessing in DataLoader workers), with a progress bar."""
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    size = job.settings.batch_size
-    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    key = _tokenizer_key(job, loaded, max_length, rows)
-    source = job.token_batches.get(key) if key else None
-    kept: list[dict[str, Any]] | None = None
-    if source is None:
-        workers = job.settings.num_workers
-        if workers is None:
-            workers = 0 if device.type == "cpu" else min(4, os.cpu_count() or 1)
-        source = DataLoader(
-            chunks, batch_size=None, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
-            collate_fn=Preprocess(job.dataset, job.spec, loaded.preprocessor, max_length=max_length),
-        )
-        kept = [] if key else None
-    float_dtype = loaded.model.dtype
-    for batch in tqdm(source, total=len(chunks), desc=name[-40:], unit="batch", disable=not show, leave=False):
-        if kept is not None:
-            kept.append(batch)
-        yield {**batch, "inputs": {  # a new dict: a kept batch stays on the CPU for the next candidate
-            k: v.to(device, dtype=float_dtype if v.is_floating_point() else None, non_blocking=True)
-            for k, v in batch["inputs"].items()
-        }}
-    if kept is not None:
-        job.token_batches[key] = kept
-
-
-_KEEP_TOKENS = 4_000_000  # token positions kept across candidates (about 100 MB of ids and masks)
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model")
-
-
-def _tokenizer_key(job: Job, loaded: LoadedCandidate, max_length: int | None, rows: np.ndarray) -> str | None:
-    """Identity of a text candidate's tokenised batches: its tokenizer's class and files, the length limit, the rows
-    and batch size; None when they are not worth keeping (other inputs, or more than ``_KEEP_TOKENS`` positions)."""
-    if job.spec.modality != "text" or len(rows) * (max_length or 512) > _KEEP_TOKENS:
-        return None
-    files = {name: array_digest(np.frombuffer((loaded.folder / name).read_bytes(), dtype=np.uint8))
-             for name in _TOKENIZER_FILES if (loaded.folder / name).is_file()}
-    if not files:
-        return None
-    return cache_key({"tokenizer": type(loaded.preprocessor).__name__, "files": files, "max_length": max_length,
-                      "rows": array_digest(rows), "batch_size": job.settings.batch_size})
 
 
 def _class_ids(dataset: Any, column: str) -> np.ndarray:
