@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from ..options import INPUT_KINDS, MODALITIES  # noqa: E402  (re-exported: hf_emms.hub.MODALITIES)
+from ..options import INPUT_KINDS, MODALITIES  # MODALITIES is re-exported as hf_emms.hub.MODALITIES
 
 # Task tables whose presence says which input a model_type takes. Speech models also appear in text tables (their
 # decoders generate text), so audio wins: their encoders are what hf-emms would extract features from.

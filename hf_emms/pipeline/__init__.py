@@ -17,15 +17,13 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..options import DEFAULT_METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
+from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
 from ..records import RankingMeta, Row
 from ..results import Ranking
 from .plan import Plan, prepare, say
 from .score import score_candidate
 
-__all__ = ["METRICS", "RankRun", "iter_rank", "rank"]
-
-from ..options import METRICS  # noqa: E402  (re-exported: hf_emms.pipeline.METRICS)
+__all__ = ["METRICS", "RankRun", "iter_rank", "rank", "rank_spec"]  # METRICS: re-exported from hf_emms.options
 
 
 def rank(

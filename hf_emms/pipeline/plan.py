@@ -109,8 +109,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
                   label_column=data.label_column, input_column=data.input_column, token=run.token)
     phases.lap("load_task")
     classes = t.kind == "classification"
-    rows = subsample(len(t.dataset), data.max_samples, labels=np.asarray(t.dataset[t.label_column]) if classes else None,
-                     seed=data.seed)
+    labels = np.asarray(t.dataset[t.label_column]) if classes else None  # the budget is stratified by class
+    rows = subsample(len(t.dataset), data.max_samples, labels=labels, seed=data.seed)
     scored = t.dataset.select(rows) if len(rows) < len(t.dataset) else t.dataset
     drawn = None if len(rows) == len(t.dataset) else {
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
@@ -118,7 +118,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     # that is mostly copies, and say how many rows repeat otherwise.
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
     if distinct < len(scored):
-        say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input ({distinct} distinct).")
+        say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input "
+                          f"({distinct} distinct).")
     phases.lap("budget")
     seen: dict[str, Candidate] = {}
     kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
@@ -144,7 +145,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     )
     phases.lap("job")
     config = RunConfig(
-        task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns), label=t.label_column, rows=len(scored), seed=data.seed,
+        task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns),
+        label=t.label_column, rows=len(scored), seed=data.seed,
         max_samples=data.max_samples, metrics=list(spec.score.metrics), max_length=spec.extract.max_length,
         prompt=spec.score.prompt, encoders=[e.to_dict() for e in flabels.encoders] if flabels is not None else [],
         score_rule="cv", hf_emms=__version__,
