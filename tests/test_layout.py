@@ -23,7 +23,7 @@ FLOORS = [
     ("labels", "features"),
     ("recall",),
     ("pipeline",),
-    ("cli", "cards", "card_pr", "card_yaml", "profile", "metric", "metric_inputs", "metric_module", "zoo", "demo", "demo_data",
+    ("cli", "cards", "card_pr", "card_yaml", "profile", "metric", "metric_inputs", "metric_module", "zoo", "zoo_sources", "demo", "demo_data",
      "_emms_space", ""),
 ]
 # Old import paths kept for users after a module moved up: each re-exports from above, on purpose.
