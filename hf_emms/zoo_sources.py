@@ -39,7 +39,8 @@ from ._io import atomic_dir
 from .errors import ZooUnavailableError
 from .paths import cache_root
 
-__all__ = ["SOURCES", "Source", "onnx_bert_state", "source_folder", "source_weights", "tokenizer_files"]
+__all__ = ["FAMILY_SOURCE", "SOURCES", "Source", "onnx_bert_state", "paraphrase_onnx", "source_folder", "source_weights",
+           "tokenizer_files"]
 
 # Files of a sentence-transformers folder that describe tokenisation and pooling (weights are re-saved).
 TOKENIZER_FILES = (
