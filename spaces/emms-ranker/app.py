@@ -54,11 +54,18 @@ def _encoders(text: str | None) -> Any:
 
 
 def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_token: str,
+           label_column: str | None = None, input_column: str | None = None,
            oauth: gr.OAuthToken | None = None) -> tuple[str, Any, Any]:
-    """Load the dataset; show what was detected and offer every column as label and input."""
+    """Load the dataset; show what was detected and offer every column as label and input.
+
+    Columns already in the form are used where the dataset has them, so a dataset whose label or inputs cannot be
+    detected (an image + question set labelled 'answer') is detected again once the visitor types them; columns left
+    from an earlier dataset are dropped and the new one's detected instead."""
+    token = _token(pasted_token, oauth)
     with _shown_as_message():
         source = ranker.check_dataset(dataset_id, upload)
-        task = ranker.detect_columns(source, config=config, split=split, token=_token(pasted_token, oauth))
+        task = ranker.detect_columns(source, config=config, split=split, token=token, label_column=label_column,
+                                     input_column=input_column, fallback=True)
     columns = task.dataset.column_names
     return (f"**Detected:** {task.describe()}. Change the columns below if they are wrong.",
             gr.Dropdown(choices=columns, value=task.label_column),
@@ -85,7 +92,8 @@ def run(dataset_id: str, upload: str | None, config: str, split: str, label_colu
             metrics=tuple(metrics or ("emms",)),
         ).check()
         progress(0, desc="loading the dataset and finding candidates")
-        task = ranker.detect_columns(request.dataset, config=config, split=split, token=token)
+        task = ranker.detect_columns(request.dataset, config=config, split=split, token=token,
+                                     label_column=label_column, input_column=input_column)
         references = ranker.resolve_candidates(task, ids=pasted, tags=ranker.parse_list(tags),
                                                pipeline_tag=pipeline_tag, sort=sort, limit=int(limit), token=token)
         # gradio copies each yielded file into its own cache, so the folder can go when the run ends or is cancelled.
@@ -204,7 +212,8 @@ def build_demo() -> gr.Blocks:
             pr_result = gr.Markdown()
 
         gr.on([detect_button.click, dataset_id.submit, upload.upload], detect,
-              [dataset_id, upload, config, split, token], [task_info, label_column, input_column], api_name="detect")
+              [dataset_id, upload, config, split, token, label_column, input_column],
+              [task_info, label_column, input_column], api_name="detect")
         ranking = rank_button.click(
             run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
                   max_samples, metrics, encoders, token],

@@ -133,6 +133,13 @@ def for_visitor(message: str, limits: Limits = LIMITS) -> str:
     roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()}
     for root in sorted(roots, key=len, reverse=True):
         message = re.sub(re.escape(root.rstrip("/")) + r"/(?:[^\s'\",:;()]*/)?([^/\s'\",:;()]+)", r"\1", message)
+    # The library's advice names keyword arguments; a visitor sets the form's fields instead.
+    message = message.replace("Pass label_column=.", "Type the label column's name under 'Label column' and press "
+                              "'Detect columns' again.")
+    message = message.replace("Pass input_column=.", "Type the input column's name under 'Input column' and press "
+                              "'Detect columns' again.")
+    message = re.sub(r"Pass\s+input_column=\['([^']+)', '([^']+)'\]", r"Give '\1, \2' under 'Input column'",
+                     message)
     if not limits.allow_local:
         message = (message.replace("neither a local checkpoint folder nor a Hub model id", "not a Hub model id")
                    .replace(", or pass a local folder", "").replace(" or a local folder", ""))
@@ -175,9 +182,28 @@ def check_dataset(hub_id: str | None, upload: str | None, limits: Limits = LIMIT
 
 
 def detect_columns(dataset: str, *, config: str | None = None, split: str | None = None,
-                   token: str | bool | None = None) -> Task:
-    """Load the dataset and detect its input and label columns and task (see :func:`hf_emms.load_task`)."""
-    return load_task(dataset, config=config or None, split=split or None, token=token)
+                   token: str | bool | None = None, label_column: str | None = None,
+                   input_column: str | Sequence[str] | None = None, fallback: bool = False) -> Task:
+    """Load the dataset and detect its input and label columns and task (see :func:`hf_emms.load_task`).
+
+    ``label_column`` and ``input_column`` (as the form gives them: one name, or two as "a, b") are used instead of
+    detection where given. With ``fallback``, a failure with them is retried with everything detected (the form may
+    hold the columns of an earlier dataset); when that fails too, the first error is raised: it names the visitor's
+    own choice. Without it (ranking), the given columns must work.
+    """
+    load = dict(config=config or None, split=split or None, token=token)
+    given = {"label_column": label_column or None, "input_column": _columns(input_column)}
+    if not any(given.values()):
+        return load_task(dataset, **load)
+    try:
+        return load_task(dataset, **load, **given)
+    except InvalidInputError as first:
+        if not fallback:
+            raise
+        try:
+            return load_task(dataset, **load)
+        except InvalidInputError:
+            raise first from None
 
 
 def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[str] = (),
