@@ -6,7 +6,7 @@ just the display; rankings queue one at a time; card pull requests need a dry ru
 confirmation for other people's repos, and merge an existing ``model-index``; a pasted token is never printed or
 written to disk, and a public Space never sends its owner's token nor reads its own disk for a visitor. An image +
 question -> answer upload is ranked in the browser with tiny ViLT- and CLIP-like candidates (a text-only one skipped
-with its reason).
+with its reason), and a shortlist of K ranks in two phases as ``rank(..., recall=K)`` does, reading only K candidates.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ SPACE = Path(__file__).resolve().parents[1] / "spaces" / "emms-ranker"
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "hf_space_test_token_7c1e"  # any string opens PRs on the local Hub; it must never reach a log or a file
 # Limits small enough for the tests to cross them (read by the Space at import).
-LIMITS = {"EMMS_SPACE_MAX_CANDIDATES": "3", "EMMS_SPACE_MAX_SAMPLES": "100", "EMMS_SPACE_MAX_UPLOAD_MB": "1"}
+LIMITS = {"EMMS_SPACE_MAX_CANDIDATES": "3", "EMMS_SPACE_MAX_SAMPLES": "100", "EMMS_SPACE_MAX_UPLOAD_MB": "1",
+          "EMMS_SPACE_MAX_RECALL": "5"}
 CARD = """---
 license: mit
 model-index:
@@ -475,7 +476,7 @@ def test_a_sentence_pair_upload_is_detected_and_ranked_as_a_pair(space, hub, tmp
     assert (task["input_kind"], task["input_columns"]) == ("text-pair", ["sentence_B", "sentence_A"])
 
 
-# ---- issue 21: image + text inputs -------------------------------------------------------------------------------
+# ---- issues 20 and 21: image + text inputs, and ranking in two phases (shortlist K) ------------------------------
 @pytest.fixture(scope="module")
 def vision_language(tmp_path_factory):
     """Tiny random-init ViLT-like (joint) and CLIP-like (dual) image + text checkpoints."""
@@ -586,3 +587,64 @@ def test_a_typed_label_column_is_kept_and_a_stale_one_is_replaced_by_detection(s
     info, label, inputs = client.predict("acme/topics", None, "", "", "", "answer", "image, question",
                                          api_name="/detect")  # the columns of the previous dataset
     assert (label["value"], inputs["value"]) == ("label", "text") and "45 rows" in info
+
+
+def test_a_shortlist_scores_only_the_top_k_and_lists_the_others_as_not_short_listed(space, hub, tiny, tmp_path):
+    """Issue 20: shortlist K=2 of N=4 is ``rank(..., recall=2)``: two candidates read and scored, two rows saying
+    they were not short-listed, and the recall column (phase one) beside emms (phase two). N may pass the Space's
+    3 scored candidates: recall reads no weights (EMMS_SPACE_MAX_RECALL bounds it)."""
+    app, url, cache = space
+    names = ("pick-a", "pick-b", "pick-c", "pick-d")  # repos of their own: no earlier test has their files cached
+    for name, folder in zip(names, ("small", "wide", "third", "encoder")):
+        hub.add_model(f"acme/{name}", tiny[folder])
+    ids = [f"acme/{n}" for n in names]
+    records = cache / "results"
+    before = {p.name for p in records.glob("*.json")} if records.is_dir() else set()
+    status, table, _, skipped, downloads, _ = _client(url).predict(
+        *_rank_args(ids="\n".join(ids), max_samples=42), shortlist=2, api_name="/rank")
+    reference = _reference(tmp_path, candidates=ids, max_samples=42, recall=2)
+    assert status.startswith("**Done:** 4 candidates ranked") and f"best: **{reference.best}**" in status
+    assert "recall short-listed the top 2 of 4 candidates" in status
+    shown = _shown(table)
+    pd.testing.assert_frame_equal(shown, _table(reference, tmp_path))
+    assert "recall" in shown.columns
+    scored = shown[shown["status"] == "ok"]
+    left = shown[shown["status"] == "skipped"]
+    assert len(scored) == 2 and len(left) == 2
+    assert scored["emms"].ne("").all() and scored["recall"].ne("").all()  # both phases' numbers
+    assert left["emms"].eq("").all() and left["recall"].ne("").all()  # phase one's only
+    assert left["reason"].str.startswith("not short-listed by recall (kept the top 2 of 4").all()
+    assert all(m in skipped for m in left["model"])
+    saved = {r["model"]: r for r in json.loads(Path(next(p for p in downloads if p.endswith(".json"))).read_text())[
+        "rows"]}
+    kept = set(scored["model"])
+    assert min(saved[m]["recall"] for m in kept) >= max(saved[m]["recall"] for m in left["model"])  # phase one's best
+    # Only the short list was read: the others' weights never left the Hub, and two records were stored.
+    for model in ids:
+        downloaded = [r for r in hub.requests_to(f"/{model}/resolve/") if r.path.endswith(".safetensors")]
+        assert bool(downloaded) == (model in kept), model
+    assert len({p.name for p in records.glob("*.json")} - before) == 2
+    # Without a shortlist the same four are over the Space's limit of 3, and no recall column is shown.
+    with pytest.raises(Exception, match="4 candidates; this Space ranks at most 3"):
+        _client(url).predict(*_rank_args(ids="\n".join(ids), max_samples=42), api_name="/rank")
+    _, table, *_ = _client(url).predict(*_rank_args(ids="acme/pick-a", max_samples=42), api_name="/rank")
+    assert "recall" not in table["headers"]
+
+
+def test_a_shortlist_must_be_a_whole_number_within_the_limits(space, hub):
+    client = _client(space[1])
+    with pytest.raises(Exception, match="Value -1 is less than minimum value 0"):  # the field holds it
+        client.predict(*_rank_args(), shortlist=-1, api_name="/rank")
+    with pytest.raises(Exception, match=r"shortlist 4: this Space scores at most 3 candidates \(EMMS_SPACE_MAX_CAND"):
+        client.predict(*_rank_args(), shortlist=4, api_name="/rank")
+    many = "\n".join(f"acme/m{i}" for i in range(6))
+    with pytest.raises(Exception, match=r"6 candidates; this Space short-lists from at most 5 \(EMMS_SPACE_MAX_REC"):
+        client.predict(*_rank_args(ids=many), shortlist=2, api_name="/rank")
+    assert not hub.requests_to("/api/models/acme/m")  # refused before anything was asked of the Hub
+    ranker = space[0].ranker
+    assert ranker.RankRequest("acme/topics").kwargs()["recall"] is None  # 0, the default: every candidate scored
+    request = ranker.RankRequest("acme/topics", max_samples=40, shortlist=2).check()
+    assert request.kwargs()["recall"] == 2 and request.spec().query.recall == 2  # the spec rank() runs
+    for bad in (-1, 1.5):
+        with pytest.raises(ranker.SpaceInputError, match="or 0 to score every candidate"):
+            ranker.RankRequest("acme/topics", max_samples=40, shortlist=bad).check()

@@ -80,38 +80,49 @@ def _input_choices(columns: list[str], task: Any) -> list[str]:
 
 def run(dataset_id: str, upload: str | None, config: str, split: str, label_column: str | None,
         input_column: str | list[str] | None, ids: str, tags: str, pipeline_tag: str | None, sort: str, limit: float,
-        max_samples: float, metrics: list[str], encoders: str, pasted_token: str, oauth: gr.OAuthToken | None = None,
-        progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
-    """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates)."""
+        max_samples: float, metrics: list[str], encoders: str, pasted_token: str, shortlist: float | None = 0,
+        oauth: gr.OAuthToken | None = None, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
+    """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates).
+
+    ``shortlist`` K > 0: two phases, the recall phase keeps K of the candidates before any is loaded."""
     token = _token(pasted_token, oauth)
     with _shown_as_message():
-        pasted = ranker.check_candidates(ranker.parse_list(ids))  # cheap checks before any download
         request = ranker.RankRequest(
             dataset=ranker.check_dataset(dataset_id, upload), config=config, split=split, label_column=label_column,
             input_column=input_column, encoders=_encoders(encoders), max_samples=int(max_samples),
-            metrics=tuple(metrics or ("emms",)),
+            metrics=tuple(metrics or ("emms",)), shortlist=shortlist or 0,
         ).check()
+        # cheap checks before any download
+        pasted = ranker.check_candidates(ranker.parse_list(ids), shortlist=request.shortlist)
         progress(0, desc="loading the dataset and finding candidates")
         task = ranker.detect_columns(request.dataset, config=config, split=split, token=token,
                                      label_column=label_column, input_column=input_column)
         references = ranker.resolve_candidates(task, ids=pasted, tags=ranker.parse_list(tags),
-                                               pipeline_tag=pipeline_tag, sort=sort, limit=int(limit), token=token)
+                                               pipeline_tag=pipeline_tag, sort=sort, limit=int(limit), token=token,
+                                               shortlist=request.shortlist)
         # gradio copies each yielded file into its own cache, so the folder can go when the run ends or is cancelled.
         with tempfile.TemporaryDirectory(prefix="emms-ranking-") as out:
             rankings = ranker.rank_candidates(request, references, token=token)
             for done, ranking in enumerate(rankings, start=1):
-                yield (_status(ranking, done, len(references)), *_outputs(ranking, out), gr.Button(interactive=False),
-                       "")
+                yield (_status(ranking, done, len(references), request.shortlist), *_outputs(ranking, out),
+                       gr.Button(interactive=False), "")
 
 
-def _status(ranking: Ranking, done: int, total: int) -> str:
+def _status(ranking: Ranking, done: int, total: int, shortlist: int = 0) -> str:
     if done < total:
         return f"Ranked {done} of {total} candidates..."
     ranked = f"**Done:** {total} candidate{'s' * (total != 1)} ranked"
     best = f"best: **{ranking.best}**" if ranking.best else "no candidate could be scored (reasons below)"
     if ranking.warning:  # the leader is named with its caveat, never as a confident winner
-        return f"{ranked}; {best}, but ⚠️ **No clear winner.** {ranking.warning}"
-    return f"{ranked}; {best}."
+        status = f"{ranked}; {best}, but ⚠️ **No clear winner.** {ranking.warning}"
+    else:
+        status = f"{ranked}; {best}."
+    if shortlist:
+        status += (f"\n\n**Two phases:** recall short-listed the top {min(int(shortlist), total)} of {total} candidates "
+                   "by transfer history and metadata, before reading any weights (column `recall`: phase one); "
+                   "`emms` and the other scores are phase two, computed for the short list only. The others are "
+                   "listed below as not short-listed.")
+    return status
 
 
 def _outputs(ranking: Ranking, directory: str) -> tuple:
@@ -160,7 +171,8 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(
             f"# {TITLE}\nEMMS (NeurIPS 2023) scores how well each candidate's features fit your labels, embedded by "
             "foundation text models, without fine-tuning anything. Higher is better.\n\n"
-            f"Limits here: {LIMITS.max_candidates} candidates, {LIMITS.max_samples} samples, "
+            f"Limits here: {LIMITS.max_candidates} candidates scored (a shortlist picks them from up to "
+            f"{LIMITS.max_recall}), {LIMITS.max_samples} samples, "
             f"{LIMITS.max_upload_mb} MB uploads, {LIMITS.max_params / 1e6:.0f}M parameters per candidate."
         )
         if ON_SPACE:
@@ -188,7 +200,11 @@ def build_demo() -> gr.Blocks:
                                         "image-classification", "image-feature-extraction", "audio-classification"],
                                        value=None, label="pipeline tag", allow_custom_value=True)
             sort = gr.Dropdown(list(ranker.SORTS), value="downloads", label="sort")
-            limit = gr.Slider(1, LIMITS.max_candidates, value=min(5, LIMITS.max_candidates), step=1, label="limit")
+            limit = gr.Slider(1, max(LIMITS.max_candidates, LIMITS.max_recall), value=min(5, LIMITS.max_candidates),
+                              step=1, label="limit" if LIMITS.max_recall <= LIMITS.max_candidates else
+                              f"limit ({LIMITS.max_candidates}; up to {LIMITS.max_recall} with a shortlist)")
+            shortlist = gr.Number(value=0, precision=0, minimum=0, label="Shortlist: keep the top K of the candidates "
+                                  "by transfer history and metadata before scoring (no weights read); 0 = score all")
         with gr.Row():
             max_samples = gr.Slider(2, LIMITS.max_samples, value=min(500, LIMITS.max_samples), step=1,
                                     label="Sample budget (a seeded, class-stratified subsample)")
@@ -216,7 +232,7 @@ def build_demo() -> gr.Blocks:
               [task_info, label_column, input_column], api_name="detect")
         ranking = rank_button.click(
             run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
-                  max_samples, metrics, encoders, token],
+                  max_samples, metrics, encoders, token, shortlist],
             [status, table, plot, skipped, downloads, ranking_json, open_button, card_diffs], api_name="rank",
         )
         cancel_button.click(None, None, None, cancels=[ranking])

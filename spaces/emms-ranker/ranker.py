@@ -59,7 +59,11 @@ class Limits:
     Attributes
     ----------
     max_candidates : int
-        Candidates ranked per request, pasted ids and search results together [``EMMS_SPACE_MAX_CANDIDATES``, 10].
+        Candidates ranked per request, pasted ids and search results together [``EMMS_SPACE_MAX_CANDIDATES``, 10];
+        with a shortlist, the most that may be short-listed (those are the ones read and scored).
+    max_recall : int
+        Candidates a shortlist may choose from [``EMMS_SPACE_MAX_RECALL``, 200]: the recall phase reads metadata
+        only (one embedding of each id and one dot product), so it takes many more than are scored.
     max_samples : int
         Largest sample budget [``EMMS_SPACE_MAX_SAMPLES``, 2,000].
     max_upload_mb : int
@@ -81,6 +85,7 @@ class Limits:
     """
 
     max_candidates: int = 10
+    max_recall: int = 200
     max_samples: int = 2000
     max_upload_mb: int = 50
     max_params: int = 350_000_000
@@ -90,7 +95,8 @@ class Limits:
     use_server_token: bool = True
 
     def __post_init__(self) -> None:
-        for field in ("max_candidates", "max_samples", "max_upload_mb", "max_params", "concurrency", "queue_size"):
+        for field in ("max_candidates", "max_recall", "max_samples", "max_upload_mb", "max_params", "concurrency",
+                      "queue_size"):
             if getattr(self, field) < 1:
                 raise SpaceInputError(f"Limits.{field} must be at least 1, got {getattr(self, field)}.")
 
@@ -99,6 +105,7 @@ class Limits:
         local = not _on_space()
         return cls(
             max_candidates=_env_int("EMMS_SPACE_MAX_CANDIDATES", cls.max_candidates),
+            max_recall=_env_int("EMMS_SPACE_MAX_RECALL", cls.max_recall),
             max_samples=_env_int("EMMS_SPACE_MAX_SAMPLES", cls.max_samples),
             max_upload_mb=_env_int("EMMS_SPACE_MAX_UPLOAD_MB", cls.max_upload_mb),
             max_params=_env_int("EMMS_SPACE_MAX_PARAMS", cls.max_params),
@@ -208,45 +215,59 @@ def detect_columns(dataset: str, *, config: str | None = None, split: str | None
 
 def resolve_candidates(task: Task, *, ids: Sequence[str] = (), tags: Sequence[str] = (),
                        pipeline_tag: str | None = None, sort: str = "downloads", limit: int = 5,
-                       token: str | bool | None = None, limits: Limits = LIMITS) -> list[str]:
+                       token: str | bool | None = None, limits: Limits = LIMITS, shortlist: int = 0) -> list[str]:
     """The references to rank: the pasted ids and folders, then the models a Hub search finds.
 
     A search (``tags`` and/or ``pipeline_tag``) keeps models compatible with the task's input modality; the ones it
-    leaves out are ranked too, so that each shows up as a skipped row with the pipeline's reason.
+    leaves out are ranked too, so that each shows up as a skipped row with the pipeline's reason. With a
+    ``shortlist``, there may be up to ``limits.max_recall`` of them (the recall phase picks the ones scored).
 
     Raises
     ------
     SpaceInputError
-        Nothing to rank, more than ``limits.max_candidates``, or local paths where they are not allowed.
+        Nothing to rank, more than ``limits.max_candidates`` (``max_recall`` with a shortlist), or local paths where
+        they are not allowed.
     """
     from hf_emms.hub import Criteria, scan
 
-    references = check_candidates(ids, limits)
+    references = check_candidates(ids, limits, shortlist=shortlist)
     if tags or pipeline_tag:
-        room = limits.max_candidates - len(references)
+        cap, variable = _candidate_cap(limits, shortlist)
+        room = cap - len(references)
         if room < 1:
             raise SpaceInputError(f"{len(references)} pasted candidates already fill this Space's limit of "
-                                  f"{limits.max_candidates} (EMMS_SPACE_MAX_CANDIDATES): clear the search or some ids.")
+                                  f"{cap} ({variable}): clear the search or some ids.")
         found = scan(tags=list(tags), pipeline_tag=pipeline_tag or None, sort=sort, limit=min(int(limit), room),
                      criteria=Criteria(modality=task.modality, max_params=limits.max_params), token=token,
                      progress=False)
         references += [c.reference for c in found.kept] + [r.reference for r in found.rejected]
-    references = check_candidates(references, limits)
+    references = check_candidates(references, limits, shortlist=shortlist)
     if not references:
         raise SpaceInputError("no candidates: paste model ids (org/name, one per line) or search the Hub by tags or "
                               "pipeline tag" + (", or give local checkpoint folders." if limits.allow_local else "."))
     return references
 
 
-def check_candidates(references: Sequence[str], limits: Limits = LIMITS) -> list[str]:
-    """``references`` without duplicates, or SpaceInputError: more than the limit, or server paths where refused.
-    Cheap: the Space runs it on the pasted ids before loading anything."""
+def check_candidates(references: Sequence[str], limits: Limits = LIMITS, *, shortlist: int = 0) -> list[str]:
+    """``references`` without duplicates, or SpaceInputError: more than the limit (``max_candidates``; with a
+    ``shortlist``, ``max_recall``), or server paths where refused. Cheap: the Space runs it on the pasted ids before
+    loading anything."""
     _refuse_local(references, "the candidates", limits)
     references = list(dict.fromkeys(references))
-    if len(references) > limits.max_candidates:
+    if len(references) > limits.max_candidates and not shortlist:
         raise SpaceInputError(f"{len(references)} candidates; this Space ranks at most {limits.max_candidates} at a "
-                              "time (EMMS_SPACE_MAX_CANDIDATES). Remove some, or run `hf-emms rank` on your machine.")
+                              "time (EMMS_SPACE_MAX_CANDIDATES). Remove some, set a shortlist, or run `hf-emms rank` "
+                              "on your machine.")
+    if shortlist and len(references) > limits.max_recall:
+        raise SpaceInputError(f"{len(references)} candidates; this Space short-lists from at most {limits.max_recall} "
+                              "(EMMS_SPACE_MAX_RECALL). Remove some, or run `hf-emms rank --recall` on your machine.")
     return references
+
+
+def _candidate_cap(limits: Limits, shortlist: int) -> tuple[int, str]:
+    """How many candidates a request may name, and the variable that sets it."""
+    return ((limits.max_recall, "EMMS_SPACE_MAX_RECALL") if shortlist
+            else (limits.max_candidates, "EMMS_SPACE_MAX_CANDIDATES"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,6 +275,8 @@ class RankRequest:
     """One ranking as the visitor asked for it: the keyword arguments of :func:`hf_emms.rank` that the Space sets.
 
     ``encoders``: "default", None (one-hot labels: classification only) or a list of encoder ids/folders.
+    ``shortlist``: K > 0 ranks in two phases (``rank(..., recall=K)``): the K candidates that transfer history and
+    metadata expect to transfer best are kept before any weights are read, and only those are scored; 0 scores all.
     """
 
     dataset: str
@@ -265,9 +288,16 @@ class RankRequest:
     max_samples: int = 500
     metrics: tuple[str, ...] = ("emms", "logme")
     seed: int = 0
+    shortlist: int = 0
 
     def check(self, limits: Limits = LIMITS) -> RankRequest:
         """This request, or SpaceInputError naming the limit or choice it breaks."""
+        if isinstance(self.shortlist, bool) or int(self.shortlist) != self.shortlist or self.shortlist < 0:
+            raise SpaceInputError(f"shortlist {self.shortlist}: give how many candidates to keep before scoring (a "
+                                  "whole number), or 0 to score every candidate.")
+        if self.shortlist > limits.max_candidates:
+            raise SpaceInputError(f"shortlist {self.shortlist}: this Space scores at most {limits.max_candidates} "
+                                  "candidates (EMMS_SPACE_MAX_CANDIDATES); keep fewer.")
         if not 2 <= int(self.max_samples) <= limits.max_samples:
             raise SpaceInputError(f"sample budget {self.max_samples}: choose 2 to {limits.max_samples} samples "
                                   "(EMMS_SPACE_MAX_SAMPLES).")
@@ -280,7 +310,8 @@ class RankRequest:
         """What to pass to :func:`hf_emms.rank` besides the candidates (and the token, cache and progress)."""
         return {"config": self.config or None, "split": self.split or None, "label_column": self.label_column or None,
                 "input_column": _columns(self.input_column), "encoders": self.encoders,
-                "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed)}
+                "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed),
+                "recall": int(self.shortlist) or None}
 
     def spec(self, *, limits: Limits = LIMITS, token: str | bool | None = None,
              cache_dir: str | os.PathLike | None = None) -> RankSpec:
