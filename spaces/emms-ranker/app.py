@@ -197,7 +197,9 @@ def build_demo() -> gr.Blocks:
         with gr.Row():
             tags = gr.Textbox(label="...and/or search the Hub: tags (comma-separated)")
             pipeline_tag = gr.Dropdown(["feature-extraction", "sentence-similarity", "text-classification",
-                                        "image-classification", "image-feature-extraction", "audio-classification"],
+                                        "image-classification", "image-feature-extraction", "audio-classification",
+                                        "visual-question-answering", "image-text-to-text",
+                                        "zero-shot-image-classification"],
                                        value=None, label="pipeline tag", allow_custom_value=True)
             sort = gr.Dropdown(list(ranker.SORTS), value="downloads", label="sort")
             limit = gr.Slider(1, max(LIMITS.max_candidates, LIMITS.max_recall), value=min(5, LIMITS.max_candidates),
