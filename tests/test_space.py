@@ -631,6 +631,34 @@ def test_a_shortlist_scores_only_the_top_k_and_lists_the_others_as_not_short_lis
     assert "recall" not in table["headers"]
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install -y chromium; .ci/run does)")
+def test_a_browser_sets_a_shortlist_and_sees_both_phases(space, hub, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    expected = _table(_reference(tmp_path, candidates=("acme/small", "acme/wide"), recall=1,
+                                 metrics=("emms", "logme")), tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(space[1])
+        page.get_by_label("Hub dataset id").fill("acme/topics")
+        page.get_by_label("Candidates: Hub model ids").fill("acme/small\nacme/wide")
+        page.get_by_label("F-label encoders").fill("acme/encoder")
+        budget = page.get_by_label("number input for Sample budget")
+        budget.fill("40")
+        budget.press("Enter")
+        page.get_by_label("Shortlist: keep the top K").fill("1")
+        page.get_by_role("button", name="Rank", exact=True).click()
+        expect(page.get_by_text("Done:")).to_be_visible(timeout=60_000)
+        phases = page.locator("p", has_text="Two phases:").first.inner_text()
+        shown = _grid(page)
+        browser.close()
+    assert "recall short-listed the top 1 of 2 candidates" in phases and "column recall: phase one" in phases
+    pd.testing.assert_frame_equal(shown, expected)
+    assert "recall" in shown.columns and list(shown["status"]) == ["ok", "skipped"]
+    assert shown.loc[1, "reason"].startswith("not short-listed by recall (kept the top 1 of 2")
+
+
 def test_a_shortlist_must_be_a_whole_number_within_the_limits(space, hub):
     client = _client(space[1])
     with pytest.raises(Exception, match="Value -1 is less than minimum value 0"):  # the field holds it
