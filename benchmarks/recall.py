@@ -10,6 +10,11 @@ Part 1, quality on real history (``--history DIR``: records.csv, models.csv, dat
   baselines               history_mean (mean z-scored accuracy on the other datasets), params (parameter
                           count), logme (the given LogME on t; datasets with >= 10 LogME pairs), random (mean
                           over 100 permutations), all on the same models
+  noise ceiling           records.csv holds repeated runs of some (model, dataset) pairs (same recipe and seed); their
+                          differences give the run-to-run noise sd s (robust: 1.4826 median |difference| / sqrt 2).
+                          Two reference predictors are simulated (200 draws per dataset): a re-run of every
+                          fine-tuning (the measured accuracy + noise of sd s sqrt 2) and a perfect predictor of the
+                          expected accuracy (+ noise of sd s); what no recommender can be expected to beat
   cold start              5 draws hide 20% of the models from training entirely (rows and fit); their scores on each
                           dataset come from metadata alone; baselines model-type mean (the visible models' mean
                           z-score of the same type on that dataset) and params
@@ -107,6 +112,34 @@ def history_part(folder: Path, embed, seed: int = 0) -> dict:
                               "top3_in_top10": _mean(r["top3_in_top10"] for r in rows.values()),
                               "datasets": sum(np.isfinite(r["weighted_tau"]) for r in rows.values()),
                               "per_dataset": rows} for b, rows in base.items()}}
+
+
+def noise_ceiling(folder: Path, draws: int = 200, seed: int = 0) -> dict:
+    """Tau and top-3-in-top-10 recall of a re-run and of a perfect expected-accuracy predictor (module docstring)."""
+    import pandas as pd
+
+    from hf_emms.recall import read_history, top_k_recall
+
+    records = pd.read_csv(folder / "records.csv")
+    if "method" in records.columns:
+        records = records[records["method"] == "full"]
+    runs = records.groupby(["model", "dataset"])["eval_accuracy"]
+    diffs = runs.apply(lambda v: v.iloc[0] - v.iloc[1] if len(v) >= 2 else np.nan).dropna()
+    if len(diffs) < 10:
+        return {"error": f"{len(diffs)} repeated runs: too few to estimate the run-to-run noise"}
+    sd = float(1.4826 * np.median(np.abs(diffs)) / np.sqrt(2))
+    full, rng, out = read_history(folder), np.random.default_rng(seed), {}
+    for name, scale in (("rerun", sd * np.sqrt(2)), ("expected_accuracy", sd)):
+        taus, recalls = [], []
+        for task in full.tasks:
+            t = np.array(list(full.column(task).values()))
+            for d in range(draws):
+                p = t + scale * rng.standard_normal(len(t))
+                recalls.append(top_k_recall(t, p))
+                if d < 20:  # tau is O(n^2): 20 draws pin its mean well enough
+                    taus.append(_wtau(t, p))
+        out[name] = {"mean_weighted_tau": _mean(taus), "top3_in_top10": _mean(recalls)}
+    return {"run_sd": sd, "repeated_pairs": int(len(diffs)), **out}
 
 
 def cold_start_part(folder: Path, embed, draws: int = 5, hidden: float = 0.2, seed: int = 0) -> dict:
@@ -251,6 +284,12 @@ def print_report(report: dict) -> None:
               + " |")
         print(f"\n(logme: mean over the {b['logme']['datasets']} datasets with >= 10 LogME pairs.) Targets: tau >= 0.57,"
               " top-3 in top-10 >= 0.65.")
+    n = report.get("noise_ceiling", {})
+    if "run_sd" in n:
+        print(f"\nNoise ceiling (run-to-run sd {n['run_sd']:.4f} from {n['repeated_pairs']} repeated runs): a re-run of "
+              f"every fine-tuning {_fmt(n['rerun']['mean_weighted_tau'])} ({_fmt(n['rerun']['top3_in_top10'])}); "
+              f"the expected accuracy known exactly {_fmt(n['expected_accuracy']['mean_weighted_tau'])} "
+              f"({_fmt(n['expected_accuracy']['top3_in_top10'])}).")
     c = report.get("cold_start", {})
     if "mean_weighted_tau" in c:
         print(f"\n## Cold start ({c['draws']} draws, {c['hidden_fraction']:.0%} of the models hidden): weighted tau on "
@@ -261,7 +300,7 @@ def print_report(report: dict) -> None:
         print(f"\n## Scale: {s['cards']} cards, scan {s['scan_seconds']:.1f} s + recall {s['recall_seconds']:.1f} s "
               f"(of which the product {1000 * s['product_seconds']:.1f} ms) = {s['seconds']:.1f} s, peak RSS "
               f"{s['peak_rss_mb']:.0f} MB (targets <= 60 s, <= 1024 MB)")
-    for part in ("history", "cold_start", "scale"):
+    for part in ("history", "noise_ceiling", "cold_start", "scale"):
         if "error" in report.get(part, {}):
             print(f"\n{part}: not measured: {report[part]['error']}")
 
@@ -287,7 +326,8 @@ def main(argv=None) -> int:
               "skip_scale": args.skip_scale, "python": sys.version.split()[0], "cpus": os.cpu_count()}
     start = time.perf_counter()
     report = {"history": history_part(args.history, embed), "cold_start": cold_start_part(args.history, embed,
-                                                                                           args.draws)}
+                                                                                           args.draws),
+              "noise_ceiling": noise_ceiling(args.history)}
     if not args.skip_scale:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "space.safetensors"

@@ -106,6 +106,33 @@ def test_a_new_task_ranks_by_history_and_a_known_task_by_its_measurements(histor
     assert models[int(np.argmax(known))] == max(measured, key=measured.get)
 
 
+def test_log_rank_scores_reward_the_head_of_each_task_and_bound_the_tail():
+    from hf_emms.recall.space import log_rank
+
+    scores = np.array([[0.9, 0.5], [0.8, np.nan], [0.8, 0.7], [0.1, 0.6]])  # a diverged run: 0.1
+    z = log_rank(scores)
+    assert np.isnan(z[1, 1]) and z[1, 0] == z[2, 0]  # unmeasured stays NaN; ties share the mean rank
+    assert z[0, 0] == pytest.approx(np.log(4) - 1) and z[2, 1] == pytest.approx(np.log(3) - 1)  # best: log n - 1
+    assert np.nanmin(z) >= -1.0  # a failure costs at most what the worst rank costs
+    many = log_rank(np.random.default_rng(0).standard_normal((2000, 1)))
+    assert abs(float(many.mean())) < 0.01  # mean 0 whatever n: tasks of different sizes weigh alike
+
+
+def test_logrank_space_and_cross_validation_report_tau_and_recall(history):
+    from hf_emms.recall.select import cross_validate, select_config
+
+    h, quality = history
+    space = _space(h, scale="logrank", aggregate=0.5)
+    u = space.vectors_for([h.meta[m] for m in h.models])
+    s = space.score(u, space.task_vector(TaskText("imdb", "Movie reviews", ("bad", "good"))))
+    assert weighted_tau(np.array([quality[m] for m in h.models]), s) > 0.8
+    embed = _Memo(HashingEmbedder())
+    tau, recall = cross_validate(h, embed, RecallConfig(), TransferSpace)
+    assert tau > 0.8 and 0.0 <= recall <= 1.0
+    _, report = select_config(h, embed, TransferSpace)
+    assert "mean weighted tau" in report[0] and "top-3 in top-10" in report[0]
+
+
 def test_cold_start_ranks_unseen_models_by_their_metadata(history):
     h, _ = history
     space = _space(h.without_models([m for m in h.models if m.endswith(("-0", "-1", "-2"))]))

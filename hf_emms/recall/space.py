@@ -3,6 +3,7 @@
 Fitted from a :class:`~hf_emms.recall.history.History` (scores S, M models x T tasks):
 
     Z_mt  = clip((S_mt - median_t) / (1.4826 MAD_t), -c, c)                         robust z per task      (eq. 1)
+            or, with scale="logrank", -log(rank_mt / n_t) - 1: exponential scores of the ranks (:func:`log_rank`)
     b_m   = quantile_p {Z_mt : t measured}       (p = None: the mean)              history quality        (eq. 2)
     phi_m = metadata features (MetaEncoder, eq. 3), for any model
     [beta_t, a_t] = argmin sum_m (Z_mt - phi_m beta - a)^2 + ridge |beta|^2    per task; [beta_0, a_0] for b   (eq. 4)
@@ -74,6 +75,25 @@ def robust_z(scores: np.ndarray, clip: float) -> np.ndarray:
     return np.clip((scores - med) / scale, -clip, clip)
 
 
+def log_rank(scores: np.ndarray) -> np.ndarray:
+    """Eq. 1 with ``scale="logrank"``: Z_mt = -log(r_mt / n_t) - 1 per column of ``scores`` (M, T), r the rank from
+    the top (1 = best, ties averaged) among the n_t measured models; NaN stays NaN.
+
+    The exponential score of a rank: mean 0 for any n_t, bounded below by -1 (a diverged run costs no more than
+    a poor one), spread at the top (the best model of a task scores log n_t - 1), so that an aggregate of it
+    rewards being near the top, the event that a short list is judged by.
+    """
+    out = np.full(scores.shape, np.nan)
+    for j in range(scores.shape[1]):
+        ok = np.isfinite(scores[:, j])
+        if ok.sum():
+            v = scores[ok, j]
+            greater = (v[None, :] > v[:, None]).sum(1)
+            ties = (v[None, :] == v[:, None]).sum(1)
+            out[ok, j] = -np.log((greater + (ties + 1) / 2) / ok.sum()) - 1.0
+    return out
+
+
 def _ridge(phi: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     """Eq. 4: [beta (d,), a] minimising |y - phi beta - a|^2 + penalty |beta|^2 over the finite entries of y."""
     ok = np.isfinite(y)
@@ -132,7 +152,8 @@ class TransferSpace:
         encoder = MetaEncoder(config.id_dims, config.head_dims)
         emb_id = embed([model_text(m) for m in metas])
         phi = encoder.fit(metas, embed, emb_id=emb_id)  # (M, d)
-        z = robust_z(history.scores, config.clip) if history.scores.size else history.scores  # (M, T), eq. 1
+        transform = log_rank if config.scale == "logrank" else (lambda x: robust_z(x, config.clip))
+        z = transform(history.scores) if history.scores.size else history.scores  # (M, T), eq. 1
         measured = np.isfinite(z)
         n = measured.sum(1)
         if not measured.any():
