@@ -21,7 +21,7 @@ Part 1, quality on real history (``--history DIR``: records.csv, models.csv, dat
 Part 2, scale (``--skip-scale`` to skip): a local Hub-API server (tests/hub_server.py) holding ``--cards`` generated
   model cards (ids, tags, configs, safetensors headers; a model-index in every 10th README); in a subprocess with
   HF_ENDPOINT pointing at it (this script again, --scale-worker): load the saved space, ``hub.scan(tags=...)`` over all cards, ``recall.shortlist``;
-  wall time and peak RSS of that process.
+  wall time and peak RSS of that process, and how many scanned candidates carry model-index results.
 
 Run:  python benchmarks/recall.py [--history DIR] [--skip-scale] [--cards 10000] [--json PATH]
 """
@@ -259,7 +259,8 @@ def scale_worker(space_path: Path, cards: int, out: Path) -> None:
     out.write_text(json.dumps({"cards": len(result.kept), "seconds": done - start, "scan_seconds": scanned - start,
                                "recall_seconds": done - scanned, "product_seconds": product,
                                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                               "dim": space.dim, "top": [c.model_id for c in kept[:5]], "reason": reasons[0]}))
+                               "dim": space.dim, "top": [c.model_id for c in kept[:5]], "reason": reasons[0],
+                               "with_eval_results": sum(bool(c.eval_results) for c in result.kept)}))
 
 
 def _fmt(x) -> str:
@@ -299,7 +300,8 @@ def print_report(report: dict) -> None:
     if "seconds" in s:
         print(f"\n## Scale: {s['cards']} cards, scan {s['scan_seconds']:.1f} s + recall {s['recall_seconds']:.1f} s "
               f"(of which the product {1000 * s['product_seconds']:.1f} ms) = {s['seconds']:.1f} s, peak RSS "
-              f"{s['peak_rss_mb']:.0f} MB (targets <= 60 s, <= 1024 MB)")
+              f"{s['peak_rss_mb']:.0f} MB (targets <= 60 s, <= 1024 MB); model-index results read from "
+              f"{s.get('with_eval_results', '-')} cards")
     for part in ("history", "noise_ceiling", "cold_start", "scale"):
         if "error" in report.get(part, {}):
             print(f"\n{part}: not measured: {report[part]['error']}")

@@ -408,6 +408,7 @@ class HubServer:
                     sibling["lfs"] = {"sha256": _etag(path, content), "size": len(content), "pointerSize": 134}
             siblings.append(sibling)
         card = {"license": repo.meta["license"]} if repo.meta.get("license") else {}
+        model_index = _card_header(files.get("README.md")).get("model-index")
         info = {
             "id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": sha, "private": repo.private,
             "gated": repo.gated, "disabled": False, "downloads": repo.meta["downloads"], "likes": repo.meta["likes"],
@@ -427,6 +428,8 @@ class HubServer:
             )
             if counts:
                 info["safetensors"] = {"parameters": counts, "total": sum(counts.values())}
+            if model_index:  # the Hub serves a card's model-index as its own property
+                info["model-index"] = model_index
         if expand:
             info = {"id": repo.repo_id, **{k: info[k] for k in expand if k in info}}
         info["_id"] = hashlib.md5(repo.repo_id.encode()).hexdigest()[:24]
@@ -539,6 +542,19 @@ class HubServer:
         with self._lock:
             self._lfs[oid] = content
         return {}
+
+
+def _card_header(content: bytes | None) -> dict:
+    """The YAML header of a README.md as a dict ({} when absent or unreadable)."""
+    import yaml
+
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", (content or b"").decode("utf-8", "replace"), re.S)
+    try:
+        header = yaml.safe_load(match.group(1)) if match else None
+    except yaml.YAMLError:
+        return {}
+    return header if isinstance(header, dict) else {}
+
 
 def _json_or_empty(content: bytes | None) -> dict:
     try:

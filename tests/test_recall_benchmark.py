@@ -27,5 +27,7 @@ def test_recall_benchmark_runs_both_parts_and_writes_the_report(tmp_path):
     assert set(history["baselines"]) == {"history_mean", "params", "logme", "random"}
     assert -1 <= history["mean_weighted_tau"] <= 1 and 0 <= history["top3_in_top10"] <= 1
     assert set(report["cold_start"]["baselines"]) == {"model_type_mean", "params"}
+    assert report["scale"]["with_eval_results"] == 4  # the model-index of every 10th card, read by the scan
     assert report["scale"]["cards"] == 40 and report["scale"]["seconds"] > 0 and report["scale"]["peak_rss_mb"] > 0
     assert report["config"]["history"] == str(tmp_path / "history")
+    assert "too few" in report["noise_ceiling"]["error"]  # no repeated runs in this history: said, not guessed

@@ -54,6 +54,12 @@ class Candidate:
     weights_digest : str or None
         sha256 over the sha256 of each safetensors file (sorted): equal digests are the same weights, whatever the
         source. Computed while scanning when duplicates are collapsed.
+    labels : tuple of str
+        The checkpoint's own head labels (``config.json`` ``id2label``, in id order): its source task. Read from
+        local folders and cache snapshots; from the Hub only when its API's ``config`` carries them (it usually
+        trims the config to the architecture). Empty when unknown.
+    eval_results : tuple of (str, str, float)
+        The model card's ``model-index`` results: (dataset type, with ``/config`` when given; metric type; value).
     """
 
     model_id: str
@@ -75,6 +81,8 @@ class Candidate:
     downloads: int | None = None
     likes: int | None = None
     weights_digest: str | None = None
+    labels: tuple[str, ...] = ()
+    eval_results: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def reference(self) -> str:
@@ -104,7 +112,8 @@ class Candidate:
         """A JSON-serialisable dict (``Candidate.from_dict`` reads it back)."""
         data = dataclasses.asdict(self)
         data.update(source=self.source.value, path=str(self.path) if self.path else None,
-                    architectures=list(self.architectures), modalities=list(self.modalities), tags=list(self.tags))
+                    architectures=list(self.architectures), modalities=list(self.modalities), tags=list(self.tags),
+                    labels=list(self.labels), eval_results=[list(r) for r in self.eval_results])
         return data
 
     @classmethod
@@ -117,8 +126,9 @@ class Candidate:
         data = dict(data, source=Source(data["source"]))
         if data.get("path"):
             data["path"] = Path(data["path"])
-        for name in ("architectures", "modalities", "tags"):
+        for name in ("architectures", "modalities", "tags", "labels"):
             data[name] = tuple(data.get(name) or ())
+        data["eval_results"] = tuple((str(d), str(m), float(v)) for d, m, v in data.get("eval_results") or ())
         return cls(**data)
 
 
@@ -139,6 +149,42 @@ def parse_reference(reference: str) -> tuple[str, str | None]:
     if "@" in reference and not revision:
         raise InvalidCandidateError(f"{reference!r}: empty revision after '@'; drop the '@' or name a revision")
     return repo_id, revision or None
+
+
+def head_labels(config: Any) -> tuple[str, ...]:
+    """The head labels of a ``config.json`` mapping: ``id2label`` values in id order; () when absent or malformed."""
+    id2label = config.get("id2label") if isinstance(config, dict) else None
+    if not isinstance(id2label, dict):
+        return ()
+    try:
+        pairs = sorted((int(k), str(v)) for k, v in id2label.items())
+    except (TypeError, ValueError):
+        return ()
+    return tuple(v for _, v in pairs)
+
+
+def eval_results(model_index: Any) -> tuple[tuple[str, str, float], ...]:
+    """(dataset, metric type, value) of every numeric result in a card's ``model-index`` (a list of entries with
+    ``results``); the dataset is its ``type`` (else ``name``), with ``/config`` when given. Malformed parts are
+    skipped: a card's metadata is free-form."""
+    out = []
+    for entry in model_index if isinstance(model_index, list) else ():
+        for result in (entry.get("results") if isinstance(entry, dict) else None) or ():
+            data = result.get("dataset") if isinstance(result, dict) else None
+            if not isinstance(data, dict) or not (data.get("type") or data.get("name")):
+                continue
+            task = str(data.get("type") or data.get("name"))
+            task = f"{task}/{data['config']}" if data.get("config") else task
+            for metric in result.get("metrics") or ():
+                if not isinstance(metric, dict) or not metric.get("type"):
+                    continue
+                try:
+                    value = float(metric.get("value"))
+                except (TypeError, ValueError):
+                    continue
+                if value == value and abs(value) != float("inf"):
+                    out.append((task, str(metric["type"]), value))
+    return tuple(out)
 
 
 def weights_digest(file_sha256s: list[str]) -> str | None:

@@ -17,7 +17,7 @@ from huggingface_hub.repocard import metadata_load
 from safetensors import SafetensorError, safe_open
 
 from .architectures import modalities_of
-from .candidate import Candidate, Source, weights_digest
+from .candidate import Candidate, Source, eval_results, head_labels, weights_digest
 from ..errors import InvalidCandidateError
 
 _CHUNK = 1 << 20
@@ -110,6 +110,8 @@ def candidate_from_folder(
         library_name=card.get("library_name"),
         tags=tuple(tags if isinstance(tags, list) else [tags]),
         weights_digest=weights_digest([hashes[p.relative_to(folder).as_posix()] for p in weight_files]),
+        labels=head_labels(config),
+        eval_results=eval_results(card.get("model-index")),
     )
 
 

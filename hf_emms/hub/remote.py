@@ -16,12 +16,13 @@ from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_st
 from .._version import __version__
 from ..errors import InvalidInputError
 from .architectures import modalities_of
-from .candidate import Candidate, Source, parse_reference, weights_digest
+from .candidate import Candidate, Source, eval_results, head_labels, parse_reference, weights_digest
 from .retry import RetryPolicy, call_hub
 
-# Properties the filters read; asking for only these keeps listing pages small (no card text, no file list).
+# Properties the filters read, and the card's model-index results (recall learns from them); asking for only these
+# keeps listing pages small (no card text, no file list).
 EXPAND = ["sha", "config", "safetensors", "gated", "private", "pipeline_tag", "library_name", "tags", "downloads",
-          "likes"]
+          "likes", "model-index"]
 
 Sort = str  # one of hf_emms.options.SORTS
 # The Hub's sort keys (always descending: most downloaded, most liked, newest first).
@@ -54,6 +55,8 @@ def candidate_from_info(info: ModelInfo) -> Candidate:
         tags=tags,
         downloads=info.downloads,
         likes=info.likes,
+        labels=head_labels(config),
+        eval_results=eval_results(info.model_index),
     )
 
 

@@ -11,7 +11,8 @@ downloaded), EMMS is exact and paid per candidate on the short list.
 
 from .embed import HashingEmbedder, MiniLMEmbedder, default_embedder, id_text
 from .history import (
-    History, ModelMeta, TaskText, history_from_model_index, history_from_store, merge, read_history, read_logme,
+    History, ModelMeta, TaskText, history_from_candidates, history_from_model_index, history_from_store, merge,
+    read_history, read_logme,
 )
 from .rankings import top_k_recall, weighted_tau
 from .shortlist import build_space, default_space_path, shortlist, task_from, task_vector
@@ -20,7 +21,8 @@ from .space import TransferSpace
 
 __all__ = [
     "HashingEmbedder", "History", "MiniLMEmbedder", "ModelMeta", "RecallConfig", "TaskText", "TransferSpace",
-    "build_space", "default_embedder", "default_space_path", "history_from_model_index", "history_from_store",
+    "build_space", "default_embedder", "default_space_path", "history_from_candidates", "history_from_model_index",
+    "history_from_store",
     "id_text", "merge", "read_history", "read_logme", "shortlist", "task_from", "task_vector", "top_k_recall",
     "weighted_tau",
 ]

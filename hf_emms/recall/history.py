@@ -10,6 +10,8 @@ fill it, and :func:`merge` joins them:
 - :func:`history_from_store`: every past ``rank()`` run, ``ResultsStore(root).records()`` (EMMS score per
   candidate and dataset).
 - :func:`history_from_model_index`: ``model-index`` results of model cards (``{model: card metadata}``).
+- :func:`history_from_candidates`: the same results as the Hub scanner read them (``Candidate.eval_results``), with
+  each candidate's metadata and head labels.
 
 Bad or missing input never raises here: what cannot be read becomes a message in :attr:`History.messages`, and an
 empty history makes the transfer space fall back to its metadata prior.
@@ -27,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["History", "ModelMeta", "TaskText", "history_from_model_index", "history_from_store", "merge",
-           "read_history"]
+__all__ = ["History", "ModelMeta", "TaskText", "history_from_candidates", "history_from_model_index",
+           "history_from_store", "merge", "read_history"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,11 @@ class ModelMeta:
 
     @classmethod
     def from_candidate(cls, candidate: Any, labels: Iterable[str] = ()) -> ModelMeta:
-        """From a :class:`hf_emms.hub.Candidate` (head ``labels`` from its config, when the caller has them)."""
+        """From a :class:`hf_emms.hub.Candidate`: head ``labels`` as given, else the ones the scanner read from its
+        config (``candidate.labels``: ``id2label``)."""
+        labels = tuple(labels) or tuple(getattr(candidate, "labels", ()) or ())
         return cls(candidate.model_id, candidate.model_type, tuple(candidate.architectures),
-                   candidate.num_parameters, tuple(labels), tuple(candidate.tags))
+                   candidate.num_parameters, labels, tuple(candidate.tags))
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,21 @@ def history_from_model_index(cards: Mapping[str, Mapping[str, Any]], *, metric: 
     models, tasks, scores = _matrix(triples)
     messages = (f"{bad} model cards have an unreadable model-index",) if bad else ()
     return History(models, tasks, scores, {}, {t: TaskText(t, t) for t in tasks}, messages)
+
+
+def history_from_candidates(candidates: Iterable[Any], *, metric: str = "accuracy") -> History:
+    """Scanned candidates as history: each :class:`hf_emms.hub.Candidate`'s model-card results
+    (``candidate.eval_results``: (dataset, metric type, value), read by the scanner from ``model-index``) whose
+    metric type is ``metric`` become scores, and every candidate's metadata (with its head labels) joins ``meta``.
+    """
+    triples, meta = [], {}
+    for candidate in candidates:
+        meta[candidate.model_id] = ModelMeta.from_candidate(candidate)
+        triples += [(candidate.model_id, task, value) for task, kind, value in
+                    getattr(candidate, "eval_results", ()) or () if kind == metric]
+    models, tasks, scores = _matrix(triples)
+    messages = () if triples else (f"no scanned candidate reports {metric!r} in its model card",)
+    return History(models, tasks, scores, meta, {t: TaskText(t, t) for t in tasks}, messages)
 
 
 def merge(*histories: History) -> History:

@@ -15,7 +15,10 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..paths import cache_root
-from .history import History, ModelMeta, TaskText, history_from_model_index, history_from_store, merge, read_history
+from .history import (
+    History, ModelMeta, TaskText, history_from_candidates, history_from_model_index, history_from_store, merge,
+    read_history,
+)
 from .config import RecallConfig
 from .space import TransferSpace
 
@@ -118,7 +121,8 @@ def shortlist(space: TransferSpace, candidates: Sequence[Any], task: Any, k: int
 
 
 def build_space(*, history: Iterable[str | os.PathLike] = (), store: str | os.PathLike | None = None,
-                cards: Mapping[str, Mapping[str, Any]] | None = None, path: str | os.PathLike | None = None,
+                cards: Mapping[str, Mapping[str, Any]] | None = None, candidates: Sequence[Any] = (),
+                path: str | os.PathLike | None = None,
                 embed: Callable | None = None, config: RecallConfig | str | None = "auto",
                 exclude_tasks: Iterable[str] = ()) -> TransferSpace:
     """Fit a space from every source given and save it (``path``, default :func:`default_space_path`).
@@ -131,13 +135,17 @@ def build_space(*, history: Iterable[str | os.PathLike] = (), store: str | os.Pa
         A results store root: every past ranking's EMMS scores.
     cards : dict, optional
         Model id -> card metadata with a ``model-index``.
+    candidates : sequence of hub.Candidate
+        Scanned candidates: their model-card results (``eval_results``) and their metadata with head labels
+        (:func:`history_from_candidates`); the history folders' metadata wins where both describe a model.
     exclude_tasks : iterable of str
         Tasks whose scores are left out of every source (a held-out dataset).
 
     A source that cannot be read is reported in ``space.messages`` and skipped; with none left, the space is the
     metadata prior alone.
     """
-    parts: list[History] = [read_history(folder, exclude_tasks=exclude_tasks) for folder in history]
+    parts: list[History] = [history_from_candidates(candidates)] if candidates else []
+    parts += [read_history(folder, exclude_tasks=exclude_tasks) for folder in history]
     if store is not None:
         from ..results import ResultsStore
 
