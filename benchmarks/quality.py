@@ -64,8 +64,12 @@ GROUND_TRUTH = HERE / "quality" / "ground_truth.json"
 RESULTS = HERE / "quality" / "results"
 ZOO_DIR = cache_root() / "quality-zoo"  # $HF_EMMS_CACHE or ~/.cache/hf_emms, as for every hf-emms cache
 SCORES = ("emms", "emms_official", "logme", "hscore")
+# The layer-aware variants of one rank(layers=...) run (hf_emms.solver.layerwise): the last layer alone, the layer
+# chosen by nested CV among single layers (and with the one-SE rule: a lower layer only when the folds support it),
+# the fixed mean of the upper layers, and nested CV over both.
+VARIANTS = ("emms_last", "emms_layer", "emms_layer_1se", "emms_upper", "emms_nested")
 PRIORS = ("params", "width")
-SELECTORS = SCORES + PRIORS
+SELECTORS = SCORES + VARIANTS + PRIORS
 # Cheapest first, so that a run stopped by a deadline has the most cells.
 COST_ORDER = ("minilm-1", "minilm-3", "minilm-random", "minilm-6", "mpnet-3", "mpnet-6", "mpnet-random", "mpnet-12")
 
@@ -141,7 +145,7 @@ def average(per_task: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[s
 
 # ---------------------------------------------------------------------------------------------- scoring
 def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: str | os.PathLike | None = None,
-               progress: bool = True) -> tuple[dict[str, dict[str, float]], float, Any]:
+               progress: bool = True, layers: str = "auto") -> tuple[dict[str, dict[str, float]], float, Any]:
     """Score the checkpoints on a task's training split through ``hf_emms.rank``.
 
     Returns
@@ -156,12 +160,16 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hf-emms-quality-") as fresh:
-        ranking = hf_emms.rank(str(task_dir / "train.jsonl"), candidates=[str(p) for p in checkpoints.values()],
-                               metrics=SCORES, max_samples=None, cache_dir=cache_dir or fresh, progress=progress)
+        run = hf_emms.iter_rank(str(task_dir / "train.jsonl"), candidates=[str(p) for p in checkpoints.values()],
+                                metrics=SCORES, max_samples=None, cache_dir=cache_dir or fresh, progress=progress,
+                                layers=layers)
+        rows = list(run)  # the rows themselves: the variants travel with them, beside the table's columns
     seconds = time.perf_counter() - start
+    ranking = run.ranking()
     scores = {}
-    for row in ranking.df[ranking.df["status"] == "ok"].to_dict("records"):
-        scores[row["model"]] = {sel: None if row.get(sel) is None else float(row[sel]) for sel in SELECTORS}
+    for row in rows:
+        if row.ok:
+            scores[row.model] = {sel: None if row.get(sel) is None else float(row.get(sel)) for sel in SELECTORS}
     return scores, seconds, ranking
 
 
@@ -192,7 +200,7 @@ def _finetune_seconds(ground_truth: Mapping[str, Any], task: str, models: Sequen
 
 
 def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_dir: Path = ZOO_DIR,
-           cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+           cache_dir: str | os.PathLike | None = None, progress: bool = True, layers: str = "auto") -> dict[str, Any]:
     """Score every task's checkpoints and compare the rankings with the ground truth.
 
     Parameters
@@ -227,7 +235,7 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                 raise GroundTruthError(f"{task_dir / split} is missing: a task folder holds train.jsonl and "
                                        "test.jsonl.")
         scores, seconds, ranking = score_task(task_dir, _checkpoints(sorted(truth), zoo_dir),
-                                              cache_dir=cache_dir, progress=progress)
+                                              cache_dir=cache_dir, progress=progress, layers=layers)
         tasks[name] = {"models": sorted(truth), "truth": truth, "scores": scores, "quality": quality(truth, scores),
                        "scoring_seconds": seconds,
                        "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth), device),
@@ -357,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=0.02, help="--verify: allowed accuracy difference")
     p.add_argument("--threads", type=int, help="torch threads (1 leaves the other cores to others)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--layers", default="auto", help="rank(layers=...): auto (default), last or all")
     args = p.parse_args(argv)
     if args.threads:
         import torch
@@ -405,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if check["ok"] else 1
         task_dirs = args.task_dir or [args.tasks_root / t for t in ground_truth if t != META
                                       and len(accuracies(ground_truth, t)) >= 2]
-        result = report(task_dirs, ground_truth, zoo_dir=args.zoo, cache_dir=args.cache_dir, progress=progress)
+        result = report(task_dirs, ground_truth, zoo_dir=args.zoo, cache_dir=args.cache_dir, progress=progress,
+                        layers=args.layers)
     except (GroundTruthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,9 +27,9 @@ from typing import Any
 from .errors import InvalidInputError
 
 __all__ = [
-    "DEFAULT_METRICS", "DTYPES", "INPUT_KINDS", "METRICS", "MODALITIES", "POOLINGS", "SORTS", "TASK_KINDS",
+    "DEFAULT_METRICS", "DTYPES", "INPUT_KINDS", "LAYERS", "METRICS", "MODALITIES", "POOLINGS", "SORTS", "TASK_KINDS",
     "CandidateQuery", "DataSpec", "ExtractSpec", "RankSpec", "RunSpec", "ScoreSpec", "check_choice", "check_choices",
-    "check_optional_positive_int", "check_positive_int",
+    "check_layers", "check_optional_positive_int", "check_positive_int",
 ]
 
 # ---- allowed values: each list is written here and nowhere else --------------------------------------------------
@@ -49,6 +49,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 """Weights and activations of a candidate ("auto": bfloat16/float16 on a GPU, float32 on CPU)."""
 POOLINGS = ("auto", "pooler_output", "mean", "cls", "max", "last_token")
 """How a candidate's hidden states become one feature vector per sample ("auto": the checkpoint's own rule)."""
+LAYERS = ("auto", "last", "all")
+"""Which hidden layers of a candidate get statistics (or a list of layer indices): "auto" the last and up to 7 more
+evenly spaced, "last" the last only, "all" every one (see :mod:`hf_emms.features.layers`)."""
 
 
 # ---- the shared argument checks ----------------------------------------------------------------------------------
@@ -84,6 +87,21 @@ def check_choices(
     if unknown:
         raise error(f"unknown {name} {unknown}; choose from {allowed}.")
     return values
+
+
+def check_layers(value: Any) -> str | tuple[int, ...]:
+    """``value`` as one of :data:`LAYERS`, or as a sorted tuple of distinct layer indices (negative ones count from
+    the last layer, -1 = the last); else a clear ``InvalidInputError``."""
+    if isinstance(value, str):
+        return check_choice("layers", value, LAYERS)
+    try:
+        indices = tuple(value)
+    except TypeError:
+        indices = None
+    if not indices or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in indices):
+        raise InvalidInputError(f"layers must be one of {list(LAYERS)} or a non-empty list of layer indices (0 = the "
+                                f"embeddings' output, -1 = the last layer); got {value!r}.")
+    return tuple(sorted({int(i) for i in indices}))
 
 
 def _strings(name: str, values: Any) -> tuple[str, ...]:
@@ -242,6 +260,13 @@ class ExtractSpec:
         Default: the accelerator ``accelerate`` gives this process (a GPU when there is one), else CPU.
     num_workers : int, optional
         DataLoader processes that preprocess batches. Default: 0 on CPU (the model needs the cores), 4 on GPU.
+    layers : {"auto", "last", "all"} or sequence of int
+        Hidden layers that get statistics, from the same forward pass (:mod:`hf_emms.features.layers`): the last
+        only, the last and up to 7 more evenly spaced ("auto"), every one, or these indices (0 = the embeddings'
+        output, -1 = the last).
+    max_stats_memory : int, optional
+        Bytes the statistics of one candidate may take, all layers together (about ``layers x (folds + 2) x 8 x
+        D1^2``); a request over it is refused before any accumulation. Default: ``HF_EMMS_MAX_STATS_BYTES`` or 8 GiB.
     """
 
     batch_size: int = 32
@@ -250,8 +275,12 @@ class ExtractSpec:
     dtype: str = "auto"
     device: Any = None
     num_workers: int | None = None
+    layers: Any = "last"
+    max_stats_memory: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", check_layers(self.layers))
+        check_optional_positive_int("max_stats_memory", self.max_stats_memory)
         check_positive_int("batch_size", self.batch_size)
         check_choice("pooling", self.pooling, POOLINGS)
         check_optional_positive_int("max_length", self.max_length)

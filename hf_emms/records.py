@@ -88,6 +88,12 @@ class Row(_Record):
     tied_with_best : bool or None
         The folds cannot tell this candidate's EMMS from the leader's (paired fold differences within noise);
         set by the :class:`~hf_emms.results.Ranking`, which compares the rows.
+    emms_last : float or None
+        EMMS of the last layer alone (the score of ``layers="last"``); ``emms`` is layer-aware when several layers
+        were read (:mod:`hf_emms.solver.layerwise`).
+    best_layer : str or None
+        The hidden layer the candidate's features read best from (an index; ``"upper"`` for the mean of the upper
+        layers), when several were read.
     recall : float or None
         The recall phase's score (``rank(recall=K)``: history and metadata, no forward pass); ``emms`` and the
         baselines are the second phase's.
@@ -109,6 +115,8 @@ class Row(_Record):
     emms: float | None = None
     emms_se: float | None = None
     tied_with_best: bool | None = None
+    emms_last: float | None = None
+    best_layer: str | None = None
     recall: float | None = None
     emms_weights: dict[str, float] | None = None
     emms_one_hot: float | None = None
@@ -191,8 +199,9 @@ class RunConfig(_Record):
     """How it was scored: everything that changes a score, hashed into each result's key.
 
     ``rows`` scored of the budget ``max_samples`` drawn with ``seed``; ``metrics``; text ``max_length``; the class
-    name ``prompt``; the F-label ``encoders`` (their records); the ``score_rule``; the ``hf_emms`` version. ``task``,
-    ``input`` and ``label`` repeat the task's kind and columns.
+    name ``prompt``; the F-label ``encoders`` (their records); the ``score_rule``; the ``layers`` read (see
+    :mod:`hf_emms.features.layers`); the ``hf_emms`` version. ``task``, ``input`` and ``label`` repeat the task's kind
+    and columns.
     """
 
     task: str | None = None
@@ -206,6 +215,7 @@ class RunConfig(_Record):
     prompt: str | None = None
     encoders: list[dict[str, Any]] | None = None
     score_rule: str | None = None
+    layers: str | list[int] | None = None
     hf_emms: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 

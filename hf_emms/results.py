@@ -154,8 +154,8 @@ class Ranking:
     def _display(self) -> Any:
         """The table as strings for people: rounded scores, weights as ``encoder=weight``, sizes in millions."""
         formats = {
-            **{c: "{:.4f}".format for c in ("emms", "emms_se", "emms_one_hot", "emms_official", "logme", "hscore",
-                                             "nce")},
+            **{c: "{:.4f}".format for c in ("emms", "emms_se", "emms_last", "emms_one_hot", "emms_official", "logme",
+                                             "hscore", "nce")},
             "tied_with_best": lambda v: "yes" if v else "no", "recall": "{:.3f}".format,
             "emms_weights": lambda w: " ".join(f"{k}={v:.2f}" for k, v in w.items()) if isinstance(w, dict) else "",
             "params": lambda v: f"{v / 1e6:.1f}M", "seconds": "{:.1f}".format, "revision": lambda v: str(v)[:12],

@@ -56,17 +56,29 @@ class StatsCache:
         base = self.root / key[:2] / key
         return base.with_suffix(".safetensors"), base.with_suffix(".json")
 
-    def get(self, key: str) -> tuple[FeatureStats, dict[str, Any]] | None:
-        """The cached statistics and record of ``key``, or None when absent or unreadable."""
+    def get(self, key: str) -> tuple[FeatureStats, dict[str, Any], dict[str, FeatureStats]] | None:
+        """The cached statistics, record and other layers' statistics of ``key``, or None when absent or
+        unreadable."""
         stats_path, record_path = self._paths(key)
         try:
             record = json.loads(record_path.read_text())
-            return FeatureStats.load(stats_path), record
+            last = str(record.get("n_layers"))
+            layers = {name: FeatureStats.load(self._layer_path(stats_path, name))
+                      for name in record.get("layers") or () if name != last}
+            return FeatureStats.load(stats_path), record, layers
         except (OSError, ValueError, StatsFileError):
             return None
 
-    def put(self, key: str, stats: FeatureStats, record: dict[str, Any]) -> None:
-        """Store an entry: statistics first, then the record that marks it complete."""
+    def put(self, key: str, stats: FeatureStats, record: dict[str, Any],
+            layers: dict[str, FeatureStats] | None = None) -> None:
+        """Store an entry: statistics first (the last layer's, then the others'), then the record that marks it
+        complete."""
         stats_path, record_path = self._paths(key)
         stats.save(stats_path)
+        for name, part in (layers or {}).items():
+            part.save(self._layer_path(stats_path, name))
         atomic_write(record_path, json.dumps(record, indent=1))
+
+    @staticmethod
+    def _layer_path(stats_path: Path, name: str) -> Path:
+        return stats_path.with_name(f"{stats_path.stem}.layer-{name}.safetensors")

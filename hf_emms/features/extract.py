@@ -22,6 +22,7 @@ from ..hub.candidate import Candidate
 from ..options import DTYPES, ExtractSpec
 from ..solver import FeatureStats
 from .batches import batches
+from .blocks import Blocks
 from .cache import StatsCache, array_digest, cache_key
 from .candidate import load_candidate, resolve_candidate
 from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
@@ -79,6 +80,8 @@ def extract_stats(
     dtype: str = "auto",
     device: str | torch.device | None = None,
     num_workers: int | None = None,
+    layers: str | Sequence[int] = "last",
+    max_stats_memory: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
@@ -131,6 +134,11 @@ def extract_stats(
         Default: the process's accelerator from ``accelerate`` (``cuda:LOCAL_RANK``, or CPU).
     num_workers : int, optional
         DataLoader processes that preprocess batches. Default: 0 on CPU (the model needs the cores), 4 on GPU.
+    layers : {"last", "auto", "all"} or sequence of int
+        Hidden layers that get statistics from the same forward pass (:mod:`~.layers`); ``Extraction.layers`` holds
+        the others' beside the last layer's ``stats``.
+    max_stats_memory : int, optional
+        Bytes all layers' statistics may take; a request over it is refused before any accumulation.
     cache_dir : path, optional
         Reuse and store finished statistics here (see :class:`~.cache.StatsCache`).
     allow_pickle, trust_remote_code : bool, default False
@@ -151,7 +159,7 @@ def extract_stats(
         Bad dataset, columns, targets or options.
     """
     settings = ExtractSpec(batch_size=batch_size, pooling=pooling, max_length=max_length, dtype=dtype, device=device,
-                           num_workers=num_workers)
+                           num_workers=num_workers, layers=layers, max_stats_memory=max_stats_memory)
     job = prepare_job(
         dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
         input_columns=input_columns, input_kind=input_kind, label_column=label_column, label_embeddings=label_embeddings, max_samples=max_samples, seed=seed,
@@ -220,6 +228,8 @@ def prepare_job(
             "dataset": dataset._fingerprint, "split": _split(dataset), "inputs": [spec.modality, *spec.columns],
             "targets": targets, "rows": array_digest(rows), "pooling": settings.pooling,
             "max_length": settings.max_length,
+            # a last-layer run keeps the keys it always had (its statistics did not change)
+            **({} if settings.layers == "last" else {"layers": settings.layers}),
         },
         subsample=subsample, settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code, progress=progress, profile=profile,
@@ -244,9 +254,9 @@ def run_candidate(
         cache = StatsCache(job.cache_dir) if job.cache_dir is not None else None
         hit = cache.get(key) if cache else None
     if all_ranks_agree(hit is not None, world_size):
-        stats, record = hit
+        stats, record, layers = hit
         return Extraction(stats, ExtractionRecord.from_dict({**record, "cache_hit": True,
-                                                             "timings": phases.as_dict()}))
+                                                             "timings": phases.as_dict()}), layers)
 
     loaded = load_candidate(
         resolved, modality=job.spec.modality, with_head=job.labels is not None, dtype=dtype, device=device,
@@ -261,29 +271,32 @@ def run_candidate(
             settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor,
             config=getattr(config, "text_config", None) or config,
         )
-    runner = Runner(loaded, settings.pooling, settings.batch_size, sync=job.profile)
+    runner = Runner(loaded, settings.pooling, settings.batch_size, sync=job.profile, layers=settings.layers)
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))
-    stats, at_limit = FeatureStats(), 0
-    blocks = _Blocks(job, stats)
+    at_limit = 0
+    blocks = Blocks(job)
     show = job.progress and (rank == 0 or mode == "candidate-parallel")
     waited = now(phases.device)
     for batch in batches(job, loaded, rows, max_length, device, resolved.model_id, show=show):
         phases.add("preprocess", now(phases.device) - waited)  # tokenising / processing the batch, and moving it
         features, logits = runner(batch["inputs"])  # runner.phases: forward, pooling
         with phases("statistics"):
-            blocks.add(features, logits, batch["rows"])
+            blocks.add(features, logits, batch["rows"], last=runner.last_key)
         at_limit += batch.get("at_limit", 0)
         waited = now(phases.device)
     with phases("statistics"):
         blocks.flush()
     phases.merge(runner.phases.as_dict())
+    layer_stats = blocks.stats
     if world_size > 1 and mode == "data-parallel":
         with phases("all_reduce"):
-            stats.all_reduce()
+            for part in layer_stats.values():
+                part.all_reduce()
         at_limit = sum_across(at_limit)
         chosen = first_across(runner.pooling)
     else:
         chosen = runner.pooling
+    stats = layer_stats.get(runner.last_key, FeatureStats())
     record = ExtractionRecord(
         candidate=resolved.model_id, revision=resolved.revision, modality=job.spec.modality,
         model_class=type(loaded.model).__name__, pooling=chosen.method, pooling_reason=chosen.reason,
@@ -293,45 +306,12 @@ def run_candidate(
         head_classes=loaded.head_classes, seconds=time.perf_counter() - start, timings=phases.as_dict(), mode=mode,
         world_size=world_size, cache_key=key, input_kind=job.spec.kind, input_columns=list(job.spec.columns),
         input_encoding=encoding_note(job.spec, chosen.method),
+        layers=list(layer_stats) if runner.n_layers is not None else None, n_layers=runner.n_layers,
     )
+    layers = {k: v for k, v in layer_stats.items() if k != runner.last_key} if runner.n_layers is not None else {}
     if cache is not None and (rank == 0 or mode == "candidate-parallel"):
-        cache.put(key, stats, record.to_dict())
-    return Extraction(stats, record)
-
-
-class _Blocks:
-    """Pooled batches gathered into blocks of about ``rows`` samples, then folded into the statistics.
-
-    ``FeatureStats.update`` costs a few dozen tensor operations whatever the batch size; at model batch sizes
-    (32-64 samples) that fixed cost, not arithmetic, dominates. Blocks of 1,024 samples pay it once per block;
-    they hold rows x D1 pooled features (4 MB for 1,024 x 1,024 in float32), not the dataset's.
-    """
-
-    def __init__(self, job: Job, stats: FeatureStats, rows: int = 1024) -> None:
-        self.job, self.stats, self.rows = job, stats, rows
-        self.features: list[torch.Tensor] = []
-        self.logits: list[torch.Tensor] = []
-        self.ids: list[np.ndarray] = []
-
-    def add(self, features: torch.Tensor, logits: torch.Tensor | None, ids: np.ndarray) -> None:
-        self.features.append(features)
-        self.ids.append(ids)
-        if logits is not None:
-            self.logits.append(logits)
-        if sum(len(i) for i in self.ids) >= self.rows:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.ids:
-            return
-        x = torch.cat(self.features)
-        ids = np.concatenate(self.ids)  # dataset row ids: cross-validation folds follow the rows, not order or shard
-        if self.job.labels is not None:
-            logits = torch.cat(self.logits) if self.logits else None
-            self.stats.update(x, labels=self.job.labels[ids], head_logits=logits, sample_ids=ids)
-        else:
-            self.stats.update(x, label_embeddings=np.asarray(self.job.label_embeddings[ids]), sample_ids=ids)
-        self.features, self.logits, self.ids = [], [], []
+        cache.put(key, stats, record.to_dict(), layers=layers)
+    return Extraction(stats, record, layers)
 
 
 def _class_ids(dataset: Any, column: str) -> np.ndarray:

@@ -133,12 +133,15 @@ def _portable(result: Result) -> Any:
     if isinstance(result, CandidateLoadError):
         return result
     with tempfile.TemporaryDirectory() as tmp:  # save/load is FeatureStats' public way to move to the CPU
-        path = result.stats.save(os.path.join(tmp, "stats.safetensors"))
-        return FeatureStats.load(path), result.record.to_dict()
+        def cpu(stats: FeatureStats, name: str) -> FeatureStats:
+            return FeatureStats.load(stats.save(os.path.join(tmp, f"{name}.safetensors")))
+
+        layers = {key: cpu(part, f"layer-{key}") for key, part in result.layers.items()}
+        return cpu(result.stats, "stats"), result.record.to_dict(), layers
 
 
 def _restored(item: Any) -> Result:
     if isinstance(item, CandidateLoadError):
         return item
-    stats, record = item
-    return Extraction(stats, ExtractionRecord.from_dict(record))
+    stats, record, layers = item
+    return Extraction(stats, ExtractionRecord.from_dict(record), layers)

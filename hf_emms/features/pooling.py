@@ -134,16 +134,25 @@ def pool(output: Any, pooling: Pooling, mask: torch.Tensor | None) -> torch.Tens
     if pooling.method == FUSED:
         return fuse(output.image_embeds, output.text_embeds)
     if pooling.method == "pooler_output":
-        features = output.pooler_output.flatten(1)
-    else:
-        hidden = _hidden(output)
-        if hidden.ndim == 4:  # (B, C, H, W) -> (B, H*W, C): positions of the map are its "tokens"
-            hidden = hidden.flatten(2).transpose(1, 2)
-        elif hidden.ndim != 3:
-            raise InvalidInputError(f"cannot pool a last hidden state of shape {tuple(hidden.shape)}.")
-        features = _pool_positions(hidden, pooling.method, mask)
+        return _normalized(output.pooler_output.flatten(1), pooling)
+    return pool_hidden(_hidden(output), pooling, mask)
+
+
+def pool_hidden(hidden: torch.Tensor, pooling: Pooling, mask: torch.Tensor | None) -> torch.Tensor:
+    """One hidden state (B, T, D) or 4-D map (B, C, H, W) pooled by ``pooling``'s rule over its positions, shape
+    (B, D). A lower layer of a ``pooler_output`` checkpoint is mean-pooled: the trained pooler reads the last layer.
+    """
+    if hidden.ndim == 4:  # (B, C, H, W) -> (B, H*W, C): positions of the map are its "tokens"
+        hidden = hidden.flatten(2).transpose(1, 2)
+    elif hidden.ndim != 3:
+        raise InvalidInputError(f"cannot pool a hidden state of shape {tuple(hidden.shape)}.")
+    method = "mean" if pooling.method == "pooler_output" else pooling.method
+    return _normalized(_pool_positions(hidden, method, mask), pooling)
+
+
+def _normalized(features: torch.Tensor, pooling: Pooling) -> torch.Tensor:
     if pooling.normalize:
-        features = torch.nn.functional.normalize(features.float(), dim=-1).to(features.dtype)
+        return torch.nn.functional.normalize(features.float(), dim=-1).to(features.dtype)
     return features
 
 

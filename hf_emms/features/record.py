@@ -70,6 +70,11 @@ class ExtractionRecord:
     input_encoding : str or None
         How paired inputs reached the model: a text pair encoded jointly by the tokenizer, an image + text encoded
         jointly, or by a dual encoder's towers and fused (see ``pooling_reason``); None for a single input.
+    layers : list of str or None
+        The statistics kept per hidden layer (:mod:`hf_emms.features.layers`): layer indices, the last one last, and
+        ``"upper"`` for the mean of the upper-half layers; None when only the last layer was read.
+    n_layers : int or None
+        L, the candidate's layer count, when its hidden states were read.
     """
 
     candidate: str
@@ -98,6 +103,8 @@ class ExtractionRecord:
     input_kind: str | None = None
     input_columns: list[str] | None = None
     input_encoding: str | None = None
+    layers: list[str] | None = None
+    n_layers: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,7 +117,18 @@ class ExtractionRecord:
 
 @dataclass
 class Extraction:
-    """The statistics of one candidate on one dataset, and how they were made."""
+    """The statistics of one candidate on one dataset, and how they were made.
+
+    ``stats`` are the last layer's; ``layers`` the other kept layers' (keys as in :attr:`ExtractionRecord.layers`),
+    empty for a last-layer run."""
 
     stats: FeatureStats
     record: ExtractionRecord
+    layers: dict[str, FeatureStats] = dataclasses.field(default_factory=dict)
+
+    def by_layer(self) -> dict[str, FeatureStats]:
+        """Every kept layer's statistics, the last layer's included, in the record's order (layers, then "upper")."""
+        if not self.layers:
+            return {"last": self.stats}
+        last = str(self.record.n_layers)
+        return {key: self.stats if key == last else self.layers[key] for key in self.record.layers}

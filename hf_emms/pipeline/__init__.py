@@ -55,6 +55,8 @@ def rank(
     allow_remote_code: bool = False,
     allow_pickle: bool = False,
     device: str | None = None,
+    layers: str | Sequence[int] = ExtractSpec.layers,
+    max_stats_memory: int | None = None,
     progress: bool = True,
     recall: int | None = None,
     profile: bool = False,
@@ -81,9 +83,14 @@ def rank(
         How to score (:class:`~hf_emms.options.ScoreSpec`). ``encoders``: "default" (CLIP/BERT/GPT-2 on a GPU with
         the Hub reachable, else all-MiniLM-L6-v2), a sequence of ids/folders/``labels.EncoderSpec``, or None for
         one-hot labels only. ``metrics`` among "emms", "emms_official", "logme", "hscore", "nce" ("emms" always).
-    batch_size, max_length, device :
+    batch_size, max_length, device, layers, max_stats_memory :
         Feature extraction (:class:`~hf_emms.options.ExtractSpec`): samples per forward pass (halved on
-        out-of-memory), text truncation, device (default: what ``accelerate`` gives this process).
+        out-of-memory), text truncation, device (default: what ``accelerate`` gives this process), the hidden
+        layers read from the one forward pass ("auto": the last and up to 7 more, evenly spaced; "last"; "all";
+        or indices, 0 = the embeddings' output, -1 = the last; see :mod:`hf_emms.features.layers`) and the bytes
+        their statistics may take per candidate. With several layers ``emms`` is layer-aware (the layer chosen on
+        training folds and scored on held-out ones, :mod:`hf_emms.solver.layerwise`); ``emms_last`` is the last
+        layer's and ``best_layer`` says where the features read best.
     output_dir, cache_dir, token, progress, profile :
         :class:`~hf_emms.options.RunSpec`: write ``ranking.json/.csv/.md/.png`` to ``output_dir``; the cache root
         (default ``$HF_EMMS_CACHE`` or ``~/.cache/hf_emms``); a Hub token (never logged or stored); progress bars;
@@ -100,7 +107,8 @@ def rank(
                              max_params=max_params, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle,
                              recall=recall),
         score=ScoreSpec(encoders=encoders, prompt=prompt, metrics=metrics),
-        extract=ExtractSpec(batch_size=batch_size, max_length=max_length, device=device),
+        extract=ExtractSpec(batch_size=batch_size, max_length=max_length, device=device, layers=layers,
+                            max_stats_memory=max_stats_memory),
         run=RunSpec(output_dir=output_dir, cache_dir=cache_dir, token=token, progress=progress, profile=profile),
     )
     return rank_spec(dataset, candidates, spec)

@@ -150,6 +150,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         max_samples=data.max_samples, metrics=list(spec.score.metrics), max_length=spec.extract.max_length,
         prompt=spec.score.prompt, encoders=[e.to_dict() for e in flabels.encoders] if flabels is not None else [],
         score_rule="cv", hf_emms=__version__,
+        layers=spec.extract.layers if isinstance(spec.extract.layers, str) else list(spec.extract.layers),
     )
     meta = RankingMeta(
         dataset=DatasetInfo.from_dict({**t.source, "fingerprint": t.fingerprint, "rows_scored": len(scored),

@@ -12,8 +12,26 @@ from ..features.extract import run_candidate
 from ..hub import Candidate
 from ..records import Row
 from ..results import record_key
-from ..solver import FeatureStats
+from ..features.layers import UPPER
+from ..features.record import Extraction
 from .plan import Plan, candidate_key, display_name, pin
+
+
+def _nested_score(lw: Any, keys: list[str], last: str, *, margin: float = 0.0) -> float:
+    """The layer-aware score choosing among ``keys`` only (one key: that layer's own score)."""
+    if len(keys) == 1:
+        return lw.per_layer[keys[0]].score
+    from ..solver.layerwise import nested_choice
+
+    sizes = lw.last.fold_sizes
+    order = sorted(keys, key=lambda k: (k != last, -float(k) if k.isdigit() else 1.0))
+    nested = nested_choice({k: lw.per_layer[k].fold_scores for k in order}, sizes, order, margin=margin)[0]
+    return float(sizes @ nested / sizes.sum())
+
+
+def _DEFAULT_CHOICES(layers: dict, singles: list[str]) -> list[str]:
+    """What the layer-aware ``emms`` chooses among (placeholder until the dev benchmark picks)."""
+    return singles
 
 __all__ = ["score_candidate", "scores"]
 
@@ -52,7 +70,7 @@ def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
         spent, timings = phases.seconds.pop("extraction"), extraction.record.timings
         phases.merge(timings)  # resolve, load, tokenizer, preprocess, forward, pooling, statistics
         phases.add("extraction_other", max(spent - sum(timings.values()), 0.0))  # outside run_candidate's phases
-        row = Row(model=display_name(candidate), **scores(extraction.stats, plan, phases))
+        row = Row.from_dict({"model": display_name(candidate), **scores(extraction, plan, phases)})
     except HfEmmsError as exc:
         return Row.skipped(display_name(candidate), str(exc), revision=candidate.revision,
                            params=candidate.num_parameters), False
@@ -73,25 +91,41 @@ def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     return row, False
 
 
-def scores(stats: FeatureStats, plan: Plan, phases: Phases | None = None) -> dict[str, Any]:
+def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> dict[str, Any]:
     """Every metric the plan asks for, from one candidate's statistics (the solver: microseconds to seconds); each
-    metric's seconds go to ``phases`` as ``solver:<metric>``."""
-    from ..solver import emms, emms_reference, hscore, logme, nce
-    from ..solver.scores import emms_with_control
+    metric's seconds go to ``phases`` as ``solver:<metric>``.
+
+    With several layers (:mod:`hf_emms.features.layers`) ``emms`` is the layer-aware score
+    (:mod:`hf_emms.solver.layerwise`: the layer chosen on training folds, scored on held-out ones), ``emms_last``
+    the last layer's, ``best_layer`` where the features read best; the variants ``emms_layer`` (single layers
+    only), ``emms_upper`` (the fixed mean of the upper layers) and ``emms_nested`` (single layers and that mean)
+    go with the row for the quality benchmark. The baselines read the last layer.
+    """
+    from ..solver import emms_reference, hscore, logme, nce
+    from ..solver.layerwise import emms_layerwise
 
     phases = phases or Phases()
+    stats = extraction.stats
     metrics, tables = plan.spec.score.metrics, plan.tables
     classes = plan.task.kind == "classification"
-    control = None
-    with phases("solver:emms"):
-        if classes and tables is not None:  # with the one-hot control, on the same folds' eigensystems
-            result, control = emms_with_control(stats, tables)
-        else:
-            result = emms(stats, tables)
-    out: dict[str, Any] = {"emms": result.score, "emms_se": result.se,
+    layers = extraction.by_layer()
+    last = "last" if not extraction.layers else str(extraction.record.n_layers)
+    singles = [k for k in layers if k != UPPER]
+    with phases("solver:emms"):  # the one-hot control shares the last layer's eigensystems
+        lw = emms_layerwise(layers, tables, last=last, choices=_DEFAULT_CHOICES(layers, singles),
+                            control=classes and tables is not None)
+    result, control = lw.result, lw.control
+    out: dict[str, Any] = {"emms": result.score, "emms_se": result.se, "emms_last": lw.last.score,
                            "emms_weights": dict(zip(plan.members, map(float, result.weights))),
                            "folds": {"scores": result.fold_scores.tolist(), "sizes": result.fold_sizes.tolist(),
                                      "null": result.null_fold_scores.tolist()}}
+    if extraction.record.n_layers is not None:  # layers were read (a one-layer model: every variant is its score)
+        out["best_layer"] = lw.best_layer
+        out["layer_scores"] = {key: r.score for key, r in lw.per_layer.items()}
+        upper = [UPPER] if UPPER in layers else [last]  # one upper-half layer: their mean is the last layer
+        for name, keys in (("emms_layer", singles), ("emms_nested", list(layers)), ("emms_upper", upper)):
+            out[name] = _nested_score(lw, keys, last)
+        out["emms_layer_1se"] = _nested_score(lw, singles, last, margin=1.0)
     if control is not None:
         out["emms_one_hot"] = control.score  # the control: what class identity alone gives
     if "emms_official" in metrics:
