@@ -215,3 +215,22 @@ def test_a_request_over_the_budget_is_refused_and_the_ranking_says_why(sst2, tmp
                    progress=False, cache_dir=tmp_path / "cache")
     (row,) = ranking.rows
     assert row.status == "skipped" and "max_stats_memory" in row.reason and row.emms is None
+
+
+def test_the_cli_reads_layers_and_prints_the_last_layer_beside_the_layer_aware_score(tmp_path, capsys):
+    from hf_emms.cli import main
+
+    model = tiny.bert(tmp_path / "bert", layers=3)
+    data = tmp_path / "task.jsonl"
+    data.write_text("\n".join(SST2.read_text().splitlines()[:60]))
+    common = ["rank", str(data), "--models", str(model), "--max-samples", "0", "--encoders", "none", "--quiet",
+              "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out")]
+    assert main([*common, "--layers", "1,-1"]) == 0
+    table = capsys.readouterr().out
+    header = table.splitlines()[0]
+    assert "emms_last" in header and "best_layer" in header and "emms_se" in header
+    saved = json.loads((tmp_path / "out" / "ranking.json").read_text())
+    assert saved["meta"]["config"]["layers"] == [-1, 1]
+    with pytest.raises(SystemExit):
+        main([*common, "--layers", "first"])
+    assert "nor layer indices" in capsys.readouterr().err

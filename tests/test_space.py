@@ -168,6 +168,20 @@ def test_ranking_through_the_api_equals_hf_emms_rank(space, hub, tmp_path, capfd
             assert not f.is_file() or TOKEN.encode() not in f.read_bytes(), f
 
 
+def test_the_layers_control_ranks_as_rank_layers_does(space, hub, tmp_path):
+    """'auto' reads several layers: the table equals rank(layers="auto")'s, with the last layer beside the
+    layer-aware score and the layer each candidate reads best from."""
+    client = _client(space[1])
+    ids = ("acme/small", "acme/wide")
+    status, table, *_ = client.predict(*_rank_args(ids="\n".join(ids)), 0, "auto", api_name="/rank")
+    reference = _reference(tmp_path, candidates=ids, layers="auto")
+    pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
+    assert {"emms", "emms_se", "emms_last", "best_layer"} <= set(table["headers"])
+    assert all(row["best_layer"] for row in reference.rows) and status.startswith("**Done:** 2 candidates")
+    with pytest.raises(Exception, match="first"):  # refused (by the dropdown or the request), never run
+        client.predict(*_rank_args(ids="acme/small"), 0, "first", api_name="/rank")
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     (dict(dataset_id="acme/no-such-data"), "could not load the dataset 'acme/no-such-data'"),
     (dict(dataset_id="acme/unlabelled"), "no label column found"),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..options import DEFAULT_METRICS, METRICS, SORTS, TASK_KINDS
+from ..options import DEFAULT_METRICS, LAYERS, METRICS, SORTS, TASK_KINDS, ExtractSpec
 from .scan import parse_count
 
 
@@ -65,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_opts.add_argument("--batch-size", type=int, default=32, help="halved automatically on out-of-memory")
     run_opts.add_argument("--max-length", type=int, help="text tokens per sample (default: the checkpoint's limit)")
     run_opts.add_argument("--device", help="default: the GPU accelerate gives this process, else CPU")
+    run_opts.add_argument("--layers", type=_layers, default=ExtractSpec.layers, metavar="{auto,last,all,I,J,...}",
+                          help="hidden layers read from the one forward pass: 'auto' (the last and up to 7 more), "
+                          "'last', 'all', or indices such as 4,6 (0 = the embeddings' output, -1 = the last); with "
+                          "several, emms is layer-aware (chosen on training folds) and emms_last and best_layer are "
+                          "shown (default: %(default)s)")
+    run_opts.add_argument("--max-stats-memory", type=lambda v: int(float(v)), metavar="BYTES",
+                          help="bytes the statistics of one candidate may take, all layers together, e.g. 2e9 "
+                          "(default: $HF_EMMS_MAX_STATS_BYTES or 8 GiB)")
     run_opts.add_argument("--output-dir", type=Path, help="where ranking.{json,csv,md,png} go (default ./hf-emms-results)")
     run_opts.add_argument("--cache-dir", type=Path, help="statistics, label embeddings, records (default $HF_EMMS_CACHE)")
     run_opts.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -128,5 +136,16 @@ def command_line(dataset: str, options: dict[str, Any], *, always: tuple[str, ..
         elif action.nargs in ("+", "*"):
             words += [flag, *map(str, value if isinstance(value, (list, tuple)) else [value])]
         else:
-            words += [flag, str(value)]
+            words += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return words
+
+
+def _layers(value: str) -> str | tuple[int, ...]:
+    """``--layers``: a name, or comma-separated layer indices."""
+    if value in LAYERS:
+        return value
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LAYERS)} nor layer indices such as "
+                                         "4,6 or -1") from None

@@ -81,16 +81,18 @@ def _input_choices(columns: list[str], task: Any) -> list[str]:
 def run(dataset_id: str, upload: str | None, config: str, split: str, label_column: str | None,
         input_column: str | list[str] | None, ids: str, tags: str, pipeline_tag: str | None, sort: str, limit: float,
         max_samples: float, metrics: list[str], encoders: str, pasted_token: str, shortlist: float | None = 0,
-        oauth: gr.OAuthToken | None = None, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
+        layers: str | None = None, oauth: gr.OAuthToken | None = None,
+        progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
     """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates).
 
-    ``shortlist`` K > 0: two phases, the recall phase keeps K of the candidates before any is loaded."""
+    ``shortlist`` K > 0: two phases, the recall phase keeps K of the candidates before any is loaded. ``layers``: the
+    hidden layers read ("auto", "last", "all"; None: the package's default)."""
     token = _token(pasted_token, oauth)
     with _shown_as_message():
         request = ranker.RankRequest(
             dataset=ranker.check_dataset(dataset_id, upload), config=config, split=split, label_column=label_column,
             input_column=input_column, encoders=_encoders(encoders), max_samples=int(max_samples),
-            metrics=tuple(metrics or ("emms",)), shortlist=shortlist or 0,
+            metrics=tuple(metrics or ("emms",)), shortlist=shortlist or 0, layers=layers or ranker.DEFAULT_LAYERS,
         ).check()
         # cheap checks before any download
         pasted = ranker.check_candidates(ranker.parse_list(ids), shortlist=request.shortlist)
@@ -213,6 +215,9 @@ def build_demo() -> gr.Blocks:
             metrics = gr.CheckboxGroup(list(ranker.METRIC_CHOICES), value=["emms", "logme"], label="Metrics")
             encoders = gr.Textbox(label="F-label encoders: 'default', 'none' (one-hot classes), or ids",
                                   value="default")
+            layers = gr.Dropdown(list(ranker.LAYERS), value=ranker.DEFAULT_LAYERS,
+                                 label="Layers read: 'auto' scores the layer chosen on training folds (emms) beside "
+                                 "the last (emms_last); 'last' only the last")
         with gr.Row():
             rank_button = gr.Button("Rank", variant="primary")
             cancel_button = gr.Button("Cancel", variant="stop")
@@ -234,7 +239,7 @@ def build_demo() -> gr.Blocks:
               [task_info, label_column, input_column], api_name="detect")
         ranking = rank_button.click(
             run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
-                  max_samples, metrics, encoders, token, shortlist],
+                  max_samples, metrics, encoders, token, shortlist, layers],
             [status, table, plot, skipped, downloads, ranking_json, open_button, card_diffs], api_name="rank",
         )
         cancel_button.click(None, None, None, cancels=[ranking])

@@ -19,7 +19,7 @@ from typing import Any
 
 from hf_emms import Ranking, Task, iter_rank, load_task
 from hf_emms.errors import InvalidInputError
-from hf_emms.options import METRICS, SORTS, RankSpec, check_choices
+from hf_emms.options import LAYERS, METRICS, SORTS, ExtractSpec, RankSpec, check_choice, check_choices
 
 __all__ = [
     "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError",
@@ -270,6 +270,9 @@ def _candidate_cap(limits: Limits, shortlist: int) -> tuple[int, str]:
             else (limits.max_candidates, "EMMS_SPACE_MAX_CANDIDATES"))
 
 
+DEFAULT_LAYERS = ExtractSpec.layers  # the package's default: what a visitor gets without touching the control
+
+
 @dataclasses.dataclass(frozen=True)
 class RankRequest:
     """One ranking as the visitor asked for it: the keyword arguments of :func:`hf_emms.rank` that the Space sets.
@@ -277,6 +280,7 @@ class RankRequest:
     ``encoders``: "default", None (one-hot labels: classification only) or a list of encoder ids/folders.
     ``shortlist``: K > 0 ranks in two phases (``rank(..., recall=K)``): the K candidates that transfer history and
     metadata expect to transfer best are kept before any weights are read, and only those are scored; 0 scores all.
+    ``layers``: which hidden layers are read ("auto", "last", "all"; :mod:`hf_emms.features.layers`).
     """
 
     dataset: str
@@ -289,6 +293,7 @@ class RankRequest:
     metrics: tuple[str, ...] = ("emms", "logme")
     seed: int = 0
     shortlist: int = 0
+    layers: str = DEFAULT_LAYERS
 
     def check(self, limits: Limits = LIMITS) -> RankRequest:
         """This request, or SpaceInputError naming the limit or choice it breaks."""
@@ -302,6 +307,7 @@ class RankRequest:
             raise SpaceInputError(f"sample budget {self.max_samples}: choose 2 to {limits.max_samples} samples "
                                   "(EMMS_SPACE_MAX_SAMPLES).")
         check_choices("metrics", self.metrics, METRIC_CHOICES, error=SpaceInputError)
+        check_choice("layers", self.layers, LAYERS, error=SpaceInputError)
         if isinstance(self.encoders, (list, tuple)):
             _refuse_local(self.encoders, "the F-label encoders", limits)
         return self
@@ -311,7 +317,7 @@ class RankRequest:
         return {"config": self.config or None, "split": self.split or None, "label_column": self.label_column or None,
                 "input_column": _columns(self.input_column), "encoders": self.encoders,
                 "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed),
-                "recall": int(self.shortlist) or None}
+                "recall": int(self.shortlist) or None, "layers": self.layers}
 
     def spec(self, *, limits: Limits = LIMITS, token: str | bool | None = None,
              cache_dir: str | os.PathLike | None = None) -> RankSpec:
