@@ -9,12 +9,17 @@ The target: everything but forward + pooling <= 15% of each candidate's time.
 Part 2 (scale): 1, 8 and 32 candidates (seeded random re-initialisations of minilm-1, built once) on the same data:
 seconds per candidate should stay flat or fall as candidates are added (fixed costs paid once per ranking).
 
+Part 3 (layers, issue 18): each member ranked alone with ``layers="last"`` and with ``layers="auto"`` (up to 8
+layers and their upper mean, the layer-aware score), each from a fresh cache: seconds per candidate and their ratio
+(target: auto <= 1.5 x last; the forward pass is shared, the extra statistics and solver runs must not dominate).
+
 Every run uses a fresh cache root (results store, statistics, F-label embeddings: nothing is reused from an earlier
 run, and the label embeddings are paid once per ranking, in the task's phases); only the zoo is built once. Prints the tables, the configuration and the JSON
 ``{"candidates": {name: {"phases": {...}}}, "task": {...}, "scale": [...], "config": {...}}``.
 
 Run:  .venv/bin/python benchmarks/rank_profile.py [--json benchmarks/results/rank_profile.json]
       [--plot benchmarks/results/rank_profile.png] [--samples 1000] [--scale 1 8 32] [--device cuda]
+      [--skip-profile] [--no-layers]
 """
 
 from __future__ import annotations
@@ -65,6 +70,30 @@ def random_copies(source: Path, root: Path, n: int) -> list[Path]:
     return out
 
 
+def layer_cost(hf_emms, zoo, members, data, device) -> list[dict]:
+    """Part 3: seconds per candidate with layers="last" and layers="auto", each ranking alone from a fresh cache
+    (the label embeddings are the task's, paid once per ranking and not counted in the candidate's seconds)."""
+    print("\n## Layers: seconds per candidate, layers='auto' against 'last' (target: ratio <= 1.5)\n")
+    print("| candidate | last s | auto s | ratio | layers read | best layer | emms_last | emms |\n"
+          "|:---|---:|---:|---:|---:|:---|---:|---:|")
+    out = []
+    for member in members:
+        seconds, rows = {}, {}
+        for layers in ("last", "auto"):
+            with tempfile.TemporaryDirectory() as fresh:
+                (row,) = hf_emms.iter_rank(data, [str(zoo[member])], max_samples=None, device=device, layers=layers,
+                                           cache_dir=Path(fresh) / "run", progress=False)
+            seconds[layers], rows[layers] = row.seconds, row
+        auto = rows["auto"]
+        read = len(auto.extra.get("layer_scores") or {}) or 1
+        out.append({"candidate": member, "last_seconds": seconds["last"], "auto_seconds": seconds["auto"],
+                    "ratio": seconds["auto"] / seconds["last"], "statistics_kept": read,
+                    "best_layer": auto.best_layer, "emms_last": auto.emms_last, "emms": auto.emms})
+        print(f"| {member} | {seconds['last']:.1f} | {seconds['auto']:.1f} | {seconds['auto'] / seconds['last']:.2f} "
+              f"| {read} | {auto.best_layer} | {auto.emms_last:.4f} | {auto.emms:.4f} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
@@ -73,6 +102,8 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--skip-profile", action="store_true", help="skip part 1")
+    parser.add_argument("--no-layers", action="store_true", help="skip part 3 (layers='auto' against 'last')")
     args = parser.parse_args()
 
     import torch
@@ -88,17 +119,19 @@ def main() -> None:
               "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "python": platform.python_version(),
               "torch": torch.__version__, "hf_emms": hf_emms.__version__, "load_before": os.getloadavg()[0]}
     print("configuration:", json.dumps(config))
-    with tempfile.TemporaryDirectory() as fresh:
-        start = time.perf_counter()
-        ranking = hf_emms.rank(data, [str(zoo[m]) for m in args.members], max_samples=None, device=args.device,
-                               cache_dir=Path(fresh) / "run", progress=False, profile=True)
-        wall = time.perf_counter() - start
-    profile = ranking.profile()
-    print(f"\n## Profile: {len(args.members)} candidates, {args.samples} SST-2 sentences, {wall:.1f} s in all\n")
-    print(profile_table(profile))
-    shares = {m: overhead_share(c["phases"]) for m, c in profile["candidates"].items()}
-    worst = max(shares, key=shares.get)
-    print(f"\nlargest share outside forward + pooling: {worst} {shares[worst]:.0%} (target <= 15%)")
+    profile, shares, wall = {}, {}, None
+    if not args.skip_profile:
+        with tempfile.TemporaryDirectory() as fresh:
+            start = time.perf_counter()
+            ranking = hf_emms.rank(data, [str(zoo[m]) for m in args.members], max_samples=None, device=args.device,
+                                   cache_dir=Path(fresh) / "run", progress=False, profile=True)
+            wall = time.perf_counter() - start
+        profile = ranking.profile()
+        print(f"\n## Profile: {len(args.members)} candidates, {args.samples} SST-2 sentences, {wall:.1f} s in all\n")
+        print(profile_table(profile))
+        shares = {m: overhead_share(c["phases"]) for m, c in profile["candidates"].items()}
+        worst = max(shares, key=shares.get)
+        print(f"\nlargest share outside forward + pooling: {worst} {shares[worst]:.0%} (target <= 15%)")
 
     scale = []
     if args.scale:
@@ -114,13 +147,15 @@ def main() -> None:
             once = sum(run.profile()["task"].values())
             scale.append({"candidates": n, "seconds": seconds, "per_candidate": seconds / n, "task_once": once})
             print(f"| {n} | {seconds:.1f} | {seconds / n:.2f} | {once:.1f} |")
+    layers = [] if args.no_layers else layer_cost(hf_emms, zoo, args.members, data, args.device)
     config["load_after"] = os.getloadavg()[0]
-    result = {**profile, "overhead_share": shares, "wall_seconds": wall, "scale": scale, "config": config}
+    result = {**profile, "overhead_share": shares, "wall_seconds": wall, "scale": scale, "layers": layers,
+              "config": config}
     if args.json:
         from hf_emms._io import atomic_write
 
         atomic_write(args.json, json.dumps(result, indent=1))
-    if args.plot:
+    if args.plot and profile:
         plot_profile(profile, args.plot)
     print("\n" + json.dumps(result, indent=1))
 

@@ -275,7 +275,7 @@ class ExtractSpec:
     dtype: str = "auto"
     device: Any = None
     num_workers: int | None = None
-    layers: Any = "last"
+    layers: Any = "auto"
     max_stats_memory: int | None = None
 
     def __post_init__(self) -> None:

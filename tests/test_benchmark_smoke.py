@@ -38,3 +38,7 @@ def test_rank_profile_benchmark_runs_and_accounts_for_each_candidate(tmp_path):
     assert phases["forward"] > 0 and "pooling" in phases and 0 <= report["overhead_share"]["minilm-1"] <= 1
     assert [row["candidates"] for row in report["scale"]] == [1, 2]
     assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Layers" in proc.stdout
+    (layers,) = report["layers"]  # minilm-1: one layer, so 'auto' reads it alone and scores as 'last'
+    assert layers["candidate"] == "minilm-1" and layers["statistics_kept"] == 1 and layers["ratio"] > 0
+    assert layers["emms"] == layers["emms_last"]
