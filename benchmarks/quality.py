@@ -18,12 +18,15 @@ ground-truth file (``{task: {model: {"finetune_acc": x}}}``; model names are the
                mean seconds per run, summed)
 
 The zoo (``hf_emms.zoo``): mpnet-12, mpnet-6, mpnet-3, mpnet-random, minilm-6, minilm-3, minilm-1, minilm-random
-(all-mpnet-base-v2 / all-MiniLM-L6-v2 as published, their first layers, and random-init controls), built from the
-installed pip packages. The six tasks' fixed splits are in benchmarks/quality/tasks (see quality/task_splits.py),
+(all-mpnet-base-v2 / all-MiniLM-L6-v2 as published, their first layers, and random-init controls), and, so that
+size does not predict: paraphrase-minilm-3 (paraphrase-MiniLM-L3-v2, converted from ONNX), sre-minilm-6
+(sre-embedding-model: all-MiniLM-L6-v2 tuned on SRE pairs), minilm-6-top3-reinit and mpnet-12-top6-reinit (top layers
+re-initialised, seed 0); built from the installed pip packages. Every selector is scored from one
+``rank(layers="auto")`` run: ``emms`` (layer-aware) and its variants beside ``emms_last`` (the last layer). The six tasks' fixed splits are in benchmarks/quality/tasks (see quality/task_splits.py),
 the ground truth's recipe in quality/finetune.py.
 
 Run (CPU figures: add --threads 1 on a shared machine; fine-tuning is hours per seed on two cores):
-  python benchmarks/quality.py --build-zoo DIR                      build the eight checkpoints into DIR
+  python benchmarks/quality.py --build-zoo DIR                      build the zoo's checkpoints into DIR
   python benchmarks/quality.py --make-splits                        (re)write benchmarks/quality/tasks
   python benchmarks/quality.py --finetune [--models ..] [--tasks ..] [--seeds 0 1 2] [--stop-by 08:35]
                                                                      compute missing ground-truth cells, resumable
@@ -71,7 +74,8 @@ VARIANTS = ("emms_last", "emms_layer", "emms_layer_1se", "emms_upper", "emms_nes
 PRIORS = ("params", "width")
 SELECTORS = SCORES + VARIANTS + PRIORS
 # Cheapest first, so that a run stopped by a deadline has the most cells.
-COST_ORDER = ("minilm-1", "minilm-3", "minilm-random", "minilm-6", "mpnet-3", "mpnet-6", "mpnet-random", "mpnet-12")
+COST_ORDER = ("minilm-1", "minilm-3", "paraphrase-minilm-3", "minilm-random", "minilm-6", "minilm-6-top3-reinit",
+              "sre-minilm-6", "mpnet-3", "mpnet-6", "mpnet-random", "mpnet-12", "mpnet-12-top6-reinit")
 
 
 # ---------------------------------------------------------------------------------------------- ranking quality
