@@ -49,13 +49,15 @@ class Blocks:
         logits = torch.cat(self.logits) if self.logits else None
         if not self.stats:
             self._start({key: parts[0].shape[1] for key, parts in self.features.items()}, logits)
+        labels = None if self.job.labels is None else self.job.labels[ids]  # read once for every layer
+        targets = None if labels is not None else np.asarray(self.job.label_embeddings[ids])
         for key, parts in self.features.items():
             x = torch.cat(parts)
-            if self.job.labels is not None:  # the source head's tables: with the last layer's statistics only
-                self.stats[key].update(x, labels=self.job.labels[ids], head_logits=logits if key == self.last else None,
+            if labels is not None:  # the source head's tables: with the last layer's statistics only
+                self.stats[key].update(x, labels=labels, head_logits=logits if key == self.last else None,
                                        sample_ids=ids)
             else:
-                self.stats[key].update(x, label_embeddings=np.asarray(self.job.label_embeddings[ids]), sample_ids=ids)
+                self.stats[key].update(x, label_embeddings=targets, sample_ids=ids)
         self.features, self.logits, self.ids = {}, [], []
 
     def _start(self, widths: dict[str, int], logits: torch.Tensor | None) -> None:
