@@ -59,7 +59,7 @@ def main() -> None:
         targets = {"label_column": "label"} if target == "labels" else {"label_embeddings": embeddings}
         results = extract_many(
             config["candidates"], ds, mode=mode, text_column="text", batch_size=batch_size, progress=False,
-            cache_dir=config.get("cache_dir"), **targets,
+            cache_dir=config.get("cache_dir"), layers=config.get("layers", "last"), **targets,
         )
         for i, result in enumerate(results.values()):
             stem = out / f"{mode}-{batch_size}-{target}-{i}-rank{rank}"

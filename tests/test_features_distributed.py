@@ -68,7 +68,7 @@ def two_process_run(tmp_path_factory):
     config = root / "config.json"
     config.write_text(json.dumps({"out": str(out), "dataset": str(root / "dataset"), "candidates": candidates,
                                   "embeddings": str(root / "embeddings.npy"), "runs": RUNS,
-                                  "fixed": str(root / "fixed.npz")}))
+                                  "fixed": str(root / "fixed.npz"), "layers": "auto"}))  # every layer reduced
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            str(WORKER), str(config)]
@@ -153,6 +153,8 @@ def test_two_processes_give_the_statistics_and_ranking_of_one(two_process_run, o
     pairs = [(_saved(two_process_run, mode, 4, target, i, 0), want) for i, want in enumerate(single)]
     for (got, record), want in pairs:
         assert record["mode"] == record_mode
+        # every layer's statistics were reduced beside the last layer's, which equal a last-layer run's
+        assert record["n_layers"] == 2 and record["layers"] == ["1", "2", "upper"]
         assert_same_stats(got, want, rtol=1e-5)  # padding differs with the batches each process forms
     for i in range(len(single)):  # every process returns every candidate's results, the same ones
         assert_same_stats(_saved(two_process_run, mode, 4, target, i, 1)[0], pairs[i][0][0], rtol=1e-12)

@@ -287,16 +287,18 @@ def run_candidate(
     with phases("statistics"):
         blocks.flush()
     phases.merge(runner.phases.as_dict())
-    layer_stats = blocks.stats
+    layer_stats, n_layers, last = blocks.stats, runner.n_layers, runner.last_key
     if world_size > 1 and mode == "data-parallel":
         with phases("all_reduce"):
-            for part in layer_stats.values():
-                part.all_reduce()
+            # The layers of the first process that saw rows: one that saw none adds zeros to each, in the same order.
+            keys, n_layers, last = first_across((list(layer_stats), n_layers, last) if layer_stats else None)
+            for key in keys:
+                layer_stats.setdefault(key, FeatureStats()).all_reduce()
         at_limit = sum_across(at_limit)
         chosen = first_across(runner.pooling)
     else:
         chosen = runner.pooling
-    stats = layer_stats.get(runner.last_key, FeatureStats())
+    stats = layer_stats.get(last, FeatureStats())
     record = ExtractionRecord(
         candidate=resolved.model_id, revision=resolved.revision, modality=job.spec.modality,
         model_class=type(loaded.model).__name__, pooling=chosen.method, pooling_reason=chosen.reason,
@@ -306,9 +308,9 @@ def run_candidate(
         head_classes=loaded.head_classes, seconds=time.perf_counter() - start, timings=phases.as_dict(), mode=mode,
         world_size=world_size, cache_key=key, input_kind=job.spec.kind, input_columns=list(job.spec.columns),
         input_encoding=encoding_note(job.spec, chosen.method),
-        layers=list(layer_stats) if runner.n_layers is not None else None, n_layers=runner.n_layers,
+        layers=list(layer_stats) if n_layers is not None else None, n_layers=n_layers,
     )
-    layers = {k: v for k, v in layer_stats.items() if k != runner.last_key} if runner.n_layers is not None else {}
+    layers = {k: v for k, v in layer_stats.items() if k != last} if n_layers is not None else {}
     if cache is not None and (rank == 0 or mode == "candidate-parallel"):
         cache.put(key, stats, record.to_dict(), layers=layers)
     return Extraction(stats, record, layers)

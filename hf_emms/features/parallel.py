@@ -107,7 +107,8 @@ def _job(dataset: Any, options: dict[str, Any]) -> Job:
     if unknown:
         raise TypeError(f"unknown option(s) {unknown}; the options are those of extract_stats: "
                         f"{sorted(names | job_names)}.")
-    settings = ExtractSpec(**{k: options.pop(k) for k in list(options) if k in names})
+    # extract_stats' defaults (the last layer unless asked), not rank()'s
+    settings = ExtractSpec(**{"layers": "last", **{k: options.pop(k) for k in list(options) if k in names}})
     return prepare_job(dataset, settings=settings, **options)
 
 
