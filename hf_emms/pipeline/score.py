@@ -17,20 +17,6 @@ from ..features.record import Extraction
 from .plan import Plan, candidate_key, display_name, pin
 
 
-def _nested_score(lw: Any, keys: list[str], last: str, *, margin: float = 0.0) -> float:
-    """The layer-aware score choosing among ``keys`` only (one key: that layer's own score)."""
-    if len(keys) == 1:
-        return lw.per_layer[keys[0]].score
-    from ..solver.layerwise import nested_choice
-
-    sizes = lw.last.fold_sizes
-    order = sorted(keys, key=lambda k: (k != last, -float(k) if k.isdigit() else 1.0))
-    nested = nested_choice({k: lw.per_layer[k].fold_scores for k in order}, sizes, order, margin=margin)[0]
-    return float(sizes @ nested / sizes.sum())
-
-__all__ = ["score_candidate", "scores"]
-
-
 def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     """The candidate's row, and whether it came from the results store (computed earlier).
 
@@ -120,8 +106,8 @@ def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> 
         out["layer_scores"] = {key: r.score for key, r in lw.per_layer.items()}
         upper = [UPPER] if UPPER in layers else [last]  # one upper-half layer: their mean is the last layer
         for name, keys in (("emms_layer", singles), ("emms_nested", list(layers)), ("emms_upper", upper)):
-            out[name] = _nested_score(lw, keys, last)
-        out["emms_layer_1se"] = _nested_score(lw, singles, last, margin=1.0)
+            out[name] = lw.among(keys).score
+        out["emms_layer_1se"] = lw.among(singles, margin=1.0).score
     if control is not None:
         out["emms_one_hot"] = control.score  # the control: what class identity alone gives
     if "emms_official" in metrics:

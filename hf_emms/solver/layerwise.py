@@ -53,6 +53,8 @@ class LayerwiseResult:
         The layer (N1) picks with every fold in view: what the candidate's features are best read from.
     chosen : list of str
         l*(f) for each fold f.
+    last_key : str
+        The key of the last layer.
     """
 
     result: EMMSResult
@@ -61,6 +63,11 @@ class LayerwiseResult:
     per_layer: dict[str, EMMSResult]
     best_layer: str
     chosen: list[str]
+    last_key: str
+
+    def among(self, keys: Sequence[str], *, margin: float = 0.0) -> EMMSResult:
+        """The layer-aware score choosing among ``keys`` only (``margin``: see :func:`nested_choice`)."""
+        return _choose(self.per_layer, self.last_key, keys, margin)[0]
 
 
 def nested_choice(fold_scores: Mapping[str, np.ndarray], fold_sizes: np.ndarray,
@@ -141,15 +148,22 @@ def emms_layerwise(layers: Mapping[str, FeatureStats], class_embeddings: Any = N
     for key, stats in layers.items():
         if key not in per_layer:
             per_layer[key] = emms(stats, class_embeddings)
-    if choices == [last] or len(choices) == 1:
+    result, chosen, best = _choose(per_layer, last, choices)
+    return LayerwiseResult(result, per_layer[last], ctrl, per_layer, best, chosen, last)
+
+
+def _choose(per_layer: Mapping[str, EMMSResult], last: str, choices: Sequence[str],
+            margin: float = 0.0) -> tuple[EMMSResult, list[str], str]:
+    """(N1)-(N2) among ``choices``: the result (the best overall choice's fit, with the nested score, fold scores and
+    SE), l*(f) per fold, and the best overall choice. One choice: its own result, unchanged."""
+    if len(choices) == 1:
         only = per_layer[choices[0]]
-        return LayerwiseResult(only, per_layer[last], ctrl, per_layer, choices[0], [choices[0]] * only.fold_sizes.size)
+        return only, [choices[0]] * only.fold_sizes.size, choices[0]
     order = sorted(choices, key=lambda k: (k != last, -_depth(k)))  # ties: the last layer, then deeper ones
     sizes = per_layer[last].fold_sizes
-    nested, chosen, best = nested_choice({k: per_layer[k].fold_scores for k in order}, sizes, order)
+    nested, chosen, best = nested_choice({k: per_layer[k].fold_scores for k in order}, sizes, order, margin=margin)
     score, se = fold_mean_and_se(nested, sizes)
-    result = dataclasses.replace(per_layer[best], score=score, se=se, fold_scores=nested)
-    return LayerwiseResult(result, per_layer[last], ctrl, per_layer, best, chosen)
+    return dataclasses.replace(per_layer[best], score=score, se=se, fold_scores=nested), chosen, best
 
 
 def _depth(key: str) -> float:
