@@ -100,3 +100,23 @@ def test_scanned_results_and_labels_feed_the_transfer_space(tmp_path):
     assert space.tasks == ["glue/sst2"] and (tmp_path / "space.safetensors").is_file()
     kept, scores, _ = shortlist(space, pool[:3], "glue/sst2", k=3)  # a known task: its own measurements
     assert [c.model_id for c in kept] == ["org/model-0", "org/model-2", "org/model-1"] and np.all(np.diff(scores) < 0)
+
+
+def test_cli_build_learns_from_the_listed_models_cards(hub_server, tmp_path, capsys):
+    """``hf-emms recall --build --tags T``: the Hub listing's model-index results are history in the built space,
+    and the same listing is the pool short-listed."""
+    from hf_emms.cli import main
+    from hf_emms.recall import TransferSpace
+
+    for i, acc in enumerate((0.95, 0.70, 0.85)):
+        hub_server.add_model(f"cards/bert-{i}", files=files(1000 * (i + 1), {"0": "negative", "1": "positive"},
+                                                            CARD.format(name=f"cards/bert-{i}", acc=acc)),
+                             tags=["recall-cli-test"], pipeline_tag="text-classification", downloads=3 - i)
+    path = tmp_path / "space.safetensors"
+    assert main(["recall", "glue/sst2", "--describe", "--build", "--tags", "recall-cli-test", "--space", str(path),
+                 "-k", "3", "--json"]) == 0
+    space = TransferSpace.load(path)
+    assert space.tasks == ["glue/sst2"] and {f"cards/bert-{i}" for i in range(3)} <= set(space.models)
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["cards/bert-0", "cards/bert-2", "cards/bert-1"]  # their own results' order
+    assert not [r for r in hub_server.requests if "/resolve/" in r.path and "cards/" in r.path]  # no file fetched

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pool.add_argument("--limit", type=int, default=1000, help="models to list from the Hub (default 1000)")
     pool.add_argument("--ids", nargs="+", default=[], metavar="ID", help="Hub ids, taken as named (no request)")
     build = parser.add_argument_group("building the space")
-    build.add_argument("--build", action="store_true", help="(re)build the space from the sources below, then save")
+    build.add_argument("--build", action="store_true", help="(re)build the space from the sources below, then save; "
+                       "with --tags/--pipeline-tag the listed models' card results (model-index) and head labels "
+                       "are learned from too")
     build.add_argument("--history", nargs="+", default=[], metavar="DIR", help="transfer-history folders")
     build.add_argument("--store", help="a results store folder (past rankings)")
     parser.add_argument("--json", action="store_true", help="print the short list as JSON")
@@ -43,8 +45,14 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1 or args.limit < 1:
         raise InvalidInputError("-k/--top and --limit must be >= 1")
     path = args.space or default_space_path()
+    scanned = None
+    if args.tags or args.pipeline_tag:  # listed before building: their model cards are history too
+        from ..hub import scan
+
+        scanned = scan(tags=[t for v in args.tags for t in v.split(",") if t], pipeline_tag=args.pipeline_tag,
+                       limit=args.limit, dedupe=False).kept
     if args.build:
-        space = build_space(history=args.history, store=args.store, path=path)
+        space = build_space(history=args.history, store=args.store, candidates=scanned or (), path=path)
         for message in space.messages:
             print(f"note: {message}", file=sys.stderr)
         print(f"recall space: {len(space.models)} models x {len(space.tasks)} tasks, {space.dim} dimensions -> {path}",
@@ -61,11 +69,8 @@ def run(args: argparse.Namespace) -> int:
         from ..tasks import load_task
 
         task = task_from(load_task(args.task, config=args.config, split=args.split))
-    if args.tags or args.pipeline_tag:
-        from ..hub import scan
-
-        pool = scan(tags=[t for v in args.tags for t in v.split(",") if t], pipeline_tag=args.pipeline_tag,
-                    limit=args.limit, dedupe=False).kept
+    if scanned is not None:
+        pool = scanned
     else:
         pool = list(args.ids) or list(space.models)
     if not pool:
