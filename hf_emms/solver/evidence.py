@@ -39,7 +39,7 @@ import torch
 
 from ..errors import InvalidInputError
 from .line_search import grid_golden_max
-from .spectrum import as_tables
+from .spectrum import as_tables, symmetric_eigh
 from .stats import FeatureStats
 
 _GRID = np.linspace(-14.0, 6.0, 81)  # log10 of t relative to the largest eigenvalue of F^T F
@@ -100,7 +100,7 @@ def _raw_gram_eigh(scatter: np.ndarray, mu: np.ndarray, n: int) -> tuple[np.ndar
     with S = U diag(e) U^T, F^T F = L^T L for L = [diag(sqrt(e)) U^T; sqrt(N) mu^T], and the SVD of L gives
     the eigenvalues (its squared singular values) to near full relative precision.
     """
-    e, u = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(scatter)))
+    e, u = symmetric_eigh(scatter)
     factor = np.vstack([np.sqrt(np.maximum(e, 0))[:, None] * u.T, np.sqrt(n) * mu[None]])
     _, sv, vt = (t.numpy() for t in torch.linalg.svd(torch.from_numpy(factor), full_matrices=False))
     s = sv**2
