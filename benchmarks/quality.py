@@ -21,9 +21,12 @@ The zoo (``hf_emms.zoo``): mpnet-12, mpnet-6, mpnet-3, mpnet-random, minilm-6, m
 (all-mpnet-base-v2 / all-MiniLM-L6-v2 as published, their first layers, and random-init controls), and, so that
 size does not predict: paraphrase-minilm-3 (paraphrase-MiniLM-L3-v2, converted from ONNX), sre-minilm-6
 (sre-embedding-model: all-MiniLM-L6-v2 tuned on SRE pairs), minilm-6-top3-reinit and mpnet-12-top6-reinit (top layers
-re-initialised, seed 0); built from the installed pip packages. Every selector is scored from one
-``rank(layers="auto")`` run: ``emms`` (layer-aware) and its variants beside ``emms_last`` (the last layer). The six tasks' fixed splits are in benchmarks/quality/tasks (see quality/task_splits.py),
-the ground truth's recipe in quality/finetune.py.
+re-initialised, seed 0); built from the installed pip packages. Source-task members (quality/sources.py:
+minilm-6-banking77, mpnet-6-trec, mpnet-12-sms) are zoo members fine-tuned on one of the tasks with the ground-truth
+recipe, candidates for every other task. Every selector is scored from one ``rank(layers="auto")`` run: ``emms``
+(layer-aware) and its variants beside ``emms_last`` (the last layer). The tasks' fixed splits (six single-text tasks
+and SICK's sentence pairs as entailment classes and relatedness regression) are in benchmarks/quality/tasks (see
+quality/task_splits.py), the ground truth's recipe in quality/finetune.py.
 
 Run (CPU figures: add --threads 1 on a shared machine; fine-tuning is hours per seed on two cores):
   python benchmarks/quality.py --build-zoo DIR                      build the zoo's checkpoints into DIR
@@ -59,7 +62,8 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
     META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, ran_on, run_cells,
     verify, write_json,
 )
-from task_splits import TASK_DIR, TASKS, build_splits  # noqa: E402
+from sources import SOURCES as SOURCE_MEMBERS, build_source_member, source_task  # noqa: E402
+from task_splits import TASK_DIR, TASKS, build_splits, read_task_info  # noqa: E402
 
 from hf_emms.paths import cache_root  # noqa: E402
 
@@ -75,7 +79,8 @@ PRIORS = ("params", "width")
 SELECTORS = SCORES + VARIANTS + PRIORS
 # Cheapest first, so that a run stopped by a deadline has the most cells.
 COST_ORDER = ("minilm-1", "minilm-3", "paraphrase-minilm-3", "minilm-random", "minilm-6", "minilm-6-top3-reinit",
-              "sre-minilm-6", "mpnet-3", "mpnet-6", "mpnet-random", "mpnet-12", "mpnet-12-top6-reinit")
+              "sre-minilm-6", "minilm-6-banking77", "mpnet-3", "mpnet-6", "mpnet-6-trec", "mpnet-random", "mpnet-12",
+              "mpnet-12-top6-reinit", "mpnet-12-sms")
 
 
 # ---------------------------------------------------------------------------------------------- ranking quality
@@ -152,6 +157,9 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
                progress: bool = True, layers: str = "auto") -> tuple[dict[str, dict[str, float]], float, Any]:
     """Score the checkpoints on a task's training split through ``hf_emms.rank``.
 
+    The task folder's ``task.json`` names its inputs (a text pair is passed as ``input_column=[first, second]``) and
+    its label kind (``task="regression"`` for a numeric label); without one, both are detected as a user's would be.
+
     Returns
     -------
     scores : dict
@@ -162,11 +170,15 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
     """
     import hf_emms
 
+    info = read_task_info(task_dir)
+    given = {"input_column": info["inputs"], "label_column": info["label"], "task": info["kind"]}
+    if len(info["inputs"]) == 1 and info["kind"] == "classification":
+        given = {}  # one text and class names: detected, as a user's would be (and as the first six tasks always were)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hf-emms-quality-") as fresh:
         run = hf_emms.iter_rank(str(task_dir / "train.jsonl"), candidates=[str(p) for p in checkpoints.values()],
                                 metrics=SCORES, max_samples=None, cache_dir=cache_dir or fresh, progress=progress,
-                                layers=layers)
+                                layers=layers, **given)
         rows = list(run)  # the rows themselves: the variants travel with them, beside the table's columns
     seconds = time.perf_counter() - start
     ranking = run.ranking()
@@ -177,17 +189,24 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
     return scores, seconds, ranking
 
 
-def _checkpoints(models: Sequence[str], zoo_dir: Path) -> dict[str, Path]:
-    """Folder of each model: ``zoo_dir/<name>``, zoo members built there when missing."""
+def _checkpoints(models: Sequence[str], zoo_dir: Path, *, task_root: Path = TASK_DIR,
+                 progress: bool = True) -> dict[str, Path]:
+    """Folder of each model: ``zoo_dir/<name>``, zoo members built there when missing (source-task members by
+    fine-tuning their base on their source task: minutes each on a CPU)."""
     from hf_emms.zoo import ZOO, build_zoo
 
     missing = [m for m in models if not (zoo_dir / m).is_dir()]
-    unknown = [m for m in missing if m not in ZOO]
+    unknown = [m for m in missing if m not in ZOO and m not in SOURCE_MEMBERS]
     if unknown:
         raise GroundTruthError(f"no checkpoint folder for {unknown} in {zoo_dir}: the ground truth names models by "
-                               f"their folder in --zoo (zoo members {list(ZOO)} are built automatically).")
-    if missing:
-        build_zoo(zoo_dir, missing)
+                               f"their folder in --zoo (zoo members {list(ZOO) + list(SOURCE_MEMBERS)} are built "
+                               "automatically).")
+    if [m for m in missing if m in ZOO]:
+        build_zoo(zoo_dir, [m for m in missing if m in ZOO], progress=progress)
+    for m in missing:
+        if m in SOURCE_MEMBERS:
+            build_source_member(m, zoo_dir, task_root=task_root, progress=progress,
+                                build_base=lambda names: build_zoo(zoo_dir, names, progress=progress))
     return {m: zoo_dir / m for m in models}
 
 
@@ -382,10 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         transformers.utils.logging.disable_progress_bar()  # its per-load "Loading weights" bars
     try:
         if args.build_zoo:
-            from hf_emms.zoo import build_zoo
-
-            for name, folder in build_zoo(args.build_zoo, args.models, progress=progress).items():
-                print(f"{name:14s} {folder}")
+            for name, folder in _checkpoints(args.models, args.build_zoo, task_root=args.tasks_root,
+                                             progress=progress).items():
+                print(f"{name:20s} {folder}")
             return 0
         if args.make_splits:
             for task, folder in build_splits(args.tasks_root).items():
@@ -395,12 +413,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # SIGTERM (kill, a job scheduler's time limit) unwinds like Ctrl-C, so the lock file is released; a
             # cell cut short is simply not written.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-            zoo = _checkpoints(args.models, args.zoo)
+            zoo = _checkpoints(args.models, args.zoo, task_root=args.tasks_root, progress=progress)
             deadline = _deadline(args.stop_by)
             if deadline is not None:
                 at = datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc)
                 print(f"starting no cell that would end after {at:%Y-%m-%d %H:%M} UTC")
-            done = run_cells(plan(args.tasks, args.models, args.seeds), ground_truth=args.ground_truth,
+            cells = [c for c in plan(args.tasks, args.models, args.seeds) if source_task(c[1]) != c[0]]
+            done = run_cells(cells, ground_truth=args.ground_truth,
                              task_root=args.tasks_root, zoo=zoo, device=args.device, deadline=deadline,
                              progress=progress, say=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
             print(f"{len(done)} cell(s) computed; ground truth in {args.ground_truth}")

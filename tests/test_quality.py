@@ -33,8 +33,9 @@ import task_splits  # noqa: E402  (on sys.path once the benchmark is loaded)
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared text data is not at {DATA}")
 SIZES = {"sst2": (1000, 1000), "trec": (1000, 499), "subj": (1000, 1000), "mpqa": (1000, 1000),
-         "banking77": (1000, 1000), "sms_spam": (1000, 1000)}
-CLASSES = {"sst2": 2, "trec": 6, "subj": 2, "mpqa": 2, "banking77": 77, "sms_spam": 2}
+         "banking77": (1000, 1000), "sms_spam": (1000, 1000), "sick_entailment": (1000, 1000),
+         "sick_relatedness": (1000, 1000)}
+CLASSES = {"sst2": 2, "trec": 6, "subj": 2, "mpqa": 2, "banking77": 77, "sms_spam": 2, "sick_entailment": 3}
 
 
 @needs_data
@@ -45,10 +46,19 @@ def test_splits_rebuild_to_the_committed_files_with_the_documented_sizes(tmp_pat
         train_x, train_y = task_splits.read_jsonl(folder / "train.jsonl")
         test_x, test_y = task_splits.read_jsonl(folder / "test.jsonl")
         assert (len(train_x), len(test_x)) == SIZES[task]
-        assert len(set(train_y)) == CLASSES[task] and set(test_y) <= set(train_y)
-        assert all(isinstance(y, str) for y in train_y + test_y)  # class names, for the label encoders
+        info = task_splits.read_task_info(folder)
+        if task in CLASSES:
+            assert info["kind"] == "classification" and info["metric"] == "accuracy"
+            assert len(set(train_y)) == CLASSES[task] and set(test_y) <= set(train_y)
+            assert all(isinstance(y, str) for y in train_y + test_y)  # class names, for the label encoders
+        else:  # SICK relatedness: a score in [1, 5]
+            assert info["kind"] == "regression" and info["metric"] == "pearson"
+            assert all(isinstance(y, float) and 1 <= y <= 5 for y in train_y + test_y)
+        pair = task.startswith("sick_")
+        assert info["inputs"] == (["sentence1", "sentence2"] if pair else ["text"])
+        assert all(isinstance(x, tuple) == pair for x in train_x + test_x)
         assert len(set(train_x)) == len(train_x) and not set(train_x) & set(test_x)
-        for split in ("train.jsonl", "test.jsonl"):
+        for split in ("train.jsonl", "test.jsonl", "task.json"):
             assert (folder / split).read_bytes() == (task_splits.TASK_DIR / task / split).read_bytes(), (task, split)
 
 
@@ -63,10 +73,34 @@ def test_splits_are_stratified_and_the_seed_changes_them():
     assert abs(sum(label == "spam" for _, label in train) / len(train) - spam_share) < 0.002
 
 
+@needs_data
+def test_sick_splits_keep_pairs_ordered_and_draw_test_pairs_from_the_test_set():
+    train, test = task_splits.make_split("sick_entailment", data_root=DATA)
+    rel_train, rel_test = task_splits.make_split("sick_relatedness", data_root=DATA)
+    table = (DATA / "sick" / "SICK.txt").read_text(encoding="utf-8").split("\n")
+    header = table[0].split("\t")
+    rows = {}  # (sentence_A, sentence_B) -> [(SemEval set, entailment label, relatedness)] of the file's lines
+    for line in filter(str.strip, table[1:]):
+        row = dict(zip(header, line.rstrip("\r").split("\t")))
+        rows.setdefault((row["sentence_A"].strip(), row["sentence_B"].strip()), []).append(
+            (row["SemEval_set"], row["entailment_label"].lower(), float(row["relatedness_score"])))
+    assert all(any(s in ("TRAIN", "TRIAL") and y == label for s, y, _ in rows[pair]) for pair, label in train)
+    assert all(any(s == "TEST" and y == label for s, y, _ in rows[pair]) for pair, label in test)
+    assert all(any(r == score for _, _, r in rows[pair]) for pair, score in rel_train + rel_test)
+    assert sum(a == b for (a, b), _ in train) < 10 and any(a != b for (a, b), _ in train)  # ordered pairs
+    # stratified by the rounded score: each bin's share of the draw is its share of the pool, to within one row
+    pool = task_splits._dedupe(task_splits.SOURCES["sick_relatedness"].read(DATA / "sick" / "SICK.txt"))
+    for b in range(1, 6):
+        share = sum(round(y) == b for _, y in pool) / len(pool)
+        assert abs(sum(round(y) == b for _, y in rel_train) - share * len(rel_train)) <= 1
+
+
 def test_jsonl_round_trip_and_a_bad_line_is_named(tmp_path):
-    rows = [("ça va ?\u0085 bien", "positive"), ("a\tb", "negative")]
+    rows = [("ça va ?\u0085 bien", "positive"), ("a\tb", "negative"), (("first", "second"), 4.5)]
     task_splits.write_jsonl(tmp_path / "train.jsonl", rows)
     assert task_splits.read_jsonl(tmp_path / "train.jsonl") == ([t for t, _ in rows], [y for _, y in rows])
+    assert '"sentence1": "first", "sentence2": "second"' in (tmp_path / "train.jsonl").read_text()
+    assert task_splits.read_task_info(tmp_path)["kind"] == "classification"  # no task.json: one text, classes
     (tmp_path / "bad.jsonl").write_text('{"text": "x", "label": 1}\n{"text": "no label"}\n')
     with pytest.raises(task_splits.SplitError, match=r"bad.jsonl:2"):
         task_splits.read_jsonl(tmp_path / "bad.jsonl")

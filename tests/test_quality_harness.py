@@ -143,6 +143,75 @@ def test_finetune_learns_a_separable_task_and_the_probe_separates_it(bench):
     assert finetune.linear_probe(zoo["wide"], root / "tasks" / "toy", recipe=FAST)["probe_acc"] == 1.0
 
 
+def _pair_rows(n: int, seed: int) -> list[tuple[tuple[str, str], float]]:
+    """Sentence pairs scored by how many of their two sides say "great" (1, 3 or 5): a relatedness-like target that
+    needs both sides."""
+    rng = np.random.default_rng(seed)
+    filler = "a photo of the dog cat park city movie film car road".split()
+    rows = []
+    for _ in range(n):
+        sides, count = [], 0
+        for _ in range(2):
+            words = list(rng.choice(filler, 3))
+            if rng.random() < 0.5:
+                words.append("great")
+                count += 1
+            rng.shuffle(words)
+            sides.append(" ".join(words))
+        rows.append(((sides[0], sides[1]), 1.0 + 2.0 * count))
+    return rows
+
+
+def test_a_pair_regression_task_fine_tunes_on_the_joint_encoding_and_reports_pearson(bench, tmp_path):
+    root, zoo = bench
+    task = tmp_path / "pairs"
+    task_splits.write_jsonl(task / "train.jsonl", _pair_rows(64, 0))
+    task_splits.write_jsonl(task / "test.jsonl", _pair_rows(32, 1))
+    (task / "task.json").write_text(json.dumps({"inputs": ["sentence1", "sentence2"], "label": "label",
+                                                "kind": "regression", "metric": "pearson"}))
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(zoo["wide"])
+    batch = finetune._encode(tokenizer, [("a dog", "the great cat"), ("film", "road")], 16, "cpu")
+    joint = tokenizer("a dog", "the great cat")["input_ids"]  # the tokenizer's own pair encoding, both sides
+    assert batch["input_ids"][0].tolist()[:len(joint)] == joint and tokenizer.sep_token_id in joint[1:-1]
+    run = finetune.finetune(zoo["wide"], task, seed=0, recipe=FAST, progress=False)
+    assert run["metric"] == "pearson" and run["log"][-1] == f"test pearson {run['finetune_acc']:.4f} on 32 rows"
+    assert run["finetune_acc"] > 0.9  # it learns a target that needs both sides (0.98 when written)
+    assert 0.9 < finetune.linear_probe(zoo["wide"], task, recipe=FAST)["probe_acc"] <= 1
+
+
+def test_a_source_member_is_fine_tuned_on_its_task_saved_and_never_a_candidate_there(bench, tmp_path, monkeypatch):
+    import hashlib
+
+    import sources
+    import torch
+    from transformers import AutoModel
+
+    root, zoo = bench
+    monkeypatch.setitem(sources.SOURCES, "wide-toy", ("wide", "toy"))
+    asked = []
+
+    def base(names):
+        asked.extend(names)
+        return {n: zoo[n] for n in names}
+
+    dest = sources.build_source_member("wide-toy", tmp_path / "zoo", task_root=root / "tasks", build_base=base,
+                                       recipe=FAST, progress=False)
+    info = json.loads((dest / "source.json").read_text())
+    assert asked == ["wide"] and (info["base"], info["source_task"], info["seed"]) == ("wide", "toy", 0)
+    assert info["source_metric"]["accuracy"] >= 0.9 and info["recipe"] == FAST.__dict__
+    assert hashlib.sha256((dest / "model.safetensors").read_bytes()).hexdigest() == info["model_sha256"]
+    tuned, original = AutoModel.from_pretrained(dest), AutoModel.from_pretrained(zoo["wide"])
+    assert type(tuned) is type(original) and not list(dest.glob("*.bin"))  # an encoder, safetensors only
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), original.state_dict().values()))
+    assert sources.build_source_member("wide-toy", tmp_path / "zoo", task_root=root / "tasks", recipe=FAST,
+                                       build_base=lambda _: pytest.fail("rebuilt")) == dest  # kept
+    # Never a candidate on its own source task: --finetune plans no cell there.
+    gt = tmp_path / "gt.json"
+    assert quality.main(["--finetune", "--models", "wide-toy", "--tasks", "toy", "--seeds", "0", "--ground-truth",
+                         str(gt), "--tasks-root", str(root / "tasks"), "--zoo", str(tmp_path / "zoo"), "--quiet"]) == 0
+    assert not gt.exists()
+
+
 def test_cells_are_written_one_by_one_resume_and_verify(bench, tmp_path):
     root, zoo = bench
     gt = tmp_path / "gt.json"

@@ -8,9 +8,15 @@ The recipe (``RECIPE``, one for every checkpoint and task, stored with the resul
                then linear decay to 0; 3 epochs over the 1,000 training rows, batch 16, shuffled by the seed;
                dropout as in the checkpoint's config; float32; texts truncated to 128 tokens
   metric       accuracy on the test rows after the last epoch (no early stopping, no model selection)
+  pairs        a text-pair task (``task.json``) is encoded jointly, ``tokenizer(a, b, truncation="longest_first")``
+  regression   a regression task (``task.json``: SICK relatedness) has a one-output head trained with the mean squared
+               error on the training targets standardised by their mean and std; its metric is Pearson's r between
+               predictions and test targets, stored in the same ``finetune_acc`` field (each run names its
+               ``metric``); everything else as above
   seeds        0, 1, 2 (head init, batch order, dropout); the mean and the spread (population std) are reported
   probe        secondary column: L2-regularised logistic regression (sklearn, C=1, lbfgs) on standardised frozen
-               mean-pooled features of the pretrained encoder; deterministic, so computed once per (task, model)
+               mean-pooled features of the pretrained encoder (regression: ridge, its alpha by sklearn's efficient
+               leave-one-out over 10^-2..10^4, then Pearson's r); deterministic, so computed once per (task, model)
 
 Storage: one JSON file (the ground-truth file), ``{task: {model: {"finetune_acc", "finetune_std", "seeds", "seconds",
 "probe_acc", "probe_seconds", "runs": [{"seed", "finetune_acc", "seconds", "steps", "log", "env"}]}}}`` plus
@@ -40,7 +46,7 @@ import numpy as np
 
 from hf_emms.errors import InvalidInputError
 from hf_emms.labels.cache import atomic_write
-from task_splits import read_jsonl
+from task_splits import read_jsonl, read_task_info
 
 FORMAT = "hf-emms/quality-ground-truth"
 META = "_meta"
@@ -219,16 +225,28 @@ def _mean_pool(hidden, mask):
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-def _encode(tokenizer, texts: Sequence[str], max_length: int, device: str) -> dict[str, Any]:
-    return {k: v.to(device) for k, v in tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                                                 return_tensors="pt").items()}
+def _encode(tokenizer, texts: Sequence[Any], max_length: int, device: str) -> dict[str, Any]:
+    """Tokenised batch on ``device``; (first, second) pairs through the tokenizer's own pair encoding."""
+    pair = bool(texts) and isinstance(texts[0], tuple)
+    args = ([a for a, _ in texts], [b for _, b in texts]) if pair else (list(texts),)
+    encoded = tokenizer(*args, padding=True, truncation="longest_first" if pair else True, max_length=max_length,
+                        return_tensors="pt")
+    return {k: v.to(device) for k, v in encoded.items()}
 
 
-def _pooled(encoder, tokenizer, texts: Sequence[str], max_length: int, device: str, batch_size: int = 64) -> Any:
+def _length(text: Any) -> int:
+    return sum(map(len, text)) if isinstance(text, tuple) else len(text)
+
+
+def _pearson(predicted: Any, target: Any) -> float:
+    return float(np.corrcoef(np.asarray(predicted, float), np.asarray(target, float))[0, 1])
+
+
+def _pooled(encoder, tokenizer, texts: Sequence[Any], max_length: int, device: str, batch_size: int = 64) -> Any:
     """Mean-pooled features (n, width) in the texts' order; batches formed by length so padding is small."""
     import torch
 
-    order = np.argsort([len(t) for t in texts], kind="stable")
+    order = np.argsort([_length(t) for t in texts], kind="stable")
     out = torch.empty((len(texts), encoder.config.hidden_size))
     with torch.inference_mode():
         for lo in range(0, len(texts), batch_size):
@@ -247,51 +265,60 @@ def _load(model_dir: Path, device: str):
 
 def linear_probe(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, recipe: Recipe = RECIPE,
                  device: str = "cpu") -> dict[str, Any]:
-    """Test accuracy of a logistic regression on the frozen encoder's mean-pooled features.
+    """Test accuracy of a logistic regression on the frozen encoder's mean-pooled features (regression tasks: Pearson's
+    r of a ridge regression).
 
     Returns
     -------
     dict
         ``probe_acc`` and ``probe_seconds``.
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     start = time.perf_counter()
     (train_x, train_y), (test_x, test_y) = (read_jsonl(Path(task_dir) / f"{s}.jsonl") for s in ("train", "test"))
-    train_ids, test_ids, _ = _label_ids(train_y, test_y)
+    regression = read_task_info(task_dir)["kind"] == "regression"
+    if not regression:
+        train_y, test_y, _ = _label_ids(train_y, test_y)
     encoder, tokenizer = _load(Path(model_dir), device)
     encoder.eval()
     features = [_pooled(encoder, tokenizer, x, recipe.max_length, device).numpy() for x in (train_x, test_x)]
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=recipe.probe_c, max_iter=2000))
-    clf.fit(features[0], train_ids)
-    acc = float(np.mean(clf.predict(features[1]) == np.asarray(test_ids)))
+    model = RidgeCV(alphas=np.logspace(-2, 4, 13)) if regression else LogisticRegression(C=recipe.probe_c,
+                                                                                        max_iter=2000)
+    clf = make_pipeline(StandardScaler(), model)
+    clf.fit(features[0], train_y)
+    predicted = clf.predict(features[1])
+    acc = _pearson(predicted, test_y) if regression else float(np.mean(predicted == np.asarray(test_y)))
     return {"probe_acc": acc, "probe_seconds": time.perf_counter() - start}
 
 
 def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed: int, recipe: Recipe = RECIPE,
-             device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Fine-tune encoder + mean pooling + linear head on ``train.jsonl``; accuracy on ``test.jsonl``.
+             device: str = "cpu", progress: bool = True, save_to: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Fine-tune encoder + mean pooling + linear head on ``train.jsonl``; accuracy on ``test.jsonl`` (regression
+    tasks: Pearson's r).
 
     Parameters
     ----------
     model_dir : path
         A Hugging Face checkpoint folder (safetensors; no remote code).
     task_dir : path
-        Holds ``train.jsonl`` and ``test.jsonl`` (``{"text", "label"}`` lines).
+        Holds ``train.jsonl`` and ``test.jsonl`` (``{"text", "label"}`` lines, or text pairs), and ``task.json``.
     seed : int
         Seeds the head's init, the batch order and dropout.
     recipe : Recipe
     device : str
     progress : bool
         A progress bar over the optimisation steps.
+    save_to : path, optional
+        Save the fine-tuned encoder (safetensors, without the head) and the tokenizer into this folder.
 
     Returns
     -------
     dict
-        ``seed``, ``finetune_acc``, ``seconds`` (wall time of the whole cell: loading, training, testing),
-        ``steps``, ``log`` (one line per epoch: mean training loss and seconds).
+        ``seed``, ``finetune_acc`` (the task's metric), ``metric``, ``seconds`` (wall time of the whole cell: loading,
+        training, testing), ``steps``, ``log`` (one line per epoch: mean training loss and seconds).
     """
     import torch
     from tqdm.auto import tqdm
@@ -299,12 +326,18 @@ def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed:
 
     start = time.perf_counter()
     (train_x, train_y), (test_x, test_y) = (read_jsonl(Path(task_dir) / f"{s}.jsonl") for s in ("train", "test"))
-    train_ids, test_ids, classes = _label_ids(train_y, test_y)
+    regression = read_task_info(task_dir)["kind"] == "regression"
+    if regression:  # standardised targets: one learning rate suits any label scale
+        mean, std = float(np.mean(train_y)), float(np.std(train_y)) or 1.0
+        train_ids, outputs = [(y - mean) / std for y in train_y], 1
+    else:
+        train_ids, test_ids, classes = _label_ids(train_y, test_y)
+        outputs = len(classes)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     encoder, tokenizer = _load(Path(model_dir), device)
-    head = torch.nn.Linear(encoder.config.hidden_size, len(classes)).to(device)
+    head = torch.nn.Linear(encoder.config.hidden_size, outputs).to(device)
     no_decay = [p for n, p in encoder.named_parameters() if n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n]
     decay = [p for p in encoder.parameters() if all(p is not q for q in no_decay)]
     optimizer = torch.optim.AdamW([
@@ -317,7 +350,7 @@ def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed:
     steps = per_epoch * recipe.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup * steps), steps)
     generator = torch.Generator().manual_seed(seed)
-    labels = torch.as_tensor(train_ids)
+    labels = torch.as_tensor(train_ids, dtype=torch.float32 if regression else torch.long)
     log = []
     bar = tqdm(total=steps, desc=f"fine-tune {Path(model_dir).name} on {Path(task_dir).name} (seed {seed})",
                unit="step", disable=not progress, leave=False)
@@ -327,7 +360,10 @@ def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed:
         for idx in torch.randperm(len(train_x), generator=generator).split(recipe.batch_size):
             batch = _encode(tokenizer, [train_x[i] for i in idx], recipe.max_length, device)
             logits = head(_mean_pool(encoder(**batch).last_hidden_state, batch["attention_mask"]))
-            loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
+            if regression:
+                loss = torch.nn.functional.mse_loss(logits.squeeze(-1), labels[idx].to(device))
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -340,10 +376,17 @@ def finetune(model_dir: str | os.PathLike, task_dir: str | os.PathLike, *, seed:
     encoder.eval()
     with torch.inference_mode():
         pooled = _pooled(encoder, tokenizer, test_x, recipe.max_length, device).to(device)
-        predicted = head(pooled).argmax(-1).cpu().numpy()
-    acc = float(np.mean(predicted == np.asarray(test_ids)))
-    log.append(f"test accuracy {acc:.4f} on {len(test_x)} rows")
-    return {"seed": seed, "finetune_acc": acc, "seconds": time.perf_counter() - start, "steps": steps, "log": log}
+        out = head(pooled).float().cpu().numpy()
+    if regression:
+        metric, acc = "pearson", _pearson(out[:, 0], test_y)
+    else:
+        metric, acc = "accuracy", float(np.mean(out.argmax(-1) == np.asarray(test_ids)))
+    log.append(f"test {metric} {acc:.4f} on {len(test_x)} rows")
+    if save_to is not None:
+        encoder.to("cpu").save_pretrained(save_to, safe_serialization=True)
+        tokenizer.save_pretrained(save_to)
+    return {"seed": seed, "finetune_acc": acc, "metric": metric, "seconds": time.perf_counter() - start,
+            "steps": steps, "log": log}
 
 
 # ---------------------------------------------------------------------------------------------- running cells
@@ -398,7 +441,8 @@ def run_cells(cells: Sequence[tuple[str, str, int]], *, ground_truth: str | os.P
             run["env"] = environment(device)
             add_cell(path, task, model, run, probe=probe, meta=meta)
             done.append((task, model, seed))
-            say(f"{task}/{model}/seed {seed}: fine-tuned accuracy {run['finetune_acc']:.4f} in {run['seconds']:.0f} s"
+            say(f"{task}/{model}/seed {seed}: fine-tuned {run['metric']} {run['finetune_acc']:.4f} in "
+                f"{run['seconds']:.0f} s"
                 + (f"; probe {probe['probe_acc']:.4f} in {probe['probe_seconds']:.0f} s" if probe else ""))
     finally:
         os.unlink(lock)
