@@ -73,8 +73,8 @@ ZOO_DIR = cache_root() / "quality-zoo"  # $HF_EMMS_CACHE or ~/.cache/hf_emms, as
 SCORES = ("emms", "emms_official", "logme", "hscore")
 # The layer-aware variants of one rank(layers=...) run (hf_emms.solver.layerwise): the last layer alone, the layer
 # chosen by nested CV among single layers (and with the one-SE rule: a lower layer only when the folds support it),
-# the fixed mean of the upper layers, and nested CV over both.
-VARIANTS = ("emms_last", "emms_layer", "emms_layer_1se", "emms_upper", "emms_nested")
+# the fixed mean of the upper layers, and nested CV over both; and LogME / H-score on the layer EMMS chose.
+VARIANTS = ("emms_last", "emms_layer", "emms_layer_1se", "emms_upper", "emms_nested", "logme_layer", "hscore_layer")
 PRIORS = ("params", "width")
 SELECTORS = SCORES + VARIANTS + PRIORS
 # Cheapest first, so that a run stopped by a deadline has the most cells.
@@ -265,9 +265,13 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                        "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
                        "seeds": {m: ground_truth[name][m].get("seeds") for m in sorted(truth)},
                        "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)},
-                       "rank_config": ranking.meta.get("config")}
+                       "rank_config": ranking.meta.get("config"),
+                       "inputs": "text pair" if len(read_task_info(task_dir)["inputs"]) == 2 else "text"}
+    kinds = sorted({v["inputs"] for v in tasks.values()})
     return {
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
+        "average_by_inputs": {k: average({t: v["quality"] for t, v in tasks.items() if v["inputs"] == k})
+                              for k in kinds} if len(kinds) > 1 else {},
         "meta": {"hf_emms": hf_emms.__version__, "device": device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                  "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)},
@@ -285,7 +289,8 @@ def markdown(result: Mapping[str, Any]) -> str:
     def cell(q: Mapping[str, Any], key: str, scale: float = 1.0) -> str:
         return f"{q[key] * scale:.2f}" if q and q[key] is not None and math.isfinite(q[key]) else "-"
 
-    per_group = {t: result["tasks"][t]["quality"] for t in tasks} | {"average": result["average"]}
+    per_group = ({t: result["tasks"][t]["quality"] for t in tasks} | {"average": result["average"]}
+                 | {f"mean, {k} tasks": q for k, q in result.get("average_by_inputs", {}).items()})
     wt = pd.DataFrame({g: {s: cell(q.get(s), "weighted_tau") for s in SELECTORS} for g, q in per_group.items()})
     summary = pd.DataFrame({s: {"weighted tau": cell(result["average"].get(s), "weighted_tau"),
                                 "Kendall tau": cell(result["average"].get(s), "kendall_tau"),

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 import _tiny_models as tiny
-from hf_emms import rank
+from hf_emms import iter_rank, rank
 from hf_emms.errors import InvalidInputError
 from hf_emms.features import extract_stats
 from hf_emms.features.layers import check_layers_memory, layer_keys, select_layers
 from hf_emms.labels import minilm_path
 from hf_emms.options import ExtractSpec, check_layers
-from hf_emms.solver import emms
+from hf_emms.solver import emms, hscore, logme
 from hf_emms.solver.layerwise import emms_layerwise, nested_choice
 
 SST2 = Path(__file__).resolve().parents[1] / "benchmarks" / "quality" / "tasks" / "sst2" / "train.jsonl"
@@ -196,11 +196,17 @@ def test_last_layer_scores_are_exactly_those_of_a_last_layer_run(sst2, tmp_path)
     data.write_text("\n".join(SST2.read_text().splitlines()[:120]))  # the same rows, labels by name
     last = rank(str(data), [str(model)], layers="last", max_samples=None, encoders=None, progress=False,
                 cache_dir=tmp_path / "c1")
-    auto = rank(str(data), [str(model)], layers="auto", max_samples=None, encoders=None, progress=False,
-                cache_dir=tmp_path / "c2")
-    (row_last,), (row_auto,) = last.rows, auto.rows
+    run = iter_rank(str(data), [str(model)], layers="auto", max_samples=None, encoders=None, progress=False,
+                    cache_dir=tmp_path / "c2", metrics=("emms", "logme", "hscore"))
+    (row_auto,), auto = list(run), run.ranking()  # the iterated rows carry the variants (the table does not)
+    (row_last,) = last.rows
     assert row_last.emms == row_auto.emms_last == row_last.emms_last
     assert row_last.best_layer is None and row_auto.best_layer in {"1", "2", "3", "4"}
+    # The baselines on the layer EMMS chose: LogME and H-score of that layer's statistics.
+    chosen = multi.by_layer()[row_auto.best_layer]
+    assert row_auto.get("logme_layer") == pytest.approx(logme(chosen), rel=1e-9, abs=1e-12)
+    assert row_auto.get("hscore_layer") == pytest.approx(hscore(chosen, shrinkage=True), rel=1e-9, abs=1e-12)
+    assert row_auto.logme == pytest.approx(logme(multi.by_layer()["4"]), rel=1e-9, abs=1e-12)
     assert auto.meta.config.layers == "auto" and last.meta.config.layers == "last"
 
 

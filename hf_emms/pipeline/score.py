@@ -82,7 +82,9 @@ def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> 
     best. The variants the dev benchmark compared go with the row (not the table): ``emms_nested`` (the default,
     equal to ``emms``), ``emms_layer`` (single layers only), ``emms_layer_1se`` (the same, switching from the last
     layer only when the folds support it by one SE) and ``emms_upper`` (the fixed mean of the upper layers). The
-    baselines read the last layer.
+    baselines read the last layer; with layers read, ``logme_layer`` and ``hscore_layer`` (row extras) are the same
+    baselines on the layer the layer-aware EMMS chose (``best_layer``): one more solve each, no choice of their own
+    (LogME and H-score have no held-out folds to make one honestly).
     """
     from ..solver import emms_reference, hscore, logme, nce
     from ..solver.layerwise import emms_layerwise
@@ -119,6 +121,13 @@ def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> 
     if "hscore" in metrics and classes:
         with phases("solver:hscore"):
             out["hscore"] = hscore(stats, shrinkage=True)
+    if extraction.record.n_layers is not None:
+        chosen = layers[lw.best_layer]
+        for name, wanted, fn in (("logme", "logme" in metrics, logme),
+                                 ("hscore", "hscore" in metrics and classes, lambda s: hscore(s, shrinkage=True))):
+            if wanted:
+                with phases(f"solver:{name}"):
+                    out[f"{name}_layer"] = out[name] if lw.best_layer == last else fn(chosen)
     if stats.n_source_classes is not None and "nce" in metrics:
         with phases("solver:nce"):
             out["nce"] = nce(stats)
