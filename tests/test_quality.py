@@ -192,12 +192,14 @@ def test_committed_ground_truth_reads_and_its_cells_are_whole():
         if task == "_meta":
             continue
         assert task in task_splits.TASKS
+        metric = task_splits.read_task_info(task_splits.TASK_DIR / task)["metric"]  # accuracy, or pearson r
+        low = 0.0 if metric == "accuracy" else -1.0
         for model, entry in models.items():
             accs = [r["finetune_acc"] for r in entry["runs"]]
             assert entry["finetune_acc"] == pytest.approx(np.mean(accs))
             assert entry["seeds"] == sorted(r["seed"] for r in entry["runs"])
-            assert 0.0 <= entry["probe_acc"] <= 1.0
+            assert low <= entry["probe_acc"] <= 1.0 and low <= entry["finetune_acc"] <= 1.0
             for run in entry["runs"]:
-                assert run["seconds"] > 0 and run["log"][-1].startswith("test accuracy")
+                assert run["seconds"] > 0 and run["log"][-1].startswith(f"test {metric}")
                 assert run["env"]["device"] and run["env"]["torch_threads"] >= 1 and run["env"]["torch"]
     assert json.loads(path.read_text()) == data
