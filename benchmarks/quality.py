@@ -62,6 +62,7 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
     META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, ran_on, run_cells,
     verify, write_json,
 )
+from layer_credit import VARIANTS as DEPTH_CREDIT, depth_credit  # noqa: E402
 from sources import SOURCES as SOURCE_MEMBERS, build_source_member, source_task  # noqa: E402
 from task_splits import TASK_DIR, TASKS, build_splits, read_task_info  # noqa: E402
 
@@ -76,7 +77,8 @@ SCORES = ("emms", "emms_official", "logme", "hscore")
 # the fixed mean of the upper layers, and nested CV over both; and LogME / H-score on the layer EMMS chose.
 VARIANTS = ("emms_last", "emms_layer", "emms_layer_1se", "emms_upper", "emms_nested", "logme_layer", "hscore_layer")
 PRIORS = ("params", "width")
-SELECTORS = SCORES + VARIANTS + PRIORS
+# Measured, not used by hf-emms: depth-credit terms and the in-sample best layer (quality/layer_credit.py).
+SELECTORS = SCORES + VARIANTS + DEPTH_CREDIT + PRIORS
 # Cheapest first, so that a run stopped by a deadline has the most cells.
 COST_ORDER = ("minilm-1", "minilm-3", "paraphrase-minilm-3", "minilm-random", "minilm-6", "minilm-6-top3-reinit",
               "sre-minilm-6", "minilm-6-banking77", "mpnet-3", "mpnet-6", "mpnet-6-trec", "mpnet-random", "mpnet-12",
@@ -185,7 +187,9 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
     scores = {}
     for row in rows:
         if row.ok:
-            scores[row.model] = {sel: None if row.get(sel) is None else float(row.get(sel)) for sel in SELECTORS}
+            scores[row.model] = {sel: None if row.get(sel) is None else float(row.get(sel))
+                                 for sel in SELECTORS if sel not in DEPTH_CREDIT}
+            scores[row.model].update(depth_credit(row.get("layer_scores"), row.get("best_layer"), row.get("emms")))
     return scores, seconds, ranking
 
 

@@ -29,7 +29,8 @@ def _load_quality():
 
 
 quality = _load_quality()
-import task_splits  # noqa: E402  (on sys.path once the benchmark is loaded)
+import layer_credit  # noqa: E402  (on sys.path once the benchmark is loaded)
+import task_splits  # noqa: E402
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared text data is not at {DATA}")
 SIZES = {"sst2": (1000, 1000), "trec": (1000, 499), "subj": (1000, 1000), "mpqa": (1000, 1000),
@@ -147,6 +148,24 @@ def test_figures_on_hand_worked_examples():
     assert quality.kendall_tau(truth, {"a": 2.0, "c": 1.0, "z": 9.0}) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 2"):
         quality.weighted_tau(truth, {"a": 1.0, "z": 2.0})
+
+
+def test_depth_credit_on_a_hand_worked_row():
+    # Layers 2, 4 (chosen), 8 = L, and the upper mean. Gain below the choice: -0.40 - (-0.60) = 0.20 over 2 layers.
+    row = {"2": -0.60, "4": -0.40, "8": -0.50, "upper": -0.45}
+    got = layer_credit.depth_credit(row, "4", -0.40)
+    assert got["emms_depth_extrap"] == pytest.approx(-0.40 + 4 * 0.10)  # 0.1 a layer, 4 layers above
+    assert got["emms_depth_headroom"] == pytest.approx(-0.40 + 4 / 8 * 0.20)
+    assert got["emms_max_layer"] == pytest.approx(-0.40)
+    # Chosen at the top (a layer index or the upper mean): nothing above to credit, the score is unchanged.
+    for chosen, score in (("8", -0.50), ("upper", -0.45)):
+        top = layer_credit.depth_credit(row, chosen, score)
+        assert top["emms_depth_extrap"] == top["emms_depth_headroom"] == score
+    # A loss below the chosen layer is never credited; a last-layer-only row and a layers="last" run pass through.
+    worse = layer_credit.depth_credit({"1": -0.2, "3": -0.5, "6": -0.7}, "3", -0.5)
+    assert worse["emms_depth_extrap"] == worse["emms_depth_headroom"] == -0.5
+    assert layer_credit.depth_credit({"last": -0.7}, "last", -0.7) == dict.fromkeys(layer_credit.VARIANTS, -0.7)
+    assert layer_credit.depth_credit(None, None, -0.7) == dict.fromkeys(layer_credit.VARIANTS)
 
 
 def test_weighted_tau_matches_the_definition_on_random_rankings():
