@@ -275,6 +275,25 @@ def test_rank_with_recall_scores_only_the_short_list(tiny, tmp_path):
     assert len(records) == 1  # only the short list was ever extracted
 
 
+def test_recall_never_gives_a_place_on_the_short_list_to_a_hub_id_of_the_wrong_modality(hub_server, tiny, tmp_path):
+    # Issue 20: explicit Hub ids used to be pinned only when their turn came, after recall had short-listed them,
+    # so an image model could take one of the K places and leave K-1 candidates scored.
+    hub_server.add_model("acme/recall-vision", _tiny_models.vit(tmp_path / "vision"))
+    for name in ("small", "wide"):
+        hub_server.add_model(f"acme/recall-{name}", tiny[name])
+    ids = ["acme/recall-vision", "acme/recall-small", "acme/recall-wide"]
+    ranking = rank(_dataset(), ids, recall=2, encoders=None, max_samples=None, cache_dir=tmp_path / "cache",
+                   progress=False)
+    rows = {r.model: r for r in ranking.rows}
+    assert rows["acme/recall-vision"].status == "skipped" and rows["acme/recall-vision"].reason.startswith("modality")
+    assert "short-listed" not in rows["acme/recall-vision"].reason
+    assert all(rows[f"acme/recall-{name}"].ok and rows[f"acme/recall-{name}"].recall is not None
+               for name in ("small", "wide"))
+    # The image model's weights were never fetched: its config alone told its modality.
+    assert not any("/acme/recall-vision/resolve/" in r.path and r.path.endswith(".safetensors")
+                   for r in hub_server.requests)
+
+
 def test_a_profile_accounts_for_every_second_of_each_candidate(tiny, tmp_path):
     from hf_emms.profile import overhead_share, plot_profile, profile_table
 

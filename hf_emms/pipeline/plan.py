@@ -172,9 +172,12 @@ def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: 
                     ) -> tuple[list[Candidate | str], list[Row]]:
     """The candidates to score and the skipped ones as rows with their reason.
 
-    Explicit Hub ids are returned as references, to be pinned by :func:`pin` when their turn comes; folders, pinned
-    candidates, the query's Hub listing and the cache are scanned now. ``seen`` (weights digests of kept
-    candidates) is shared with :func:`pin`, so repeated weights are caught across both steps."""
+    Explicit Hub ids are returned as references, to be pinned by :func:`pin` when their turn comes, except before a
+    recall phase (``query.recall``): there they are pinned now (one metadata request each, no weights), so that one
+    of the wrong modality is skipped with its reason instead of taking a place on the short list, and recall sees
+    their metadata. Folders, pinned candidates, the query's Hub listing and the cache are scanned now. ``seen``
+    (weights digests of kept candidates) is shared with :func:`pin`, so repeated weights are caught across both
+    steps."""
     ids, folders, ready, skipped = [], [], [], []
     for c in given or ():
         if isinstance(c, Candidate):
@@ -189,11 +192,12 @@ def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: 
                 skipped.append(Row.skipped(str(c), "neither a local checkpoint folder nor a Hub model id "
                                                    "(org/name[@revision])"))
     criteria = _criteria(modality, query)
-    kept: list[Candidate | str] = list(ids)
-    if folders or query.include_cache or query.tags or query.pipeline_tag:
-        result = scan(tags=list(query.tags), pipeline_tag=query.pipeline_tag, sort=query.sort, limit=query.limit,
-                      folders=folders, cache=query.include_cache, criteria=criteria, token=token, progress=progress,
-                      seen=seen)
+    pin_now = ids if query.recall is not None else []
+    kept: list[Candidate | str] = [] if pin_now else list(ids)
+    if pin_now or folders or query.include_cache or query.tags or query.pipeline_tag:
+        result = scan(ids=pin_now, tags=list(query.tags), pipeline_tag=query.pipeline_tag, sort=query.sort,
+                      limit=query.limit, folders=folders, cache=query.include_cache, criteria=criteria, token=token,
+                      progress=progress, seen=seen)
         kept += result.kept
         skipped += [_skipped(r) for r in result.rejected]
     for c in ready:
