@@ -136,6 +136,21 @@ def quality(truth: Mapping[str, float], scores: Mapping[str, Mapping[str, float]
     return out
 
 
+def tied_set(truth: Mapping[str, float], tied: Mapping[str, bool | None]) -> dict[str, Any] | None:
+    """How the candidates EMMS cannot tell from its leader (``tied_with_best``) fare after fine-tuning.
+
+    Returns ``{"size", "n_models", "holds_best", "regret"}``: the set's size among the models with a fine-tuned
+    result, whether it holds the fine-tuned best, and its regret (best accuracy minus the best in the set: what a
+    person who fine-tunes the whole tied set loses); None when no model carries the flag (no fold scores).
+    """
+    members = [m for m in truth if tied.get(m)]
+    if not members:
+        return None
+    best, best_in_set = max(truth.values()), max(truth[m] for m in members)
+    return {"size": len(members), "n_models": len(truth), "holds_best": best_in_set == best,
+            "regret": float(best - best_in_set)}
+
+
 def _nanmean(values: Sequence[float]) -> float:
     """Mean of the finite values; NaN when there is none (a selector constant on every task has no tau)."""
     finite = [v for v in values if math.isfinite(v)]
@@ -165,7 +180,7 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
     Returns
     -------
     scores : dict
-        model -> {selector: value} for the scored (status "ok") candidates.
+        model -> {selector: value, "emms_se": SE, "tied_with_best": bool} for the scored (status "ok") candidates.
     seconds : float
         Wall time of the ``rank()`` call.
     ranking : hf_emms.Ranking
@@ -184,12 +199,14 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
         rows = list(run)  # the rows themselves: the variants travel with them, beside the table's columns
     seconds = time.perf_counter() - start
     ranking = run.ranking()
+    tied = {r.model: r.tied_with_best for r in ranking.rows}  # decided over the whole ranking, not per row
     scores = {}
     for row in rows:
         if row.ok:
             scores[row.model] = {sel: None if row.get(sel) is None else float(row.get(sel))
                                  for sel in SELECTORS if sel not in DEPTH_CREDIT}
             scores[row.model].update(depth_credit(row.get("layer_scores"), row.get("best_layer"), row.get("emms")))
+            scores[row.model].update(emms_se=row.get("emms_se"), tied_with_best=tied.get(row.model))
     return scores, seconds, ranking
 
 
@@ -270,7 +287,8 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                        "seeds": {m: ground_truth[name][m].get("seeds") for m in sorted(truth)},
                        "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)},
                        "rank_config": ranking.meta.get("config"),
-                       "inputs": "text pair" if len(read_task_info(task_dir)["inputs"]) == 2 else "text"}
+                       "inputs": "text pair" if len(read_task_info(task_dir)["inputs"]) == 2 else "text",
+                       "tied_set": tied_set(truth, {m: v.get("tied_with_best") for m, v in scores.items()})}
     kinds = sorted({v["inputs"] for v in tasks.values()})
     return {
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
@@ -304,12 +322,20 @@ def markdown(result: Mapping[str, Any]) -> str:
                               "fine-tuning s (same device, 1 seed)":
                                   "-" if v["finetune_seconds"] is None else f"{v['finetune_seconds']:.0f}"}
                           for t, v in result["tasks"].items()}).T
+    sets = {t: v.get("tied_set") for t, v in result["tasks"].items()}
+    unsure = pd.DataFrame({t: {"tied with the leader": f"{q['size']} of {q['n_models']}",
+                               "holds the fine-tuned best": "yes" if q["holds_best"] else "no",
+                               "regret of the set (points)": f"{100 * q['regret']:.2f}"}
+                           for t, q in sets.items() if q}).T
     md = {"disable_numparse": True}  # the cells are formatted strings already ("82.6 ± 0.4")
     per_task = "".join(f"\n{t}\n\n{_task_table(v).to_markdown(**md)}\n" for t, v in result["tasks"].items())
     return (f"Weighted Kendall tau per task (selector rows)\n\n{wt.to_markdown(**md)}\n\n"
             f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task, scored "
             f"on {result['meta'].get('device', 'cpu')}\n\n"
-            f"{times.to_markdown(**md)}\n\nAccuracies (%) and scores per task, best fine-tuned first\n{per_task}")
+            f"{times.to_markdown(**md)}\n\nEMMS's own uncertainty against fine-tuning: the candidates its folds cannot "
+            f"tell from its leader (tied_with_best), and whether fine-tuning's best is among them\n\n"
+            f"{unsure.to_markdown(**md) if len(unsure) else '(no fold scores)'}\n\n"
+            f"Accuracies (%) and scores per task, best fine-tuned first\n{per_task}")
 
 
 def _task_table(task: Mapping[str, Any]) -> Any:
@@ -325,6 +351,9 @@ def _task_table(task: Mapping[str, Any]) -> Any:
                    "probe": "-" if probe is None else f"{100 * probe:.1f}",
                    **{sel: "-" if task["scores"].get(m, {}).get(sel) is None else f"{task['scores'][m][sel]:.4g}"
                       for sel in SELECTORS}}
+        score = task["scores"].get(m, {})
+        rows[m]["emms_se"] = "-" if score.get("emms_se") is None else f"{score['emms_se']:.2g}"
+        rows[m]["tied_with_best"] = {True: "yes", False: "no"}.get(score.get("tied_with_best"), "-")
     return pd.DataFrame(rows).T
 
 

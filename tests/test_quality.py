@@ -168,6 +168,17 @@ def test_depth_credit_on_a_hand_worked_row():
     assert layer_credit.depth_credit(None, None, -0.7) == dict.fromkeys(layer_credit.VARIANTS)
 
 
+def test_the_tied_set_against_fine_tuning():
+    truth = {"a": 0.90, "b": 0.88, "c": 0.80}
+    assert quality.tied_set(truth, {"b": True, "c": True, "a": False}) == {
+        "size": 2, "n_models": 3, "holds_best": False, "regret": pytest.approx(0.02)}
+    assert quality.tied_set(truth, {"a": True, "c": True}) == {"size": 2, "n_models": 3, "holds_best": True,
+                                                              "regret": 0.0}
+    # A flag on a model without a fine-tuned result does not count; no flag at all (no fold scores) is None.
+    assert quality.tied_set(truth, {"c": True, "z": True})["size"] == 1
+    assert quality.tied_set(truth, {"a": None, "b": False}) is None
+
+
 def test_weighted_tau_matches_the_definition_on_random_rankings():
     rng = np.random.default_rng(0)
     for n in (3, 5, 8):
