@@ -86,10 +86,17 @@ def test_report_scores_through_rank_and_compares_with_the_ground_truth(bench, tm
                             layers="auto")
     direct = {row.model: row for row in rows}
     for model, scores in task["scores"].items():
+        row = direct[model]
+        measured = quality.depth_credit(row.get("layer_scores"), row.get("best_layer"), row.get("emms"))
         for sel in quality.SELECTORS:
-            assert scores[sel] == pytest.approx(float(direct[model].get(sel)), rel=1e-9), (model, sel)
+            expected = measured[sel] if sel in quality.DEPTH_CREDIT else row.get(sel)
+            assert scores[sel] == pytest.approx(float(expected), rel=1e-9), (model, sel)
+        assert scores["emms_se"] == pytest.approx(row.get("emms_se"), rel=1e-9) and scores["tied_with_best"] in (
+            True, False)
         assert scores["width"] == {"wide": 64, "small": 32, "shallow": 32}[model]
         assert scores["params"] == finetune.parameter_count(zoo[model])
+    tied = {m: v["tied_with_best"] for m, v in task["scores"].items()}
+    assert task["tied_set"] == quality.tied_set(truth, tied) and task["tied_set"]["size"] >= 1  # the leader at least
     for sel in quality.SELECTORS:
         acc = [truth[m] for m in sorted(truth)]
         s = [task["scores"][m][sel] for m in sorted(truth)]
