@@ -62,6 +62,7 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
     META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, ran_on, run_cells,
     verify, write_json,
 )
+from ceiling import noise_ceiling  # noqa: E402
 from layer_credit import VARIANTS as DEPTH_CREDIT, depth_credit  # noqa: E402
 from sources import SOURCES as SOURCE_MEMBERS, build_source_member, source_task  # noqa: E402
 from task_splits import TASK_DIR, TASKS, build_splits, read_task_info  # noqa: E402
@@ -289,8 +290,12 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                        "rank_config": ranking.meta.get("config"),
                        "inputs": "text pair" if len(read_task_info(task_dir)["inputs"]) == 2 else "text",
                        "tied_set": tied_set(truth, {m: v.get("tied_with_best") for m, v in scores.items()})}
+        tasks[name]["ceiling"] = noise_ceiling(truth, tasks[name]["finetune_std"], tasks[name]["seeds"])
     kinds = sorted({v["inputs"] for v in tasks.values()})
+    known = [v["ceiling"] for v in tasks.values() if v["ceiling"]]
     return {
+        "ceiling": {k: float(np.mean([c[k] for c in known])) for k in ("exact", "rerun")} | {"n_tasks": len(known)}
+        if known else None,
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
         "average_by_inputs": {k: average({t: v["quality"] for t, v in tasks.items() if v["inputs"] == k})
                               for k in kinds} if len(kinds) > 1 else {},
@@ -314,6 +319,15 @@ def markdown(result: Mapping[str, Any]) -> str:
     per_group = ({t: result["tasks"][t]["quality"] for t in tasks} | {"average": result["average"]}
                  | {f"mean, {k} tasks": q for k, q in result.get("average_by_inputs", {}).items()})
     wt = pd.DataFrame({g: {s: cell(q.get(s), "weighted_tau") for s in SELECTORS} for g, q in per_group.items()})
+    ceilings = {t: result["tasks"][t].get("ceiling") for t in tasks} | {"average": result.get("ceiling")}
+    for kind in result.get("average_by_inputs", {}):
+        known = [result["tasks"][t]["ceiling"] for t in tasks
+                 if result["tasks"][t]["inputs"] == kind and result["tasks"][t].get("ceiling")]
+        ceilings[f"mean, {kind} tasks"] = {k: float(np.mean([c[k] for c in known])) for k in ("exact", "rerun")
+                                           } if known else None
+    for kind in ("exact", "rerun"):  # the noise ceilings (quality/ceiling.py); "average": over the tasks that have one
+        wt.loc[f"ceiling: {kind}"] = {g: cell(c, kind) if c else "-" for g, c in ceilings.items()}
+    wt = wt.fillna("-")
     summary = pd.DataFrame({s: {"weighted tau": cell(result["average"].get(s), "weighted_tau"),
                                 "Kendall tau": cell(result["average"].get(s), "kendall_tau"),
                                 "top-1 regret (acc. points)": cell(result["average"].get(s), "regret", 100)}
@@ -329,7 +343,9 @@ def markdown(result: Mapping[str, Any]) -> str:
                            for t, q in sets.items() if q}).T
     md = {"disable_numparse": True}  # the cells are formatted strings already ("82.6 ± 0.4")
     per_task = "".join(f"\n{t}\n\n{_task_table(v).to_markdown(**md)}\n" for t, v in result["tasks"].items())
-    return (f"Weighted Kendall tau per task (selector rows)\n\n{wt.to_markdown(**md)}\n\n"
+    return (f"Weighted Kendall tau per task (selector rows; the ceiling rows: what a selector knowing each expected "
+            f"accuracy, and a second fine-tuning of every cell, would reach against this ground truth's seed noise, "
+            f"averaged over the tasks with several seeds per model)\n\n{wt.to_markdown(**md)}\n\n"
             f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task, scored "
             f"on {result['meta'].get('device', 'cpu')}\n\n"
             f"{times.to_markdown(**md)}\n\nEMMS's own uncertainty against fine-tuning: the candidates its folds cannot "

@@ -29,7 +29,8 @@ def _load_quality():
 
 
 quality = _load_quality()
-import layer_credit  # noqa: E402  (on sys.path once the benchmark is loaded)
+import ceiling  # noqa: E402  (on sys.path once the benchmark is loaded)
+import layer_credit  # noqa: E402
 import task_splits  # noqa: E402
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared text data is not at {DATA}")
@@ -177,6 +178,21 @@ def test_the_tied_set_against_fine_tuning():
     # A flag on a model without a fine-tuned result does not count; no flag at all (no fold scores) is None.
     assert quality.tied_set(truth, {"c": True, "z": True})["size"] == 1
     assert quality.tied_set(truth, {"a": None, "b": False}) is None
+
+
+def test_noise_ceilings_fall_as_the_seed_noise_grows_against_the_spread_of_the_models():
+    truth = {f"m{i}": 0.80 + 0.01 * i for i in range(8)}  # 1 point apart
+    seeds = {m: [0, 1, 2] for m in truth}
+    quiet = ceiling.noise_ceiling(truth, dict.fromkeys(truth, 1e-6), seeds)
+    assert quiet["exact"] == pytest.approx(1.0) and quiet["rerun"] == pytest.approx(1.0)
+    noisy = ceiling.noise_ceiling(truth, dict.fromkeys(truth, 0.01), seeds)
+    noisier = ceiling.noise_ceiling(truth, dict.fromkeys(truth, 0.03), seeds)
+    assert 1.0 > noisy["exact"] > noisy["rerun"] > noisier["rerun"] > 0  # a re-run has noise on both sides
+    assert noisy == ceiling.noise_ceiling(truth, dict.fromkeys(truth, 0.01), seeds)  # seeded: reproducible
+    # Sigma is the root mean square over the models with two or more seeds; with none it is unknown.
+    assert ceiling.pooled_seed_sd({"a": 0.03, "b": 0.04, "c": None}, {"a": [0, 1], "b": [0, 1, 2], "c": [0]}) == \
+        pytest.approx(np.sqrt((0.03 ** 2 + 0.04 ** 2) / 2))
+    assert ceiling.noise_ceiling(truth, dict.fromkeys(truth), dict.fromkeys(truth, [0])) is None
 
 
 def test_weighted_tau_matches_the_definition_on_random_rankings():

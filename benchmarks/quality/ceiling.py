@@ -1,0 +1,60 @@
+"""How high any selector's weighted tau can go against a noisy ground truth.
+
+A fine-tuned accuracy is one draw (or the mean of a few seeds) of a random quantity: re-running the same recipe
+with another seed moves it by the seed-to-seed standard deviation sigma. A ranking scored against it therefore
+cannot reach tau = 1 even if it knew every model's expected accuracy; the closer the models are to each other
+compared with sigma, the lower that ceiling. Two ceilings, simulated from the ground truth itself:
+
+    exact   tau_w(a, a + e),  e_m ~ N(0, sigma^2 / n_m)       a selector that knows each expected accuracy
+    rerun   tau_w(a, a + e),  e_m ~ N(0, 2 sigma^2 / n_m)     a second fine-tuning of every cell, same seed counts
+
+a_m is model m's fine-tuned accuracy, the mean of its n_m seeds; sigma is pooled over the task's models that have
+two or more seeds (root mean square of their standard deviations), and assumed the same for every model. The
+observed a stands in for the expectation, so the ceilings are approximate. ``benchmarks/recall.py`` simulates its
+ceilings the same way, from its history's repeated runs.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def pooled_seed_sd(std: Mapping[str, float | None], seeds: Mapping[str, Sequence[int] | None]) -> float | None:
+    """Root mean square of the seed standard deviations of the models with >= 2 seeds; None when there is none."""
+    sds = [float(std[m]) for m in std if std[m] is not None and len(seeds.get(m) or ()) >= 2]
+    return float(np.sqrt(np.mean(np.square(sds)))) if sds else None
+
+
+def noise_ceiling(truth: Mapping[str, float], std: Mapping[str, float | None],
+                  seeds: Mapping[str, Sequence[int] | None], *, draws: int = 1000,
+                  seed: int = 0) -> dict[str, float] | None:
+    """The ``exact`` and ``rerun`` ceilings of weighted tau on one task (module docstring), and ``sigma``.
+
+    Parameters
+    ----------
+    truth : mapping of model -> fine-tuned accuracy (mean over its seeds)
+    std : mapping of model -> seed standard deviation (None with one seed)
+    seeds : mapping of model -> the seeds behind the accuracy
+    draws : int
+        Simulated noise draws; the ceilings are their mean tau.
+
+    Returns
+    -------
+    dict or None
+        ``{"exact", "rerun", "sigma"}``; None when no model has two seeds (sigma unknown).
+    """
+    from scipy.stats import weightedtau
+
+    sigma = pooled_seed_sd(std, seeds)
+    if sigma is None:
+        return None
+    models = sorted(truth)
+    acc = np.array([truth[m] for m in models], float)
+    n = np.array([max(1, len(seeds.get(m) or ())) for m in models], float)
+    rng = np.random.default_rng(seed)
+    out = {"sigma": sigma}
+    for name, scale in (("exact", 1.0), ("rerun", 2.0)):
+        noise = rng.standard_normal((draws, len(models))) * sigma * np.sqrt(scale / n)
+        out[name] = float(np.mean([weightedtau(acc, acc + e).statistic for e in noise]))
+    return out
