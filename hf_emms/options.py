@@ -311,6 +311,10 @@ class RunSpec:
         Time every phase of every candidate (resolve, load, tokenizer, preprocess, forward, pooling, statistics,
         each solver metric, results I/O, idle) and what the ranking pays once (task, scan, label embeddings): see
         :meth:`hf_emms.results.Ranking.profile`. On a GPU each phase then waits for the device's queued work.
+    prefetch : bool
+        While a candidate is scored, download the next Hub candidate's files on a background thread (only files its
+        turn would fetch; nothing for local folders or candidates scored earlier), so downloads overlap the forward
+        passes instead of adding to them.
     """
 
     output_dir: str | os.PathLike | None = None
@@ -318,6 +322,11 @@ class RunSpec:
     token: str | bool | None = field(default=None, repr=False, compare=False)
     progress: bool = True
     profile: bool = False
+    prefetch: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefetch, bool):
+            raise InvalidInputError(f"prefetch must be True or False; got {self.prefetch!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)

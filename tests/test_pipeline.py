@@ -16,7 +16,7 @@ import pytest
 
 import _tiny_models
 from hf_emms.errors import InvalidInputError
-from hf_emms.pipeline import rank
+from hf_emms.pipeline import iter_rank, rank
 from hf_emms.results import Ranking
 from hf_emms.tasks import load_task
 
@@ -95,7 +95,7 @@ def test_a_finished_ranking_reloads_from_its_records_without_extracting(tiny, tm
 _RESUME_SCRIPT = """
 import sys, numpy as np
 from datasets import ClassLabel, Dataset, Features, Value
-from hf_emms.pipeline import rank
+from hf_emms.pipeline import iter_rank, rank
 texts = [f"sample {i} about {['goal match', 'oven soup', 'rain storm'][i % 3]}" for i in range(300)]
 ds = Dataset.from_dict({"text": texts, "label": [i % 3 for i in range(300)]},
                        features=Features({"text": Value("string"), "label": ClassLabel(names=["a", "b", "c"])}))
@@ -292,6 +292,33 @@ def test_recall_never_gives_a_place_on_the_short_list_to_a_hub_id_of_the_wrong_m
     # The image model's weights were never fetched: its config alone told its modality.
     assert not any("/acme/recall-vision/resolve/" in r.path and r.path.endswith(".safetensors")
                    for r in hub_server.requests)
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_the_next_hub_candidate_downloads_while_the_current_one_is_scored(prefetch, hub_server, tiny, tmp_path):
+    # Issue 19: the first candidate's weights take 3 s to arrive; with prefetch the second one's are fetched in that
+    # time, so they are on disk by the time the first row comes out. Same rows either way. (The HF cache is the
+    # session's throw-away one, and the repo names are new to it.)
+    from hf_emms.options import RankSpec
+
+    first, second = (f"acme/prefetch-{name}-{prefetch}" for name in ("small", "wide"))
+    hub_server.add_model(first, tiny["small"])
+    hub_server.add_model(second, tiny["wide"])
+    hub_server.delay(f"/{first}/resolve/.*model.safetensors", 3.0, method="GET")
+    spec = RankSpec.from_options(encoders=None, max_samples=None, cache_dir=tmp_path / "cache", progress=False,
+                                 prefetch=prefetch)
+    weights = lambda repo: [r for r in hub_server.requests  # noqa: E731
+                            if r.method == "GET" and r.path.startswith(f"/{repo}/resolve/")
+                            and r.path.endswith("model.safetensors")]
+    run = iter(iter_rank(_dataset(), [first, second], spec=spec))
+    row = next(run)
+    assert row.model == first and row.ok
+    assert len(weights(second)) == (1 if prefetch else 0)  # fetched during the first candidate's turn, or not yet
+    rest = list(run)
+    assert [r.model for r in rest] == [second] and rest[0].ok
+    assert len(weights(second)) == 1  # its own turn found the prefetched file: fetched once in all
+    with pytest.raises(InvalidInputError, match="prefetch must be True or False"):
+        RankSpec.from_options(prefetch="yes")
 
 
 def test_a_profile_accounts_for_every_second_of_each_candidate(tiny, tmp_path):

@@ -152,10 +152,8 @@ def load_candidate(
     import transformers
 
     name = resolved.model_id
-    folder = folder or resolved.path
-    if folder is None:
-        patterns = _SAFE_PATTERNS + _PICKLE_PATTERNS * allow_pickle + _CODE_PATTERNS * trust_remote_code
-        folder = _snapshot(name, resolved.revision, patterns)
+    folder = folder or resolved.path or fetch_files(resolved, allow_pickle=allow_pickle,
+                                                    trust_remote_code=trust_remote_code)
     if not allow_pickle and not any(folder.glob("*.safetensors")):
         raise CandidateLoadError(
             name, "no safetensors weights (*.safetensors). Pickled weights can run code when loaded; pass "
@@ -244,19 +242,48 @@ def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: boo
     return processor
 
 
-def _snapshot(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
+def fetch_files(resolved: Candidate, *, allow_pickle: bool = False, trust_remote_code: bool = False,
+                quiet: bool = False) -> Path:
+    """The local snapshot folder of a Hub candidate at its pinned revision, downloaded into the HF cache when missing:
+    the files :func:`load_candidate` reads and no others (safetensors weights, configs, tokenizer or processor
+    files; pickles only with ``allow_pickle``, code only with ``trust_remote_code``). ``quiet``: no download bars
+    (a background fetch must not draw over the candidate being scored).
+
+    Raises
+    ------
+    CandidateLoadError
+        Not a valid Hub id, or the files cannot be fetched (gated, missing, network), with the reason.
+    """
+    patterns = _SAFE_PATTERNS + _PICKLE_PATTERNS * allow_pickle + _CODE_PATTERNS * trust_remote_code
+    return _snapshot(resolved.model_id, resolved.revision, patterns, quiet=quiet)
+
+
+def _snapshot(repo_id: str, revision: str | None, patterns: list[str], *, quiet: bool = False) -> Path:
     """Local snapshot folder of ``repo_id`` at ``revision`` holding the files matching ``patterns``."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                                      tqdm_class=_quiet_bars() if quiet else None))
     except HFValidationError as e:
         raise CandidateLoadError(repo_id, f"not a local folder nor a valid Hub id ({_first_line(e)})") from e
     except Exception as e:  # gated, missing repo or revision, network: all become a skipped candidate with the reason
         raise CandidateLoadError(
             repo_id, f"cannot fetch revision {revision or 'main'} from the Hub ({type(e).__name__}: {_first_line(e)})"
         ) from e
+
+
+def _quiet_bars() -> type:
+    """huggingface_hub's tqdm, always disabled: one download's bars off without touching the global switch (which
+    the thread scoring the current candidate owns)."""
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class QuietBars(hf_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    return QuietBars
 
 
 def _first_line(e: BaseException) -> str:

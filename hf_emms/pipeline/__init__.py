@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, Extrac
 from ..records import RankingMeta, Row
 from ..results import Ranking
 from .plan import Plan, prepare, say
-from .score import score_candidate
+from .score import prefetch, score_candidate
 
 __all__ = ["METRICS", "RankRun", "iter_rank", "rank", "rank_spec"]  # METRICS: re-exported from hf_emms.options
 
@@ -190,8 +191,12 @@ class RankRun:
         for row in self.plan.skipped:
             self.rows.append(row)
             yield row
-        n = len(self.plan.candidates)
-        for i, candidate in enumerate(self.plan.candidates):
+        n, upcoming = len(self.plan.candidates), self.plan.candidates[1:] + [None]
+        early = self.plan.spec.run.prefetch and self.plan.main_process
+        for i, (candidate, following) in enumerate(zip(self.plan.candidates, upcoming)):
+            if early and following is not None:  # the next download overlaps this candidate's forward pass
+                threading.Thread(target=prefetch, args=(self.plan, following), name="hf-emms-prefetch",
+                                 daemon=True).start()
             with quiet_libraries(not progress):
                 row, stored = score_candidate(self.plan, candidate)
             self.rows.append(row)

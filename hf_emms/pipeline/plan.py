@@ -33,7 +33,8 @@ from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
 from ..tasks import Task, check_distinct, load_task
 
-__all__ = ["Plan", "candidate_key", "display_name", "find_candidates", "pin", "prepare", "recall_phase"]
+__all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "pin", "prepare",
+           "recall_phase"]
 
 
 @dataclass
@@ -211,7 +212,7 @@ def pin(plan: Plan, candidate: Candidate | str) -> Candidate | Row:
     no weights), or the row saying why it cannot be ranked."""
     if isinstance(candidate, Candidate):
         return candidate
-    result = scan(ids=[candidate], criteria=_criteria(plan.task.modality, plan.spec.query), token=plan.spec.run.token,
+    result = scan(ids=[candidate], criteria=candidate_criteria(plan), token=plan.spec.run.token,
                   progress=False, seen=plan.seen)
     return result.kept[0] if result.kept else _skipped(result.rejected[0])
 
@@ -250,6 +251,11 @@ def recall_phase(candidates: list[Candidate | str], task: Task, k: int, *, cache
 def candidate_key(candidate: Candidate | str) -> str:
     """A candidate's identity before and after pinning: its model id (a Hub reference's id without the revision)."""
     return candidate.model_id if isinstance(candidate, Candidate) else str(candidate).partition("@")[0]
+
+
+def candidate_criteria(plan: Plan) -> Criteria:
+    """The filters every candidate of the plan must pass (modality, size, remote code, pickle)."""
+    return _criteria(plan.task.modality, plan.spec.query)
 
 
 def _criteria(modality: str, query: CandidateQuery) -> Criteria:

@@ -8,13 +8,14 @@ from typing import Any
 
 from .._timing import Phases
 from ..errors import HfEmmsError
+from ..features.candidate import fetch_files
 from ..features.extract import run_candidate
-from ..hub import Candidate
+from ..hub import Candidate, scan
 from ..records import Row
 from ..results import record_key
 from ..features.layers import UPPER
 from ..features.record import Extraction
-from .plan import Plan, candidate_key, display_name, pin
+from .plan import Plan, candidate_criteria, candidate_key, display_name, pin
 
 
 def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
@@ -30,6 +31,33 @@ def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
         row.recall = recalled[0]
         row.extra["recall_signal"] = recalled[1]
     return row, stored
+
+
+def prefetch(plan: Plan, candidate: Candidate | str) -> None:
+    """Download the files of the candidate due next into the HF cache, meant to run on a background thread while
+    the current candidate is scored (``RunSpec.prefetch``): its turn then finds them there.
+
+    Only what its turn would fetch anyway: nothing for a local folder or a candidate the results store already holds,
+    and, for a Hub reference, nothing unless the scanner would keep it (checked on its own, without the plan's shared
+    duplicate index, so this thread changes nothing of the plan). Any failure is left for the candidate's own turn
+    to report as its skipped row; nothing is raised here.
+    """
+    try:
+        if isinstance(candidate, str):
+            result = scan(ids=[candidate], criteria=candidate_criteria(plan), token=plan.spec.run.token,
+                          progress=False, dedupe=False)
+            if not result.kept:
+                return
+            candidate = result.kept[0]
+        if candidate.path is not None:
+            return
+        if plan.store.get(record_key(candidate.model_id, candidate.revision, plan.data_key,
+                                     plan.meta.config.to_dict())) is not None:
+            return
+        query = plan.spec.query
+        fetch_files(candidate, allow_pickle=query.allow_pickle, trust_remote_code=query.allow_remote_code, quiet=True)
+    except Exception:  # noqa: BLE001 - an early fetch is only a head start; the candidate's turn reports any failure
+        return
 
 
 def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
