@@ -295,28 +295,30 @@ def test_recall_never_gives_a_place_on_the_short_list_to_a_hub_id_of_the_wrong_m
 
 
 @pytest.mark.parametrize("prefetch", [True, False])
-def test_the_next_hub_candidate_downloads_while_the_current_one_is_scored(prefetch, hub_server, tiny, tmp_path):
-    # Issue 19: the first candidate's weights take 3 s to arrive; with prefetch the second one's are fetched in that
-    # time, so they are on disk by the time the first row comes out. Same rows either way. (The HF cache is the
-    # session's throw-away one, and the repo names are new to it.)
+def test_the_next_hub_candidates_download_while_the_current_one_is_scored(prefetch, hub_server, tiny, tmp_path):
+    # Issue 19: the first candidate's weights take 3 s to arrive; with prefetch the next two candidates' are fetched
+    # in that time (at most two ahead: the fourth waits for the second's turn), so they are on disk by the time the
+    # first row comes out. Same rows either way. (The HF cache is the session's throw-away one, and the repo names
+    # are new to it.)
     from hf_emms.options import RankSpec
 
-    first, second = (f"acme/prefetch-{name}-{prefetch}" for name in ("small", "wide"))
-    hub_server.add_model(first, tiny["small"])
-    hub_server.add_model(second, tiny["wide"])
-    hub_server.delay(f"/{first}/resolve/.*model.safetensors", 3.0, method="GET")
+    repos = [f"acme/prefetch-{i}-{prefetch}" for i in range(4)]
+    folders = [tiny["small"], tiny["wide"], tiny["encoder"], _tiny_models.bert(tmp_path / "fourth", hidden=32, seed=4)]
+    for repo, folder in zip(repos, folders):
+        hub_server.add_model(repo, folder)
+    hub_server.delay(f"/{repos[0]}/resolve/.*model.safetensors", 3.0, method="GET")
     spec = RankSpec.from_options(encoders=None, max_samples=None, cache_dir=tmp_path / "cache", progress=False,
                                  prefetch=prefetch)
-    weights = lambda repo: [r for r in hub_server.requests  # noqa: E731
-                            if r.method == "GET" and r.path.startswith(f"/{repo}/resolve/")
-                            and r.path.endswith("model.safetensors")]
-    run = iter(iter_rank(_dataset(), [first, second], spec=spec))
+    fetched = lambda repo: len([r for r in hub_server.requests  # noqa: E731
+                                if r.method == "GET" and r.path.startswith(f"/{repo}/resolve/")
+                                and r.path.endswith("model.safetensors")])
+    run = iter(iter_rank(_dataset(), repos, spec=spec))
     row = next(run)
-    assert row.model == first and row.ok
-    assert len(weights(second)) == (1 if prefetch else 0)  # fetched during the first candidate's turn, or not yet
+    assert row.model == repos[0] and row.ok
+    assert [fetched(r) for r in repos[1:]] == ([1, 1, 0] if prefetch else [0, 0, 0])
     rest = list(run)
-    assert [r.model for r in rest] == [second] and rest[0].ok
-    assert len(weights(second)) == 1  # its own turn found the prefetched file: fetched once in all
+    assert [r.model for r in rest] == repos[1:] and all(r.ok for r in rest)
+    assert [fetched(r) for r in repos[1:]] == [1, 1, 1]  # each fetched once in all: its turn found the files there
     with pytest.raises(InvalidInputError, match="prefetch must be True or False"):
         RankSpec.from_options(prefetch="yes")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, Extrac
 from ..records import RankingMeta, Row
 from ..results import Ranking
 from .plan import Plan, prepare, say
-from .score import prefetch, score_candidate
+from .score import Prefetcher, score_candidate
 
 __all__ = ["METRICS", "RankRun", "iter_rank", "rank", "rank_spec"]  # METRICS: re-exported from hf_emms.options
 
@@ -191,19 +190,23 @@ class RankRun:
         for row in self.plan.skipped:
             self.rows.append(row)
             yield row
-        n, upcoming = len(self.plan.candidates), self.plan.candidates[1:] + [None]
-        early = self.plan.spec.run.prefetch and self.plan.main_process
-        for i, (candidate, following) in enumerate(zip(self.plan.candidates, upcoming)):
-            if early and following is not None:  # the next download overlaps this candidate's forward pass
-                threading.Thread(target=prefetch, args=(self.plan, following), name="hf-emms-prefetch",
-                                 daemon=True).start()
-            with quiet_libraries(not progress):
-                row, stored = score_candidate(self.plan, candidate)
-            self.rows.append(row)
-            say(progress, f"[{i + 1}/{n}] {row.model}: " + (
-                f"skipped ({row.reason})" if not row.ok
-                else f"done earlier (EMMS {row.emms})" if stored else f"EMMS {row.emms:.4f} ({row.seconds:.1f} s)"))
-            yield row
+        n = len(self.plan.candidates)
+        # The next candidates' downloads overlap this one's forward pass (RunSpec.prefetch).
+        ahead = Prefetcher(self.plan) if self.plan.spec.run.prefetch and self.plan.main_process and n > 1 else None
+        try:
+            for i, candidate in enumerate(self.plan.candidates):
+                if ahead is not None and i:
+                    ahead.advance()
+                with quiet_libraries(not progress):
+                    row, stored = score_candidate(self.plan, candidate)
+                self.rows.append(row)
+                say(progress, f"[{i + 1}/{n}] {row.model}: " + (
+                    f"skipped ({row.reason})" if not row.ok else f"done earlier (EMMS {row.emms})" if stored
+                    else f"EMMS {row.emms:.4f} ({row.seconds:.1f} s)"))
+                yield row
+        finally:  # also when the caller stops iterating early
+            if ahead is not None:
+                ahead.stop()
 
     def ranking(self) -> Ranking:
         """The table of the rows so far."""

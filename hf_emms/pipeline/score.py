@@ -3,6 +3,7 @@ extracted, scored and stored (atomically: an interrupted ranking resumes at the 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -35,7 +36,7 @@ def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
 
 def prefetch(plan: Plan, candidate: Candidate | str) -> None:
     """Download the files of the candidate due next into the HF cache, meant to run on a background thread while
-    the current candidate is scored (``RunSpec.prefetch``): its turn then finds them there.
+    the current candidate is scored (``RunSpec.prefetch``, :class:`Prefetcher`): its turn then finds them there.
 
     Only what its turn would fetch anyway: nothing for a local folder or a candidate the results store already holds,
     and, for a Hub reference, nothing unless the scanner would keep it (checked on its own, without the plan's shared
@@ -58,6 +59,33 @@ def prefetch(plan: Plan, candidate: Candidate | str) -> None:
         fetch_files(candidate, allow_pickle=query.allow_pickle, trust_remote_code=query.allow_remote_code, quiet=True)
     except Exception:  # noqa: BLE001 - an early fetch is only a head start; the candidate's turn reports any failure
         return
+
+
+class Prefetcher:
+    """Fetches the plan's candidates after the first, in order, on one background thread (:func:`prefetch`), at
+    most ``ahead`` candidates ahead of the one being scored: the network stays busy while the CPU or GPU scores,
+    and a ranking stopped early has fetched at most ``ahead`` candidates it did not use.
+
+    Call :meth:`advance` when the next candidate's turn starts and :meth:`stop` when the ranking ends.
+    """
+
+    def __init__(self, plan: Plan, *, ahead: int = 2) -> None:
+        self._plan, self._turns, self._stopped = plan, threading.Semaphore(ahead), threading.Event()
+        threading.Thread(target=self._run, name="hf-emms-prefetch", daemon=True).start()
+
+    def _run(self) -> None:
+        for candidate in self._plan.candidates[1:]:
+            self._turns.acquire()
+            if self._stopped.is_set():
+                return
+            prefetch(self._plan, candidate)
+
+    def advance(self) -> None:
+        self._turns.release()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._turns.release()
 
 
 def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
