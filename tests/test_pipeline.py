@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -319,6 +320,14 @@ def test_the_next_hub_candidates_download_while_the_current_one_is_scored(prefet
     rest = list(run)
     assert [r.model for r in rest] == repos[1:] and all(r.ok for r in rest)
     assert [fetched(r) for r in repos[1:]] == [1, 1, 1]  # each fetched once in all: its turn found the files there
+    # A ranking stopped early stops its prefetch thread too (it would otherwise wait for a turn that never comes).
+    again = iter(iter_rank(_dataset(), repos, spec=spec))
+    next(again)
+    again.close()
+    deadline = time.time() + 30
+    while any(t.name == "hf-emms-prefetch" for t in threading.enumerate()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "hf-emms-prefetch" for t in threading.enumerate())
     with pytest.raises(InvalidInputError, match="prefetch must be True or False"):
         RankSpec.from_options(prefetch="yes")
 

@@ -258,9 +258,9 @@ def test_cancel_stops_the_work_between_candidates(space, hub, tiny):
     while not {p.name for p in records.glob("*.json")} - before and time.time() < deadline:
         time.sleep(0.1)  # the candidate under way finishes and is stored (a rerun resumes from it)...
     time.sleep(2.0)
+    # ...and no later candidate is ever scored: one record in all. (Their files may have been fetched while the first
+    # was scored: RunSpec.prefetch, at most two ahead; tests/test_pipeline.py checks that bound and the stop.)
     assert len({p.name for p in records.glob("*.json")} - before) == 1
-    for name in names[1:]:  # ...and no later candidate is ever started
-        assert not hub.requests_to(f"/api/models/acme/{name}") and not hub.requests_to(f"/acme/{name}/resolve/"), name
 
 
 def test_one_ranking_runs_at_a_time_and_the_next_waits_in_the_queue(space, hub, tiny):
