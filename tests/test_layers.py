@@ -201,7 +201,8 @@ def test_last_layer_scores_are_exactly_those_of_a_last_layer_run(sst2, tmp_path)
     (row_auto,), auto = list(run), run.ranking()  # the iterated rows carry the variants (the table does not)
     (row_last,) = last.rows
     assert row_last.emms == row_auto.emms_last == row_last.emms_last
-    assert row_last.best_layer is None and row_auto.best_layer in {"1", "2", "3", "4"}
+    # Which layer wins is not the point here (on a random tiny model the choices tie to 1e-6, so float rounding picks).
+    assert row_last.best_layer is None and row_auto.best_layer in {"1", "2", "3", "4", "upper"}
     # The baselines on the layer EMMS chose: LogME and H-score of that layer's statistics.
     chosen = multi.by_layer()[row_auto.best_layer]
     assert row_auto.get("logme_layer") == pytest.approx(logme(chosen), rel=1e-9, abs=1e-12)
