@@ -312,9 +312,9 @@ class RunSpec:
         each solver metric, results I/O, idle) and what the ranking pays once (task, scan, label embeddings): see
         :meth:`hf_emms.results.Ranking.profile`. On a GPU each phase then waits for the device's queued work.
     prefetch : bool
-        While a candidate is scored, download the next Hub candidate's files on a background thread (only files its
-        turn would fetch; nothing for local folders or candidates scored earlier), so downloads overlap the forward
-        passes instead of adding to them.
+        While a candidate is scored, download the next Hub candidates' files on a background thread, at most two
+        ahead (only files their turns would fetch; nothing for local folders or candidates scored earlier), so
+        downloads overlap the forward passes instead of adding to them.
     """
 
     output_dir: str | os.PathLike | None = None

@@ -52,8 +52,7 @@ def prefetch(plan: Plan, candidate: Candidate | str) -> None:
             candidate = result.kept[0]
         if candidate.path is not None:
             return
-        if plan.store.get(record_key(candidate.model_id, candidate.revision, plan.data_key,
-                                     plan.meta.config.to_dict())) is not None:
+        if plan.store.get(_key(plan, candidate)) is not None:
             return
         query = plan.spec.query
         fetch_files(candidate, allow_pickle=query.allow_pickle, trust_remote_code=query.allow_remote_code, quiet=True)
@@ -95,7 +94,7 @@ def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     phases.lap("pin")
     if isinstance(candidate, Row):
         return candidate, False
-    key = record_key(candidate.model_id, candidate.revision, plan.data_key, plan.meta.config.to_dict())
+    key = _key(plan, candidate)
     record = plan.store.get(key)
     phases.lap("results_io")
     if record is not None:
@@ -126,6 +125,11 @@ def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
     if plan.spec.run.profile:
         row.phases = phases.as_dict()
     return row, False
+
+
+def _key(plan: Plan, candidate: Candidate) -> str:
+    """The results-store key of a pinned candidate in this plan (its commit, the data, the run's configuration)."""
+    return record_key(candidate.model_id, candidate.revision, plan.data_key, plan.meta.config.to_dict())
 
 
 def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> dict[str, Any]:
