@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import signal
 import sys
@@ -63,7 +62,17 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
     verify, write_json,
 )
 from ceiling import noise_ceiling  # noqa: E402
-from layer_credit import VARIANTS as DEPTH_CREDIT, depth_credit  # noqa: E402
+from figures import (  # noqa: E402
+    DEPTH_CREDIT, PRIORS, SCORES, SELECTORS, VARIANTS, average, kendall_tau, quality, tied_set, top1_regret,
+    weighted_tau,
+)
+from layer_credit import depth_credit  # noqa: E402
+from presenting import markdown, plot  # noqa: E402
+
+__all__ = [  # the figures and their presentation live in quality/figures.py and quality/presenting.py
+    "DEPTH_CREDIT", "PRIORS", "SCORES", "SELECTORS", "VARIANTS", "average", "kendall_tau", "main", "markdown", "plot",
+    "quality", "report", "score_task", "tied_set", "top1_regret", "weighted_tau",
+]
 from sources import SOURCES as SOURCE_MEMBERS, build_source_member, source_task  # noqa: E402
 from task_splits import TASK_DIR, TASKS, build_splits, read_task_info  # noqa: E402
 
@@ -72,102 +81,10 @@ from hf_emms.paths import cache_root  # noqa: E402
 GROUND_TRUTH = HERE / "quality" / "ground_truth.json"
 RESULTS = HERE / "quality" / "results"
 ZOO_DIR = cache_root() / "quality-zoo"  # $HF_EMMS_CACHE or ~/.cache/hf_emms, as for every hf-emms cache
-SCORES = ("emms", "emms_official", "logme", "hscore")
-# The layer-aware variants of one rank(layers=...) run (hf_emms.solver.layerwise): the last layer alone, the layer
-# chosen by nested CV among single layers (and with the one-SE rule: a lower layer only when the folds support it),
-# the fixed mean of the upper layers, and nested CV over both; and LogME / H-score on the layer EMMS chose.
-VARIANTS = ("emms_last", "emms_layer", "emms_layer_1se", "emms_upper", "emms_nested", "logme_layer", "hscore_layer")
-PRIORS = ("params", "width")
-# Measured, not used by hf-emms: depth-credit terms and the in-sample best layer (quality/layer_credit.py).
-SELECTORS = SCORES + VARIANTS + DEPTH_CREDIT + PRIORS
 # Cheapest first, so that a run stopped by a deadline has the most cells.
 COST_ORDER = ("minilm-1", "minilm-3", "paraphrase-minilm-3", "minilm-random", "minilm-6", "minilm-6-top3-reinit",
               "sre-minilm-6", "minilm-6-banking77", "mpnet-3", "mpnet-6", "mpnet-6-trec", "mpnet-random", "mpnet-12",
               "mpnet-12-top6-reinit", "mpnet-12-sms")
-
-
-# ---------------------------------------------------------------------------------------------- ranking quality
-def _paired(truth: Mapping[str, float], score: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    models = sorted(set(truth) & set(score))
-    if len(models) < 2:
-        raise ValueError(f"ranking quality needs at least 2 models with both a score and an accuracy; got {models}.")
-    return np.array([truth[m] for m in models], float), np.array([score[m] for m in models], float)
-
-
-def weighted_tau(truth: Mapping[str, float], score: Mapping[str, float]) -> float:
-    """Weighted Kendall tau (``scipy.stats.weightedtau``, defaults) between accuracies and scores, in [-1, 1]."""
-    from scipy.stats import weightedtau
-
-    return float(weightedtau(*_paired(truth, score)).statistic)
-
-
-def kendall_tau(truth: Mapping[str, float], score: Mapping[str, float]) -> float:
-    """Kendall tau-b between accuracies and scores, in [-1, 1] (NaN when either side is constant)."""
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(*_paired(truth, score)).statistic)
-
-
-def top1_regret(truth: Mapping[str, float], score: Mapping[str, float]) -> float:
-    """Best accuracy minus the accuracy of the model scored highest; among tied top scores, the worst one's."""
-    acc, s = _paired(truth, score)
-    return float(acc.max() - acc[s == s.max()].min())
-
-
-def quality(truth: Mapping[str, float], scores: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Each selector's weighted tau, Kendall tau and top-1 regret against ``truth`` (model -> accuracy).
-
-    Parameters
-    ----------
-    truth : mapping of model -> fine-tuned accuracy
-    scores : mapping of model -> {selector: score}
-
-    Returns
-    -------
-    dict
-        selector -> {"weighted_tau", "kendall_tau", "regret", "n_models"}.
-    """
-    out = {}
-    for sel in SELECTORS:
-        column = {m: float(v[sel]) for m, v in scores.items() if v.get(sel) is not None and math.isfinite(v[sel])}
-        if len(set(truth) & set(column)) < 2:
-            continue
-        out[sel] = {"weighted_tau": weighted_tau(truth, column), "kendall_tau": kendall_tau(truth, column),
-                    "regret": top1_regret(truth, column), "n_models": len(set(truth) & set(column))}
-    return out
-
-
-def tied_set(truth: Mapping[str, float], tied: Mapping[str, bool | None]) -> dict[str, Any] | None:
-    """How the candidates EMMS cannot tell from its leader (``tied_with_best``) fare after fine-tuning.
-
-    Returns ``{"size", "n_models", "holds_best", "regret"}``: the set's size among the models with a fine-tuned
-    result, whether it holds the fine-tuned best, and its regret (best accuracy minus the best in the set: what a
-    person who fine-tunes the whole tied set loses); None when no model carries the flag (no fold scores).
-    """
-    members = [m for m in truth if tied.get(m)]
-    if not members:
-        return None
-    best, best_in_set = max(truth.values()), max(truth[m] for m in members)
-    return {"size": len(members), "n_models": len(truth), "holds_best": best_in_set == best,
-            "regret": float(best - best_in_set)}
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    """Mean of the finite values; NaN when there is none (a selector constant on every task has no tau)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
-
-
-def average(per_task: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
-    """Mean of each selector's figures over the tasks that have them, NaN (a constant selector's tau) left out,
-    with the task count."""
-    out = {}
-    for sel in SELECTORS:
-        rows = [q[sel] for q in per_task.values() if sel in q]
-        if rows:
-            out[sel] = {k: _nanmean([r[k] for r in rows]) for k in ("weighted_tau", "kendall_tau", "regret")}
-            out[sel]["n_tasks"] = len(rows)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -303,106 +220,6 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                  "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                  "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)},
     }
-
-
-# ---------------------------------------------------------------------------------------------- presenting
-def markdown(result: Mapping[str, Any]) -> str:
-    """The report as markdown: weighted tau per task, the averages, scoring vs fine-tuning time, and per task the
-    accuracies and scores of every model. ``result`` is :func:`report`'s, or its JSON read back (NaN as null)."""
-    import pandas as pd
-
-    tasks = list(result["tasks"])
-
-    def cell(q: Mapping[str, Any], key: str, scale: float = 1.0) -> str:
-        return f"{q[key] * scale:.2f}" if q and q[key] is not None and math.isfinite(q[key]) else "-"
-
-    per_group = ({t: result["tasks"][t]["quality"] for t in tasks} | {"average": result["average"]}
-                 | {f"mean, {k} tasks": q for k, q in result.get("average_by_inputs", {}).items()})
-    wt = pd.DataFrame({g: {s: cell(q.get(s), "weighted_tau") for s in SELECTORS} for g, q in per_group.items()})
-    ceilings = {t: result["tasks"][t].get("ceiling") for t in tasks} | {"average": result.get("ceiling")}
-    for kind in result.get("average_by_inputs", {}):
-        known = [result["tasks"][t]["ceiling"] for t in tasks
-                 if result["tasks"][t]["inputs"] == kind and result["tasks"][t].get("ceiling")]
-        ceilings[f"mean, {kind} tasks"] = {k: float(np.mean([c[k] for c in known])) for k in ("exact", "rerun")
-                                           } if known else None
-    for kind in ("exact", "rerun"):  # the noise ceilings (quality/ceiling.py); "average": over the tasks that have one
-        wt.loc[f"ceiling: {kind}"] = {g: cell(c, kind) if c else "-" for g, c in ceilings.items()}
-    wt = wt.fillna("-")
-    summary = pd.DataFrame({s: {"weighted tau": cell(result["average"].get(s), "weighted_tau"),
-                                "Kendall tau": cell(result["average"].get(s), "kendall_tau"),
-                                "top-1 regret (acc. points)": cell(result["average"].get(s), "regret", 100)}
-                            for s in SELECTORS}).T
-    times = pd.DataFrame({t: {"models": len(v["models"]), "scoring s": f"{v['scoring_seconds']:.0f}",
-                              "fine-tuning s (same device, 1 seed)":
-                                  "-" if v["finetune_seconds"] is None else f"{v['finetune_seconds']:.0f}"}
-                          for t, v in result["tasks"].items()}).T
-    sets = {t: v.get("tied_set") for t, v in result["tasks"].items()}
-    unsure = pd.DataFrame({t: {"tied with the leader": f"{q['size']} of {q['n_models']}",
-                               "holds the fine-tuned best": "yes" if q["holds_best"] else "no",
-                               "regret of the set (points)": f"{100 * q['regret']:.2f}"}
-                           for t, q in sets.items() if q}).T
-    md = {"disable_numparse": True}  # the cells are formatted strings already ("82.6 ± 0.4")
-    per_task = "".join(f"\n{t}\n\n{_task_table(v).to_markdown(**md)}\n" for t, v in result["tasks"].items())
-    return (f"Weighted Kendall tau per task (selector rows; the ceiling rows: what a selector knowing each expected "
-            f"accuracy, and a second fine-tuning of every cell, would reach against this ground truth's seed noise, "
-            f"averaged over the tasks with several seeds per model)\n\n{wt.to_markdown(**md)}\n\n"
-            f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task, scored "
-            f"on {result['meta'].get('device', 'cpu')}\n\n"
-            f"{times.to_markdown(**md)}\n\nEMMS's own uncertainty against fine-tuning: the candidates its folds cannot "
-            f"tell from its leader (tied_with_best), and whether fine-tuning's best is among them\n\n"
-            f"{unsure.to_markdown(**md) if len(unsure) else '(no fold scores)'}\n\n"
-            f"Accuracies (%) and scores per task, best fine-tuned first\n{per_task}")
-
-
-def _task_table(task: Mapping[str, Any]) -> Any:
-    """One row per model: fine-tuned accuracy (mean ± spread, seed count), probe accuracy, every selector's score."""
-    import pandas as pd
-
-    rows = {}
-    for m in sorted(task["models"], key=lambda m: -task["truth"][m]):
-        std, seeds, probe = task["finetune_std"].get(m), task["seeds"].get(m) or [], task["probe_acc"].get(m)
-        spread = (f" ± {100 * std:.1f} ({len(seeds)} seeds)" if len(seeds) > 1
-                  else f" (seed {seeds[0]})" if seeds else "")
-        rows[m] = {"fine-tuned": f"{100 * task['truth'][m]:.1f}{spread}",
-                   "probe": "-" if probe is None else f"{100 * probe:.1f}",
-                   **{sel: "-" if task["scores"].get(m, {}).get(sel) is None else f"{task['scores'][m][sel]:.4g}"
-                      for sel in SELECTORS}}
-        score = task["scores"].get(m, {})
-        rows[m]["emms_se"] = "-" if score.get("emms_se") is None else f"{score['emms_se']:.2g}"
-        rows[m]["tied_with_best"] = {True: "yes", False: "no"}.get(score.get("tied_with_best"), "-")
-    return pd.DataFrame(rows).T
-
-
-def plot(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Grouped bars per task and on average: each selector's weighted tau (top) and top-1 regret (bottom).
-    ``result`` is :func:`report`'s, or its JSON read back."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = [*result["tasks"], "average"]
-    values = {g: (result["average"] if g == "average" else result["tasks"][g]["quality"]) for g in groups}
-    labels = [f"{g}\n({len(result['tasks'][g]['models'])} models)" if g in result["tasks"] else g for g in groups]
-    width = 0.8 / len(SELECTORS)
-    fig, axes = plt.subplots(2, 1, figsize=(1.4 * len(groups) + 2, 7.5), sharex=True)
-    for ax, key, scale, ylabel in ((axes[0], "weighted_tau", 1, "weighted Kendall tau\nvs fine-tuned accuracy"),
-                                   (axes[1], "regret", 100, "top-1 regret\n(accuracy points, lower is better)")):
-        for i, sel in enumerate(SELECTORS):
-            ys = [np.nan if v is None else v * scale for v in (values[g].get(sel, {}).get(key) for g in groups)]
-            ax.bar(np.arange(len(groups)) + (i - (len(SELECTORS) - 1) / 2) * width, ys, width, label=sel,
-                   hatch="//" if sel in PRIORS else None)
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_xticks(range(len(groups)), labels)
-        ax.set_ylabel(ylabel)
-    axes[0].set_ylim(-1.05, 1.05)
-    axes[0].legend(ncol=3, fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- command line
