@@ -3,7 +3,7 @@
 Sums taken about different shifts cannot be added (``stats.py``), so the all-reduce first agrees on one common
 shift: every rank contributes N_r c_r + S1_r, the sum is broadcast from rank 0 (not every backend and algorithm
 promises bit-identical all-reduce results on every rank), and each rank re-bases its sums to that global mean
-with the exact identities of :func:`hf_emms.solver.stats.move_sums` before a plain all-reduce sum. Class-indexed
+with the exact identities of :func:`hf_emms.solver.shifts.move_sums` before a plain all-reduce sum. Class-indexed
 tables are zero-padded to the largest class count of any rank first, so ranks that saw different class ids add
 rows of the same class.
 """

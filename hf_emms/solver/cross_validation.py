@@ -47,7 +47,8 @@ import torch
 from ..errors import InvalidInputError
 from .kernels import _gram
 from .spectrum import _inverse_std, _mm, _standardised_tables, eigh_psd
-from .stats import FeatureStats, move_sums
+from .shifts import move_sums
+from .stats import FeatureStats
 
 _F64 = torch.float64
 _PRECOMPUTE_BYTES = 2**30  # per-sample F-labels: sum the columns out once when the K x K x r x r terms fit in this
