@@ -61,7 +61,7 @@ from finetune import (  # noqa: E402  (the benchmark's own modules live beside i
     META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, ran_on, run_cells,
     verify, write_json,
 )
-from ceiling import noise_ceiling  # noqa: E402
+from ceiling import mean_ceiling, noise_ceiling  # noqa: E402
 from figures import (  # noqa: E402
     DEPTH_CREDIT, PRIORS, SCORES, SELECTORS, VARIANTS, average, kendall_tau, quality, tied_set, top1_regret,
     weighted_tau,
@@ -69,14 +69,15 @@ from figures import (  # noqa: E402
 from layer_credit import depth_credit  # noqa: E402
 from presenting import markdown, plot  # noqa: E402
 
-__all__ = [  # the figures and their presentation live in quality/figures.py and quality/presenting.py
-    "DEPTH_CREDIT", "PRIORS", "SCORES", "SELECTORS", "VARIANTS", "average", "kendall_tau", "main", "markdown", "plot",
-    "quality", "report", "score_task", "tied_set", "top1_regret", "weighted_tau",
-]
 from sources import SOURCES as SOURCE_MEMBERS, build_source_member, source_task  # noqa: E402
 from task_splits import TASK_DIR, TASKS, build_splits, read_task_info  # noqa: E402
 
 from hf_emms.paths import cache_root  # noqa: E402
+
+__all__ = [  # the figures and their presentation live in quality/figures.py and quality/presenting.py
+    "DEPTH_CREDIT", "PRIORS", "SCORES", "SELECTORS", "VARIANTS", "average", "kendall_tau", "main", "markdown", "plot",
+    "quality", "report", "score_task", "tied_set", "top1_regret", "weighted_tau",
+]
 
 GROUND_TRUTH = HERE / "quality" / "ground_truth.json"
 RESULTS = HERE / "quality" / "results"
@@ -209,10 +210,8 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                        "tied_set": tied_set(truth, {m: v.get("tied_with_best") for m, v in scores.items()})}
         tasks[name]["ceiling"] = noise_ceiling(truth, tasks[name]["finetune_std"], tasks[name]["seeds"])
     kinds = sorted({v["inputs"] for v in tasks.values()})
-    known = [v["ceiling"] for v in tasks.values() if v["ceiling"]]
     return {
-        "ceiling": {k: float(np.mean([c[k] for c in known])) for k in ("exact", "rerun")} | {"n_tasks": len(known)}
-        if known else None,
+        "ceiling": mean_ceiling([v["ceiling"] for v in tasks.values()]),
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
         "average_by_inputs": {k: average({t: v["quality"] for t, v in tasks.items() if v["inputs"] == k})
                               for k in kinds} if len(kinds) > 1 else {},

@@ -193,6 +193,10 @@ def test_noise_ceilings_fall_as_the_seed_noise_grows_against_the_spread_of_the_m
     assert ceiling.pooled_seed_sd({"a": 0.03, "b": 0.04, "c": None}, {"a": [0, 1], "b": [0, 1, 2], "c": [0]}) == \
         pytest.approx(np.sqrt((0.03 ** 2 + 0.04 ** 2) / 2))
     assert ceiling.noise_ceiling(truth, dict.fromkeys(truth), dict.fromkeys(truth, [0])) is None
+    # The mean over tasks leaves out the tasks without one (one seed per model).
+    assert ceiling.mean_ceiling([{"exact": 0.9, "rerun": 0.8}, None, {"exact": 0.7, "rerun": 0.6}]) == {
+        "exact": pytest.approx(0.8), "rerun": pytest.approx(0.7), "n_tasks": 2}
+    assert ceiling.mean_ceiling([None, None]) is None
 
 
 def test_weighted_tau_matches_the_definition_on_random_rankings():

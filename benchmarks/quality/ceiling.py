@@ -58,3 +58,12 @@ def noise_ceiling(truth: Mapping[str, float], std: Mapping[str, float | None],
         noise = rng.standard_normal((draws, len(models))) * sigma * np.sqrt(scale / n)
         out[name] = float(np.mean([weightedtau(acc, acc + e).statistic for e in noise]))
     return out
+
+
+def mean_ceiling(ceilings: Sequence[Mapping[str, float] | None]) -> dict[str, float] | None:
+    """The mean ``exact`` and ``rerun`` ceilings over the tasks that have one (``None`` entries left out), with their
+    count ``n_tasks``; None when no task has one."""
+    known = [c for c in ceilings if c]
+    if not known:
+        return None
+    return {k: float(np.mean([c[k] for c in known])) for k in ("exact", "rerun")} | {"n_tasks": len(known)}

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ceiling import mean_ceiling
 from figures import PRIORS, SELECTORS
 
 def markdown(result: Mapping[str, Any]) -> str:
@@ -28,10 +29,8 @@ def markdown(result: Mapping[str, Any]) -> str:
     wt = pd.DataFrame({g: {s: cell(q.get(s), "weighted_tau") for s in SELECTORS} for g, q in per_group.items()})
     ceilings = {t: result["tasks"][t].get("ceiling") for t in tasks} | {"average": result.get("ceiling")}
     for kind in result.get("average_by_inputs", {}):
-        known = [result["tasks"][t]["ceiling"] for t in tasks
-                 if result["tasks"][t]["inputs"] == kind and result["tasks"][t].get("ceiling")]
-        ceilings[f"mean, {kind} tasks"] = {k: float(np.mean([c[k] for c in known])) for k in ("exact", "rerun")
-                                           } if known else None
+        ceilings[f"mean, {kind} tasks"] = mean_ceiling([result["tasks"][t].get("ceiling") for t in tasks
+                                                        if result["tasks"][t]["inputs"] == kind])
     for kind in ("exact", "rerun"):  # the noise ceilings (quality/ceiling.py); "average": over the tasks that have one
         wt.loc[f"ceiling: {kind}"] = {g: cell(c, kind) if c else "-" for g, c in ceilings.items()}
     wt = wt.fillna("-")
