@@ -17,7 +17,7 @@ the dense rows (over ten seconds each) one run, in float64. Time includes accumu
 batches are generated on the fly (that is the point).
 "peak MB" is the process's peak RSS; "extra MB" is that peak minus the RSS once the inputs exist.
 
-Run:  .venv/bin/python benchmarks/solver.py [--json results.json]     (about 1.5 minutes on 2 cores)
+Run:  .venv/bin/python benchmarks/solver.py [--json results.json] [--device cuda]    (about 3 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -82,6 +82,10 @@ def run_case(case: str, cfg: dict) -> dict:
         x = rows(0, n)
     elif case in ("per-sample", "dense-per-sample"):
         x, y = rows(0, n, with_y=True)
+    on = torch.device(cfg["device"])
+    if on.type != "cpu" and not case.startswith("dense"):  # features as a forward pass leaves them: on the device
+        x = None if x is None else torch.from_numpy(x).to(on)
+        y = None if y is None else torch.from_numpy(y).to(on)
     if case in ("nce", "leep"):  # a head that half knows the classes
         r = np.random.default_rng(2)
         logits = r.standard_normal((cfg["classes"], cfg["source_classes"]), dtype=np.float32)[labels]
@@ -120,7 +124,7 @@ def run_case(case: str, cfg: dict) -> dict:
         stats = FeatureStats()  # streamed-*: batches come from a generator; the full matrix never exists
         for lo in range(0, n, cfg["batch_size"]):
             hi = min(lo + cfg["batch_size"], n)
-            stats.update(rows(lo, hi), labels=labels[lo:hi])
+            stats.update(torch.from_numpy(rows(lo, hi)).to(on), labels=labels[lo:hi])
         return emms(stats, tables).score
 
     times = []
@@ -144,10 +148,14 @@ def main() -> None:
     parser.add_argument("--stream-n", type=int, default=200_000, help="samples of the large streamed run (default: 200000)")
     parser.add_argument("--batch-size", type=int, default=4096, help="rows per streamed batch (default: 4096)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each hf-emms row, best kept (default: 3)")
+    parser.add_argument("--device", default="cpu",
+                        help="where hf-emms rows hold the features, accumulate and solve: cpu or cuda (default: cpu; "
+                             "the dense rows are numpy on the CPU either way)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
     args = parser.parse_args()
-    cfg = {k: getattr(args, k) for k in ("n", "d1", "d2", "k", "classes", "source_classes", "stream_n", "batch_size", "repeats")}
+    cfg = {k: getattr(args, k) for k in ("n", "d1", "d2", "k", "classes", "source_classes", "stream_n", "batch_size", "repeats",
+                                         "device")}
 
     if args.case:
         print(json.dumps(run_case(args.case, cfg)))
@@ -167,10 +175,12 @@ def main() -> None:
     env = {
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name() if cfg["device"].startswith("cuda") else None,
     }
     print(f"\nEMMS solver benchmark: N={cfg['n']:,}  D1={cfg['d1']}  D2={cfg['d2']}  K={cfg['k']}  C={cfg['classes']}  "
           f"Z={cfg['source_classes']}  "
-          f"batch={cfg['batch_size']}  streamed N={cfg['stream_n']:,}  best of {cfg['repeats']} (dense: 1 run)")
+          f"batch={cfg['batch_size']}  streamed N={cfg['stream_n']:,}  best of {cfg['repeats']} (dense: 1 run)  "
+          f"device={cfg['device']}")
     print(f"python {env['python']}  torch {env['torch']}  numpy {env['numpy']}  {env['cores']} cores ({env['cpu']})\n")
     print(f"| {'path':<34} | {'N':>7} | {'seconds':>8} | {'speed-up':>8} | {'peak MB':>8} | {'extra MB':>8} |")
     print(f"|{'-' * 36}|{'-' * 9}|{'-' * 10}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")

@@ -233,12 +233,20 @@ def test_all_reduce_without_a_process_group_is_a_no_op():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (see README: GPU checks)")
-def test_cuda_tensors_accumulate_on_the_gpu_and_agree_with_cpu():
-    p = make_problem(2)
+@pytest.mark.parametrize("seed", range(10))  # every flavour of _problems (wide, degenerate, ill-conditioned, ...)
+def test_cuda_tensors_accumulate_and_solve_on_the_gpu_and_agree_with_cpu(seed):
+    """Statistics accumulated on the GPU stay there, and cross-validation's fold eigensystems are computed there
+    (cv_problem): the scores, fold scores included, equal the CPU's for class labels and per-sample F-labels."""
+    p = make_problem(seed)
     gpu = FeatureStats().update(torch.from_numpy(p.x).cuda(), labels=torch.from_numpy(p.labels).cuda())
     cpu = FeatureStats().update(p.x, labels=p.labels)
     assert gpu.device.type == "cuda"
-    assert emms(gpu, p.tables).score == pytest.approx(emms(cpu, p.tables).score, abs=1e-9)
+    for g, c in ((emms(gpu, p.tables), emms(cpu, p.tables)),
+                 (emms(FeatureStats().update(torch.from_numpy(p.x).cuda(),
+                                             label_embeddings=torch.from_numpy(p.label_embeddings).cuda())),
+                  emms(FeatureStats().update(p.x, label_embeddings=p.label_embeddings)))):
+        assert g.score == pytest.approx(c.score, abs=1e-8)
+        np.testing.assert_allclose(g.fold_scores, c.fold_scores, rtol=1e-6, atol=1e-8)
 
 
 def test_all_reduce_under_accelerate_with_torchrun(tmp_path):

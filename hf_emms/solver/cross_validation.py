@@ -46,7 +46,7 @@ import torch
 
 from ..errors import InvalidInputError
 from .kernels import _gram
-from .spectrum import _inverse_std, _mm, _standardised_tables, eigh_psd
+from .spectrum import _inverse_std, _standardised_tables, eigh_psd
 from .shifts import move_sums
 from .stats import FeatureStats
 
@@ -194,27 +194,31 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
         on = dx.device  # statistics accumulated on a GPU stay there until the K x K pieces are taken
         train = move_sums(train, torch.tensor(n_t, dtype=_F64, device=on), dx, dy)
         held = move_sums(held, torch.tensor(n_f, dtype=_F64, device=on), dx, dy)
-        tr = {k: v.cpu().numpy() for k, v in train.items()}
-        ho = {k: v.cpu().numpy() for k, v in held.items()}
+        # The D1 x D1 work (the eigensystem, the held-out Gram in its basis, the cross-products) runs where the
+        # statistics are, a GPU included; what leaves the device is r-wide (s, A, Z, W), for the ridge search.
         mean_t = (t["shift_x"] - dx).cpu().numpy()
-        x_scale = _inverse_std(np.diag(tr["gram_x"]) / n_t, mean_t, 0.0)
+        x_scale = _inverse_std(torch.diagonal(train["gram_x"]).cpu().numpy() / n_t, mean_t, 0.0)
         n_constant = max(n_constant, int((x_scale == 0).sum()))
-        s, v = eigh_psd(tr["gram_x"] * np.outer(x_scale, x_scale), int(n_t) - 1)
-        a = _mm(_mm(v.T, ho["gram_x"] * np.outer(x_scale, x_scale)), v)
+        xs = torch.from_numpy(x_scale).to(on)
+        outer = xs[:, None] * xs[None]
+        s, v = eigh_psd(train["gram_x"] * outer, int(n_t) - 1)
+        vt = v.T.contiguous()
+        a = _numpy(vt @ (held["gram_x"] * outer) @ v)
         if kind == "classes":
-            p = tr["class_count"] / n_t
-            z = _mm(v.T, (tr["class_sum_x"] * x_scale).T)[None]  # V^T S~_t^T: (1, r, C)
-            w = _mm(v.T, ((ho["class_sum_x"] - np.outer(p, ho["sum_x"])) * x_scale).T)[None]  # V^T (S~_f^T - s~_f p^T)
-            n_c = ho["class_count"]
+            p = train["class_count"] / n_t
+            z = (vt @ (train["class_sum_x"] * xs).T)[None]  # V^T S~_t^T: (1, r, C)
+            w = (vt @ ((held["class_sum_x"] - p[:, None] * held["sum_x"][None]) * xs).T)[None]  # V^T (S~_f^T - s~_f p^T)
+            z, w, p, n_c = _numpy(z), _numpy(w), _numpy(p), _numpy(held["class_count"])
             tt = np.diag(n_c) - np.outer(n_c, p) - np.outer(p, n_c) + n_f * np.outer(p, p)  # O_f
         else:
             k = y_scale.shape[1]
-            b_t = tr["cross_xy"] * x_scale[:, None, None] * y_scale[None]  # (D1, D2, K)
-            b_f = ho["cross_xy"] * x_scale[:, None, None] * y_scale[None]
-            z = _mm(v.T, b_t.reshape(len(x_scale), -1)).reshape(-1, d2, k).transpose(2, 0, 1)
-            w = _mm(v.T, b_f.reshape(len(x_scale), -1)).reshape(-1, d2, k).transpose(2, 0, 1)
-            tt = np.einsum("jkl,jk,jl->kl", ho["gram_y"], y_scale, y_scale)
-            if k * k * s.size**2 * len(used) * 8 <= _PRECOMPUTE_BYTES:
+            ys = torch.from_numpy(y_scale).to(on)
+            b_t = train["cross_xy"] * xs[:, None, None] * ys[None]  # (D1, D2, K)
+            b_f = held["cross_xy"] * xs[:, None, None] * ys[None]
+            z = _numpy((vt @ b_t.reshape(len(x_scale), -1)).reshape(-1, d2, k).permute(2, 0, 1))
+            w = _numpy((vt @ b_f.reshape(len(x_scale), -1)).reshape(-1, d2, k).permute(2, 0, 1))
+            tt = np.einsum("jkl,jk,jl->kl", _numpy(held["gram_y"]), y_scale, y_scale)
+            if k * k * s.numel()**2 * len(used) * 8 <= _PRECOMPUTE_BYTES:
                 zt = torch.from_numpy(np.ascontiguousarray(z))
                 c = torch.einsum("krj,lrj->klr", zt, torch.from_numpy(np.ascontiguousarray(w))).numpy()
                 # Z_k Z_l^T for every pair at once: the (K r x K r) Gram of the stacked Z_k, upper block triangle only
@@ -223,13 +227,19 @@ def cv_problem(stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:
                 zz = _gram(zt.reshape(kr, zt.shape[2]).T, torch.empty(kr, kr, dtype=_F64), blocks=zt.shape[0])
                 zz = zz.reshape(zt.shape[0], zt.shape[1], zt.shape[0], zt.shape[1])
                 p = (torch.from_numpy(a)[None, :, None] * zz).numpy()  # P[k, :, l, :] = A o (Z_k Z_l^T)
-                folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=s, z=z[:, :0], w=w[:, :0], a=a[:0], t=tt, c=c, p=p))
+                folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=_numpy(s), z=z[:, :0], w=w[:, :0], a=a[:0],
+                                   t=tt, c=c, p=p))
                 continue
-        folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=s, z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))
+        folds.append(_Fold(n_train=int(n_t), n_held=int(n_f), s=_numpy(s), z=np.ascontiguousarray(z), w=np.ascontiguousarray(w), a=a, t=tt))
     return CVProblem(
         n=stats.n, d1=stats.dim, d2=d2, d2_varying=varying, k=e.shape[0] if kind == "classes" else y_scale.shape[1],
         folds=folds, n_constant=n_constant, tables=e if kind == "classes" else None,
     )
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """A float64 tensor from any device as a contiguous numpy array."""
+    return np.ascontiguousarray(x.cpu().numpy())
 
 
 def for_tables(problem: CVProblem, stats: FeatureStats, class_embeddings: Any = None) -> CVProblem:

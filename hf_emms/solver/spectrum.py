@@ -149,28 +149,32 @@ def _inverse_std(var: np.ndarray, mean: np.ndarray, offset: float) -> np.ndarray
 _SERIAL_EIGH_BELOW = 640
 
 
-def symmetric_eigh(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix, through torch's LAPACK; one thread when the
-    matrix is narrower than ``_SERIAL_EIGH_BELOW`` (see there), the caller's threads otherwise."""
+def symmetric_eigh(g: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray] | tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix, through torch's LAPACK (cuSOLVER for a tensor
+    on a GPU); on the CPU one thread when the matrix is narrower than ``_SERIAL_EIGH_BELOW`` (see there), the
+    caller's threads otherwise. A numpy array gives numpy arrays, a tensor tensors on its device."""
+    given = torch.from_numpy(g) if isinstance(g, np.ndarray) else g
     threads = torch.get_num_threads()
-    serial = g.shape[0] < _SERIAL_EIGH_BELOW and threads > 1
+    serial = given.device.type == "cpu" and given.shape[0] < _SERIAL_EIGH_BELOW and threads > 1
     if serial:
         torch.set_num_threads(1)
     try:
-        s, v = torch.linalg.eigh(torch.from_numpy(g))
+        s, v = torch.linalg.eigh(given)
     finally:
         if serial:
             torch.set_num_threads(threads)
-    return s.numpy(), v.numpy()
+    return (s.numpy(), v.numpy()) if isinstance(g, np.ndarray) else (s, v)
 
 
-def eigh_psd(g: np.ndarray, max_rank: int, rtol: float = _RANK_TOL) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs of a PSD Gram, keeping eigenvalues above ``rtol`` of the largest, and at most
-    ``max_rank`` of them (N samples span at most N dimensions, N - 1 once centred)."""
-    if g.size == 0:
-        return np.zeros(0), np.zeros((g.shape[0], 0))
+def eigh_psd(g: np.ndarray | torch.Tensor, max_rank: int,
+             rtol: float = _RANK_TOL) -> tuple[np.ndarray, np.ndarray] | tuple[torch.Tensor, torch.Tensor]:
+    """Eigenpairs of a PSD Gram (numpy, or a tensor on any device), keeping eigenvalues above ``rtol`` of the
+    largest, and at most ``max_rank`` of them (N samples span at most N dimensions, N - 1 once centred)."""
+    if g.shape[0] == 0:
+        return g.diagonal()[:0], g[:, :0]
     s, v = symmetric_eigh(g)
-    keep = s > rtol * s[-1] if s[-1] > 0 else np.zeros(s.shape, bool)
+    top = float(s[-1])
+    keep = s > rtol * top if top > 0 else s > np.inf  # nothing is kept when the Gram is zero
     keep[: max(len(s) - max_rank, 0)] = False
     return s[keep], v[:, keep]
 
