@@ -13,13 +13,17 @@ Part 3 (layers, issue 18): each member ranked alone with ``layers="last"`` and w
 layers and their upper mean, the layer-aware score), each from a fresh cache: seconds per candidate and their ratio
 (target: auto <= 1.5 x last; the forward pass is shared, the extra statistics and solver runs must not dominate).
 
+Part 4 (overlap, issue 19): the members ranked together with ``overlap=False`` and ``overlap=True`` (each
+candidate's extraction one ahead on a background thread while the previous one is solved; the default on an
+accelerator), each from a fresh cache: wall seconds of each and whether every score agrees.
+
 Every run uses a fresh cache root (results store, statistics, F-label embeddings: nothing is reused from an earlier
 run, and the label embeddings are paid once per ranking, in the task's phases); only the zoo is built once. Prints the tables, the configuration and the JSON
 ``{"candidates": {name: {"phases": {...}}}, "task": {...}, "scale": [...], "config": {...}}``.
 
 Run:  .venv/bin/python benchmarks/rank_profile.py [--json benchmarks/results/rank_profile.json]
       [--plot benchmarks/results/rank_profile.png] [--samples 1000] [--scale 1 8 32] [--device cuda]
-      [--skip-profile] [--no-layers]
+      [--skip-profile] [--no-layers] [--no-overlap]
 """
 
 from __future__ import annotations
@@ -94,6 +98,24 @@ def layer_cost(hf_emms, zoo, members, data, device) -> list[dict]:
     return out
 
 
+def overlap_cost(hf_emms, zoo, members, data, device) -> list[dict]:
+    """Part 4: the members ranked together without and with the background extraction, each from a fresh cache."""
+    print("\n## Overlap: the next candidate extracted while this one is solved (same rows expected)\n")
+    print("| overlap | wall s | scores equal to overlap=False |\n|:---|---:|:---|")
+    out, rows = [], {}
+    for overlap in (False, True):
+        with tempfile.TemporaryDirectory() as fresh:
+            start = time.perf_counter()
+            rows[overlap] = list(hf_emms.iter_rank(data, [str(zoo[m]) for m in members], max_samples=None,
+                                                   device=device, cache_dir=Path(fresh) / "run", progress=False,
+                                                   overlap=overlap))
+            wall = time.perf_counter() - start
+        same = [(r.model, r.emms) for r in rows[overlap]] == [(r.model, r.emms) for r in rows[False]]
+        out.append({"overlap": overlap, "wall_seconds": wall, "same_scores": same})
+        print(f"| {overlap} | {wall:.1f} | {'yes' if same else 'NO'} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
@@ -104,6 +126,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--skip-profile", action="store_true", help="skip part 1")
     parser.add_argument("--no-layers", action="store_true", help="skip part 3 (layers='auto' against 'last')")
+    parser.add_argument("--no-overlap", action="store_true", help="skip part 4 (overlap=False against True)")
     args = parser.parse_args()
 
     import torch
@@ -148,9 +171,10 @@ def main() -> None:
             scale.append({"candidates": n, "seconds": seconds, "per_candidate": seconds / n, "task_once": once})
             print(f"| {n} | {seconds:.1f} | {seconds / n:.2f} | {once:.1f} |")
     layers = [] if args.no_layers else layer_cost(hf_emms, zoo, args.members, data, args.device)
+    overlap = [] if args.no_overlap else overlap_cost(hf_emms, zoo, args.members, data, args.device)
     config["load_after"] = os.getloadavg()[0]
     result = {**profile, "overhead_share": shares, "wall_seconds": wall, "scale": scale, "layers": layers,
-              "config": config}
+              "overlap": overlap, "config": config}
     if args.json:
         from hf_emms._io import atomic_write
 

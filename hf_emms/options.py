@@ -315,6 +315,12 @@ class RunSpec:
         While a candidate is scored, download the next Hub candidates' files on a background thread, at most two
         ahead (only files their turns would fetch; nothing for local folders or candidates scored earlier), so
         downloads overlap the forward passes instead of adding to them.
+    overlap : bool, optional
+        Extract the next candidate's statistics on a background thread while the current one is solved and stored,
+        so the solver's seconds (CPU work, and the fold eigensystems where the statistics are) hide behind the next
+        forward pass. Default (None): on when features are extracted on an accelerator, off on the CPU, where the
+        forward pass and the solver would share the same cores. Single-process runs only (a data-parallel run keeps
+        its collectives on one thread). Rows, scores and their order are the same either way.
     """
 
     output_dir: str | os.PathLike | None = None
@@ -323,10 +329,13 @@ class RunSpec:
     progress: bool = True
     profile: bool = False
     prefetch: bool = True
+    overlap: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefetch, bool):
             raise InvalidInputError(f"prefetch must be True or False; got {self.prefetch!r}.")
+        if self.overlap is not None and not isinstance(self.overlap, bool):
+            raise InvalidInputError(f"overlap must be True, False or None (automatic); got {self.overlap!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)

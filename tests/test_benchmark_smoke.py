@@ -42,3 +42,5 @@ def test_rank_profile_benchmark_runs_and_accounts_for_each_candidate(tmp_path):
     (layers,) = report["layers"]  # minilm-1: one layer, so 'auto' reads it alone and scores as 'last'
     assert layers["candidate"] == "minilm-1" and layers["statistics_kept"] == 1 and layers["ratio"] > 0
     assert layers["emms"] == layers["emms_last"]
+    assert "## Overlap" in proc.stdout
+    assert [(r["overlap"], r["same_scores"]) for r in report["overlap"]] == [(False, True), (True, True)]

@@ -332,6 +332,52 @@ def test_the_next_hub_candidates_download_while_the_current_one_is_scored(prefet
         RankSpec.from_options(prefetch="yes")
 
 
+def test_overlap_extracts_the_next_candidate_while_this_one_is_solved_and_changes_no_row(tiny, tmp_path):
+    # Issue 19: with RunSpec.overlap (the default on an accelerator; forced here on the CPU) candidate i + 1's
+    # statistics are extracted on a background thread while candidate i is solved and stored. The rows, their order,
+    # a broken candidate's skipped row and the records are those of a run without it.
+    from hf_emms.options import RankSpec
+    from hf_emms.results import ResultsStore
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny["small"] / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    models = [str(tiny["small"]), str(broken), str(tiny["wide"]), str(tiny["encoder"])]
+    cached = lambda root: len(list((root / "stats").rglob("*.json")))  # noqa: E731 - statistics extracted so far
+    runs = {}
+    for overlap in (False, True):
+        root = tmp_path / f"cache-{overlap}"
+        spec = RankSpec.from_options(encoders=None, max_samples=None, cache_dir=root, progress=False, overlap=overlap)
+        run = iter(iter_rank(_dataset(), models, spec=spec))
+        skipped, first = next(run), next(run)  # the broken checkpoint fails its check while the plan is made
+        assert not skipped.ok and first.ok
+        deadline = time.time() + (60 if overlap else 1)  # with overlap the next extraction is already under way
+        while cached(root) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert cached(root) == (2 if overlap else 1)
+        runs[overlap] = [skipped, first, *run]
+        assert len(ResultsStore(root / "results").records()) == 3
+    plain, overlapped = runs[False], runs[True]
+    assert [r.model for r in overlapped] == [r.model for r in plain] and [r.ok for r in plain] == [False, True, True, True]
+    assert overlapped[0].reason == plain[0].reason
+    for a, b in zip(plain, overlapped):
+        assert (a.emms, a.logme) == pytest.approx((b.emms, b.logme), rel=1e-9) if a.ok else b.emms is None
+    # Stopped early: the extraction under way finishes, no other starts, and no record is written for it.
+    root = tmp_path / "cache-stopped"
+    spec = RankSpec.from_options(encoders=None, max_samples=None, cache_dir=root, progress=False, overlap=True)
+    run = iter(iter_rank(_dataset(), [str(tiny["small"]), str(tiny["wide"]), str(tiny["encoder"])], spec=spec))
+    next(run)
+    run.close()
+    deadline = time.time() + 60
+    while any(t.name.startswith("hf-emms-extract") for t in threading.enumerate()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("hf-emms-extract") for t in threading.enumerate())
+    assert cached(root) == 2 and len(ResultsStore(root / "results").records()) == 1
+    with pytest.raises(InvalidInputError, match="overlap must be True, False or None"):
+        RankSpec.from_options(overlap="yes")
+
+
 def test_a_profile_accounts_for_every_second_of_each_candidate(tiny, tmp_path):
     from hf_emms.profile import overhead_share, plot_profile, profile_table
 

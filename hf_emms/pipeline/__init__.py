@@ -3,7 +3,11 @@ at a time.
 
     plan = prepare(dataset, candidates, spec)           task, budget, pinned candidates, F-labels, job (.plan)
     for candidate in plan.candidates:
-        row = score_candidate(plan, candidate)          stored record, or extract -> score -> store (.score)
+        part = extract_candidate(plan, candidate)       stored record, or pin -> extract (.score)
+        row = finish_candidate(plan, part)              -> solve -> store (.score)
+
+With ``RunSpec.overlap`` (default: on an accelerator) the first half runs one candidate ahead on a background
+thread, so a candidate's forward pass overlaps the previous one's solve (``score.Turns``).
 
 A candidate that fails (gated, unsupported, broken weights, too large) becomes a skipped row with its reason; the
 ranking goes on. Under ``accelerate launch``/``torchrun`` every process runs the same loop: extraction shards the
@@ -21,7 +25,7 @@ from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, Extrac
 from ..records import RankingMeta, Row
 from ..results import Ranking
 from .plan import Plan, prepare, say
-from .score import Prefetcher, score_candidate
+from .score import Prefetcher, Turns, finish_candidate
 
 __all__ = ["METRICS", "RankRun", "iter_rank", "rank", "rank_spec"]  # METRICS: re-exported from hf_emms.options
 
@@ -193,18 +197,21 @@ class RankRun:
         n = len(self.plan.candidates)
         # The next candidates' downloads overlap this one's forward pass (RunSpec.prefetch).
         ahead = Prefetcher(self.plan) if self.plan.spec.run.prefetch and self.plan.main_process and n > 1 else None
-        try:
-            for i, candidate in enumerate(self.plan.candidates):
-                if ahead is not None and i:
-                    ahead.advance()
-                with quiet_libraries(not progress):
-                    row, stored = score_candidate(self.plan, candidate)
-                self.rows.append(row)
-                say(progress, f"[{i + 1}/{n}] {row.model}: " + (
-                    f"skipped ({row.reason})" if not row.ok else f"done earlier (EMMS {row.emms})" if stored
-                    else f"EMMS {row.emms:.4f} ({row.seconds:.1f} s)"))
-                yield row
+        turns = Turns(self.plan)  # extraction, on a background thread when RunSpec.overlap says so
+        try:  # a background extraction also runs between the turns: the libraries stay quiet for the whole run
+            with quiet_libraries(not progress and turns.background):
+                for i in range(n):
+                    if ahead is not None and i:
+                        ahead.advance()
+                    with quiet_libraries(not progress):
+                        row, stored = finish_candidate(self.plan, turns.extracted(i))
+                    self.rows.append(row)
+                    say(progress, f"[{i + 1}/{n}] {row.model}: " + (
+                        f"skipped ({row.reason})" if not row.ok else f"done earlier (EMMS {row.emms})" if stored
+                        else f"EMMS {row.emms:.4f} ({row.seconds:.1f} s)"))
+                    yield row
         finally:  # also when the caller stops iterating early
+            turns.stop()
             if ahead is not None:
                 ahead.stop()
 

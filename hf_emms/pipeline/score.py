@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._timing import Phases
 from ..errors import HfEmmsError
 from ..features.candidate import fetch_files
+from ..features.distributed import resolve_device
 from ..features.extract import run_candidate
 from ..hub import Candidate, scan
 from ..records import Row
@@ -19,15 +22,60 @@ from ..features.record import Extraction
 from .plan import Plan, candidate_criteria, candidate_key, display_name, pin
 
 
-def score_candidate(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
-    """The candidate's row, and whether it came from the results store (computed earlier).
+@dataclass
+class Extracted:
+    """A candidate between its two halves: its final row already (from the results store, or skipped), or its
+    statistics waiting for the solver."""
 
-    ``candidate`` is pinned first when it is still a Hub reference (:func:`~.plan.pin`). A candidate that fails
-    (not found, gated, broken weights, an architecture that cannot run these inputs, ...) is a skipped row with the
-    reason; nothing else is raised for it.
+    given: Candidate | str  # as the plan lists it (the recall phase's key)
+    candidate: Candidate | None = None  # pinned
+    row: Row | None = None
+    stored: bool = False
+    key: str = ""
+    extraction: Extraction | None = None
+    phases: Phases = field(default_factory=Phases)
+    start: float = 0.0
+
+
+def extract_candidate(plan: Plan, candidate: Candidate | str) -> Extracted:
+    """A candidate's first half: pin, look the candidate up in the results store, extract its
+    statistics (or the skipped row that says why not). Touches the plan's pinning state; run it on one thread at a
+    time, in the candidates' order."""
+    start = time.perf_counter()
+    phases = Phases()  # seconds by phase: kept with the row when profiling (rank(..., profile=True))
+    given = candidate
+    candidate = pin(plan, candidate)
+    phases.lap("pin")
+    if isinstance(candidate, Row):
+        return Extracted(given, row=candidate)
+    key = _key(plan, candidate)
+    record = plan.store.get(key)
+    phases.lap("results_io")
+    if record is not None:
+        return Extracted(given, candidate, row=Row.from_dict(record["row"]), stored=True)
+    try:
+        mode = "data-parallel" if plan.world_size > 1 else "single"
+        with phases("extraction"):
+            extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode)
+        spent, timings = phases.seconds.pop("extraction"), extraction.record.timings
+        phases.merge(timings)  # resolve, load, tokenizer, preprocess, forward, pooling, statistics
+        phases.add("extraction_other", max(spent - sum(timings.values()), 0.0))  # outside run_candidate's phases
+    except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the ranking
+        return Extracted(given, candidate, row=_skipped(candidate, exc))
+    return Extracted(given, candidate, key=key, extraction=extraction, phases=phases, start=start)
+
+
+def finish_candidate(plan: Plan, extracted: Extracted) -> tuple[Row, bool]:
+    """A candidate's second half: its row, and whether it came from the results store (computed earlier); every
+    metric from the statistics, the row stored.
+
+    Together with :func:`extract_candidate`: a candidate that fails (not found, gated, broken weights, an
+    architecture that cannot run these inputs, ...) is a skipped row with the reason; nothing else is raised for it.
     """
-    recalled = plan.recalled.get(candidate_key(candidate))
-    row, stored = _score(plan, candidate)
+    row, stored = extracted.row, extracted.stored
+    if row is None:
+        row = _solve(plan, extracted)
+    recalled = plan.recalled.get(candidate_key(extracted.given))
     if recalled is not None:  # phase one's number beside phase two's
         row.recall = recalled[0]
         row.extra["recall_signal"] = recalled[1]
@@ -87,44 +135,75 @@ class Prefetcher:
         self._turns.release()
 
 
-def _score(plan: Plan, candidate: Candidate | str) -> tuple[Row, bool]:
-    start = time.perf_counter()
-    phases = Phases()  # seconds by phase: kept with the row when profiling (rank(..., profile=True))
-    candidate = pin(plan, candidate)
-    phases.lap("pin")
-    if isinstance(candidate, Row):
-        return candidate, False
-    key = _key(plan, candidate)
-    record = plan.store.get(key)
-    phases.lap("results_io")
-    if record is not None:
-        return Row.from_dict(record["row"]), True
+class Turns:
+    """The candidates' first halves (:func:`extract_candidate`), in order: on the calling thread, or, when
+    :func:`overlaps` says so, on one background thread running one candidate ahead, so that candidate i + 1's
+    forward pass runs while candidate i is solved and stored (:func:`finish_candidate`, on the calling thread).
+
+    Call :meth:`extracted` for i = 0, 1, ... and :meth:`stop` when the ranking ends: an extraction already running
+    then finishes (its statistics reach the cache), and none is started.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan, self._next = plan, None
+        self.background = overlaps(plan)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="hf-emms-extract") if self.background else None
+
+    def extracted(self, i: int) -> Extracted:
+        """Candidate i's first half (i counts up from 0, one step per call)."""
+        candidates = self._plan.candidates
+        if self._pool is None:
+            return extract_candidate(self._plan, candidates[i])
+        current = self._next or self._pool.submit(extract_candidate, self._plan, candidates[i])
+        done = current.result()
+        self._next = self._pool.submit(extract_candidate, self._plan, candidates[i + 1]) if i + 1 < len(candidates) else None
+        return done
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def overlaps(plan: Plan) -> bool:
+    """Whether the plan's extractions run on a background thread (``RunSpec.overlap``): as asked, else when features
+    are extracted on an accelerator and no profile is taken (a profile times one phase at a time); never with
+    several processes (their collectives stay on one thread) or fewer than two candidates."""
+    run = plan.spec.run
+    if plan.world_size > 1 or len(plan.candidates) < 2:
+        return False
+    if run.overlap is not None:
+        return run.overlap
+    return not run.profile and resolve_device(plan.spec.extract.device).type != "cpu"
+
+
+def _solve(plan: Plan, extracted: Extracted) -> Row:
+    candidate, extraction, phases = extracted.candidate, extracted.extraction, extracted.phases
     try:
-        mode = "data-parallel" if plan.world_size > 1 else "single"
-        with phases("extraction"):
-            extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode)
-        spent, timings = phases.seconds.pop("extraction"), extraction.record.timings
-        phases.merge(timings)  # resolve, load, tokenizer, preprocess, forward, pooling, statistics
-        phases.add("extraction_other", max(spent - sum(timings.values()), 0.0))  # outside run_candidate's phases
         row = Row.from_dict({"model": display_name(candidate), **scores(extraction, plan, phases)})
-    except HfEmmsError as exc:
-        return Row.skipped(display_name(candidate), str(exc), revision=candidate.revision,
-                           params=candidate.num_parameters), False
-    except Exception as exc:  # noqa: BLE001 - one candidate's unforeseen failure must not end the ranking
-        reason = f"unexpected {type(exc).__name__} while scoring: {(str(exc).strip().splitlines() or [''])[0]}"
-        return Row.skipped(display_name(candidate), reason + " (please report it)", revision=candidate.revision,
-                           params=candidate.num_parameters), False
+    except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the ranking
+        return _skipped(candidate, exc)
     row.revision, row.params = candidate.revision, candidate.num_parameters
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
-    row.seconds = time.perf_counter() - start  # stored with the row: a resumed ranking shows it too
+    row.seconds = time.perf_counter() - extracted.start  # stored with the row: a resumed ranking shows it too
     phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:
         with phases("results_io"):  # the record's write comes after the row's seconds (it holds them)
-            plan.store.put(key, {"key": key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
-                                 "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
+            plan.store.put(extracted.key, {
+                "key": extracted.key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
+                "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
     if plan.spec.run.profile:
         row.phases = phases.as_dict()
-    return row, False
+    return row
+
+
+def _skipped(candidate: Candidate, exc: Exception) -> Row:
+    """The skipped row of a candidate whose extraction or scoring raised ``exc``."""
+    if isinstance(exc, HfEmmsError):
+        reason = str(exc)
+    else:  # an unforeseen failure: named, and asked to be reported
+        first = (str(exc).strip().splitlines() or [""])[0]
+        reason = f"unexpected {type(exc).__name__} while scoring: {first} (please report it)"
+    return Row.skipped(display_name(candidate), reason, revision=candidate.revision, params=candidate.num_parameters)
 
 
 def _key(plan: Plan, candidate: Candidate) -> str:
