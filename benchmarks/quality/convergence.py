@@ -1,0 +1,73 @@
+"""Does the ground truth's recipe converge on a task? The same fine-tuning with more epochs, beside the recipe's.
+
+A ranking is judged against fine-tuned accuracy, so a recipe that stops before training has converged makes the
+ground truth measure how fast each model learns in a few hundred steps, not how well it transfers. The signs are in
+the ground truth's own logs (the last epoch's training loss far above the other tasks') and in its probe column (a
+fine-tuned model below a linear probe of its own frozen features). This script re-runs chosen cells with
+``epochs`` raised and everything else of the recipe unchanged (seed 0), and prints both results side by side.
+Its numbers are a diagnostic: they never enter ``ground_truth.json`` (one recipe for every task there).
+
+Run:  .venv/bin/python benchmarks/quality/convergence.py --task banking77 --models mpnet-12 mpnet-12-top6-reinit
+          --epochs 10 [--zoo DIR] [--json benchmarks/quality/results/convergence_banking77.json] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the benchmark's own modules live beside it
+
+from finetune import RECIPE, finetune, load_ground_truth  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, help="a task folder under benchmarks/quality/tasks")
+    parser.add_argument("--models", nargs="+", required=True, help="zoo members")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of the longer run (recipe: %d)" % RECIPE.epochs)
+    parser.add_argument("--zoo", type=Path, default=Path.home() / ".cache" / "hf_emms" / "quality-zoo",
+                        help="the zoo folder (benchmarks/quality.py --build-zoo DIR)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the ground truth's CPU cells: 1)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    truth = load_ground_truth(HERE / "ground_truth.json").get(args.task, {})
+    recipe = dataclasses.replace(RECIPE, epochs=args.epochs)
+    out = {"task": args.task, "recipe": dataclasses.asdict(recipe), "models": {},
+           "config": {"threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
+                      "cpus": os.cpu_count()}}
+    print(f"| model | recipe ({RECIPE.epochs} epochs) | last train loss | {args.epochs} epochs, seed 0 | last train loss |")
+    print("|---|---|---|---|---|")
+    for model in args.models:
+        run = finetune(args.zoo / model, HERE / "tasks" / args.task, seed=0, recipe=recipe, progress=False)
+        given = truth.get(model, {})
+        first = next((r for r in given.get("runs", []) if r.get("seed") == 0), {})
+        before = _last_loss(first.get("log", []))
+        out["models"][model] = {"recipe_acc": given.get("finetune_acc"), "recipe_last_loss": before,
+                                "longer_acc": run["finetune_acc"], "longer_last_loss": _last_loss(run["log"]),
+                                "seconds": run["seconds"], "log": run["log"]}
+        print(f"| {model} | {given.get('finetune_acc', float('nan')):.3f} | {before} | {run['finetune_acc']:.3f} "
+              f"| {_last_loss(run['log'])} |", flush=True)
+        if args.json:  # after every model: a long run stopped early keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(out, indent=1))
+
+
+def _last_loss(log: list[str]) -> float | None:
+    """The last epoch's mean training loss from a fine-tuning log."""
+    losses = [float(line.split("train loss ")[1].split()[0]) for line in log if "train loss" in line]
+    return losses[-1] if losses else None
+
+
+if __name__ == "__main__":
+    main()
