@@ -3,9 +3,9 @@ extracted, scored and stored (atomically: an interrupted ranking resumes at the 
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,27 +141,43 @@ class Turns:
     forward pass runs while candidate i is solved and stored (:func:`finish_candidate`, on the calling thread).
 
     Call :meth:`extracted` for i = 0, 1, ... and :meth:`stop` when the ranking ends: an extraction already running
-    then finishes (its statistics reach the cache), and none is started.
+    then finishes (its statistics reach the cache) and no other starts. The thread is a daemon: a process
+    interrupted mid-ranking (Ctrl-C) exits without waiting for its forward pass (every cache write is atomic).
     """
 
     def __init__(self, plan: Plan) -> None:
-        self._plan, self._next = plan, None
+        self._plan = plan
         self.background = overlaps(plan)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="hf-emms-extract") if self.background else None
+        self._done: queue.Queue = queue.Queue()  # (Extracted, None) or (None, the exception it raised)
+        self._turns, self._stopped = threading.Semaphore(0), threading.Event()
+        if self.background:
+            threading.Thread(target=self._run, name="hf-emms-extract", daemon=True).start()
+
+    def _run(self) -> None:
+        for i, candidate in enumerate(self._plan.candidates):
+            if i:
+                self._turns.acquire()  # candidate i starts when candidate i - 1 has been handed over
+            if self._stopped.is_set():
+                return
+            try:
+                self._done.put((extract_candidate(self._plan, candidate), None))
+            except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread, where it belongs
+                self._done.put((None, exc))
+                return
 
     def extracted(self, i: int) -> Extracted:
         """Candidate i's first half (i counts up from 0, one step per call)."""
-        candidates = self._plan.candidates
-        if self._pool is None:
-            return extract_candidate(self._plan, candidates[i])
-        current = self._next or self._pool.submit(extract_candidate, self._plan, candidates[i])
-        done = current.result()
-        self._next = self._pool.submit(extract_candidate, self._plan, candidates[i + 1]) if i + 1 < len(candidates) else None
+        if not self.background:
+            return extract_candidate(self._plan, self._plan.candidates[i])
+        done, exc = self._done.get()
+        self._turns.release()  # the next candidate's extraction starts now, while this one is solved
+        if exc is not None:
+            raise exc
         return done
 
     def stop(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stopped.set()
+        self._turns.release()
 
 
 def overlaps(plan: Plan) -> bool:
