@@ -376,6 +376,14 @@ def test_overlap_extracts_the_next_candidate_while_this_one_is_solved_and_change
     assert cached(root) == 2 and len(ResultsStore(root / "results").records()) == 1
     with pytest.raises(InvalidInputError, match="overlap must be True, False or None"):
         RankSpec.from_options(overlap="yes")
+    # The default: off on the CPU (the forward pass and the solver would share its cores), as asked otherwise.
+    from hf_emms.pipeline.score import overlaps
+
+    two = [str(tiny["small"]), str(tiny["wide"])]
+    for asked, device, expected in ((None, "cpu", False), (True, "cpu", True), (False, None, False)):
+        plan = iter_rank(_dataset(), two, encoders=None, cache_dir=tmp_path / "plans", progress=False,
+                         overlap=asked, device=device).plan
+        assert overlaps(plan) is expected
 
 
 def test_a_profile_accounts_for_every_second_of_each_candidate(tiny, tmp_path):
