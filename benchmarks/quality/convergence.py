@@ -9,6 +9,10 @@ Its numbers are a diagnostic: they never enter ``ground_truth.json`` (one recipe
 
 Run:  .venv/bin/python benchmarks/quality/convergence.py --task banking77 --models mpnet-12 mpnet-12-top6-reinit
           --epochs 10 [--zoo DIR] [--json benchmarks/quality/results/convergence_banking77.json] [--threads 1]
+      .venv/bin/python benchmarks/quality/convergence.py --report RUNS.json [RUNS.json ...]
+          [--scores benchmarks/quality/results/quality.json]
+The second form merges runs of one task and ranks the models they cover both ways: every selector of the quality
+report (its scores, unchanged) against the recipe's accuracies and against the longer runs', on the same models.
 """
 
 from __future__ import annotations
@@ -24,19 +28,27 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmark's own modules live beside it
 
+from figures import quality  # noqa: E402
 from finetune import RECIPE, finetune, load_ground_truth  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, help="a task folder under benchmarks/quality/tasks")
-    parser.add_argument("--models", nargs="+", required=True, help="zoo members")
+    parser.add_argument("--task", help="a task folder under benchmarks/quality/tasks")
+    parser.add_argument("--models", nargs="+", help="zoo members")
+    parser.add_argument("--report", nargs="+", type=Path, metavar="RUNS", help="merge these runs' JSON and compare")
+    parser.add_argument("--scores", type=Path, default=HERE / "results" / "quality.json",
+                        help="the quality report whose selector scores --report ranks (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the longer run (recipe: %d)" % RECIPE.epochs)
     parser.add_argument("--zoo", type=Path, default=Path.home() / ".cache" / "hf_emms" / "quality-zoo",
                         help="the zoo folder (benchmarks/quality.py --build-zoo DIR)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the ground truth's CPU cells: 1)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
+    if args.report:
+        return report(args.report, args.scores, args.json)
+    if not (args.task and args.models):
+        parser.error("give --task and --models (or --report RUNS.json ...)")
 
     import torch
 
@@ -61,6 +73,37 @@ def main() -> None:
         if args.json:  # after every model: a long run stopped early keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(out, indent=1))
+
+
+def report(runs: list[Path], scores_path: Path, out: Path | None) -> None:
+    """Every selector's weighted tau and top-1 regret on the models the runs cover: against the recipe's accuracies
+    and against the longer runs', side by side."""
+    merged: dict = {}
+    for path in runs:
+        part = json.loads(path.read_text())
+        if merged and part["task"] != merged["task"]:
+            raise SystemExit(f"{path} is a run of {part['task']}, not {merged['task']}: one task per report")
+        merged = {**part, "models": {**merged.get("models", {}), **part["models"]}}
+    task, models = merged["task"], merged["models"]
+    scores = json.loads(scores_path.read_text())["tasks"][task]["scores"]
+    recipe = {m: r["recipe_acc"] for m, r in models.items() if r["recipe_acc"] is not None}
+    longer = {m: r["longer_acc"] for m, r in models.items()}
+    both = {name: quality({m: a for m, a in truth.items() if m in scores}, scores)
+            for name, truth in (("recipe", recipe), ("longer", longer))}
+    epochs = merged["recipe"]["epochs"]
+    print(f"{task}: {len(longer)} models fine-tuned for {epochs} epochs (seed 0) beside the recipe's {RECIPE.epochs}\n")
+    print(f"| selector | weighted tau, recipe | weighted tau, {epochs} epochs | regret, recipe | regret, {epochs} epochs |")
+    print("|---|---|---|---|---|")
+    for sel in both["longer"]:
+        a, b = both["recipe"].get(sel, {}), both["longer"][sel]
+        print(f"| {sel} | {a.get('weighted_tau', float('nan')):.2f} | {b['weighted_tau']:.2f} | "
+              f"{100 * a.get('regret', float('nan')):.1f} | {100 * b['regret']:.1f} |")
+    best = {name: max(truth, key=truth.get) for name, truth in (("recipe", recipe), ("longer", longer))}
+    print(f"\nbest fine-tuned: {best['recipe']} (recipe), {best['longer']} ({epochs} epochs); EMMS's leader: "
+          f"{max((m for m in longer if m in scores), key=lambda m: scores[m]['emms'])}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**merged, "quality": both, "best": best}, indent=1))
 
 
 def _last_loss(log: list[str]) -> float | None:
