@@ -6,6 +6,7 @@ written cell by cell, and a run is SIGKILLed mid-way and resumed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -327,3 +328,36 @@ def test_workers_files_merge_into_one_without_replacing_kept_runs(bench, tmp_pat
     with pytest.raises(finetune.GroundTruthError, match="another recipe"):
         finetune.merge_files(main, [worker, other])
     assert main.read_bytes() == before and not main.with_name("gt.json.lock").exists()
+
+
+def test_the_convergence_report_ranks_the_same_models_against_both_recipes(tmp_path):
+    """convergence.py --report: runs of one task merged, every selector's weighted tau and regret computed on the
+    models the runs cover, against the recipe's accuracies and the longer runs'; runs of two tasks are refused."""
+    script = ROOT / "benchmarks" / "quality" / "convergence.py"
+    recipe = dataclasses.asdict(dataclasses.replace(finetune.RECIPE, epochs=10))
+    run = lambda model, before, after: {"recipe_acc": before, "recipe_last_loss": 1.9, "longer_acc": after,  # noqa: E731
+                                        "longer_last_loss": 0.1, "seconds": 1.0, "log": []}
+    parts = [{"task": "toy", "recipe": recipe, "models": {"a": run("a", 0.78, 0.89), "b": run("b", 0.86, 0.87)}},
+             {"task": "toy", "recipe": recipe, "models": {"c": run("c", 0.70, 0.75)}}]
+    paths = []
+    for i, part in enumerate(parts):
+        paths.append(tmp_path / f"run{i}.json")
+        paths[-1].write_text(json.dumps(part))
+    scores = {"tasks": {"toy": {"scores": {m: {"emms": s, "params": p} for m, s, p in
+                                           (("a", -0.3, 3.0), ("b", -0.4, 2.0), ("c", -0.5, 1.0))}}}}
+    (tmp_path / "quality.json").write_text(json.dumps(scores))
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, str(script), "--report", *map(str, paths), "--scores",
+                           str(tmp_path / "quality.json"), "--json", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["best"] == {"recipe": "b", "longer": "a"} and set(report["models"]) == {"a", "b", "c"}
+    emms = {name: report["quality"][name]["emms"] for name in ("recipe", "longer")}
+    assert emms["longer"]["weighted_tau"] == pytest.approx(1.0) and emms["longer"]["regret"] == 0.0
+    assert emms["recipe"]["regret"] == pytest.approx(0.08) and emms["recipe"]["weighted_tau"] < 1.0
+    assert "| emms |" in proc.stdout and "EMMS's leader: a" in proc.stdout
+    parts[1]["task"] = "other"
+    paths[1].write_text(json.dumps(parts[1]))
+    proc = subprocess.run([sys.executable, str(script), "--report", *map(str, paths), "--scores",
+                           str(tmp_path / "quality.json")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "one task per report" in proc.stderr
