@@ -320,7 +320,8 @@ class RunSpec:
         so the solver's seconds (CPU work, and the fold eigensystems where the statistics are) hide behind the next
         forward pass. Default (None): on when features are extracted on an accelerator, off on the CPU, where the
         forward pass and the solver would share the same cores. Single-process runs only (a data-parallel run keeps
-        its collectives on one thread). Rows, scores and their order are the same either way.
+        its collectives on one thread). Rows, scores and their order are the same either way; a row's ``seconds``
+        count from the start of its extraction, so with overlap consecutive rows' seconds overlap.
     """
 
     output_dir: str | os.PathLike | None = None
