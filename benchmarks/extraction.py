@@ -108,7 +108,7 @@ def hand_loop(
 
 def hf_emms(
     model_dir: Path, texts: list[str], labels: list[int], batch_size: int, device: str, dtype: str, max_length: int,
-    repeats: int,
+    repeats: int, layers: str = "last",
 ):
     import datasets
 
@@ -118,7 +118,7 @@ def hf_emms(
 
     def run():
         return extract_stats(model_dir, ds, text_column="text", label_column="label", batch_size=batch_size,
-                             device=device, dtype=dtype, max_length=max_length, progress=False)
+                             device=device, dtype=dtype, max_length=max_length, progress=False, layers=layers)
 
     run()  # warm-up
     runs = [run() for _ in range(repeats)]
@@ -140,6 +140,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="model folder (default: the installed all-MiniLM-L6-v2)")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per sentence, every row (default: 256, "
                         "what all-MiniLM-L6-v2 declares)")
+    parser.add_argument("--layers", default="last", help="hf-emms layers= (default: last, as the hand loop reads; "
+                        "'auto' is rank()'s default: up to 8 layers' statistics from the same forward pass)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
 
@@ -163,7 +165,7 @@ def main() -> None:
         rows[name] = {"n": len(texts), "seconds": seconds}
         print(f"  ran {name:<14} {seconds:8.2f} s", file=sys.stderr)
     seconds, record = hf_emms(
-        model, texts, labels, args.batch_size, args.device, args.dtype, args.max_length, args.repeats
+        model, texts, labels, args.batch_size, args.device, args.dtype, args.max_length, args.repeats, args.layers
     )
     rows["hf-emms"] = {"n": len(texts), "seconds": seconds, "timings": record.timings}
     print(f"  ran hf-emms        {seconds:8.2f} s", file=sys.stderr)
@@ -181,7 +183,7 @@ def main() -> None:
     cfg = {"model": model.name if args.model else "all-MiniLM-L6-v2", "n": len(texts), "naive_n": rows["naive"]["n"],
            "batch_size": args.batch_size, "max_length": record.max_length,
            "pooling": record.pooling + (" + normalise" if "L2-normalised" in record.pooling_reason else ""),
-           "device": args.device, "dtype": record.dtype, "repeats": args.repeats, "final_batch_size": record.batch_size}
+           "device": args.device, "dtype": record.dtype, "layers": args.layers, "repeats": args.repeats, "final_batch_size": record.batch_size}
     print(f"\nFeature-extraction benchmark: {cfg['model']} on the first {cfg['n']:,} SST-2 training sentences; "
           f"batch {cfg['batch_size']}, max_length {cfg['max_length']}, pooling {cfg['pooling']}, "
           f"{cfg['device']} {cfg['dtype']}, best of {cfg['repeats']} (naive: 1 run on {cfg['naive_n']:,} sentences)")

@@ -23,7 +23,7 @@ run, and the label embeddings are paid once per ranking, in the task's phases); 
 
 Run:  .venv/bin/python benchmarks/rank_profile.py [--json benchmarks/results/rank_profile.json]
       [--plot benchmarks/results/rank_profile.png] [--samples 1000] [--scale 1 8 32] [--device cuda]
-      [--skip-profile] [--no-layers] [--no-overlap]
+      [--skip-profile] [--no-layers] [--no-overlap] [--zoo DIR] [--encoders PATH ...]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def random_copies(source: Path, root: Path, n: int) -> list[Path]:
     return out
 
 
-def layer_cost(hf_emms, zoo, members, data, device) -> list[dict]:
+def layer_cost(hf_emms, zoo, members, data, device, common) -> list[dict]:
     """Part 3: seconds per candidate with layers="last" and layers="auto", each ranking alone from a fresh cache
     (the label embeddings are the task's, paid once per ranking and not counted in the candidate's seconds)."""
     print("\n## Layers: seconds per candidate, layers='auto' against 'last' (target: ratio <= 1.5)\n")
@@ -86,7 +86,7 @@ def layer_cost(hf_emms, zoo, members, data, device) -> list[dict]:
         for layers in ("last", "auto"):
             with tempfile.TemporaryDirectory() as fresh:
                 (row,) = hf_emms.iter_rank(data, [str(zoo[member])], max_samples=None, device=device, layers=layers,
-                                           cache_dir=Path(fresh) / "run", progress=False)
+                                           cache_dir=Path(fresh) / "run", progress=False, **common)
             seconds[layers], rows[layers] = row.seconds, row
         auto = rows["auto"]
         read = len(auto.extra.get("layer_scores") or {}) or 1
@@ -98,7 +98,7 @@ def layer_cost(hf_emms, zoo, members, data, device) -> list[dict]:
     return out
 
 
-def overlap_cost(hf_emms, zoo, members, data, device) -> list[dict]:
+def overlap_cost(hf_emms, zoo, members, data, device, common) -> list[dict]:
     """Part 4: the members ranked together without and with the background extraction, each from a fresh cache."""
     print("\n## Overlap: the next candidate extracted while this one is solved (same rows expected)\n")
     print("| overlap | wall s | scores equal to overlap=False |\n|:---|---:|:---|")
@@ -108,7 +108,7 @@ def overlap_cost(hf_emms, zoo, members, data, device) -> list[dict]:
             start = time.perf_counter()
             rows[overlap] = list(hf_emms.iter_rank(data, [str(zoo[m]) for m in members], max_samples=None,
                                                    device=device, cache_dir=Path(fresh) / "run", progress=False,
-                                                   overlap=overlap))
+                                                   overlap=overlap, **common))
             wall = time.perf_counter() - start
         same = [(r.model, r.emms) for r in rows[overlap]] == [(r.model, r.emms) for r in rows[False]]
         out.append({"overlap": overlap, "wall_seconds": wall, "same_scores": same})
@@ -127,6 +127,9 @@ def main() -> None:
     parser.add_argument("--skip-profile", action="store_true", help="skip part 1")
     parser.add_argument("--no-layers", action="store_true", help="skip part 3 (layers='auto' against 'last')")
     parser.add_argument("--no-overlap", action="store_true", help="skip part 4 (overlap=False against True)")
+    parser.add_argument("--zoo", type=Path, help="folder of prebuilt member folders (default: build the zoo into the "
+                        "cache; a member whose folder holds zoo.json is kept, e.g. benchmarks/gpu/timing_zoo.py's)")
+    parser.add_argument("--encoders", nargs="+", help="F-label encoders, as rank(encoders=...) (default: rank's)")
     args = parser.parse_args()
 
     import torch
@@ -136,9 +139,11 @@ def main() -> None:
     from hf_emms.profile import overhead_share, plot_profile, profile_table
     from hf_emms.zoo import build_zoo
 
-    zoo = build_zoo(cache_root() / "zoo", [*args.members, "minilm-1"], progress=False)
+    zoo = build_zoo(args.zoo or cache_root() / "zoo", [*args.members, "minilm-1"], progress=False)
+    common = {"encoders": args.encoders} if args.encoders else {}
     data = sst2(args.samples)
     config = {"samples": args.samples, "members": args.members, "device": args.device or "auto",
+              "zoo": str(args.zoo or "hf_emms.zoo (real weights)"), "encoders": args.encoders or "rank's default",
               "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "python": platform.python_version(),
               "torch": torch.__version__, "hf_emms": hf_emms.__version__, "load_before": os.getloadavg()[0]}
     print("configuration:", json.dumps(config))
@@ -147,7 +152,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as fresh:
             start = time.perf_counter()
             ranking = hf_emms.rank(data, [str(zoo[m]) for m in args.members], max_samples=None, device=args.device,
-                                   cache_dir=Path(fresh) / "run", progress=False, profile=True)
+                                   cache_dir=Path(fresh) / "run", progress=False, profile=True, **common)
             wall = time.perf_counter() - start
         profile = ranking.profile()
         print(f"\n## Profile: {len(args.members)} candidates, {args.samples} SST-2 sentences, {wall:.1f} s in all\n")
@@ -165,13 +170,13 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as fresh:
                 start = time.perf_counter()
                 run = hf_emms.rank(data, [str(c) for c in copies[:n]], max_samples=None, device=args.device,
-                                   cache_dir=Path(fresh) / "run", progress=False, profile=True)
+                                   cache_dir=Path(fresh) / "run", progress=False, profile=True, **common)
                 seconds = time.perf_counter() - start
             once = sum(run.profile()["task"].values())
             scale.append({"candidates": n, "seconds": seconds, "per_candidate": seconds / n, "task_once": once})
             print(f"| {n} | {seconds:.1f} | {seconds / n:.2f} | {once:.1f} |")
-    layers = [] if args.no_layers else layer_cost(hf_emms, zoo, args.members, data, args.device)
-    overlap = [] if args.no_overlap else overlap_cost(hf_emms, zoo, args.members, data, args.device)
+    layers = [] if args.no_layers else layer_cost(hf_emms, zoo, args.members, data, args.device, common)
+    overlap = [] if args.no_overlap else overlap_cost(hf_emms, zoo, args.members, data, args.device, common)
     config["load_after"] = os.getloadavg()[0]
     result = {**profile, "overhead_share": shares, "wall_seconds": wall, "scale": scale, "layers": layers,
               "overlap": overlap, "config": config}

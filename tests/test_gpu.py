@@ -89,3 +89,27 @@ def test_a_real_out_of_memory_halves_the_batch_and_changes_no_output(bert):
         torch.cuda.empty_cache()
     assert 1 <= batches.size < 64
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_ranking_on_the_gpu_overlaps_solves_on_the_device_and_agrees_with_the_cpu(tmp_path):
+    """Issue 19 end to end on CUDA: every layer's statistics accumulated on the GPU (index bookkeeping on the host),
+    the cross-validated solve on the device, the next candidate extracted on a background thread (overlap's default
+    on an accelerator). float32 features: the scores are the CPU's to float32 rounding, the order the same."""
+    from hf_emms import rank
+    from hf_emms.demo_data import topics_dataset
+    from hf_emms.options import RankSpec
+    from hf_emms.pipeline import iter_rank
+    from hf_emms.pipeline.score import overlaps
+
+    models = [str(tiny.bert(tmp_path / f"m{i}", hidden=hidden, layers=3, seed=i)) for i, hidden in enumerate((32, 48, 64))]
+    encoder = str(tiny.bert(tmp_path / "encoder", hidden=32, seed=9))
+    ds = topics_dataset(240)
+    common = dict(encoders=[encoder], max_samples=None, progress=False, layers="auto")
+    assert overlaps(iter_rank(ds, models, device="cuda", cache_dir=tmp_path / "plan", **common).plan) is True
+    cpu = rank(ds, models, device="cpu", cache_dir=tmp_path / "cpu", **common)
+    gpu = rank(ds, models, spec=RankSpec.from_options(device="cuda", dtype="float32", cache_dir=tmp_path / "gpu", **common))
+    assert (gpu.df["status"] == "ok").all() and gpu.df["model"].tolist() == cpu.df["model"].tolist()
+    want = cpu.df.set_index("model")
+    for column in ("emms", "emms_last", "logme"):
+        for model, score in gpu.df.set_index("model")[column].items():
+            assert score == pytest.approx(want.loc[model, column], rel=1e-3, abs=1e-6), (column, model)

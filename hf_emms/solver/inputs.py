@@ -280,7 +280,8 @@ def check_targets(
     x: torch.Tensor, labels: Any, label_embeddings: Any, *, seen_kind: str | None,
     seen_label_shape: tuple[int, int] | None, seen_classes: int, folds: int, head_width: int | None,
 ) -> tuple[str, torch.Tensor]:
-    """The batch's target kind ("classes" or "embeddings") and targets: class ids (B,) or F-labels (B, D2, K).
+    """The batch's target kind ("classes" or "embeddings") and targets: class ids (B,) on the CPU, or F-labels
+    (B, D2, K) on the features' device.
 
     Also checks that the statistics the batch makes the accumulator hold fit the memory budget
     (:func:`check_stats_memory`), before anything is allocated.
@@ -297,8 +298,8 @@ def check_targets(
             "Use one FeatureStats per target kind."
         )
     b, d1 = x.shape
-    if kind == "classes":
-        y = check_class_ids(labels, b, device=x.device)
+    if kind == "classes":  # class ids stay on the host: the index bookkeeping of FeatureStats.update is done there
+        y = check_class_ids(labels, b, device=torch.device("cpu"))
         n_classes = max(int(y.max()) + 1 if b else 0, seen_classes)
         check_stats_memory(d1, folds, n_classes=n_classes, n_source=head_width or 0, batch=b)
         return kind, y

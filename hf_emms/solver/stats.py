@@ -178,56 +178,69 @@ class FeatureStats:
             x, labels, label_embeddings, seen_kind=self.kind, seen_label_shape=self.label_shape,
             seen_classes=self.n_classes or 0, folds=self.folds, head_width=None if logits is None else logits.shape[1],
         )
-        # Each sample's fold: a multiplicative hash of its id (so folds do not follow periodic row orders).
-        fold = fold_of(check_sample_ids(sample_ids, x.shape[0], start=self.n, device=x.device), self.folds)
+        # Index bookkeeping (sample ids, folds, class ids, their counts) is done on the host, where the ids and labels
+        # come from: on a GPU each bincount, unique or nonzero of a device tensor would wait for the queued forward
+        # passes (a host sync) and leave the device idle while the next batch is launched. Only the float sums and
+        # the scatter indices live on the features' device.
+        host, dev = torch.device("cpu"), x.device
+        fold_h = fold_of(check_sample_ids(sample_ids, x.shape[0], start=self.n, device=host), self.folds)
         if x.shape[0] == 0:
             return self
-        xc = _work_buffer("xc", tuple(x.shape), x.device).copy_(x)
+        fold = fold_h.to(dev, non_blocking=True)
+        xc = _work_buffer("xc", tuple(x.shape), dev).copy_(x)
         shift_x = self._t["shift_x"] if self._t else xc.mean(0)
         xc.sub_(shift_x)
         batch = {"sum_x": xc.sum(0)}
-        if not torch.isfinite(batch["sum_x"]).all():
-            _raise_not_finite(x, "features")
         f_count, d1 = self.folds, x.shape[1]
-        batch["fold_count"] = torch.bincount(fold, minlength=f_count).to(_F64)
+        batch["fold_count"] = torch.bincount(fold_h, minlength=f_count).to(dev, _F64)
         batch["fold_sum_x"] = None  # class labels: the fold x class sums summed over classes (below), one scatter less
         if kind != "classes":
-            batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=x.device).index_add_(0, fold, xc)
+            batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=dev).index_add_(0, fold, xc)
         sq_norm = torch.linalg.vector_norm(xc, dim=1).square_()
         batch["cubic_x"] = sq_norm @ xc
         batch["quartic_x"] = sq_norm @ sq_norm
-        if not (torch.isfinite(batch["quartic_x"]) and torch.isfinite(sq_norm.sum())):  # sum |x - c|^2 = tr(Gram)
-            raise InvalidInputError(
-                "features are too large: their squares or fourth powers overflow float64. Rescale them "
-                "(EMMS standardises columns, so the scale does not change its score)."
-            )
 
         new = {"shift_x": shift_x}
         shapes = {"gram_x": (d1, d1), "fold_gram_x": (f_count, d1, d1)}  # summed fold by fold below
         if kind == "classes":
             n_classes = max(int(y.max()) + 1, self.n_classes or 0)
-            cell = fold * n_classes + y
-            batch["fold_class_count"] = torch.bincount(cell, minlength=f_count * n_classes).to(_F64).reshape(f_count, n_classes)
+            cell_h = fold_h * n_classes + y
+            batch["fold_class_count"] = (torch.bincount(cell_h, minlength=f_count * n_classes)
+                                         .reshape(f_count, n_classes).to(dev, _F64))
             batch["fold_class_sum_x"] = (
-                torch.zeros(f_count * n_classes, d1, dtype=_F64, device=xc.device).index_add_(0, cell, xc)
-                .reshape(f_count, n_classes, d1)
+                torch.zeros(f_count * n_classes, d1, dtype=_F64, device=dev)
+                .index_add_(0, cell_h.to(dev, non_blocking=True), xc).reshape(f_count, n_classes, d1)
             )
             batch["fold_sum_x"] = batch["fold_class_sum_x"].sum(1)
             batch["class_count"] = batch["fold_class_count"].sum(0)
             batch["class_sum_x"] = batch["fold_class_sum_x"].sum(0)
             if logits is not None:
-                batch.update(head_tables(logits, y, n_classes))
+                batch.update(head_tables(logits, y.to(dev), n_classes))
         else:
             shift_y = self._t["shift_y"] if self._t else y.to(_F64).mean(0)
             yc = y.to(_F64) - shift_y
             batch["sum_y"] = yc.sum(0)
-            if not torch.isfinite(batch["sum_y"]).all():
-                _raise_not_finite(y, "label_embeddings")
             _, d2, k = yc.shape
-            batch["fold_sum_y"] = torch.zeros(f_count, d2, k, dtype=_F64, device=xc.device).index_add_(0, fold, yc)
+            batch["fold_sum_y"] = torch.zeros(f_count, d2, k, dtype=_F64, device=dev).index_add_(0, fold, yc)
             shapes.update(cross_xy=(d1, d2, k), fold_cross_xy=(f_count, d1, d2, k), gram_y=(d2, k, k),
                           fold_gram_y=(f_count, d2, k, k))
             new["shift_y"] = shift_y
+        # One read of the device for every finiteness check of the batch (NaN/inf features, sums of fourth powers
+        # that overflow float64, NaN/inf F-labels), in that order of precedence.
+        checks = [torch.isfinite(batch["sum_x"]).all(),
+                  torch.isfinite(batch["quartic_x"]) & torch.isfinite(sq_norm.sum())]  # sum |x - c|^2 = tr(Gram)
+        if kind != "classes":
+            checks.append(torch.isfinite(batch["sum_y"]).all())
+        finite_x, small_x, *finite_y = torch.stack(checks).tolist()
+        if not finite_x:
+            _raise_not_finite(x, "features")
+        if not small_x:
+            raise InvalidInputError(
+                "features are too large: their squares or fourth powers overflow float64. Rescale them "
+                "(EMMS standardises columns, so the scale does not change its score)."
+            )
+        if finite_y and not finite_y[0]:
+            _raise_not_finite(y, "label_embeddings")
 
         # Everything is checked: commit (a batch with bad input leaves no trace). The Gram and cross products go
         # straight into the sums fold by fold: one fold's rows at a time is all the extra memory they take, and
@@ -235,16 +248,17 @@ class FeatureStats:
         if not self._t:
             self.kind = kind
             self._t = {**new, **{name: torch.zeros_like(t) for name, t in batch.items()},
-                       **{name: torch.zeros(shape, dtype=_F64, device=x.device) for name, shape in shapes.items()}}
+                       **{name: torch.zeros(shape, dtype=_F64, device=dev) for name, shape in shapes.items()}}
         if kind == "classes":
             self._t.update(_pad_classes(self._t, batch["class_count"].shape[0]))
         for name, t in batch.items():
             self._t[name] += t
         t = self._t
-        for f in torch.unique(fold).tolist():
-            rows = (fold == f).nonzero().squeeze(1)
+        blocks = 1 if dev.type == "cuda" else 4  # a GPU gains nothing from the half-Gram blocks; it pays their launches
+        for f in torch.unique(fold_h).tolist():
+            rows = (fold_h == f).nonzero().squeeze(1).to(dev, non_blocking=True)
             xf = xc.index_select(0, rows)
-            g = _gram(xf, out=_work_buffer("gram", (d1, d1), x.device))
+            g = _gram(xf, out=_work_buffer("gram", (d1, d1), dev), blocks=blocks)
             t["fold_gram_x"][f] += g
             t["gram_x"] += g
             if kind == "embeddings":
