@@ -98,21 +98,30 @@ def layer_cost(hf_emms, zoo, members, data, device, common) -> list[dict]:
     return out
 
 
-def overlap_cost(hf_emms, zoo, members, data, device, common) -> list[dict]:
-    """Part 4: the members ranked together without and with the background extraction, each from a fresh cache."""
+def overlap_cost(hf_emms, zoo, members, data, device, common, repeats: int = 1) -> list[dict]:
+    """Part 4: the members ranked together without and with the background extraction (the pair ``repeats`` times,
+    alternating, so that neither setting always runs first), each from a fresh cache; scores compared with the first
+    run without it."""
     print("\n## Overlap: the next candidate extracted while this one is solved (same rows expected)\n")
-    print("| overlap | wall s | scores equal to overlap=False |\n|:---|---:|:---|")
-    out, rows = [], {}
-    for overlap in (False, True):
+    print("| overlap | wall s | scores equal to the first run | same order | largest relative difference |\n"
+          "|:---|---:|:---|:---|---:|")
+    out, first = [], None
+    for overlap in (False, True) * repeats:
         with tempfile.TemporaryDirectory() as fresh:
             start = time.perf_counter()
-            rows[overlap] = list(hf_emms.iter_rank(data, [str(zoo[m]) for m in members], max_samples=None,
+            rows = list(hf_emms.iter_rank(data, [str(zoo[m]) for m in members], max_samples=None,
                                                    device=device, cache_dir=Path(fresh) / "run", progress=False,
                                                    overlap=overlap, **common))
             wall = time.perf_counter() - start
-        same = [(r.model, r.emms) for r in rows[overlap]] == [(r.model, r.emms) for r in rows[False]]
-        out.append({"overlap": overlap, "wall_seconds": wall, "same_scores": same})
-        print(f"| {overlap} | {wall:.1f} | {'yes' if same else 'NO'} |")
+        first = first or rows
+        same = [(r.model, r.emms) for r in rows] == [(r.model, r.emms) for r in first]
+        order = [r.model for r in rows] == [r.model for r in first]
+        # On a GPU two threads may get different GEMM kernels (cuBLAS handles are per thread): equal to rounding only.
+        plain = {r.model: r.emms for r in first}
+        diff = max(abs(r.emms - plain[r.model]) / max(abs(plain[r.model]), 1e-12) for r in rows if r.ok)
+        out.append({"overlap": overlap, "wall_seconds": wall, "same_scores": same, "same_order": order,
+                    "max_relative_difference": diff, "scores": {r.model: r.emms for r in rows}})
+        print(f"| {overlap} | {wall:.1f} | {'yes' if same else 'NO'} | {'yes' if order else 'NO'} | {diff:.1e} |")
     return out
 
 
@@ -127,6 +136,7 @@ def main() -> None:
     parser.add_argument("--skip-profile", action="store_true", help="skip part 1")
     parser.add_argument("--no-layers", action="store_true", help="skip part 3 (layers='auto' against 'last')")
     parser.add_argument("--no-overlap", action="store_true", help="skip part 4 (overlap=False against True)")
+    parser.add_argument("--overlap-repeats", type=int, default=1, help="part 4: run the pair this many times")
     parser.add_argument("--zoo", type=Path, help="folder of prebuilt member folders (default: build the zoo into the "
                         "cache; a member whose folder holds zoo.json is kept, e.g. benchmarks/gpu/timing_zoo.py's)")
     parser.add_argument("--encoders", nargs="+", help="F-label encoders, as rank(encoders=...) (default: rank's)")
@@ -176,7 +186,8 @@ def main() -> None:
             scale.append({"candidates": n, "seconds": seconds, "per_candidate": seconds / n, "task_once": once})
             print(f"| {n} | {seconds:.1f} | {seconds / n:.2f} | {once:.1f} |")
     layers = [] if args.no_layers else layer_cost(hf_emms, zoo, args.members, data, args.device, common)
-    overlap = [] if args.no_overlap else overlap_cost(hf_emms, zoo, args.members, data, args.device, common)
+    overlap = [] if args.no_overlap else overlap_cost(hf_emms, zoo, args.members, data, args.device, common,
+                                                      args.overlap_repeats)
     config["load_after"] = os.getloadavg()[0]
     result = {**profile, "overhead_share": shares, "wall_seconds": wall, "scale": scale, "layers": layers,
               "overlap": overlap, "config": config}

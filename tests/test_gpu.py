@@ -98,7 +98,7 @@ def test_a_ranking_on_the_gpu_overlaps_solves_on_the_device_and_agrees_with_the_
     from hf_emms import rank
     from hf_emms.demo_data import topics_dataset
     from hf_emms.options import RankSpec
-    from hf_emms.pipeline import iter_rank
+    from hf_emms.pipeline import iter_rank, rank_spec
     from hf_emms.pipeline.score import overlaps
 
     models = [str(tiny.bert(tmp_path / f"m{i}", hidden=hidden, layers=3, seed=i)) for i, hidden in enumerate((32, 48, 64))]
@@ -107,7 +107,7 @@ def test_a_ranking_on_the_gpu_overlaps_solves_on_the_device_and_agrees_with_the_
     common = dict(encoders=[encoder], max_samples=None, progress=False, layers="auto")
     assert overlaps(iter_rank(ds, models, device="cuda", cache_dir=tmp_path / "plan", **common).plan) is True
     cpu = rank(ds, models, device="cpu", cache_dir=tmp_path / "cpu", **common)
-    gpu = rank(ds, models, spec=RankSpec.from_options(device="cuda", dtype="float32", cache_dir=tmp_path / "gpu", **common))
+    gpu = rank_spec(ds, models, RankSpec.from_options(device="cuda", dtype="float32", cache_dir=tmp_path / "gpu", **common))
     assert (gpu.df["status"] == "ok").all() and gpu.df["model"].tolist() == cpu.df["model"].tolist()
     want = cpu.df.set_index("model")
     for column in ("emms", "emms_last", "logme"):

@@ -8,6 +8,7 @@
 # Steps run in order of importance, each under its own cap and one overall deadline, so that the results of the
 # steps that finished come back even when a later one is cut short.
 #   device call:  bash benchmarks/gpu/run.sh      (carry: .whl .gpu; timeout_s 600)
+#   some steps:   STEPS="pytest overlap" GPU_RUN_SECONDS=270 bash benchmarks/gpu/run.sh
 #   local smoke test of the script itself (CPU, tiny sizes):  SMOKE=1 OUT=/tmp/out PATH=.venv/bin:$PATH bash benchmarks/gpu/run.sh
 set -u
 REPO=$PWD
@@ -24,6 +25,7 @@ exec > >(tee $OUT/run.log) 2>&1
 say() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 step() {  # step NAME CAP_SECONDS command...: run under min(CAP, time left to the deadline), log to $R/NAME.log
     local name=$1 cap=$2; shift 2
+    if [ -n "${STEPS:-}" ] && [[ " $STEPS " != *" $name "* ]]; then return; fi  # STEPS="a b": only those steps
     local left=$((DEADLINE - $(date +%s) - 15))
     [ $left -lt $cap ] && cap=$left
     if [ $cap -lt 20 ]; then say "SKIPPED $name (no time left)"; return; fi
@@ -55,7 +57,11 @@ TAIL=4 step pytest 120 python3 -m pytest -q -rs -p no:cacheprovider tests/test_g
 # 2. The ranking profile: 8 zoo members on 1,000 SST-2 sentences (bf16, layers="auto"), 1/8/32 candidates, overlap.
 TAIL=0 step rank_profile 170 python3 benchmarks/rank_profile.py --device $DEV --zoo $ZOO --encoders $ZOO/minilm-6 \
     --members $MEMBERS --samples $SAMPLES --scale $SCALE --no-layers --json $R/rank_profile_h200.json --plot $R/rank_profile_h200.png
-grep -E '^\||^##|^largest|^once' $R/rank_profile.log | head -50
+grep -sE '^\||^##|^largest|^once' $R/rank_profile.log | head -50
+# 2b. Overlap alone, the pair twice (alternating), with the scores' differences.
+TAIL=0 step overlap 120 python3 benchmarks/rank_profile.py --device $DEV --zoo $ZOO --encoders $ZOO/minilm-6 \
+    --members $MEMBERS --samples $SAMPLES --skip-profile --scale --no-layers --overlap-repeats 2 --json $R/overlap_h200.json
+grep -sE '^\||^##' $R/overlap.log | head -12
 # 3. Fine-tuning the same 8 once on the 1,000-row SST-2 task (the ground truth's recipe, seed 0): what scoring replaces.
 TAIL=10 step finetune 130 python3 benchmarks/quality.py --finetune --device $DEV --zoo $ZOO --tasks sst2 --models $MEMBERS \
     --seeds 0 --quiet --ground-truth $R/finetune_h200.json
@@ -66,6 +72,7 @@ TAIL=12 step extraction_bf16 70 python3 benchmarks/extraction.py --device $DEV -
 TAIL=30 step solver 110 python3 benchmarks/solver.py --device $DEV $SOLVER --json $R/solver_h200.json
 TAIL=12 step extraction_auto 50 python3 benchmarks/extraction.py --device $DEV --model $ZOO/minilm-6 --n $N --naive-n 50 \
     --batch-size 256 --repeats 3 --layers auto --json $R/extraction_h200_bf16_auto.json
+TAIL=12 step solve_where 60 python3 benchmarks/gpu/solve_where.py --json $R/solve_where_h200.json
 # 6. Where extraction's GPU seconds go (torch.profiler), last layer and layers="auto".
 TAIL=3 step trace_last 40 python3 benchmarks/gpu/trace_extraction.py --model $ZOO/minilm-6 --n $N --json $R/trace_last.json
 TAIL=3 step trace_auto 40 python3 benchmarks/gpu/trace_extraction.py --model $ZOO/minilm-6 --n $N --layers auto \

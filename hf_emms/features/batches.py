@@ -47,11 +47,20 @@ def batches(
         if kept is not None:
             kept.append(batch)
         yield {**batch, "inputs": {  # a new dict: a kept batch stays on the CPU for the next candidate
-            k: v.to(device, dtype=float_dtype if v.is_floating_point() else None, non_blocking=True)
+            k: _pinned(v, device).to(device, dtype=float_dtype if v.is_floating_point() else None, non_blocking=True)
             for k, v in batch["inputs"].items()
         }}
     if kept is not None:
         job.token_batches[key] = kept
+
+
+def _pinned(t: Any, device: torch.device) -> Any:
+    """``t`` in pinned memory when it goes to a GPU: only such a copy is asynchronous; one from pageable memory waits
+    for the kernels already queued. (The DataLoader pins its batches, but not a tokenised batch kept from an earlier
+    candidate, nor every batch type it is given.)"""
+    if device.type != "cuda" or not isinstance(t, torch.Tensor) or t.is_pinned():
+        return t
+    return t.pin_memory()
 
 
 _KEEP_TOKENS = 4_000_000  # token positions kept across candidates (about 100 MB of ids and masks)

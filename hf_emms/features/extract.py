@@ -274,7 +274,7 @@ def run_candidate(
     runner = Runner(loaded, settings.pooling, settings.batch_size, sync=job.profile, layers=settings.layers)
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))
     at_limit = 0
-    blocks = Blocks(job)
+    blocks = Blocks(job, rows=1024 if device.type == "cpu" else 4096)  # a GPU pays per block in launches, not flops
     show = job.progress and (rank == 0 or mode == "candidate-parallel")
     waited = now(phases.device)
     for batch in batches(job, loaded, rows, max_length, device, resolved.model_id, show=show):

@@ -46,6 +46,16 @@ def _gram(xc: torch.Tensor, out: torch.Tensor, blocks: int = 4) -> torch.Tensor:
     return out
 
 
+def to_device(dev: torch.device, *parts: torch.Tensor) -> list[torch.Tensor]:
+    """Host integer tensors on ``dev`` in one copy. On a GPU the copy is asynchronous from one pinned buffer: a copy
+    from pageable memory waits for every kernel already queued (a host sync that leaves the device idle while the
+    next work is launched). On the CPU the tensors are returned as they are."""
+    if dev.type == "cpu":
+        return list(parts)
+    flat = torch.cat([p.reshape(-1).long() for p in parts]).pin_memory().to(dev, non_blocking=True)
+    return [t.view(p.shape) for t, p in zip(flat.split([p.numel() for p in parts]), parts)]
+
+
 def fold_of(ids: torch.Tensor, folds: int) -> torch.Tensor:
     """Fold of each sample id: Knuth's multiplicative hash modulo 2^32, then modulo ``folds``."""
     return (ids * 2654435761) % 2**32 % folds

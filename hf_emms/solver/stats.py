@@ -40,7 +40,7 @@ from .centered import CenteredStats
 from .collective import all_reduce_stats, collective_device
 from .inputs import as_tensor, check_head_logits, check_magnitude, check_sample_ids, check_stats_memory, check_targets
 from .inputs import raise_not_finite as _raise_not_finite
-from .kernels import _CLASS_DIM, _HEAD, _MOVABLE, _SHIFTS, _TARGET_SUMS, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables  # noqa: F401
+from .kernels import _CLASS_DIM, _HEAD, _MOVABLE, _SHIFTS, _TARGET_SUMS, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables, to_device  # noqa: F401
 from .shifts import move_sums
 
 __all__ = [  # with the names that moved out and stay importable from here
@@ -178,21 +178,29 @@ class FeatureStats:
             x, labels, label_embeddings, seen_kind=self.kind, seen_label_shape=self.label_shape,
             seen_classes=self.n_classes or 0, folds=self.folds, head_width=None if logits is None else logits.shape[1],
         )
-        # Index bookkeeping (sample ids, folds, class ids, their counts) is done on the host, where the ids and labels
-        # come from: on a GPU each bincount, unique or nonzero of a device tensor would wait for the queued forward
-        # passes (a host sync) and leave the device idle while the next batch is launched. Only the float sums and
-        # the scatter indices live on the features' device.
+        # Index bookkeeping (sample ids, folds, class ids, their counts, the rows of each fold) is done on the host,
+        # where the ids and labels come from, and reaches the device in one asynchronous copy: on a GPU each
+        # bincount, unique or nonzero of a device tensor, like each copy from pageable memory, would wait for the
+        # queued forward passes (a host sync) and leave the device idle while the next batch is launched.
         host, dev = torch.device("cpu"), x.device
         fold_h = fold_of(check_sample_ids(sample_ids, x.shape[0], start=self.n, device=host), self.folds)
         if x.shape[0] == 0:
             return self
-        fold = fold_h.to(dev, non_blocking=True)
+        f_count, d1 = self.folds, x.shape[1]
+        count_h = torch.bincount(fold_h, minlength=f_count)
+        order_h = torch.argsort(fold_h, stable=True)  # the rows of fold 0, then of fold 1, ..., each in batch order
+        if kind == "classes":
+            n_classes = max(int(y.max()) + 1, self.n_classes or 0)
+            cell_h = fold_h * n_classes + y
+            order, count, cell, class_count = to_device(
+                dev, order_h, count_h, cell_h, torch.bincount(cell_h, minlength=f_count * n_classes))
+        else:
+            fold, order, count = to_device(dev, fold_h, order_h, count_h)
         xc = _work_buffer("xc", tuple(x.shape), dev).copy_(x)
         shift_x = self._t["shift_x"] if self._t else xc.mean(0)
         xc.sub_(shift_x)
         batch = {"sum_x": xc.sum(0)}
-        f_count, d1 = self.folds, x.shape[1]
-        batch["fold_count"] = torch.bincount(fold_h, minlength=f_count).to(dev, _F64)
+        batch["fold_count"] = count.to(_F64)
         batch["fold_sum_x"] = None  # class labels: the fold x class sums summed over classes (below), one scatter less
         if kind != "classes":
             batch["fold_sum_x"] = torch.zeros(f_count, d1, dtype=_F64, device=dev).index_add_(0, fold, xc)
@@ -203,19 +211,16 @@ class FeatureStats:
         new = {"shift_x": shift_x}
         shapes = {"gram_x": (d1, d1), "fold_gram_x": (f_count, d1, d1)}  # summed fold by fold below
         if kind == "classes":
-            n_classes = max(int(y.max()) + 1, self.n_classes or 0)
-            cell_h = fold_h * n_classes + y
-            batch["fold_class_count"] = (torch.bincount(cell_h, minlength=f_count * n_classes)
-                                         .reshape(f_count, n_classes).to(dev, _F64))
+            batch["fold_class_count"] = class_count.reshape(f_count, n_classes).to(_F64)
             batch["fold_class_sum_x"] = (
-                torch.zeros(f_count * n_classes, d1, dtype=_F64, device=dev)
-                .index_add_(0, cell_h.to(dev, non_blocking=True), xc).reshape(f_count, n_classes, d1)
+                torch.zeros(f_count * n_classes, d1, dtype=_F64, device=dev).index_add_(0, cell, xc)
+                .reshape(f_count, n_classes, d1)
             )
             batch["fold_sum_x"] = batch["fold_class_sum_x"].sum(1)
             batch["class_count"] = batch["fold_class_count"].sum(0)
             batch["class_sum_x"] = batch["fold_class_sum_x"].sum(0)
             if logits is not None:
-                batch.update(head_tables(logits, y.to(dev), n_classes))
+                batch.update(head_tables(logits, y.to(dev, non_blocking=True), n_classes))
         else:
             shift_y = self._t["shift_y"] if self._t else y.to(_F64).mean(0)
             yc = y.to(_F64) - shift_y
@@ -255,15 +260,20 @@ class FeatureStats:
             self._t[name] += t
         t = self._t
         blocks = 1 if dev.type == "cuda" else 4  # a GPU gains nothing from the half-Gram blocks; it pays their launches
-        for f in torch.unique(fold_h).tolist():
-            rows = (fold_h == f).nonzero().squeeze(1).to(dev, non_blocking=True)
-            xf = xc.index_select(0, rows)
+        xs = torch.index_select(xc, 0, order, out=_work_buffer("by_fold", tuple(x.shape), dev))
+        ys = None if kind != "embeddings" else yc.index_select(0, order)
+        end = 0
+        for f, rows in enumerate(count_h.tolist()):
+            if not rows:
+                continue
+            end += rows
+            xf = xs[end - rows : end]  # fold f's rows, contiguous
             g = _gram(xf, out=_work_buffer("gram", (d1, d1), dev), blocks=blocks)
             t["fold_gram_x"][f] += g
             t["gram_x"] += g
             if kind == "embeddings":
-                yf = yc.index_select(0, rows)
-                cross = xf.T @ yf.reshape(len(rows), d2 * k)
+                yf = ys[end - rows : end]
+                cross = xf.T @ yf.reshape(rows, d2 * k)
                 t["fold_cross_xy"][f] += cross.reshape(d1, d2, k)
                 t["cross_xy"] += cross.reshape(d1, d2, k)
                 gy = torch.bmm(yf.permute(1, 2, 0), yf.permute(1, 0, 2))  # (D2, K, K)
