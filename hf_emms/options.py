@@ -315,13 +315,15 @@ class RunSpec:
         While a candidate is scored, download the next Hub candidates' files on a background thread, at most two
         ahead (only files their turns would fetch; nothing for local folders or candidates scored earlier), so
         downloads overlap the forward passes instead of adding to them.
-    overlap : bool, optional
-        Extract the next candidate's statistics on a background thread while the current one is solved and stored,
-        so the solver's seconds (CPU work, and the fold eigensystems where the statistics are) hide behind the next
-        forward pass. Default (None): on when features are extracted on an accelerator, off on the CPU, where the
-        forward pass and the solver would share the same cores. Single-process runs only (a data-parallel run keeps
-        its collectives on one thread). Rows, scores and their order are the same either way; a row's ``seconds``
-        count from the start of its extraction, so with overlap consecutive rows' seconds overlap.
+    overlap : bool
+        Extract the next candidate's statistics on a background thread while the current one is solved and stored.
+        Off by default: measured, it gains little where the forward pass and the solver share the CPU's cores (2-6%
+        on two cores) and loses on a GPU, where both queue on the same device and the solve is the longer half (8
+        zoo candidates on an H200: 12.8-13.8 s without, 14.6-15.7 s with; ``benchmarks/rank_profile.py`` part 4).
+        Single-process runs only (a data-parallel run keeps its collectives on one thread). The rows and their order
+        are the same either way, and the scores on the CPU; on a GPU they agree to rounding (1e-16 relative: GEMM
+        kernels may differ between threads). A row's ``seconds`` count from the start of its extraction, so with
+        overlap consecutive rows' seconds overlap.
     """
 
     output_dir: str | os.PathLike | None = None
@@ -330,13 +332,13 @@ class RunSpec:
     progress: bool = True
     profile: bool = False
     prefetch: bool = True
-    overlap: bool | None = None
+    overlap: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefetch, bool):
             raise InvalidInputError(f"prefetch must be True or False; got {self.prefetch!r}.")
-        if self.overlap is not None and not isinstance(self.overlap, bool):
-            raise InvalidInputError(f"overlap must be True, False or None (automatic); got {self.overlap!r}.")
+        if not isinstance(self.overlap, bool):
+            raise InvalidInputError(f"overlap must be True or False; got {self.overlap!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)

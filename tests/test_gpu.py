@@ -93,8 +93,8 @@ def test_a_real_out_of_memory_halves_the_batch_and_changes_no_output(bert):
 
 def test_a_ranking_on_the_gpu_overlaps_solves_on_the_device_and_agrees_with_the_cpu(tmp_path):
     """Issue 19 end to end on CUDA: every layer's statistics accumulated on the GPU (index bookkeeping on the host),
-    the cross-validated solve on the device, the next candidate extracted on a background thread (overlap's default
-    on an accelerator). float32 features: the scores are the CPU's to float32 rounding, the order the same."""
+    the cross-validated solve on the device, the next candidate extracted on a background thread (overlap=True).
+    float32 features: the scores are the CPU's to float32 rounding, the order the same."""
     from hf_emms import rank
     from hf_emms.demo_data import topics_dataset
     from hf_emms.options import RankSpec
@@ -104,7 +104,7 @@ def test_a_ranking_on_the_gpu_overlaps_solves_on_the_device_and_agrees_with_the_
     models = [str(tiny.bert(tmp_path / f"m{i}", hidden=hidden, layers=3, seed=i)) for i, hidden in enumerate((32, 48, 64))]
     encoder = str(tiny.bert(tmp_path / "encoder", hidden=32, seed=9))
     ds = topics_dataset(240)
-    common = dict(encoders=[encoder], max_samples=None, progress=False, layers="auto")
+    common = dict(encoders=[encoder], max_samples=None, progress=False, layers="auto", overlap=True)
     assert overlaps(iter_rank(ds, models, device="cuda", cache_dir=tmp_path / "plan", **common).plan) is True
     cpu = rank(ds, models, device="cpu", cache_dir=tmp_path / "cpu", **common)
     gpu = rank_spec(ds, models, RankSpec.from_options(device="cuda", dtype="float32", cache_dir=tmp_path / "gpu", **common))

@@ -333,7 +333,7 @@ def test_the_next_hub_candidates_download_while_the_current_one_is_scored(prefet
 
 
 def test_overlap_extracts_the_next_candidate_while_this_one_is_solved_and_changes_no_row(tiny, tmp_path):
-    # Issue 19: with RunSpec.overlap (the default on an accelerator; forced here on the CPU) candidate i + 1's
+    # Issue 19: with RunSpec.overlap (off by default) candidate i + 1's
     # statistics are extracted on a background thread while candidate i is solved and stored. The rows, their order,
     # a broken candidate's skipped row and the records are those of a run without it.
     from hf_emms.options import RankSpec
@@ -374,15 +374,15 @@ def test_overlap_extracts_the_next_candidate_while_this_one_is_solved_and_change
         time.sleep(0.05)
     assert not any(t.name.startswith("hf-emms-extract") for t in threading.enumerate())
     assert cached(root) == 2 and len(ResultsStore(root / "results").records()) == 1
-    with pytest.raises(InvalidInputError, match="overlap must be True, False or None"):
-        RankSpec.from_options(overlap="yes")
-    # The default: off on the CPU (the forward pass and the solver would share its cores), as asked otherwise.
+    for bad in ("yes", None):
+        with pytest.raises(InvalidInputError, match="overlap must be True or False"):
+            RankSpec.from_options(overlap=bad)
+    # The default: off (measured not to pay, on a CPU or a GPU); as asked otherwise; never for a single candidate.
     from hf_emms.pipeline.score import overlaps
 
     two = [str(tiny["small"]), str(tiny["wide"])]
-    for asked, device, expected in ((None, "cpu", False), (True, "cpu", True), (False, None, False)):
-        plan = iter_rank(_dataset(), two, encoders=None, cache_dir=tmp_path / "plans", progress=False,
-                         overlap=asked, device=device).plan
+    for asked, models, expected in (({}, two, False), ({"overlap": True}, two, True), ({"overlap": True}, two[:1], False)):
+        plan = iter_rank(_dataset(), models, encoders=None, cache_dir=tmp_path / "plans", progress=False, **asked).plan
         assert overlaps(plan) is expected
 
 

@@ -6,8 +6,8 @@ at a time.
         part = extract_candidate(plan, candidate)       stored record, or pin -> extract (.score)
         row = finish_candidate(plan, part)              -> solve -> store (.score)
 
-With ``RunSpec.overlap`` (default: on an accelerator) the first half runs one candidate ahead on a background
-thread, so a candidate's forward pass overlaps the previous one's solve (``score.Turns``).
+With ``RunSpec.overlap`` (off by default: measured, it does not pay; see there) the first half runs one candidate
+ahead on a background thread, so a candidate's forward pass overlaps the previous one's solve (``score.Turns``).
 
 A candidate that fails (gated, unsupported, broken weights, too large) becomes a skipped row with its reason; the
 ranking goes on. Under ``accelerate launch``/``torchrun`` every process runs the same loop: extraction shards the

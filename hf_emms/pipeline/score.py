@@ -12,7 +12,6 @@ from typing import Any
 from .._timing import Phases
 from ..errors import HfEmmsError
 from ..features.candidate import fetch_files
-from ..features.distributed import resolve_device
 from ..features.extract import run_candidate
 from ..hub import Candidate, scan
 from ..records import Row
@@ -181,15 +180,9 @@ class Turns:
 
 
 def overlaps(plan: Plan) -> bool:
-    """Whether the plan's extractions run on a background thread (``RunSpec.overlap``): as asked, else when features
-    are extracted on an accelerator and no profile is taken (a profile times one phase at a time); never with
+    """Whether the plan's extractions run on a background thread: when ``RunSpec.overlap`` asks for it, never with
     several processes (their collectives stay on one thread) or fewer than two candidates."""
-    run = plan.spec.run
-    if plan.world_size > 1 or len(plan.candidates) < 2:
-        return False
-    if run.overlap is not None:
-        return run.overlap
-    return not run.profile and resolve_device(plan.spec.extract.device).type != "cpu"
+    return plan.spec.run.overlap and plan.world_size == 1 and len(plan.candidates) >= 2
 
 
 def _solve(plan: Plan, extracted: Extracted) -> Row:
