@@ -402,3 +402,18 @@ def test_class_sets_that_differ_between_batches_and_merges_line_up_by_id():
     assert parts.n_classes == whole.n_classes == 7
     np.testing.assert_allclose(parts.centered().class_scatter, whole.centered().class_scatter, atol=1e-10)
     np.testing.assert_array_equal(parts.centered().class_count, whole.centered().class_count)
+
+
+def test_index_data_reaches_a_device_in_one_copy_with_each_part_intact():
+    """``to_device`` (FeatureStats.update's host-to-device path for folds, class cells and counts) concatenates the
+    parts into one buffer and splits it again: each part keeps its shape and values; on the CPU nothing is copied."""
+    from hf_emms.solver.kernels import to_device
+
+    parts = [torch.arange(7), torch.tensor([3, 1, 4, 1, 5]).reshape(5), torch.arange(12).reshape(3, 4), torch.tensor([9])]
+    same = to_device(torch.device("cpu"), *parts)
+    assert all(a is b for a, b in zip(same, parts))
+    moved = to_device(torch.device("meta"), *parts)  # any non-CPU device: one buffer, split back into the parts
+    assert [(m.device.type, m.shape, m.dtype) for m in moved] == [("meta", p.shape, torch.int64) for p in parts]
+    if torch.cuda.is_available():
+        back = to_device(torch.device("cuda"), *parts)
+        assert all(torch.equal(b.cpu(), p) for b, p in zip(back, parts))

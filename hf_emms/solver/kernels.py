@@ -52,7 +52,8 @@ def to_device(dev: torch.device, *parts: torch.Tensor) -> list[torch.Tensor]:
     next work is launched). On the CPU the tensors are returned as they are."""
     if dev.type == "cpu":
         return list(parts)
-    flat = torch.cat([p.reshape(-1).long() for p in parts]).pin_memory().to(dev, non_blocking=True)
+    flat = torch.cat([p.reshape(-1).long() for p in parts])
+    flat = flat.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else flat.to(dev)  # pinned: CUDA's
     return [t.view(p.shape) for t, p in zip(flat.split([p.numel() for p in parts]), parts)]
 
 
