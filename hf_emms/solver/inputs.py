@@ -85,6 +85,27 @@ def check_magnitude(t: torch.Tensor, name: str) -> None:
             )
 
 
+def check_batch_sums(x: torch.Tensor, y: torch.Tensor, sums: dict[str, torch.Tensor],
+                     sq_norm: torch.Tensor) -> None:
+    """The finiteness checks of one batch's sums, with one read of the device for all of them (each read waits for
+    the queued work), raised in order of precedence: NaN/inf features, squares or fourth powers that overflow
+    float64, NaN/inf F-labels (when ``sums`` holds ``sum_y``). ``sq_norm``: each row's |x - c|^2."""
+    checks = [torch.isfinite(sums["sum_x"]).all(),
+              torch.isfinite(sums["quartic_x"]) & torch.isfinite(sq_norm.sum())]  # sum |x - c|^2 = tr(Gram)
+    if "sum_y" in sums:
+        checks.append(torch.isfinite(sums["sum_y"]).all())
+    finite_x, small_x, *finite_y = torch.stack(checks).tolist()
+    if not finite_x:
+        raise_not_finite(x, "features")
+    if not small_x:
+        raise InvalidInputError(
+            "features are too large: their squares or fourth powers overflow float64. Rescale them "
+            "(EMMS standardises columns, so the scale does not change its score)."
+        )
+    if finite_y and not finite_y[0]:
+        raise_not_finite(y, "label_embeddings")
+
+
 def raise_not_finite(a: torch.Tensor, name: str) -> None:
     """Raise the error for NaN/inf values in ``a`` (B, ...), naming the first bad row."""
     bad = (~torch.isfinite(a.to(_F64))).reshape(a.shape[0], -1).any(1).nonzero()

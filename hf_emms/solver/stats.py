@@ -38,8 +38,9 @@ import torch
 from ..errors import InvalidInputError
 from .centered import CenteredStats
 from .collective import all_reduce_stats, collective_device
-from .inputs import as_tensor, check_head_logits, check_magnitude, check_sample_ids, check_stats_memory, check_targets
-from .inputs import raise_not_finite as _raise_not_finite
+from .inputs import (
+    as_tensor, check_batch_sums, check_head_logits, check_magnitude, check_sample_ids, check_stats_memory, check_targets,
+)
 from .kernels import _CLASS_DIM, _HEAD, _MOVABLE, _SHIFTS, _TARGET_SUMS, _check_compatible, _gram, _pad_classes, _work_buffer, fold_of, head_tables, to_device  # noqa: F401
 from .shifts import move_sums
 
@@ -230,22 +231,7 @@ class FeatureStats:
             shapes.update(cross_xy=(d1, d2, k), fold_cross_xy=(f_count, d1, d2, k), gram_y=(d2, k, k),
                           fold_gram_y=(f_count, d2, k, k))
             new["shift_y"] = shift_y
-        # One read of the device for every finiteness check of the batch (NaN/inf features, sums of fourth powers
-        # that overflow float64, NaN/inf F-labels), in that order of precedence.
-        checks = [torch.isfinite(batch["sum_x"]).all(),
-                  torch.isfinite(batch["quartic_x"]) & torch.isfinite(sq_norm.sum())]  # sum |x - c|^2 = tr(Gram)
-        if kind != "classes":
-            checks.append(torch.isfinite(batch["sum_y"]).all())
-        finite_x, small_x, *finite_y = torch.stack(checks).tolist()
-        if not finite_x:
-            _raise_not_finite(x, "features")
-        if not small_x:
-            raise InvalidInputError(
-                "features are too large: their squares or fourth powers overflow float64. Rescale them "
-                "(EMMS standardises columns, so the scale does not change its score)."
-            )
-        if finite_y and not finite_y[0]:
-            _raise_not_finite(y, "label_embeddings")
+        check_batch_sums(x, y, batch, sq_norm)
 
         # Everything is checked: commit (a batch with bad input leaves no trace). The Gram and cross products go
         # straight into the sums fold by fold: one fold's rows at a time is all the extra memory they take, and
