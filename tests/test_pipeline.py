@@ -381,8 +381,7 @@ def test_overlap_extracts_the_next_candidate_while_this_one_is_solved_and_change
     from hf_emms.pipeline.score import overlaps
 
     two = [str(tiny["small"]), str(tiny["wide"])]
-    cases = (({}, two, False), ({"overlap": True}, two, True), ({"overlap": True}, two[:1], False))
-    for asked, models, expected in cases:
+    for asked, models, expected in (({}, two, False), ({"overlap": True}, two, True), ({"overlap": True}, two[:1], False)):
         plan = iter_rank(_dataset(), models, encoders=None, cache_dir=tmp_path / "plans", progress=False, **asked).plan
         assert overlaps(plan) is expected
 
@@ -414,22 +413,3 @@ def test_a_row_read_back_from_the_store_keeps_its_seconds(tiny, tmp_path):
     first = rank(_dataset(), [str(tiny["small"])], **kwargs).rows[0]
     again = rank(_dataset(), [str(tiny["small"])], **kwargs).rows[0]
     assert first.seconds is not None and again.seconds == first.seconds
-
-
-def test_the_statistics_cache_is_written_during_the_solve_and_a_failed_write_costs_a_warning_only(tiny, tmp_path):
-    # Issue 19: a ranking writes each candidate's statistics on the cache's writer thread while the candidate is
-    # solved; when rank() returns the entries are on disk. A cache that cannot be written (here its folder is a
-    # file) warns and the ranking goes on with every candidate scored.
-    models = [str(tiny["small"]), str(tiny["wide"])]
-    root = tmp_path / "ok"
-    ranking = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=root, progress=False)
-    assert (ranking.df["status"] == "ok").all()
-    assert len(list((root / "stats").rglob("*.json"))) == 2  # both records: written before rank() returned
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "stats").write_text("not a folder")
-    with pytest.warns(UserWarning, match="could not write the statistics cache entry"):
-        again = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=broken, progress=False)
-    assert (again.df["status"] == "ok").all()
-    scores = ranking.df.set_index("model")["emms"].to_dict()
-    assert again.df.set_index("model")["emms"].to_dict() == pytest.approx(scores)

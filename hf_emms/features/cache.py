@@ -4,11 +4,6 @@ pooling, dtype, text length), so that a re-run or a run after a crash recomputes
 An entry is two files named by the key's hash: the statistics (``.safetensors``, written by ``FeatureStats.save``)
 and the record of how they were made (``.json``). Both are written to a temporary file and renamed; the record is
 written last, so an entry whose record exists is complete. Anything unreadable is a miss, never an error.
-
-A ranking writes in the background (``put(..., background=True)``): one writer thread, so that the next candidate's
-solve does not wait for hundreds of megabytes of per-layer statistics to reach the disk. ``get`` of a key whose write
-is under way waits for it, :func:`finish_writes` waits for all (a ranking calls it when it ends; the writer thread
-is also joined when the interpreter exits), and a failed background write is a warning, never a lost ranking.
 """
 
 from __future__ import annotations
@@ -16,9 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +21,6 @@ from ..errors import StatsFileError
 from ..solver import FeatureStats
 
 CACHE_FORMAT = 1  # bump when what a key's statistics mean changes (pooling rules, preprocessing)
-
-_WRITER: ThreadPoolExecutor | None = None  # started on the first background write; joined at interpreter exit
-_PENDING: dict[Path, Future] = {}  # record path -> its background write, until it is waited for
-_LOCK = threading.Lock()
-
-
-def finish_writes() -> None:
-    """Wait for every background write under way; each one that failed is a warning, raised here, on the caller's
-    thread."""
-    with _LOCK:
-        pending = list(_PENDING.values())
-        _PENDING.clear()
-    for future in pending:
-        _warn_if_failed(future)
-
-
-def _wait_for(record_path: Path) -> None:
-    with _LOCK:
-        future = _PENDING.pop(record_path, None)
-    if future is not None:
-        _warn_if_failed(future)
-
-
-def _warn_if_failed(future: Future) -> None:
-    failure = future.result()  # the writer returns a message instead of raising
-    if failure:
-        warnings.warn(failure, stacklevel=3)
 
 
 def array_digest(a: np.ndarray) -> str:
@@ -95,7 +60,6 @@ class StatsCache:
         """The cached statistics, record and other layers' statistics of ``key``, or None when absent or
         unreadable."""
         stats_path, record_path = self._paths(key)
-        _wait_for(record_path)  # this key's own background write, if one is under way
         try:
             record = json.loads(record_path.read_text())
             last = str(record.get("n_layers"))
@@ -106,37 +70,14 @@ class StatsCache:
             return None
 
     def put(self, key: str, stats: FeatureStats, record: dict[str, Any],
-            layers: dict[str, FeatureStats] | None = None, *, background: bool = False) -> None:
+            layers: dict[str, FeatureStats] | None = None) -> None:
         """Store an entry: statistics first (the last layer's, then the others'), then the record that marks it
-        complete. With ``background`` the write runs on the cache's writer thread and this returns at once; the
-        statistics must not change afterwards (the solvers only read them)."""
-        if not background:
-            self._write(key, stats, record, layers)
-            return
-        global _WRITER
-        with _LOCK:
-            if _WRITER is None:
-                _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-emms-cache-write")
-            _PENDING[self._paths(key)[1]] = _WRITER.submit(self._write_or_explain, key, stats, record, layers)
-
-    def _write(self, key: str, stats: FeatureStats, record: dict[str, Any],
-               layers: dict[str, FeatureStats] | None) -> None:
+        complete."""
         stats_path, record_path = self._paths(key)
         stats.save(stats_path)
         for name, part in (layers or {}).items():
             part.save(self._layer_path(stats_path, name))
         atomic_write(record_path, json.dumps(record, indent=1))
-
-    def _write_or_explain(self, key: str, stats: FeatureStats, record: dict[str, Any],
-                          layers: dict[str, FeatureStats] | None) -> str | None:
-        """The write, on the writer thread: None, or what went wrong (warned about on the thread that waits)."""
-        try:
-            self._write(key, stats, record, layers)
-        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written costs a re-extraction, not the run
-            return (f"hf-emms could not write the statistics cache entry {key[:12]} under {self.root} "
-                    f"({type(exc).__name__}: {exc}); the ranking goes on, and a later run extracts this candidate "
-                    "again. Free disk space or choose another cache_dir.")
-        return None
 
     @staticmethod
     def _layer_path(stats_path: Path, name: str) -> Path:

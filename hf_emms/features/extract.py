@@ -238,11 +238,10 @@ def prepare_job(
 
 def run_candidate(
     job: Job, candidate: str | os.PathLike | Candidate, revision: str | None = None, *, rank: int = 0,
-    world_size: int = 1, mode: str = "single", background_write: bool = False,
+    world_size: int = 1, mode: str = "single",
 ) -> Extraction:
     """Statistics of one candidate: from the cache, or computed over this process's shard and summed across the
-    ``world_size`` processes (every one of which must call this with the same job and candidate when > 1). With
-    ``background_write`` the cache entry is written on the cache's writer thread (see :mod:`.cache`)."""
+    ``world_size`` processes (every one of which must call this with the same job and candidate when > 1)."""
     start = time.perf_counter()
     settings = job.settings
     device = resolve_device(settings.device)
@@ -313,7 +312,7 @@ def run_candidate(
     )
     layers = {k: v for k, v in layer_stats.items() if k != last} if n_layers is not None else {}
     if cache is not None and (rank == 0 or mode == "candidate-parallel"):
-        cache.put(key, stats, record.to_dict(), layers=layers, background=background_write)
+        cache.put(key, stats, record.to_dict(), layers=layers)
     return Extraction(stats, record, layers)
 
 

@@ -21,7 +21,6 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..features.cache import finish_writes
 from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
 from ..records import RankingMeta, Row
 from ..results import Ranking
@@ -215,7 +214,6 @@ class RankRun:
             turns.stop()
             if ahead is not None:
                 ahead.stop()
-            finish_writes()  # the statistics cache is complete when the ranking is
 
     def ranking(self) -> Ranking:
         """The table of the rows so far."""

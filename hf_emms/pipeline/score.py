@@ -55,8 +55,7 @@ def extract_candidate(plan: Plan, candidate: Candidate | str) -> Extracted:
     try:
         mode = "data-parallel" if plan.world_size > 1 else "single"
         with phases("extraction"):
-            extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode,
-                                       background_write=True)  # the cache entry reaches the disk during the solve
+            extraction = run_candidate(plan.job, candidate, rank=plan.rank, world_size=plan.world_size, mode=mode)
         spent, timings = phases.seconds.pop("extraction"), extraction.record.timings
         phases.merge(timings)  # resolve, load, tokenizer, preprocess, forward, pooling, statistics
         phases.add("extraction_other", max(spent - sum(timings.values()), 0.0))  # outside run_candidate's phases
