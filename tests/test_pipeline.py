@@ -413,3 +413,17 @@ def test_a_row_read_back_from_the_store_keeps_its_seconds(tiny, tmp_path):
     first = rank(_dataset(), [str(tiny["small"])], **kwargs).rows[0]
     again = rank(_dataset(), [str(tiny["small"])], **kwargs).rows[0]
     assert first.seconds is not None and again.seconds == first.seconds
+
+
+def test_a_statistics_cache_that_cannot_be_written_costs_a_warning_not_the_candidate(tiny, tmp_path):
+    # Its folder is a file: every write fails. The candidates are scored all the same, as with a working cache.
+    models = [str(tiny["small"]), str(tiny["wide"])]
+    ranking = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=tmp_path / "ok", progress=False)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "stats").write_text("not a folder")
+    with pytest.warns(UserWarning, match="could not write the statistics cache entry"):
+        again = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=broken, progress=False)
+    assert (again.df["status"] == "ok").all()
+    scores = ranking.df.set_index("model")["emms"].to_dict()
+    assert again.df.set_index("model")["emms"].to_dict() == pytest.approx(scores)

@@ -3,7 +3,8 @@ pooling, dtype, text length), so that a re-run or a run after a crash recomputes
 
 An entry is two files named by the key's hash: the statistics (``.safetensors``, written by ``FeatureStats.save``)
 and the record of how they were made (``.json``). Both are written to a temporary file and renamed; the record is
-written last, so an entry whose record exists is complete. Anything unreadable is a miss, never an error.
+written last, so an entry whose record exists is complete. Anything unreadable is a miss, never an error, and a
+write that fails (a full disk, a cache folder that is a file) is a warning: the statistics are returned all the same.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +76,15 @@ class StatsCache:
         """Store an entry: statistics first (the last layer's, then the others'), then the record that marks it
         complete."""
         stats_path, record_path = self._paths(key)
-        stats.save(stats_path)
-        for name, part in (layers or {}).items():
-            part.save(self._layer_path(stats_path, name))
-        atomic_write(record_path, json.dumps(record, indent=1))
+        try:
+            stats.save(stats_path)
+            for name, part in (layers or {}).items():
+                part.save(self._layer_path(stats_path, name))
+            atomic_write(record_path, json.dumps(record, indent=1))
+        except OSError as exc:  # a cache that cannot be written costs a re-extraction later, not this candidate
+            warnings.warn(f"hf-emms could not write the statistics cache entry {key[:12]} under {self.root} "
+                          f"({type(exc).__name__}: {exc}); the ranking goes on, and a later run extracts this "
+                          "candidate again. Free disk space or choose another cache_dir.", stacklevel=2)
 
     @staticmethod
     def _layer_path(stats_path: Path, name: str) -> Path:
