@@ -241,3 +241,33 @@ def test_the_cli_reads_layers_and_prints_the_last_layer_beside_the_layer_aware_s
     with pytest.raises(SystemExit):
         main([*common, "--layers", "first"])
     assert "nor layer indices" in capsys.readouterr().err
+
+
+def test_blocks_fold_in_early_when_their_features_fill_the_byte_budget_and_the_statistics_do_not_change():
+    """Blocks gather pooled batches up to ``rows`` samples or ``max_bytes`` of features, whichever comes first (many
+    wide layers on an accelerator): where the block boundaries fall does not change the statistics."""
+    from types import SimpleNamespace
+
+    from hf_emms.features.blocks import Blocks
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 500)
+    job = SimpleNamespace(labels=labels, label_embeddings=None, settings=SimpleNamespace(max_stats_memory=None))
+    import torch
+
+    batches = [{k: torch.from_numpy(rng.normal(size=(50, 16)).astype(np.float32)) for k in ("1", "2")} for _ in range(10)]
+    one_block, small = Blocks(job, rows=1024), Blocks(job, rows=1024, max_bytes=3 * 2 * 50 * 16 * 4)
+    for i, features in enumerate(batches):
+        for blocks in (one_block, small):
+            blocks.add(features, None, np.arange(50 * i, 50 * (i + 1)), last="2")
+    assert not one_block.stats and small.stats["2"].n == 450  # three flushes of 150 rows, the last 50 still held
+    for blocks in (one_block, small):
+        blocks.flush()
+    from hf_emms.solver import emms
+
+    for key in ("1", "2"):  # sums about different shifts (each block's first mean): compared once centred
+        a, b = one_block.stats[key].centered(), small.stats[key].centered()
+        assert a.n == b.n == 500
+        for name in ("mean_x", "scatter_x", "class_count", "class_scatter"):
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, atol=1e-10)
+        assert emms(one_block.stats[key]).score == pytest.approx(emms(small.stats[key]).score, rel=1e-10)

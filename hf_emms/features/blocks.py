@@ -19,12 +19,15 @@ class Blocks:
     :class:`FeatureStats` per kept layer (:mod:`.layers`), created at the first block, after the memory check.
 
     ``FeatureStats.update`` costs a few dozen tensor operations whatever the batch size; at model batch sizes
-    (32-64 samples) that fixed cost, not arithmetic, dominates. Blocks of 1,024 samples pay it once per block;
-    they hold rows x D1 pooled features per layer (4 MB for 1,024 x 1,024 in float32), not the dataset's.
+    (32-64 samples) that fixed cost, not arithmetic, dominates. Blocks of 1,024 samples (4,096 on an accelerator,
+    where the cost is kernel launches) pay it once per block; they hold rows x D1 pooled features per layer (4 MB
+    for 1,024 x 1,024 in float32), not the dataset's, and a block is folded in early once its features take
+    ``max_bytes`` (many wide layers).
     """
 
-    def __init__(self, job: Any, rows: int = 1024) -> None:  # job: an .extract.Job
-        self.job, self.rows = job, rows
+    def __init__(self, job: Any, rows: int = 1024, max_bytes: int = 256 * 2**20) -> None:  # job: an .extract.Job
+        self.job, self.rows, self.max_bytes = job, rows, max_bytes
+        self.held = 0  # bytes of the features gathered so far
         self.stats: dict[str, FeatureStats] = {}
         self.features: dict[str, list[torch.Tensor]] = {}
         self.logits: list[torch.Tensor] = []
@@ -36,10 +39,11 @@ class Blocks:
         self.last = last
         for key, x in features.items():
             self.features.setdefault(key, []).append(x)
+            self.held += x.numel() * x.element_size()
         self.ids.append(ids)
         if logits is not None:
             self.logits.append(logits)
-        if sum(len(i) for i in self.ids) >= self.rows:
+        if sum(len(i) for i in self.ids) >= self.rows or self.held >= self.max_bytes:
             self.flush()
 
     def flush(self) -> None:
@@ -58,7 +62,7 @@ class Blocks:
                                        sample_ids=ids)
             else:
                 self.stats[key].update(x, label_embeddings=targets, sample_ids=ids)
-        self.features, self.logits, self.ids = {}, [], []
+        self.features, self.logits, self.ids, self.held = {}, [], [], 0
 
     def _start(self, widths: dict[str, int], logits: torch.Tensor | None) -> None:
         """One accumulator per kept layer, once the layers' statistics are known to fit the memory budget."""
