@@ -255,7 +255,10 @@ def test_blocks_fold_in_early_when_their_features_fill_the_byte_budget_and_the_s
     job = SimpleNamespace(labels=labels, label_embeddings=None, settings=SimpleNamespace(max_stats_memory=None))
     import torch
 
-    batches = [{k: torch.from_numpy(rng.normal(size=(50, 16)).astype(np.float32)) for k in ("1", "2")} for _ in range(10)]
+    def batch():
+        return {k: torch.from_numpy(rng.normal(size=(50, 16)).astype(np.float32)) for k in ("1", "2")}
+
+    batches = [batch() for _ in range(10)]
     one_block, small = Blocks(job, rows=1024), Blocks(job, rows=1024, max_bytes=3 * 2 * 50 * 16 * 4)
     for i, features in enumerate(batches):
         for blocks in (one_block, small):
