@@ -210,18 +210,18 @@ def stats_bytes(
     Counts the totals and the ``folds`` per-fold copies of every sum (Gram (D1, D1), class tables (C, D1) and
     counts, head tables (C, Z), F-label cross products (D1, D2, K) and products (D2, K, K)), the batch's own
     copies of the class and head tables (it builds them before adding), and the work buffers (the float64 batch
-    (B, D1), one (D1, D1) Gram, one (D1, D2 K) cross product).
+    (B, D1) and its rows sorted by fold, one (D1, D1) Gram, one (D1, D2 K) cross product).
     """
     copies = folds + 1
     words = 3 * d1 + 1 + folds + folds * d1 + copies * d1 * d1  # shift, sum, cubic, quartic; fold counts and sums; Grams
-    words += batch * d1 + d1 * d1  # work buffers
+    words += 2 * batch * d1 + d1 * d1  # work buffers
     if n_classes:
         tables = copies * n_classes * (d1 + 1) + 2 * n_classes * n_source
         words += 2 * tables  # the sums and the batch's tables
     if label_shape is not None:
         d2k = label_shape[0] * label_shape[1]
         words += (2 + folds) * d2k + copies * d1 * d2k + copies * d2k * label_shape[1]
-        words += batch * d2k + 2 * d1 * d2k  # the centred batch, one fold's cross product and its reshape
+        words += 2 * batch * d2k + 2 * d1 * d2k  # the centred batch and its fold order, one fold's cross product x 2
     return 8 * words
 
 
