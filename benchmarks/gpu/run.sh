@@ -7,6 +7,7 @@
 # architectures with random weights on the device; their seconds are real, their scores mean nothing.
 # Steps run in order of importance, each under its own cap and one overall deadline, so that the results of the
 # steps that finished come back even when a later one is cut short.
+#   here first:   bash benchmarks/gpu/prepare.sh   (builds .whl and .gpu)
 #   device call:  bash benchmarks/gpu/run.sh      (carry: .whl .gpu; timeout_s 600)
 #   some steps:   STEPS="pytest overlap" GPU_RUN_SECONDS=270 bash benchmarks/gpu/run.sh
 #   local smoke test of the script itself (CPU, tiny sizes):  SMOKE=1 OUT=/tmp/out PATH=.venv/bin:$PATH bash benchmarks/gpu/run.sh
