@@ -56,8 +56,9 @@ def main() -> None:
     averages = prof.key_averages()
     by_cuda = averages.table(sort_by="self_cuda_time_total", row_limit=args.top)
     by_cpu = averages.table(sort_by="cpu_time_total", row_limit=args.top)
-    syncs = {e.key: e.count for e in averages if e.key in ("aten::item", "aten::_local_scalar_dense", "cudaStreamSynchronize",
-                                                           "cudaDeviceSynchronize", "cudaMemcpyAsync")}
+    reads = ("aten::item", "aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize",
+             "cudaMemcpyAsync")
+    syncs = {e.key: e.count for e in averages if e.key in reads}
     total_cuda = sum(e.self_device_time_total for e in averages) / 1e6
     print(f"model {args.model.name}, {args.n} sentences, batch {args.batch_size}, layers={args.layers}: "
           f"{plain_s:.2f} s unprofiled, {traced_s:.2f} s profiled; GPU busy {total_cuda:.2f} s (sum of kernel times)")
