@@ -332,7 +332,8 @@ def test_workers_files_merge_into_one_without_replacing_kept_runs(bench, tmp_pat
 
 def test_the_convergence_report_ranks_the_same_models_against_both_recipes(tmp_path):
     """convergence.py --report: runs of one task merged, every selector's weighted tau and regret computed on the
-    models the runs cover, against the recipe's accuracies and the longer runs'; runs of two tasks are refused."""
+    models the runs cover, against the recipe's accuracies and the longer runs'; runs of two tasks or two seeds are
+    refused."""
     script = ROOT / "benchmarks" / "quality" / "convergence.py"
     recipe = dataclasses.asdict(dataclasses.replace(finetune.RECIPE, epochs=10))
     run = lambda model, before, after: {"recipe_acc": before, "recipe_last_loss": 1.9, "longer_acc": after,  # noqa: E731
@@ -361,3 +362,8 @@ def test_the_convergence_report_ranks_the_same_models_against_both_recipes(tmp_p
     proc = subprocess.run([sys.executable, str(script), "--report", *map(str, paths), "--scores",
                            str(tmp_path / "quality.json")], capture_output=True, text=True)
     assert proc.returncode != 0 and "one task per report" in proc.stderr
+    parts[1].update(task="toy", seed=1)  # a seed-1 run's models would replace the seed-0 runs of the same models
+    paths[1].write_text(json.dumps(parts[1]))
+    proc = subprocess.run([sys.executable, str(script), "--report", *map(str, paths), "--scores",
+                           str(tmp_path / "quality.json")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "one seed per report" in proc.stderr

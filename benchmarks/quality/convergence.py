@@ -4,7 +4,8 @@ A ranking is judged against fine-tuned accuracy, so a recipe that stops before t
 ground truth measure how fast each model learns in a few hundred steps, not how well it transfers. The signs are in
 the ground truth's own logs (the last epoch's training loss far above the other tasks') and in its probe column (a
 fine-tuned model below a linear probe of its own frozen features). This script re-runs chosen cells with
-``epochs`` raised and everything else of the recipe unchanged (seed 0), and prints both results side by side.
+``epochs`` raised and everything else of the recipe unchanged (seed 0, or --seed), and prints both results side by
+side: the recipe's run of the same seed where the ground truth holds one.
 Its numbers are a diagnostic: they never enter ``ground_truth.json`` (one recipe for every task there).
 
 Run:  .venv/bin/python benchmarks/quality/convergence.py --task banking77 --models mpnet-12 mpnet-12-top6-reinit
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--zoo", type=Path, default=Path.home() / ".cache" / "hf_emms" / "quality-zoo",
                         help="the zoo folder (benchmarks/quality.py --build-zoo DIR)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the ground truth's CPU cells: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the longer runs (default 0)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if args.report:
@@ -55,15 +57,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     truth = load_ground_truth(HERE / "ground_truth.json").get(args.task, {})
     recipe = dataclasses.replace(RECIPE, epochs=args.epochs)
-    out = {"task": args.task, "recipe": dataclasses.asdict(recipe), "models": {},
+    out = {"task": args.task, "recipe": dataclasses.asdict(recipe), "seed": args.seed, "models": {},
            "config": {"threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
                       "cpus": os.cpu_count()}}
-    print(f"| model | recipe ({RECIPE.epochs} epochs) | last train loss | {args.epochs} epochs, seed 0 | last train loss |")
+    print(f"| model | recipe ({RECIPE.epochs} epochs) | last train loss | {args.epochs} epochs, seed {args.seed} "
+          "| last train loss |")
     print("|---|---|---|---|---|")
     for model in args.models:
-        run = finetune(args.zoo / model, HERE / "tasks" / args.task, seed=0, recipe=recipe, progress=False)
+        run = finetune(args.zoo / model, HERE / "tasks" / args.task, seed=args.seed, recipe=recipe, progress=False)
         given = truth.get(model, {})
-        first = next((r for r in given.get("runs", []) if r.get("seed") == 0), {})
+        first = next((r for r in given.get("runs", []) if r.get("seed") == args.seed), {})
         before = _last_loss(first.get("log", []))
         out["models"][model] = {"recipe_acc": given.get("finetune_acc"), "recipe_last_loss": before,
                                 "longer_acc": run["finetune_acc"], "longer_last_loss": _last_loss(run["log"]),
@@ -83,6 +86,9 @@ def report(runs: list[Path], scores_path: Path, out: Path | None) -> None:
         part = json.loads(path.read_text())
         if merged and part["task"] != merged["task"]:
             raise SystemExit(f"{path} is a run of {part['task']}, not {merged['task']}: one task per report")
+        if merged and part.get("seed", 0) != merged.get("seed", 0):
+            raise SystemExit(f"{path} holds seed {part.get('seed', 0)} runs, the others seed {merged.get('seed', 0)}: "
+                             "one seed per report (each model's longer run would silently replace another's)")
         merged = {**part, "models": {**merged.get("models", {}), **part["models"]}}
     task, models = merged["task"], merged["models"]
     scores = json.loads(scores_path.read_text())["tasks"][task]["scores"]
@@ -91,7 +97,8 @@ def report(runs: list[Path], scores_path: Path, out: Path | None) -> None:
     both = {name: quality({m: a for m, a in truth.items() if m in scores}, scores)
             for name, truth in (("recipe", recipe), ("longer", longer))}
     epochs = merged["recipe"]["epochs"]
-    print(f"{task}: {len(longer)} models fine-tuned for {epochs} epochs (seed 0) beside the recipe's {RECIPE.epochs}\n")
+    print(f"{task}: {len(longer)} models fine-tuned for {epochs} epochs (seed {merged.get('seed', 0)}) beside the "
+          f"recipe's {RECIPE.epochs}\n")
     print(f"| selector | weighted tau, recipe | weighted tau, {epochs} epochs | regret, recipe | regret, {epochs} epochs |")
     print("|---|---|---|---|---|")
     for sel in both["longer"]:
