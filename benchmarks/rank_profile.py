@@ -118,7 +118,8 @@ def overlap_cost(hf_emms, zoo, members, data, device, common, repeats: int = 1) 
         order = [r.model for r in rows] == [r.model for r in first]
         # On a GPU two threads may get different GEMM kernels (cuBLAS handles are per thread): equal to rounding only.
         plain = {r.model: r.emms for r in first}
-        diff = max(abs(r.emms - plain[r.model]) / max(abs(plain[r.model]), 1e-12) for r in rows if r.ok)
+        diffs = [abs(r.emms - plain[r.model]) / max(abs(plain[r.model]), 1e-12) for r in rows if r.ok]
+        diff = max(diffs, default=0.0)
         out.append({"overlap": overlap, "wall_seconds": wall, "same_scores": same, "same_order": order,
                     "max_relative_difference": diff, "scores": {r.model: r.emms for r in rows}})
         print(f"| {overlap} | {wall:.1f} | {'yes' if same else 'NO'} | {'yes' if order else 'NO'} | {diff:.1e} |")

@@ -317,9 +317,10 @@ class RunSpec:
         downloads overlap the forward passes instead of adding to them.
     overlap : bool
         Extract the next candidate's statistics on a background thread while the current one is solved and stored.
-        Off by default: measured, it gains little where the forward pass and the solver share the CPU's cores (2-6%
-        on two cores) and loses on a GPU, where both queue on the same device and the solve is the longer half (8
-        zoo candidates on an H200: 12.8-13.8 s without, 14.6-15.7 s with; ``benchmarks/rank_profile.py`` part 4).
+        Off by default: measured, it gains little or loses where the forward pass and the solver share the CPU's
+        cores (two cores: 42.1-43.9 s -> 41.1-41.3 s once, 42.9 -> 44.4 s later) and loses on a GPU, where both
+        queue on the same device and the solve is the longer half (8 zoo candidates on an H200: 12.8-13.8 s without,
+        14.6-15.7 s with; ``benchmarks/rank_profile.py`` part 4).
         Single-process runs only (a data-parallel run keeps its collectives on one thread). The rows and their order
         are the same either way, and the scores on the CPU; on a GPU they agree to rounding (1e-16 relative: GEMM
         kernels may differ between threads). A row's ``seconds`` count from the start of its extraction, so with

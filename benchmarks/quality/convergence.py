@@ -5,7 +5,8 @@ ground truth measure how fast each model learns in a few hundred steps, not how 
 the ground truth's own logs (the last epoch's training loss far above the other tasks') and in its probe column (a
 fine-tuned model below a linear probe of its own frozen features). This script re-runs chosen cells with
 ``epochs`` raised and everything else of the recipe unchanged (seed 0, or --seed), and prints both results side by
-side: the recipe's run of the same seed where the ground truth holds one.
+side: the recipe's accuracy (the ground truth's mean over its seeds) and the last training loss of its run of the same
+seed, where the ground truth holds one.
 Its numbers are a diagnostic: they never enter ``ground_truth.json`` (one recipe for every task there).
 
 Run:  .venv/bin/python benchmarks/quality/convergence.py --task banking77 --models mpnet-12 mpnet-12-top6-reinit
