@@ -141,6 +141,82 @@ def test_save_load_round_trip_is_exact_and_atomic(tmp_path, targets):
     assert loaded.n_source_classes == stats.n_source_classes
 
 
+def _symmetric(t):
+    return torch.equal(t, t.transpose(-1, -2))
+
+
+def test_grams_stay_exactly_symmetric_through_batches_merges_and_shifts():
+    from hf_emms.solver.shifts import move_sums
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((700, 37)) * rng.uniform(0.1, 30, 37) + 5).astype(np.float32)
+    labels = rng.integers(0, 3, 700)
+    a = FeatureStats().update(x[:300], labels=labels[:300], sample_ids=np.arange(300))
+    a.update(x[300:450], labels=labels[300:450], sample_ids=np.arange(300, 450))
+    b = FeatureStats().update(x[450:] * 3 - 7, labels=labels[450:], sample_ids=np.arange(450, 700))  # another shift
+    merged = a + b
+    for stats in (a, b, merged):
+        assert _symmetric(stats._t["gram_x"]) and _symmetric(stats._t["fold_gram_x"])
+    t = merged._t
+    moved = move_sums({"sum_x": t["fold_sum_x"], "gram_x": t["fold_gram_x"]}, t["fold_count"],
+                      torch.from_numpy(rng.standard_normal((5, 37))), None)
+    assert _symmetric(moved["gram_x"])
+
+
+def test_files_store_one_triangle_of_each_symmetric_gram(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    rng = np.random.default_rng(4)
+    stats = FeatureStats().update(rng.standard_normal((200, 64)), labels=rng.integers(0, 2, 200))
+    whole = sum(t.numel() * 8 for t in stats._t.values())
+    path = stats.save(tmp_path / "packed.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        assert json.loads(f.metadata()["hf_emms"])["packed"] == ["gram_x", "fold_gram_x"]
+        assert tuple(f.get_tensor("fold_gram_x").shape) == (5, 64 * 65 // 2)
+    assert path.stat().st_size < 0.56 * whole  # 6 Grams of 64 x 64 are most of the bytes
+    loaded = FeatureStats.load(path)
+    for name, t in stats._t.items():
+        assert torch.equal(loaded._t[name], t), name
+
+    # A Gram that is not exactly symmetric (an all-reduce may sum its two halves in different orders) is stored
+    # whole, and read back bit for bit.
+    stats._t["gram_x"][0, 1] += 1e-9
+    path = stats.save(tmp_path / "whole.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        assert json.loads(f.metadata()["hf_emms"])["packed"] == ["fold_gram_x"]
+    assert torch.equal(FeatureStats.load(path)._t["gram_x"], stats._t["gram_x"])
+
+
+def test_version_2_files_still_load_and_bad_packing_is_a_clear_error(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    rng = np.random.default_rng(5)
+    stats = FeatureStats().update(rng.standard_normal((50, 6)), label_embeddings=rng.standard_normal((50, 4, 2)))
+    full = {k: v.contiguous() for k, v in stats._t.items()}
+    meta = {"format": "hf-emms/feature-stats", "version": 2, "n": 50, "kind": "embeddings"}
+    save_file(full, tmp_path / "v2.safetensors", metadata={"hf_emms": json.dumps(meta)})
+    loaded = FeatureStats.load(tmp_path / "v2.safetensors")
+    assert all(torch.equal(loaded._t[k], v) for k, v in stats._t.items())
+    assert emms(loaded).score == emms(stats).score
+
+    packed = load_file(stats.save(tmp_path / "v3.safetensors"))
+    meta = {**meta, "version": 3}
+    cases = {
+        "short": ({**packed, "gram_x": packed["gram_x"][:-1]}, {**meta, "packed": ["gram_x", "fold_gram_x"]}),
+        "unknown": (packed, {**meta, "packed": ["gram_x", "cross_xy"]}),
+        "not_a_list": (packed, {**meta, "packed": "gram_x"}),
+        "unlisted": (packed, {**meta, "packed": ["gram_x"]}),  # fold_gram_x packed but not named: a shape error
+    }
+    for name, (t, m) in cases.items():
+        save_file(t, tmp_path / f"{name}.safetensors", metadata={"hf_emms": json.dumps(m)})
+        with pytest.raises(StatsFileError, match="inconsistent"):
+            FeatureStats.load(tmp_path / f"{name}.safetensors")
+
+
 def test_loading_something_else_is_a_clear_error(tmp_path):
     from safetensors.torch import save_file
 

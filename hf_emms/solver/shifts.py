@@ -22,9 +22,12 @@ def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy:
         s1 = t["sum_x"]
         out["sum_x"] = s1 + n[..., None] * dx
         if "gram_x" in t:
+            # Grouped so that an exactly symmetric G stays exactly symmetric: (A + A^T)_ij = (A + A^T)_ji, and
+            # n (dx_i dx_j) = n (dx_j dx_i), where ((G + A) + A^T) or (n dx_i) dx_j round differently on each side.
+            cross = dx[..., :, None] * s1[..., None, :]
             out["gram_x"] = (
-                t["gram_x"] + dx[..., :, None] * s1[..., None, :] + s1[..., :, None] * dx[..., None, :]
-                + n[..., None, None] * dx[..., :, None] * dx[..., None, :]
+                t["gram_x"] + (cross + cross.transpose(-1, -2))
+                + n[..., None, None] * (dx[..., :, None] * dx[..., None, :])
             )
     if "class_sum_x" in t:
         out["class_sum_x"] = t["class_sum_x"] + t["class_count"][..., None] * dx[..., None, :]

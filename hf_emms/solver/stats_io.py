@@ -1,10 +1,17 @@
 """The file format of ``FeatureStats``: one safetensors file, tensors plus JSON metadata, written atomically.
 
 Layout. Every tensor of the accumulator under its own name (float64; see the table of names in ``stats.py``),
-and one metadata entry ``hf_emms``: ``{"format": "hf-emms/feature-stats", "version": 2, "n": N, "kind":
-"classes" | "embeddings"}``. Reading checks the format and version, that exactly the tensors of the kind are
-present (the head tables both or neither), and that their shapes agree with each other (one D1, C, Z, D2, K
-and number of folds F), so a truncated, foreign or hand-edited file is a ``StatsFileError``, not a wrong score.
+and one metadata entry ``hf_emms``: ``{"format": "hf-emms/feature-stats", "version": 3, "n": N, "kind":
+"classes" | "embeddings", "packed": [...]}``. The Gram sums ``gram_x`` (D1, D1) and ``fold_gram_x`` (F, D1, D1) are
+most of a file (28 of 28.4 MB at D1 = 768 with 5 folds); when exactly symmetric, as accumulation keeps them, each is
+stored as one triangle (shape (D (D + 1) / 2,) with D = D1 rounded up to even, after the leading fold dim; layout in
+``_upper``) and named in ``packed``: half the bytes to write and read, and the same bits once unpacked. A Gram that
+is not exactly symmetric (sums added in different orders, e.g. an all-reduce over more than two processes) is stored
+whole.
+
+Reading accepts versions 2 (nothing packed) and 3, and checks the format and version, that exactly the tensors of
+the kind are present (the head tables both or neither), and that their shapes agree with each other (one D1, C, Z,
+D2, K and number of folds F), so a truncated, foreign or hand-edited file is a ``StatsFileError``, not a wrong score.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ if TYPE_CHECKING:
     from .stats import FeatureStats
 
 _FORMAT = "hf-emms/feature-stats"
-_VERSION = 2
+_VERSION = 3
+_READS = (2, 3)  # version 2: the same tensors, none packed
+_SYMMETRIC = ("gram_x", "fold_gram_x")  # stored as one triangle when exactly symmetric
 _REQUIRED = {
     kind: ("shift_x", "sum_x", "gram_x", "cubic_x", "quartic_x", *(("shift_y",) if kind == "embeddings" else ()),
            *sums, "fold_count", "fold_sum_x", "fold_gram_x", *(f"fold_{name}" for name in sums))
@@ -39,9 +48,47 @@ def save_stats(stats: FeatureStats, path: str | os.PathLike) -> Path:
     if stats.n == 0:
         raise InvalidInputError("refusing to save empty statistics: no batch was accumulated.")
     path = Path(path)
-    meta = {"format": _FORMAT, "version": _VERSION, "n": stats.n, "kind": stats.kind}
     tensors = {k: v.detach().cpu().contiguous() for k, v in stats._t.items()}
+    packed = [name for name in _SYMMETRIC if torch.equal(tensors[name], tensors[name].transpose(-1, -2))]
+    for name in packed:
+        tensors[name] = _upper(tensors[name])
+    meta = {"format": _FORMAT, "version": _VERSION, "n": stats.n, "kind": stats.kind, "packed": packed}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
+
+
+def _upper(g: torch.Tensor) -> torch.Tensor:
+    """One triangle of (..., D, D) symmetric matrices in D' (D' + 1) / 2 values (D' = D rounded up to even, k = D' / 2),
+    laid out with block copies, no gather: with G = [[G11, G12], [G21, G22]] in k x k blocks, G21 whole, then a
+    (k + 1) x k array T holding G22's upper triangle in rows 0..k-1 and G11's lower triangle in rows 1..k (T[r, c]
+    is G22[r, c] where r <= c, G11[r - 1, c] where r > c)."""
+    if g.shape[-1] % 2:  # a zero row and column make the blocks square
+        g = torch.nn.functional.pad(g, (0, 1, 0, 1))
+    k, lead = g.shape[-1] // 2, g.shape[:-2]
+    out = g.new_empty((*lead, k * k + (k + 1) * k))
+    out[..., : k * k].unflatten(-1, (k, k)).copy_(g[..., k:, :k])
+    tri = out[..., k * k :].unflatten(-1, (k + 1, k))
+    tri[..., 1:, :] = g[..., :k, :k]
+    tri[..., :-1, :] = torch.where(_upper_mask(k, g.device), g[..., k:, k:], tri[..., :-1, :])
+    return out
+
+
+def _unpacked(u: torch.Tensor, d: int) -> torch.Tensor:
+    """The (..., d, d) symmetric matrices whose triangles ``_upper`` gave."""
+    k = (d + 1) // 2
+    lower, tri = u[..., : k * k].unflatten(-1, (k, k)), u[..., k * k :].unflatten(-1, (k + 1, k))
+    upper = _upper_mask(k, u.device)
+    g = u.new_empty((*u.shape[:-1], 2 * k, 2 * k))
+    g[..., k:, :k] = lower
+    g[..., :k, k:] = lower.transpose(-1, -2)
+    g11, g22 = tri[..., 1:, :], tri[..., :-1, :]
+    g[..., :k, :k] = torch.where(upper.T, g11, g11.transpose(-1, -2))  # G11[i, j] = T[1 + i, j] for i >= j
+    g[..., k:, k:] = torch.where(upper, g22, g22.transpose(-1, -2))
+    return g[..., :d, :d].contiguous() if d % 2 else g
+
+
+def _upper_mask(k: int, device: torch.device) -> torch.Tensor:
+    """(k, k) True on and above the diagonal."""
+    return torch.ones(k, k, dtype=torch.bool, device=device).triu()
 
 
 def load_stats(path: str | os.PathLike, *, cls: type[FeatureStats], device: str | torch.device = "cpu") -> FeatureStats:
@@ -59,8 +106,12 @@ def load_stats(path: str | os.PathLike, *, cls: type[FeatureStats], device: str 
         raise StatsFileError(f"{path} is not a readable safetensors file ({e}); re-run the extraction.") from e
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise StatsFileError(f"{path} was not written by FeatureStats.save (no '{_FORMAT}' metadata).")
-    if meta.get("version") != _VERSION:
-        raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads {_VERSION}.")
+    if meta.get("version") not in _READS:
+        raise StatsFileError(f"{path} has statistics format version {meta.get('version')}; this hf-emms reads "
+                             f"{' and '.join(map(str, _READS))}.")
+    problem = _unpack(tensors, meta.get("packed", []))
+    if problem:
+        raise StatsFileError(f"{path} is inconsistent: {problem}.")
     required = set(_REQUIRED.get(meta.get("kind"), ()))
     optional = set(_HEAD) if meta.get("kind") == "classes" else set()
     present = set(tensors) - required
@@ -75,6 +126,19 @@ def load_stats(path: str | os.PathLike, *, cls: type[FeatureStats], device: str 
     out = cls(folds=int(tensors["fold_count"].shape[0]))
     out.n, out.kind, out._t = n, meta["kind"], {k: v.to(_F64) for k, v in tensors.items()}
     return out
+
+
+def _unpack(tensors: dict[str, torch.Tensor], packed: object) -> str | None:
+    """Replace the packed triangles named in ``packed`` by their full matrices, in place; what is wrong, or None."""
+    if not isinstance(packed, list) or not set(packed) <= set(_SYMMETRIC) or not set(packed) <= set(tensors):
+        return f"its packed tensors are {packed!r}; expected a list of some of {list(_SYMMETRIC)} that it holds"
+    d = tensors["sum_x"].shape[0] if "sum_x" in tensors and tensors["sum_x"].dim() == 1 else 0
+    for name in packed:
+        even = d + d % 2
+        if d < 1 or tensors[name].dim() < 1 or tensors[name].shape[-1] != even * (even + 1) // 2:
+            return f"{name} holds {tuple(tensors[name].shape)} packed values, not the triangle of a width-{d} Gram"
+        tensors[name] = _unpacked(tensors[name], d)
+    return None
 
 
 def _shape_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
