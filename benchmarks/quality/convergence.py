@@ -109,9 +109,35 @@ def report(runs: list[Path], scores_path: Path, out: Path | None) -> None:
     best = {name: max(truth, key=truth.get) for name, truth in (("recipe", recipe), ("longer", longer))}
     print(f"\nbest fine-tuned: {best['recipe']} (recipe), {best['longer']} ({epochs} epochs); EMMS's leader: "
           f"{max((m for m in longer if m in scores), key=lambda m: scores[m]['emms'])}")
+    means = _means_with(json.loads(scores_path.read_text())["tasks"], task, both["longer"])
+    if means:
+        print(f"\nMean over the report's {means['n_tasks']} tasks with {task}'s inputs, {task} judged by the recipe "
+              f"(as in the report) or by the {epochs}-epoch runs (every other task unchanged):\n")
+        print(f"| selector | weighted tau, recipe | weighted tau, {task} at {epochs} epochs | regret, recipe "
+              f"| regret, {task} at {epochs} epochs |")
+        print("|---|---|---|---|---|")
+        for sel, row in means["selectors"].items():
+            print(f"| {sel} | {row['recipe']['weighted_tau']:.3f} | {row['longer']['weighted_tau']:.3f} | "
+                  f"{100 * row['recipe']['regret']:.2f} | {100 * row['longer']['regret']:.2f} |")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({**merged, "quality": both, "best": best}, indent=1))
+        out.write_text(json.dumps({**merged, "quality": both, "best": best, "task_means": means}, indent=1))
+
+
+def _means_with(tasks: dict, task: str, longer: dict) -> dict | None:
+    """Each selector's mean weighted tau and regret over the report's tasks of ``task``'s input kind, with ``task``'s
+    own figures from the report (the recipe) or from ``longer`` (the longer runs, on the models they cover)."""
+    peers = [t for t, r in tasks.items() if r.get("inputs") == tasks[task].get("inputs")]
+    selectors = [s for s in longer if all(s in tasks[t]["quality"] for t in peers)]
+    if not selectors:
+        return None
+    out = {}
+    for sel in selectors:
+        rows = {name: [(longer if (t == task and name == "longer") else tasks[t]["quality"])[sel] for t in peers]
+                for name in ("recipe", "longer")}
+        out[sel] = {name: {m: sum(r[m] for r in rs) / len(rs) for m in ("weighted_tau", "regret")}
+                    for name, rs in rows.items()}
+    return {"tasks": peers, "n_tasks": len(peers), "selectors": out}
 
 
 def _last_loss(log: list[str]) -> float | None:
