@@ -356,3 +356,46 @@ def test_a_real_checkpoint_is_measured_the_same_on_the_hub_and_on_disk(hub_serve
     too_small = scan(ids=["sentence-transformers/all-MiniLM-L6-v2"], criteria=Criteria(max_params=20_000_000),
                      retry=FAST)
     assert reasons(too_small) == {"sentence-transformers/all-MiniLM-L6-v2": RejectReason.TOO_LARGE}
+
+
+def test_folder_digests_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from hf_emms.hub import digests
+
+    monkeypatch.setenv("HF_EMMS_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"a" * 4096)
+    truth = hashlib.sha256(b"a" * 4096).hexdigest()
+
+    # Just written: timestamps tick coarsely, so a file changed in the last two seconds is read every time.
+    assert digests.file_sha256([weights]) == {weights: truth}
+    assert not digests.memo_path().exists()
+
+    monkeypatch.setattr(digests, "_RACY_NS", 0)  # treat it as settled long ago
+    assert digests.file_sha256([weights]) == {weights: truth}
+    memo = json.loads(digests.memo_path().read_text())
+    entry = memo["files"][str(weights.resolve())]
+    assert entry[0] == 4096 and entry[-1] == truth
+
+    # The remembered digest is what a matching stat gets (shown by planting another one in the memo) ...
+    entry[-1] = "f" * 64
+    digests.memo_path().write_text(json.dumps(memo))
+    assert digests.file_sha256([weights]) == {weights: "f" * 64}
+    # ... and any change to the file is seen: the same size and the old modification time restored still move its
+    # change time, so the file is read again.
+    before = os.stat(weights)
+    time.sleep(1.1)  # past the tick of any filesystem's timestamps (some count whole seconds)
+    weights.write_bytes(b"b" * 4096)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert digests.file_sha256([weights]) == {weights: hashlib.sha256(b"b" * 4096).hexdigest()}
+
+    # A memo that is not ours, or a cache that cannot be written, costs a read, never an error.
+    digests.memo_path().write_text("not json")
+    assert digests.file_sha256([weights])[weights] == hashlib.sha256(b"b" * 4096).hexdigest()
+    assert json.loads(digests.memo_path().read_text())["format"] == "hf-emms/file-digests"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    monkeypatch.setenv("HF_EMMS_CACHE", str(blocked))
+    assert digests.file_sha256([weights])[weights] == hashlib.sha256(b"b" * 4096).hexdigest()

@@ -18,17 +18,8 @@ from safetensors import SafetensorError, safe_open
 
 from .architectures import modalities_of
 from .candidate import Candidate, Source, eval_results, head_labels, weights_digest
+from .digests import file_sha256
 from ..errors import InvalidCandidateError
-
-_CHUNK = 1 << 20
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -86,7 +77,8 @@ def candidate_from_folder(
         weight_files = [p for p in _weight_files(folder) if p.is_file()]
         num_parameters = _count_parameters(weight_files) if weight_files else None
         files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
-        hashes = {p.relative_to(folder).as_posix(): _sha256(p) for p in files if p in weight_files or revision is None}
+        digests = file_sha256([p for p in files if p in weight_files or revision is None])
+        hashes = {p.relative_to(folder).as_posix(): digest for p, digest in digests.items()}
         card = (metadata_load(folder / "README.md") if (folder / "README.md").is_file() else None) or {}
     except (OSError, ValueError, SafetensorError, yaml.YAMLError) as exc:
         raise InvalidCandidateError(f"{folder}: cannot read the checkpoint ({_why(exc)}); check the files' "
