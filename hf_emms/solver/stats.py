@@ -306,8 +306,9 @@ class FeatureStats:
     def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None, *, folds: bool = True,
                symmetric: bool = False) -> dict[str, torch.Tensor]:
         """The additive sums taken about (c - dx, d - dy) instead of (c, d): exact identities in the old sums
-        (see :func:`move_sums`; ``symmetric`` for sums that merge into stored statistics), plus, with u = x - c, a = |u|^2, b = u . dx and e = |dx|^2 (so that
-        |x - c + dx|^2 = a + 2b + e), the higher moments Ledoit-Wolf needs:
+        (see :func:`move_sums`; ``symmetric`` for sums that merge into stored statistics), plus, with u = x - c,
+        a = |u|^2, b = u . dx and e = |dx|^2 (so that |x - c + dx|^2 = a + 2b + e), the higher moments Ledoit-Wolf
+        needs:
           sum |u + dx|^2 (u + dx) = cubic + 2 G dx + e S1 + (tr G + 2 dx . S1 + N e) dx
           sum |u + dx|^4 = quartic + 4 dx^T G dx + N e^2 + 4 dx . cubic + 2 e tr G + 4 e dx . S1
         """
