@@ -20,7 +20,7 @@ accelerator), each from a fresh cache: wall seconds of each and whether every sc
 Every run uses a fresh cache root (results store, statistics, F-label embeddings: nothing is reused from an earlier
 run, and the label embeddings are paid once per ranking, in the task's phases); only the zoo is built once, and the
 zoo folders' file digests are remembered across runs like any user's (``hub/digests.py``, under ``$HF_EMMS_CACHE``):
-the first run of a process that meets a new zoo pays for reading its weights in ``pin``, later ones almost nothing.
+the first ranking that meets a new zoo pays for reading its weights (the task phase ``scan``), later ones almost nothing.
 Prints the tables, the configuration and the JSON
 ``{"candidates": {name: {"phases": {...}}}, "task": {...}, "scale": [...], "config": {...}}``.
 
