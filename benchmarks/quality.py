@@ -36,6 +36,9 @@ Run (CPU figures: add --threads 1 on a shared machine; fine-tuning is hours per 
   python benchmarks/quality.py --verify                             recompute the cheapest stored cell, compare
   python benchmarks/quality.py [--task-dir DIR ...] [--ground-truth FILE] [--out FILE.json]
                                                                      the report (table, JSON, plot)
+  python benchmarks/quality.py --rejudge benchmarks/quality/results/quality.json [--out FILE.json]
+                                                                     that report's scores against the ground truth
+                                                                     again, after runs were added (nothing scored)
 """
 
 from __future__ import annotations
@@ -199,25 +202,60 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
                                        "test.jsonl.")
         scores, seconds, ranking = score_task(task_dir, _checkpoints(sorted(truth), zoo_dir),
                                               cache_dir=cache_dir, progress=progress, layers=layers)
-        tasks[name] = {"models": sorted(truth), "truth": truth, "scores": scores, "quality": quality(truth, scores),
-                       "scoring_seconds": seconds,
-                       "finetune_seconds": _finetune_seconds(ground_truth, name, sorted(truth), device),
-                       "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in sorted(truth)},
-                       "seeds": {m: ground_truth[name][m].get("seeds") for m in sorted(truth)},
-                       "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in sorted(truth)},
-                       "rank_config": ranking.meta.get("config"),
-                       "inputs": "text pair" if len(read_task_info(task_dir)["inputs"]) == 2 else "text",
-                       "tied_set": tied_set(truth, {m: v.get("tied_with_best") for m, v in scores.items()})}
-        tasks[name]["ceiling"] = noise_ceiling(truth, tasks[name]["finetune_std"], tasks[name]["seeds"])
+        tasks[name] = _judged(name, scores, ground_truth, device, scoring_seconds=seconds,
+                              rank_config=ranking.meta.get("config"),
+                              inputs="text pair" if len(read_task_info(task_dir)["inputs"]) == 2 else "text")
+    return _summary(tasks, {
+        "hf_emms": hf_emms.__version__, "device": device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)})
+
+
+def rejudge(previous: Mapping[str, Any], ground_truth: Mapping[str, Any]) -> dict[str, Any]:
+    """An earlier report's scores judged again against ``ground_truth`` (e.g. after more seeds were added), with no
+    model scored again: the selectors' scores do not depend on the ground truth. Every task must have the same
+    models in both (a model the report did not score needs a new report)."""
+    tasks = {}
+    for name, old in previous["tasks"].items():
+        truth = accuracies(ground_truth, name)
+        if sorted(truth) != sorted(old["models"]):
+            raise GroundTruthError(f"task {name!r}: the ground truth has models {sorted(truth)}, the report scored "
+                                   f"{sorted(old['models'])}; run the report again to score the new ones.")
+        tasks[name] = _judged(name, old["scores"], ground_truth, previous["meta"]["device"],
+                              scoring_seconds=old["scoring_seconds"], rank_config=old.get("rank_config"),
+                              inputs=old["inputs"])
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return _summary(tasks, {**previous["meta"], "ground_truth_meta": ground_truth.get(META),
+                            "rejudged": {"date": now, "note": "scores from the report of meta.date, judged "
+                                                              "against the ground truth of this date"}})
+
+
+def _judged(name: str, scores: Mapping[str, Any], ground_truth: Mapping[str, Any], device: str, *,
+            scoring_seconds: float, rank_config: Any, inputs: str) -> dict[str, Any]:
+    """One task's entry of the report: its selectors' ``scores`` compared with the ground truth."""
+    truth = accuracies(ground_truth, name)
+    models = sorted(truth)
+    entry = {"models": models, "truth": truth, "scores": scores, "quality": quality(truth, scores),
+             "scoring_seconds": scoring_seconds,
+             "finetune_seconds": _finetune_seconds(ground_truth, name, models, device),
+             "finetune_std": {m: ground_truth[name][m].get("finetune_std") for m in models},
+             "seeds": {m: ground_truth[name][m].get("seeds") for m in models},
+             "probe_acc": {m: ground_truth[name][m].get("probe_acc") for m in models},
+             "rank_config": rank_config, "inputs": inputs,
+             "tied_set": tied_set(truth, {m: v.get("tied_with_best") for m, v in scores.items()})}
+    entry["ceiling"] = noise_ceiling(truth, entry["finetune_std"], entry["seeds"])
+    return entry
+
+
+def _summary(tasks: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The report from its tasks' entries: the averages over tasks (and per input kind) and the ceilings."""
     kinds = sorted({v["inputs"] for v in tasks.values()})
     return {
         "ceiling": mean_ceiling([v["ceiling"] for v in tasks.values()]),
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
         "average_by_inputs": {k: average({t: v["quality"] for t, v in tasks.items() if v["inputs"] == k})
                               for k in kinds} if len(kinds) > 1 else {},
-        "meta": {"hf_emms": hf_emms.__version__, "device": device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                 "load_average": os.getloadavg(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                 "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)},
+        "meta": meta,
     }
 
 
@@ -242,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--verify", action="store_true", help="recompute the cheapest stored cell and compare")
     mode.add_argument("--merge", nargs="+", type=Path, metavar="FILE",
                       help="add the runs of these ground-truth files (e.g. parallel workers') to --ground-truth")
+    mode.add_argument("--rejudge", type=Path, metavar="REPORT",
+                      help="judge this earlier report's scores against --ground-truth again (after runs were added), "
+                           "scoring nothing; written to --out")
     p.add_argument("--task-dir", type=Path, action="append", metavar="DIR",
                    help="a task folder (train.jsonl, test.jsonl); repeatable; default: every task of the ground truth "
                         "under --tasks-root")
@@ -305,10 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                            device=args.device, tolerance=args.tolerance, progress=progress)
             print(json.dumps(check, indent=1))
             return 0 if check["ok"] else 1
-        task_dirs = args.task_dir or [args.tasks_root / t for t in ground_truth if t != META
-                                      and len(accuracies(ground_truth, t)) >= 2]
-        result = report(task_dirs, ground_truth, zoo_dir=args.zoo, cache_dir=args.cache_dir, progress=progress,
-                        layers=args.layers)
+        if args.rejudge:
+            result = rejudge(json.loads(args.rejudge.read_text()), ground_truth)
+        else:
+            task_dirs = args.task_dir or [args.tasks_root / t for t in ground_truth if t != META
+                                          and len(accuracies(ground_truth, t)) >= 2]
+            result = report(task_dirs, ground_truth, zoo_dir=args.zoo, cache_dir=args.cache_dir, progress=progress,
+                            layers=args.layers)
     except (GroundTruthError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -253,3 +253,24 @@ def test_committed_ground_truth_reads_and_its_cells_are_whole():
                 assert run["seconds"] > 0 and run["log"][-1].startswith(f"test {metric}")
                 assert run["env"]["device"] and run["env"]["torch_threads"] >= 1 and run["env"]["torch"]
     assert json.loads(path.read_text()) == data
+
+
+def test_the_committed_report_is_its_scores_judged_against_the_committed_ground_truth():
+    """``--rejudge``: an earlier report's scores against the ground truth again, nothing scored. On the committed files
+    it must give the committed figures (a ground truth that grew without the report judged again fails here), and a
+    ground truth naming a model the report never scored is refused."""
+    path = quality.RESULTS / "quality.json"
+    if not (path.exists() and quality.GROUND_TRUTH.exists()):
+        pytest.skip("no report or ground truth committed yet")
+    committed = json.loads(path.read_text())
+    truth = quality.load_ground_truth(quality.GROUND_TRUTH)
+    again = quality.rejudge(committed, truth)
+    for key in ("ceiling", "average", "average_by_inputs"):
+        assert again[key] == committed[key], key
+    for task, entry in committed["tasks"].items():
+        assert {k: again["tasks"][task][k] for k in entry} == entry, task
+
+    task = next(iter(committed["tasks"]))
+    dropped = {**truth, task: {m: v for m, v in truth[task].items() if m != committed["tasks"][task]["models"][0]}}
+    with pytest.raises(quality.GroundTruthError, match="run the report again"):
+        quality.rejudge(committed, dropped)
