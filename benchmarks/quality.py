@@ -208,7 +208,8 @@ def report(task_dirs: Sequence[Path], ground_truth: Mapping[str, Any], *, zoo_di
     return _summary(tasks, {
         "hf_emms": hf_emms.__version__, "device": device, "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)})
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "ground_truth_meta": ground_truth.get(META), "zoo_dir": str(zoo_dir)})
 
 
 def rejudge(previous: Mapping[str, Any], ground_truth: Mapping[str, Any]) -> dict[str, Any]:
