@@ -59,6 +59,8 @@ TAIL=4 step pytest 120 python3 -m pytest -q -rs -p no:cacheprovider tests/test_g
 TAIL=0 step rank_profile 170 python3 benchmarks/rank_profile.py --device $DEV --zoo $ZOO --encoders $ZOO/minilm-6 \
     --members $MEMBERS --samples $SAMPLES --scale $SCALE --no-layers --json $R/rank_profile_h200.json --plot $R/rank_profile_h200.png
 grep -sE '^\||^##|^largest|^once' $R/rank_profile.log | head -50
+# 2a. A process's first CUDA work and F-label encoding, split (the first ranking's 14 extra seconds on the H200).
+TAIL=9 step cold_start 40 python3 benchmarks/gpu/cold_start.py --encoder $ZOO/minilm-6 --device $DEV --json $R/cold_start.json
 # 2b. Overlap alone, the pair twice (alternating), with the scores' differences.
 TAIL=0 step overlap 120 python3 benchmarks/rank_profile.py --device $DEV --zoo $ZOO --encoders $ZOO/minilm-6 \
     --members $MEMBERS --samples $SAMPLES --skip-profile --scale --no-layers --overlap-repeats 2 --json $R/overlap_h200.json
