@@ -357,6 +357,22 @@ def test_the_convergence_report_ranks_the_same_models_against_both_recipes(tmp_p
     assert emms["longer"]["weighted_tau"] == pytest.approx(1.0) and emms["longer"]["regret"] == 0.0
     assert emms["recipe"]["regret"] == pytest.approx(0.08) and emms["recipe"]["weighted_tau"] < 1.0
     assert "| emms |" in proc.stdout and "EMMS's leader: a" in proc.stdout
+    assert report["task_means"] is None  # a scores file without judged tasks has no means to print
+
+    # A judged report: each selector's mean over the tasks of the same inputs, the task judged both ways.
+    judged = {"emms": {"weighted_tau": 0.5, "regret": 0.02}, "params": {"weighted_tau": 0.1, "regret": 0.04}}
+    scores["tasks"]["toy"].update(inputs="text", quality=judged)
+    scores["tasks"]["peer"] = {"inputs": "text", "quality": {"emms": {"weighted_tau": 0.9, "regret": 0.0},
+                                                             "params": {"weighted_tau": 0.3, "regret": 0.02}}}
+    scores["tasks"]["pairs"] = {"inputs": "text pair", "quality": judged}
+    (tmp_path / "quality.json").write_text(json.dumps(scores))
+    proc = subprocess.run([sys.executable, str(script), "--report", *map(str, paths), "--scores",
+                           str(tmp_path / "quality.json"), "--json", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    means = json.loads(out.read_text())["task_means"]
+    assert means["tasks"] == ["toy", "peer"]
+    assert means["selectors"]["emms"]["recipe"] == pytest.approx({"weighted_tau": 0.7, "regret": 0.01})
+    assert means["selectors"]["emms"]["longer"] == pytest.approx({"weighted_tau": (1.0 + 0.9) / 2, "regret": 0.0})
     parts[1]["task"] = "other"
     paths[1].write_text(json.dumps(parts[1]))
     proc = subprocess.run([sys.executable, str(script), "--report", *map(str, paths), "--scores",

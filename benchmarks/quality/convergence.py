@@ -127,7 +127,9 @@ def report(runs: list[Path], scores_path: Path, out: Path | None) -> None:
 def _means_with(tasks: dict, task: str, longer: dict) -> dict | None:
     """Each selector's mean weighted tau and regret over the report's tasks of ``task``'s input kind, with ``task``'s
     own figures from the report (the recipe) or from ``longer`` (the longer runs, on the models they cover)."""
-    peers = [t for t, r in tasks.items() if r.get("inputs") == tasks[task].get("inputs")]
+    if "quality" not in tasks[task]:  # scores alone, not a judged report: nothing to average
+        return None
+    peers = [t for t, r in tasks.items() if "quality" in r and r.get("inputs") == tasks[task].get("inputs")]
     selectors = [s for s in longer if all(s in tasks[t]["quality"] for t in peers)]
     if not selectors:
         return None
