@@ -45,17 +45,17 @@ def folders(tmp_path_factory):
 
 
 def test_every_broken_candidate_is_a_skipped_row_and_the_good_one_is_scored(folders, tmp_path, monkeypatch):
-    import hf_emms.hub.local as local
+    import hf_emms.hub.digests as digests
 
     # As root nothing is unreadable, so the one fault this machine cannot cause is injected: the OS refusing a file.
-    reading = local._sha256
+    reading = digests._read_sha256
 
     def refuse(path):
         if folders["unreadable"] in Path(path).parents:
             raise PermissionError(13, "Permission denied", str(path))
         return reading(path)
 
-    monkeypatch.setattr(local, "_sha256", refuse)
+    monkeypatch.setattr(digests, "_read_sha256", refuse)
     names = ("good", "truncated", "corrupt", "config_list", "not_checkpoint", "unreadable", "pickled")
     ranking = rank(_dataset(), [str(folders[n]) for n in names], encoders=None, max_samples=30, allow_pickle=True,
                    cache_dir=tmp_path / "cache", progress=False)

@@ -17,28 +17,43 @@ files are remembered (the oldest entries are dropped first).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .._io import atomic_write
 from ..paths import cache_root
 
-__all__ = ["MAX_ENTRIES", "file_sha256", "memo_path"]
+__all__ = ["MAX_ENTRIES", "file_sha256", "memo_path", "read_only"]
 
 MAX_ENTRIES = 20_000
 _RACY_NS = 2_000_000_000  # a file changed this recently is not remembered: timestamps tick coarsely (git's "racy" rule)
 _FORMAT = "hf-emms/file-digests"
 _CHUNK = 1 << 20
 _LOCK = threading.Lock()
+_WRITE = contextvars.ContextVar("hf_emms_digest_memo_write", default=True)
 
 
 def memo_path() -> Path:
     """Where the digests are remembered: ``file_digests.json`` under the cache root (``$HF_EMMS_CACHE``, ...)."""
     return cache_root() / "file_digests.json"
+
+
+@contextlib.contextmanager
+def read_only() -> Iterator[None]:
+    """Within this block remembered digests are used but no new one is written: for callers told to write no cache
+    (``embed_labels(cache_dir=False)``)."""
+    token = _WRITE.set(False)
+    try:
+        yield
+    finally:
+        _WRITE.reset(token)
 
 
 def file_sha256(paths: list[Path]) -> dict[Path, str]:
@@ -73,7 +88,7 @@ def file_sha256(paths: list[Path]) -> dict[Path, str]:
             if settled and _stamp(path) == stamp:  # not remembered if it changed while read, or may change unseen
                 new[key] = [*stamp, digest]
             out[path] = digest
-        if new:
+        if new and _WRITE.get():
             _save(memo_path(), new)
         return out
 

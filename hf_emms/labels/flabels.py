@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EncoderLoadError, LabelError
+from ..hub import digests
 from ..options import check_choice, check_positive_int
 from .cache import EmbeddingCache, default_cache_dir
 from .encoders import EncoderRecord, TextEncoder, as_specs, auto_device, default_encoders, describe
@@ -204,20 +206,22 @@ def embed_labels(
         return FLabels(kind, plan.targets.shape[1], (TARGETS_MEMBER,), (), prompt, None, plan.n_samples, 0, plan, ())
     device = device or auto_device()
     specs = as_specs(encoders if encoders is not None else default_encoders(device))
-    described = [describe(spec) for spec in specs]
-    records = tuple(record for record, _ in described)
-    width = width if width is not None else min(r.dim for r in records)
-    width = check_positive_int("width", width, error=LabelError)
     root = None if cache_dir is False else Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
 
     from tqdm.auto import tqdm
 
-    tables, encoded = [], 0
-    with tqdm(total=0, desc="F-labels", unit="text", disable=None if progress is None else not progress) as bar:
-        for spec, (record, config) in zip(specs, described):
-            raw, n = _raw_embeddings(spec, record, config, plan.texts, root, device, batch_size, bar)
-            tables.append(to_width(raw, width))
-            encoded += n
+    # No disk cache means none at all: a local encoder folder's file digests are not remembered either.
+    with digests.read_only() if root is None else contextlib.nullcontext():
+        described = [describe(spec) for spec in specs]
+        records = tuple(record for record, _ in described)
+        width = width if width is not None else min(r.dim for r in records)
+        width = check_positive_int("width", width, error=LabelError)
+        tables, encoded = [], 0
+        with tqdm(total=0, desc="F-labels", unit="text", disable=None if progress is None else not progress) as bar:
+            for spec, (record, config) in zip(specs, described):
+                raw, n = _raw_embeddings(spec, record, config, plan.texts, root, device, batch_size, bar)
+                tables.append(to_width(raw, width))
+                encoded += n
     members = tuple(r.model for r in records) + ((TARGETS_MEMBER,) if plan.targets is not None else ())
     names = None if plan.class_names is None else tuple(plan.class_names)
     return FLabels(kind, width, members, records, prompt, names, plan.n_samples, encoded, plan, tuple(tables))
