@@ -5,7 +5,7 @@ and one metadata entry ``hf_emms``: ``{"format": "hf-emms/feature-stats", "versi
 "classes" | "embeddings", "packed": [...]}``. The Gram sums ``gram_x`` (D1, D1) and ``fold_gram_x`` (F, D1, D1) are
 most of a file (28 of 28.4 MB at D1 = 768 with 5 folds); when exactly symmetric, as accumulation keeps them, each is
 stored as one triangle (shape (D (D + 1) / 2,) with D = D1 rounded up to even, after the leading fold dim; layout in
-``_upper``) and named in ``packed``: half the bytes to write and read, and the same bits once unpacked. A Gram that
+``_triangle``) and named in ``packed``: half the bytes to write and read, and the same bits once unpacked. A Gram that
 is not exactly symmetric (sums added in different orders, e.g. an all-reduce over more than two processes) is stored
 whole.
 
@@ -51,12 +51,12 @@ def save_stats(stats: FeatureStats, path: str | os.PathLike) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in stats._t.items()}
     packed = [name for name in _SYMMETRIC if torch.equal(tensors[name], tensors[name].transpose(-1, -2))]
     for name in packed:
-        tensors[name] = _upper(tensors[name])
+        tensors[name] = _triangle(tensors[name])
     meta = {"format": _FORMAT, "version": _VERSION, "n": stats.n, "kind": stats.kind, "packed": packed}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
 
 
-def _upper(g: torch.Tensor) -> torch.Tensor:
+def _triangle(g: torch.Tensor) -> torch.Tensor:
     """One triangle of (..., D, D) symmetric matrices in D' (D' + 1) / 2 values (D' = D rounded up to even, k = D' / 2),
     laid out with block copies, no gather: with G = [[G11, G12], [G21, G22]] in k x k blocks, G21 whole, then a
     (k + 1) x k array T holding G22's upper triangle in rows 0..k-1 and G11's lower triangle in rows 1..k (T[r, c]
@@ -72,8 +72,8 @@ def _upper(g: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _unpacked(u: torch.Tensor, d: int) -> torch.Tensor:
-    """The (..., d, d) symmetric matrices whose triangles ``_upper`` gave."""
+def _symmetric_from(u: torch.Tensor, d: int) -> torch.Tensor:
+    """The (..., d, d) symmetric matrices whose triangles ``_triangle`` gave."""
     k = (d + 1) // 2
     lower, tri = u[..., : k * k].unflatten(-1, (k, k)), u[..., k * k :].unflatten(-1, (k + 1, k))
     upper = _upper_mask(k, u.device)
@@ -137,7 +137,7 @@ def _unpack(tensors: dict[str, torch.Tensor], packed: object) -> str | None:
         even = d + d % 2
         if d < 1 or tensors[name].dim() < 1 or tensors[name].shape[-1] != even * (even + 1) // 2:
             return f"{name} holds {tuple(tensors[name].shape)} packed values, not the triangle of a width-{d} Gram"
-        tensors[name] = _unpacked(tensors[name], d)
+        tensors[name] = _symmetric_from(tensors[name], d)
     return None
 
 
