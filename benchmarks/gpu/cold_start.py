@@ -54,18 +54,13 @@ def main() -> None:
 
     lap("import hf_emms (transformers)")
     spec = EncoderSpec(args.encoder)
-    with tempfile.TemporaryDirectory() as cache:
-        embed_labels(CLASS_NAMES, kind="classification", encoders=[spec], cache_dir=cache, device=args.device,
-                     progress=False)
-        if cuda:
-            torch.cuda.synchronize()
-        lap("F-labels, cold cache: encoder load + encoding")
-    with tempfile.TemporaryDirectory() as cache:
-        embed_labels(CLASS_NAMES, kind="classification", encoders=[spec], cache_dir=cache, device=args.device,
-                     progress=False)
-        if cuda:
-            torch.cuda.synchronize()
-        lap("F-labels again, cold cache, same process")
+    for step in ("F-labels, cold cache: encoder load + encoding", "F-labels again, cold cache, same process"):
+        with tempfile.TemporaryDirectory() as cache:
+            embed_labels(CLASS_NAMES, kind="classification", encoders=[spec], cache_dir=cache, device=args.device,
+                         progress=False)
+            if cuda:
+                torch.cuda.synchronize()
+            lap(step)
 
     total = sum(s for _, s in rows)
     print(f"| step (one fresh process, device {args.device}) | seconds |\n|---|---:|")
