@@ -36,17 +36,11 @@ def _work_buffer(name: str, shape: tuple[int, ...], device: torch.device) -> tor
 
 def _gram(xc: torch.Tensor, out: torch.Tensor, blocks: int = 4) -> torch.Tensor:
     """xc^T xc into ``out``, computing only the upper block triangle and mirroring it: 10/16 of the flops
-    of one matmul (torch has no BLAS syrk; calling numpy's from here fights torch's threads for the cores).
-
-    The result is exactly symmetric, the diagonal blocks included (their lower triangles are mirrored from the upper
-    ones rather than taken from the product's own rounding), so sums of such Grams stay exactly symmetric and are
-    stored as one triangle (``stats_io``)."""
+    of one matmul (torch has no BLAS syrk; calling numpy's from here fights torch's threads for the cores)."""
     d = xc.shape[1]
     step = max(-(-d // blocks), 1)
     for lo in range(0, d, step):
         torch.mm(xc[:, lo : lo + step].T, xc[:, lo:], out=out[lo : lo + step, lo:])
-        block = out[lo : lo + step, lo : lo + step]
-        block.copy_(torch.triu(block) + torch.triu(block, 1).T)
     for lo in range(step, d, step):
         out[lo : lo + step, :lo] = out[:lo, lo : lo + step].T
     return out

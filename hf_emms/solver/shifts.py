@@ -8,8 +8,7 @@ import torch
 __all__ = ["move_sums"]
 
 
-def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor | None, *,
-              symmetric: bool = False) -> dict[str, torch.Tensor]:
+def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Sums about the shifts (c - dx, d - dy) from sums about (c, d), for any subset of the movable sums
     (``kernels._MOVABLE``).
 
@@ -17,28 +16,16 @@ def move_sums(t: dict[str, torch.Tensor], n: torch.Tensor, dx: torch.Tensor, dy:
     ``dx`` (L, D1) or (D1,), and ``dy`` (L, D2, K) or (D2, K). With S1 = sum(x - c), G = sum (x - c)(x - c)^T:
       S1' = S1 + n dx,   G' = G + dx S1^T + S1 dx^T + n dx dx^T,   class sums' = class sums + n_c dx,
     and likewise for the F-label sums and the feature x F-label cross products. Counts do not move.
-
-    ``symmetric``: group G' so that an exactly symmetric G stays exactly symmetric (stored statistics keep one
-    triangle, ``stats_io``): (A + A^T)_ij = (A + A^T)_ji and n (dx_i dx_j) = n (dx_j dx_i), where G + A + A^T and
-    (n dx_i) dx_j round differently on the two sides. It costs a transposed pass over G (2-3x this function's time at
-    D1 = 1024), so the solvers' centring, whose results are never stored, goes without it.
     """
     out = dict(t)
     if "sum_x" in t:
         s1 = t["sum_x"]
         out["sum_x"] = s1 + n[..., None] * dx
         if "gram_x" in t:
-            if symmetric:
-                cross = dx[..., :, None] * s1[..., None, :]
-                out["gram_x"] = (
-                    t["gram_x"] + (cross + cross.transpose(-1, -2))
-                    + n[..., None, None] * (dx[..., :, None] * dx[..., None, :])
-                )
-            else:
-                out["gram_x"] = (
-                    t["gram_x"] + dx[..., :, None] * s1[..., None, :] + s1[..., :, None] * dx[..., None, :]
-                    + n[..., None, None] * dx[..., :, None] * dx[..., None, :]
-                )
+            out["gram_x"] = (
+                t["gram_x"] + dx[..., :, None] * s1[..., None, :] + s1[..., :, None] * dx[..., None, :]
+                + n[..., None, None] * dx[..., :, None] * dx[..., None, :]
+            )
     if "class_sum_x" in t:
         out["class_sum_x"] = t["class_sum_x"] + t["class_count"][..., None] * dx[..., None, :]
     if "sum_y" in t:

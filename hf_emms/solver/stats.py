@@ -301,12 +301,11 @@ class FeatureStats:
     def _reshifted(self, shifts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The additive sums re-based from this accumulator's shifts to ``shifts``."""
         dev = self.device
-        return self._moved(*(self._t[k] - shifts[k].to(dev) if k in self._t else None for k in _SHIFTS), symmetric=True)
+        return self._moved(*(self._t[k] - shifts[k].to(dev) if k in self._t else None for k in _SHIFTS))
 
-    def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None, *, folds: bool = True,
-               symmetric: bool = False) -> dict[str, torch.Tensor]:
+    def _moved(self, dx: torch.Tensor, dy: torch.Tensor | None, *, folds: bool = True) -> dict[str, torch.Tensor]:
         """The additive sums taken about (c - dx, d - dy) instead of (c, d): exact identities in the old sums
-        (see :func:`move_sums`; ``symmetric`` for sums that merge into stored statistics), plus, with u = x - c,
+        (see :func:`move_sums`), plus, with u = x - c,
         a = |u|^2, b = u . dx and e = |dx|^2 (so that |x - c + dx|^2 = a + 2b + e), the higher moments Ledoit-Wolf
         needs:
           sum |u + dx|^2 (u + dx) = cubic + 2 G dx + e S1 + (tr G + 2 dx . S1 + N e) dx
@@ -318,10 +317,10 @@ class FeatureStats:
         # Without ``folds`` (centring for the solvers) the per-fold sums are left out: F more Grams not copied.
         out = {k: v.clone() for k, v in t.items() if k not in _SHIFTS and (folds or not k.startswith("fold_"))}
         count = torch.tensor(float(n), dtype=_F64, device=s1.device)
-        out.update(move_sums({k: v for k, v in t.items() if k in _MOVABLE}, count, dx, dy, symmetric=symmetric))
+        out.update(move_sums({k: v for k, v in t.items() if k in _MOVABLE}, count, dx, dy))
         if folds:
             moved = move_sums({k[5:]: v for k, v in t.items() if k.startswith("fold_") and k != "fold_count"},
-                              t["fold_count"], dx, dy, symmetric=symmetric)
+                              t["fold_count"], dx, dy)
             out.update({f"fold_{k}": v for k, v in moved.items()})
         out["cubic_x"] = t["cubic_x"] + 2 * (g @ dx) + e * s1 + (tr + 2 * dxs + n * e) * dx
         out["quartic_x"] = t["quartic_x"] + 4 * (dx @ g @ dx) + n * e**2 + 4 * (dx @ t["cubic_x"]) + 2 * e * tr + 4 * e * dxs

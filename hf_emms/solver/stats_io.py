@@ -3,11 +3,13 @@
 Layout. Every tensor of the accumulator under its own name (float64; see the table of names in ``stats.py``),
 and one metadata entry ``hf_emms``: ``{"format": "hf-emms/feature-stats", "version": 3, "n": N, "kind":
 "classes" | "embeddings", "packed": [...]}``. The Gram sums ``gram_x`` (D1, D1) and ``fold_gram_x`` (F, D1, D1) are
-most of a file (28 of 28.4 MB at D1 = 768 with 5 folds); when exactly symmetric, as accumulation keeps them, each is
-stored as one triangle (shape (D (D + 1) / 2,) with D = D1 rounded up to even, after the leading fold dim; layout in
-``_triangle``) and named in ``packed``: half the bytes to write and read, and the same bits once unpacked. A Gram that
-is not exactly symmetric (sums added in different orders, e.g. an all-reduce over more than two processes) is stored
-whole.
+most of a file (28 of 28.4 MB at D1 = 768 with 5 folds). They are symmetric up to rounding (a product's two halves
+are summed in different orders), so saving first makes each one exactly symmetric in place, the upper triangle
+mirrored onto the lower one (a change in the last bits of the lower half: the statistics in memory stay equal to
+what a load gives back), and stores one triangle (shape (D (D + 1) / 2,) with D = D1 rounded up to even, after the leading fold dim; layout in
+``_triangle``) named in ``packed``: half the bytes to write and read. This is done once per save, not per batch:
+making every batch's Gram exactly symmetric during accumulation cost 40% more accumulation time. A Gram whose halves
+differ by more than rounding (a hand-edited one) is stored whole, unchanged.
 
 Reading accepts versions 2 (nothing packed) and 3, and checks the format and version, that exactly the tensors of
 the kind are present (the head tables both or neither), and that their shapes agree with each other (one D1, C, Z,
@@ -48,12 +50,23 @@ def save_stats(stats: FeatureStats, path: str | os.PathLike) -> Path:
     if stats.n == 0:
         raise InvalidInputError("refusing to save empty statistics: no batch was accumulated.")
     path = Path(path)
+    packed = [name for name in _SYMMETRIC if _make_symmetric(stats._t[name])]
     tensors = {k: v.detach().cpu().contiguous() for k, v in stats._t.items()}
-    packed = [name for name in _SYMMETRIC if torch.equal(tensors[name], tensors[name].transpose(-1, -2))]
     for name in packed:
         tensors[name] = _triangle(tensors[name])
     meta = {"format": _FORMAT, "version": _VERSION, "n": stats.n, "kind": stats.kind, "packed": packed}
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
+
+
+def _make_symmetric(g: torch.Tensor) -> bool:
+    """Mirror the upper triangles of (..., D, D) Grams onto their lower ones, in place, when the two differ by
+    rounding only (at most 1e-12 of the largest entry, per matrix); whether it did."""
+    upper = _upper_mask(g.shape[-1], g.device)
+    gap = (g - g.transpose(-1, -2)).abs().amax(dim=(-2, -1))
+    if not bool((gap <= 1e-12 * g.abs().amax(dim=(-2, -1))).all()):
+        return False
+    g.copy_(torch.where(upper, g, g.transpose(-1, -2)))
+    return True
 
 
 def _triangle(g: torch.Tensor) -> torch.Tensor:
