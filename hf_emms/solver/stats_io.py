@@ -6,8 +6,8 @@ and one metadata entry ``hf_emms``: ``{"format": "hf-emms/feature-stats", "versi
 most of a file (28 of 28.4 MB at D1 = 768 with 5 folds). They are symmetric up to rounding (a product's two halves
 are summed in different orders), so saving first makes each one exactly symmetric in place, the upper triangle
 mirrored onto the lower one (a change in the last bits of the lower half: the statistics in memory stay equal to
-what a load gives back), and stores one triangle (shape (D (D + 1) / 2,) with D = D1 rounded up to even, after the leading fold dim; layout in
-``_triangle``) named in ``packed``: half the bytes to write and read. This is done once per save, not per batch:
+what a load gives back), and stores one triangle (shape (D (D + 1) / 2,) with D = D1 rounded up to even, after the
+leading fold dim; layout in ``_triangle``) named in ``packed``: half the bytes to write and read. This is done once per save, not per batch:
 making every batch's Gram exactly symmetric during accumulation cost 40% more accumulation time. A Gram whose halves
 differ by more than rounding (a hand-edited one) is stored whole, unchanged.
 
