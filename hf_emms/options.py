@@ -22,6 +22,7 @@ import numbers
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError
@@ -102,6 +103,50 @@ def check_layers(value: Any) -> str | tuple[int, ...]:
         raise InvalidInputError(f"layers must be one of {list(LAYERS)} or a non-empty list of layer indices (0 = the "
                                 f"embeddings' output, -1 = the last layer); got {value!r}.")
     return tuple(sorted({int(i) for i in indices}))
+
+
+def check_device(value: Any) -> Any:
+    """``value`` (None, a device string or a ``torch.device``) if this process can use it; else a clear
+    ``InvalidInputError`` before any candidate is loaded (torch would fail inside the first one instead)."""
+    if value is None:
+        return value
+    import torch  # only when a device is named: this module stays light
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidInputError(f"device {value!r} is not a torch device: use 'cpu', 'cuda', 'cuda:1' or 'mps', or "
+                                "leave it out (a GPU when there is one, else the CPU).") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise InvalidInputError(f"device {value!r} is not available: {why} (torch {torch.__version__}). Leave "
+                                    "device out to use what this machine has, or pass 'cpu'.")
+        if device.index is not None and device.index >= count:
+            raise InvalidInputError(f"device {value!r} is not available: this process sees {count} GPU(s), "
+                                    f"cuda:0 to cuda:{count - 1} (CUDA_VISIBLE_DEVICES narrows them).")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError(f"device {value!r} is not available on this machine; leave device out or pass 'cpu'.")
+    return value
+
+
+def check_folder(name: str, value: Any) -> Any:
+    """``value`` (None or a path) if a folder can be there: an existing folder, or a new one under an existing,
+    writable folder; else a clear ``InvalidInputError`` before any work (not after a ranking's minutes)."""
+    if not isinstance(value, (str, os.PathLike)):
+        return value  # None (the default), or a value the code that uses it judges
+    path = Path(os.path.expanduser(os.fspath(value)))
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        where = "is a file" if ancestor == path else f"would be inside {str(ancestor)!r}, which is a file"
+        raise InvalidInputError(f"{name} {str(value)!r} {where}: give a folder path (it is created when missing).")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{name} {str(value)!r} cannot be written: no write permission on {str(ancestor)!r}. "
+                                "Give a folder you can write to.")
+    return value
 
 
 def _strings(name: str, values: Any) -> tuple[str, ...]:
@@ -285,6 +330,7 @@ class ExtractSpec:
         check_choice("pooling", self.pooling, POOLINGS)
         check_optional_positive_int("max_length", self.max_length)
         check_choice("dtype", self.dtype, DTYPES)
+        check_device(self.device)
         if self.num_workers is not None and (
             isinstance(self.num_workers, bool) or not isinstance(self.num_workers, numbers.Integral)
             or self.num_workers < 0
@@ -336,6 +382,8 @@ class RunSpec:
     overlap: bool = False
 
     def __post_init__(self) -> None:
+        check_folder("output_dir", self.output_dir)
+        check_folder("cache_dir", self.cache_dir)
         if not isinstance(self.prefetch, bool):
             raise InvalidInputError(f"prefetch must be True or False; got {self.prefetch!r}.")
         if not isinstance(self.overlap, bool):

@@ -195,6 +195,8 @@ def test_box_geometry_formats_and_pixels():
         ([[0, 0, 10, 10]], {"image_sizes": [(0, 10)]}, "must be positive"),
         ([[0, 0, 10, 10]], {"image_sizes": [(10, 10), (10, 10)]}, "2 entries for 1 samples"),
         ([[0, float("nan"), 1, 1]], {}, "NaN"),
+        ([[0, 0, 1, 1], 3], {}, "sample 1: a box label is 4 numbers.*got int 3.*task='boxes'"),  # a class id column
+        (["x"], {}, "got str 'x'"),
     ],
 )
 def test_box_bad_labels(labels, kwargs, message):

@@ -26,6 +26,7 @@ from hf_emms.options import (
     (lambda: ScoreSpec(metrics=["emms", "accuracy"]), r"unknown metrics \['accuracy'\]"),
     (lambda: ScoreSpec(prompt="a photo"), "prompt must be a template"),
     (lambda: RankSpec.from_options(batchsize=4), r"unknown option\(s\) \['batchsize'\]"),
+    (lambda: ExtractSpec(device="gpu"), "device 'gpu' is not a torch device: use 'cpu', 'cuda'"),
 ])
 def test_bad_options_are_named_once_whatever_the_entry_point(build, match):
     with pytest.raises(InvalidInputError, match=match):
@@ -64,3 +65,20 @@ def test_shared_checks():
     assert check_choices("metrics", ["logme", "emms", "logme"], METRICS) == ("logme", "emms")
     with pytest.raises(TypeError):
         check_positive_int("n", 0, error=TypeError)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_this_machine_lacks_is_refused_before_any_candidate_loads():
+    with pytest.raises(InvalidInputError, match="device 'cuda' is not available.*Leave device out"):
+        ExtractSpec(device="cuda")
+    assert ExtractSpec(device="cpu").device == "cpu"
+
+
+def test_an_output_or_cache_folder_that_cannot_be_a_folder_is_refused_before_the_ranking(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InvalidInputError, match="output_dir '.*afile' is a file: give a folder path"):
+        RunSpec(output_dir=tmp_path / "afile")
+    with pytest.raises(InvalidInputError, match="would be inside '.*afile', which is a file"):
+        RunSpec(cache_dir=tmp_path / "afile" / "cache")
+    spec = RunSpec(output_dir=tmp_path / "new" / "deeper", cache_dir=tmp_path)  # created later, when written
+    assert spec.output_dir == tmp_path / "new" / "deeper" and not (tmp_path / "new").exists()

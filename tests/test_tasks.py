@@ -108,6 +108,36 @@ def test_blank_and_nan_string_labels_are_missing_labels(tmp_path, bad):
     assert "Encode string labels" not in message
 
 
+def test_a_missing_data_file_is_named_as_a_file_not_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for name in ("reviews.csv", "runs/reviews.jsonl"):
+        with pytest.raises(InvalidInputError, match=f"no file '{name}' \\(looked for '.*{name}'\\)"):
+            load_task(name)
+
+
+def test_an_empty_text_cell_is_a_missing_input_named_before_any_model_loads(tmp_path):
+    # Read from a CSV, an empty cell is None: it used to reach the tokenizer and skip every candidate with a TypeError.
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\n" + "".join(f"{'' if i in (2, 5) else w},{i % 2}\n" for i, w in enumerate(WORDS)))
+    with pytest.raises(InvalidInputError) as exc_info:
+        load_task(path)
+    message = _one_line(exc_info)
+    assert "2 of 8 rows of reviews.csv have no input in column 'text'" in message and "rows 2, 5" in message
+    assert "drop or fill them" in message
+
+
+def test_a_missing_second_text_of_a_pair_is_named():
+    ds = datasets.Dataset.from_dict({"premise": WORDS[:4], "hypothesis": ["a", None, "c", "d"], "label": [0, 1, 0, 1]})
+    with pytest.raises(InvalidInputError, match="1 of 4 rows .* no input in column 'hypothesis'"):
+        load_task(ds)
+
+
+def test_an_empty_string_input_is_a_text_and_kept():
+    task = load_task(datasets.Dataset.from_dict({"text": ["", *WORDS[:3]], "label": [0, 1, 0, 1]}))
+    assert task.dataset["text"][0] == "" and len(task.dataset) == 4
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"", "empty.csv is empty"),
     (b"  \n\n ", r"empty.csv is empty \(only whitespace\)"),

@@ -249,6 +249,10 @@ def plan_boxes(
                                  f"(or 'text'); got keys {sorted(sample)}.")
             texts = sample.get("texts", sample.get("text"))
             sample = sample.get("boxes", sample.get("box"))
+        if sample is not None and (isinstance(sample, (str, bytes)) or not hasattr(sample, "__len__")):
+            raise LabelError(f"sample {s}: a box label is 4 numbers (one box), a list of such boxes, or a mapping "
+                             f"with 'boxes' and optional 'texts'; got {type(sample).__name__} {sample!r}. Is this "
+                             "column the boxes (label_column=), and is task='boxes' right?")
         boxes = _numeric(sample, f"boxes of sample {s}") if sample is not None and len(sample) else np.zeros((0, 4))
         boxes = boxes[None] if boxes.ndim == 1 else boxes
         if boxes.ndim != 2 or boxes.shape[1] != 4:

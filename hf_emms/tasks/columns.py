@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
+from .files import _SHOWN
 
 _LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "intent", "y", "fine_label", "coarse_label")
 _TEXT_NAMES = ("text", "sentence", "content", "question", "review", "document", "sms", "utterance", "caption", "prompt")
@@ -34,6 +35,36 @@ def _feature_type(feature: Any) -> str:
         if dtype.startswith("float"):
             return "float"
     return "other"
+
+def missing_rows(ds: Any, column: str, *, blank: bool) -> tuple[int, list[int]]:
+    """How many rows of ``column`` hold no value, and the first few of them (counted from 0).
+
+    None always counts; with ``blank`` also NaN, an empty or blank string and a ``ClassLabel``'s -1 (the datasets
+    convention for "no label"). Read in Arrow batches: nothing is decoded (images stay bytes).
+    """
+    import datasets
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    feature = ds.features[column]
+    missing, shown, offset = 0, [], 0
+    for batch in ds.select_columns([column]).with_format("arrow").iter(batch_size=10_000):
+        values = batch.column(column)
+        mask = values.is_null()
+        if not blank:
+            pass  # None only
+        elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            mask = pc.or_kleene(mask, pc.equal(pc.utf8_trim_whitespace(values), ""))
+        elif pa.types.is_floating(values.type):
+            mask = pc.or_kleene(mask, pc.is_nan(values))
+        elif isinstance(feature, datasets.ClassLabel):
+            mask = pc.or_kleene(mask, pc.less(values, 0))
+        rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+        missing += len(rows)
+        shown += [offset + r for r in rows[: _SHOWN - len(shown)]]
+        offset += len(values)
+    return missing, shown
+
 
 def _pick_label(ds: Any, label_column: str | None) -> str:
     if label_column is not None:

@@ -8,39 +8,38 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _feature_type
-from .files import _SHOWN
+from .columns import _feature_type, missing_rows
 
 
 def _check_labels(ds: Any, column: str, name: str) -> None:
     """Refuse rows without a label (None, NaN, an empty or blank string, a ``ClassLabel`` -1), counted and named."""
-    import datasets
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    feature = ds.features[column]
-    missing, shown, offset = 0, [], 0
-    for batch in ds.select_columns([column]).with_format("arrow").iter(batch_size=10_000):
-        values = batch.column(column)
-        mask = values.is_null()
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            mask = pc.or_kleene(mask, pc.equal(pc.utf8_trim_whitespace(values), ""))
-        elif pa.types.is_floating(values.type):
-            mask = pc.or_kleene(mask, pc.is_nan(values))
-        elif isinstance(feature, datasets.ClassLabel):
-            mask = pc.or_kleene(mask, pc.less(values, 0))  # -1: the datasets convention for "no label" (test splits)
-        rows = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
-        missing += len(rows)
-        shown += [offset + r for r in rows[: _SHOWN - len(shown)]]
-        offset += len(values)
+    missing, shown = missing_rows(ds, column, blank=True)
     if missing:
-        more = ", ..." if missing > len(shown) else ""
         raise InvalidInputError(
             f"{missing} of {len(ds)} rows of {name} have no label in column {column!r} (empty, blank, None, NaN or "
-            f"-1; rows {', '.join(map(str, shown))}{more}, counted from 0): drop or fill them first, e.g. "
+            f"-1; rows {_rows(shown, missing)}, counted from 0): drop or fill them first, e.g. "
             f"dataset.filter(lambda r: r[{column!r}] is not None and str(r[{column!r}]).strip() not in ('', 'nan')), "
             "or pass label_column= if this is not the label."
         )
+
+
+def _check_inputs(ds: Any, columns: tuple[str, ...], name: str) -> None:
+    """Refuse rows whose input is missing (None: an empty CSV cell, a JSON null, an image never stored), counted and
+    named, before any candidate is loaded. An empty string is a text (the tokenizer encodes it) and is kept."""
+    for column in columns:
+        missing, shown = missing_rows(ds, column, blank=False)
+        if missing:
+            raise InvalidInputError(
+                f"{missing} of {len(ds)} rows of {name} have no input in column {column!r} (None: an empty CSV cell "
+                f"or a JSON null; rows {_rows(shown, missing)}, counted from 0): drop or fill them first, e.g. "
+                f"dataset.filter(lambda r: r[{column!r}] is not None), or dataset.map(lambda r: "
+                f"{{{column!r}: r[{column!r}] or ''}}) to score them as empty texts."
+            )
+
+
+def _rows(shown: list[int], missing: int) -> str:
+    return ", ".join(map(str, shown)) + (", ..." if missing > len(shown) else "")
+
 
 def _encode_classes(ds: Any, column: str) -> tuple[Any, list[Any] | None]:
     """The dataset with class ids 0..C-1 in ``column``, and the original label of each id (None for names).

@@ -15,9 +15,9 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
-from .files import _load_local, _local_failure, _root_message
+from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message
 from .inputs import pick_inputs
-from .labels import _check_labels, _class_names, _encode_classes
+from .labels import _check_inputs, _check_labels, _class_names, _encode_classes
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,7 @@ def load_task(
     if kind == "classification":
         ds, class_ids = _encode_classes(ds, label_column)
     inputs = pick_inputs(ds, input_column, label_column)
+    _check_inputs(ds, inputs.columns, source.get("name", "the dataset"))
     return Task(
         dataset=ds, modality="text" if inputs.kind == "text-pair" else inputs.kind, input_column=inputs.columns[0],
         label_column=label_column, kind=kind, class_names=_class_names(ds, label_column, kind),
@@ -163,6 +164,10 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
         if path.exists():
             loaded, digest = _load_local(path)
             source = {"name": path.name, "path": str(path.resolve()), "content_sha256": digest}
+        elif path.suffix.lower() in (*_FILE_BUILDERS, ".zip") and ("/" not in str(dataset) or path.parent.is_dir()):
+            # "data.csv", "runs/data.csv" where runs/ exists: a local file that is not there, not a Hub id
+            raise InvalidInputError(f"no file {str(dataset)!r} (looked for {str(path.absolute())!r}). Check the name, "
+                                    "or give its full path.")
         elif str(dataset).count("/") <= 1 and not str(dataset).startswith((".", "/", "~")):
             loaded = datasets.load_dataset(str(dataset), config, revision=revision, token=token)
             source = {"name": str(dataset), "id": str(dataset), "config": config, "revision": _dataset_sha(str(dataset), revision, token)}
