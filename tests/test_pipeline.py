@@ -165,10 +165,13 @@ def test_task_detection_from_features_and_overrides(tmp_path):
     (dict(input_column="label"), "both 'label'"),
     (dict(task="segmentation"), "unknown task"),
     (dict(split="validation"), "no split 'validation'"),
+    (dict(dataset="__frame__"), r"got DataFrame\. Wrap it: datasets\.Dataset\.from_pandas"),
 ])
 def test_bad_dataset_input_is_named(kwargs, message, hub_server, tmp_path):
     (tmp_path / "data.csv").write_text(_csv(12))
     kwargs.setdefault("dataset", str(tmp_path / "data.csv"))
+    if kwargs["dataset"] == "__frame__":
+        kwargs["dataset"] = __import__("pandas").read_csv(tmp_path / "data.csv")
     with pytest.raises(InvalidInputError, match=message):
         load_task(kwargs.pop("dataset"), **kwargs)
     with pytest.raises(InvalidInputError, match="no label column"):
@@ -238,6 +241,13 @@ def test_iter_rank_yields_one_row_per_candidate_and_matches_rank(tiny, tmp_path)
     assert [r.model for r in spec_run] == seen
     with pytest.raises(TypeError, match="not both"):
         iter_rank(_dataset(), folders, spec=RankSpec(), seed=1)
+
+
+def test_one_candidate_given_alone_is_one_candidate_not_a_sequence_of_characters(tiny, tmp_path):
+    kwargs = dict(encoders=None, max_samples=None, cache_dir=tmp_path / "cache", progress=False)
+    alone = rank(_dataset(), str(tiny["small"]), **kwargs)
+    assert [r.model for r in alone.rows] == ["small"] and alone.best == "small"
+    assert rank(_dataset(), tiny["small"], **kwargs).df["emms"].tolist() == alone.df["emms"].tolist()  # a Path too
 
 
 def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):

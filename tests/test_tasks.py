@@ -90,6 +90,11 @@ def test_a_class_label_minus_one_marks_unlabelled_rows():
         load_task(ds)
 
 
+def test_a_regression_target_with_one_value_is_refused_before_any_model_loads():
+    with pytest.raises(InvalidInputError, match="regression target 'target' holds one value only \\(1.5\\)"):
+        load_task(datasets.Dataset.from_dict({"text": WORDS[:4], "target": [1.5] * 4}))
+
+
 def test_one_class_is_named():
     with pytest.raises(InvalidInputError, match="holds one class only"):
         load_task(datasets.Dataset.from_dict({"text": WORDS[:3], "label": [4, 4, 4]}))

@@ -32,7 +32,7 @@ __all__ = ["METRICS", "RankRun", "iter_rank", "rank", "rank_spec"]  # METRICS: r
 
 def rank(
     dataset: Any,
-    candidates: Sequence[Any] | None = None,
+    candidates: str | os.PathLike | Sequence[Any] | None = None,
     *,
     config: str | None = None,
     split: str | None = None,
@@ -71,9 +71,9 @@ def rank(
     ----------
     dataset : str, path, datasets.Dataset or datasets.DatasetDict
         A Hub dataset id, a local folder or file, or data already loaded (see :func:`hf_emms.tasks.load_task`).
-    candidates : sequence of str, path or hub.Candidate, optional
-        Hub ids (``org/name`` or ``org/name@revision``) and local checkpoint folders. With ``tags`` or
-        ``pipeline_tag``, Hub models matching them are added (``sort``, ``limit``).
+    candidates : str, path, hub.Candidate or a sequence of them, optional
+        Hub ids (``org/name`` or ``org/name@revision``) and local checkpoint folders; one alone is one candidate.
+        With ``tags`` or ``pipeline_tag``, Hub models matching them are added (``sort``, ``limit``).
     config, split, revision, task, label_column, input_column, max_samples, seed :
         Which data and what to score (:class:`~hf_emms.options.DataSpec`). ``max_samples`` is the budget: a
         seeded subsample stratified by class (default 2,000; None scores every row).

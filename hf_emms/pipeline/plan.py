@@ -179,6 +179,8 @@ def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: 
     their metadata. Folders, pinned candidates, the query's Hub listing and the cache are scanned now. ``seen``
     (weights digests of kept candidates) is shared with :func:`pin`, so repeated weights are caught across both
     steps."""
+    if isinstance(given, (str, os.PathLike, Candidate)):  # one candidate, not a sequence of characters
+        given = [given]
     ids, folders, ready, skipped = [], [], [], []
     for c in given or ():
         if isinstance(c, Candidate):

@@ -96,6 +96,18 @@ def _check_two_classes(values: list[Any], column: str, names: list[str] | None =
             "Check the label column (label_column=) or the split."
         )
 
+def _check_varies(ds: Any, column: str) -> None:
+    """Refuse a numeric regression target with one value (every candidate would be skipped after its forward pass:
+    there is nothing to explain)."""
+    if _feature_type(ds.features[column]) in ("int", "float"):
+        values = ds.unique(column)
+        if len(values) < 2:
+            raise InvalidInputError(
+                f"the regression target {column!r} holds one value only ({values[0]!r}): there is nothing to rank "
+                "on. Check the label column (label_column=) or the split."
+            )
+
+
 def _class_names(ds: Any, column: str, kind: str) -> list[str] | None:
     import datasets
 

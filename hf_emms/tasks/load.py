@@ -17,7 +17,7 @@ from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message
 from .inputs import pick_inputs
-from .labels import _check_inputs, _check_labels, _class_names, _encode_classes
+from .labels import _check_inputs, _check_labels, _check_varies, _class_names, _encode_classes
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ def load_task(
     class_ids = None
     if kind == "classification":
         ds, class_ids = _encode_classes(ds, label_column)
+    elif kind == "regression":
+        _check_varies(ds, label_column)
     inputs = pick_inputs(ds, input_column, label_column)
     _check_inputs(ds, inputs.columns, source.get("name", "the dataset"))
     return Task(
@@ -156,8 +158,11 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
         name = dataset.info.dataset_name or "in-memory"
         return dataset, {"name": name, "split": split or (str(dataset.split) if dataset.split else None)}
     if not isinstance(dataset, (str, os.PathLike)):
+        how = {"DataFrame": "datasets.Dataset.from_pandas(df, preserve_index=False)",
+               "list": "datasets.Dataset.from_list(rows)", "dict": "datasets.Dataset.from_dict(columns)"}
+        fix = f" Wrap it: {how[type(dataset).__name__]}." if type(dataset).__name__ in how else ""
         raise InvalidInputError(
-            f"dataset must be a Hub id, a local path, or a datasets.Dataset; got {type(dataset).__name__}."
+            f"dataset must be a Hub id, a local path, or a datasets.Dataset; got {type(dataset).__name__}.{fix}"
         )
     path = Path(dataset).expanduser()
     try:
