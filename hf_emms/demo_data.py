@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+from .errors import InvalidInputError
+
 __all__ = ["TOPICS", "topics_dataset"]
 
 TOPICS: dict[str, tuple[str, ...]] = {
@@ -99,7 +101,8 @@ def topics_dataset(n: int = 600, *, seed: int = 0):
     from datasets import ClassLabel, Dataset, DatasetInfo, Features, Value
 
     if not 2 * len(TOPICS) <= n <= 6000:
-        raise ValueError(f"n must be between {2 * len(TOPICS)} and 6000 (distinct sentences per topic run out); got {n}.")
+        raise InvalidInputError(f"n must be between {2 * len(TOPICS)} and 6000 (distinct sentences per topic run out); "
+                                f"got {n}.")
     rng = random.Random(seed)
     names = list(TOPICS)
     texts, labels, seen = [], [], set()

@@ -20,3 +20,10 @@ def test_solver_demo_ranks_informative_features_first_and_writes_a_chart(tmp_pat
     assert set(ranking[4:]) == {"random-384", "random-768"}
     bars = [e for e in ET.parse(svg).getroot().iter() if e.tag.endswith("rect") and e.get("width") != "10"]  # legend swatches are 10 wide
     assert len(bars) == 2 * 6
+
+
+def test_a_demo_size_out_of_range_is_a_usage_error_not_a_crash(capsys):
+    from hf_emms.cli import main
+
+    assert main(["demo", "--samples", "1"]) == 2
+    assert "between 12 and 6000" in capsys.readouterr().err

@@ -250,3 +250,7 @@ def test_cli_builds_a_space_and_prints_a_short_list(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 and all("good-model" in r["model"] for r in rows) and "measured history" in rows[0]["signal"]
     assert main(["recall", "x", "--describe", "--space", str(tmp_path / "none.safetensors")]) == 2
+    # a mistyped --history is refused, and the space already saved is kept as it was
+    before = space.read_bytes()
+    assert main(["recall", "--build", "--history", str(tmp_path / "histroy"), "--space", str(space)]) == 2
+    assert "--history" in capsys.readouterr().err and space.read_bytes() == before

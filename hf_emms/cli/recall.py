@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..errors import InvalidInputError
 
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1 or args.limit < 1:
         raise InvalidInputError("-k/--top and --limit must be >= 1")
     path = args.space or default_space_path()
+    absent = [folder for folder in args.history if not Path(folder).expanduser().is_dir()]
+    if absent:  # a mistyped path: refused before a space learned from nothing replaces the one already saved
+        raise InvalidInputError(f"--history {absent[0]!r} is not a folder: give a folder holding records.csv and "
+                                "models.csv (datasets.csv, logme.csv optional), e.g. ../shared/data/transfer_history.")
     scanned = None
     if args.tags or args.pipeline_tag:  # listed before building: their model cards are history too
         from ..hub import scan
