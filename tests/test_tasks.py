@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hf_emms.errors import InvalidInputError
-from hf_emms.tasks import check_distinct, distinct_inputs, load_task
+from hf_emms.tasks import check_distinct, check_media, distinct_inputs, load_task
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
 
@@ -280,3 +280,45 @@ def test_distinct_inputs_reads_images_and_audio_by_content(tmp_path):
     assert distinct_inputs(audio, "audio") == 4
     with pytest.raises(InvalidInputError, match="input column 'nope' is not in the dataset"):
         distinct_inputs(audio, "nope")
+
+
+def _image_folder(root, n=12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray((rng.random((16 + i, 16, 3)) * 255).astype(np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_broken_image_files_are_named_before_any_candidate_loads(tmp_path):
+    # A truncated PNG used to fail inside every candidate's forward pass ("unexpected OSError ... please report it").
+    root = _image_folder(tmp_path / "data")
+    good = (root / "cat" / "0.png").read_bytes()
+    (root / "cat" / "cut.png").write_bytes(good[: len(good) // 2])
+    (root / "dog" / "empty.png").write_bytes(b"")
+    task = load_task(root)
+    with pytest.raises(InvalidInputError) as exc_info:
+        check_media(task.dataset, task.input_columns)
+    message = _one_line(exc_info)
+    assert "2 of 26 files drawn for scoring in column 'image' cannot be read" in message
+    assert "cut.png" in message and "empty.png: not an image" in message and "Remove or replace them" in message
+    from hf_emms import rank
+
+    with pytest.raises(InvalidInputError, match="cannot be read"):  # refused in the plan, before any candidate
+        rank(root, ["/no/such/checkpoint"], encoders=None, progress=False, cache_dir=tmp_path / "cache")
+
+
+def test_readable_images_pass_the_media_check_and_rows_are_named_in_the_whole_split(tmp_path):
+    root = _image_folder(tmp_path / "data")
+    task = load_task(root)
+    check_media(task.dataset, task.input_columns)  # nothing raised
+    (root / "dog" / "3.png").write_bytes(b"<html>not found</html>")  # an error page saved under an image name
+    ds = load_task(root).dataset
+    paths = [v["path"] for v in ds.cast_column("image", datasets.Image(decode=False))["image"]]
+    where = next(i for i, p in enumerate(paths) if p.endswith(os.path.join("dog", "3.png")))
+    drawn = [where, 0, 1]  # a budget's draw: its rows are named as rows of the whole split
+    with pytest.raises(InvalidInputError, match=rf"1 of 3 files .* row {where} \(3\.png: not an image"):
+        check_media(ds.select(drawn), ["image", "label"], rows=drawn)

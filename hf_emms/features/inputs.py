@@ -203,7 +203,13 @@ class Preprocess:
             _prepare_tokenizer(processor.tokenizer)
 
     def __call__(self, rows: np.ndarray) -> dict[str, Any]:
-        batch = self.dataset[rows.tolist()]
+        try:
+            batch = self.dataset[rows.tolist()]
+        except (OSError, SyntaxError) as exc:  # PIL or an audio decoder on a file the up-front check let through
+            raise InvalidInputError(
+                f"an input of the {len(rows)} sampled rows {int(rows.min())}..{int(rows.max())} cannot be decoded "
+                f"({type(exc).__name__}: {exc}); find it with dataset.select(range(...)) and remove or replace it."
+            ) from exc
         values = [batch[c] for c in self.spec.columns]
         out: dict[str, Any] = {"rows": rows}
         if self.spec.modality == "text":

@@ -31,7 +31,7 @@ from ..options import CandidateQuery, RankSpec
 from ..records import DatasetInfo, RankingMeta, Row, RunConfig, TaskInfo
 from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
-from ..tasks import Task, check_distinct, load_task
+from ..tasks import Task, check_distinct, check_media, load_task
 
 __all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "pin", "prepare",
            "recall_phase"]
@@ -118,6 +118,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     # Copies of a held-out sample in the training folds make cross-validation measure memorisation: refuse data
     # that is mostly copies, and say how many rows repeat otherwise.
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
+    check_media(scored, t.input_columns, rows=rows)  # a broken image would otherwise fail inside every candidate
     if distinct < len(scored):
         say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input "
                           f"({distinct} distinct).")

@@ -43,15 +43,17 @@ edited file gets new results even when its mtime is restored, and a copy elsewhe
 original. Other datasets use the ``datasets`` fingerprint with the source (Hub id, revision, config, split).
 
 :func:`check_distinct` (and :func:`distinct_inputs`) refuse data with too few distinct inputs to cross-validate.
+:func:`check_media` refuses image or audio files that cannot be read, before any candidate loads.
 """
 
 # The parts: load.py (dataset -> Task, fingerprint), files.py (local file checks and content digest), columns.py
 # (column and kind detection), inputs.py (input columns: one, a text pair, an image + text), labels.py (label checks
-# and encoding), distinct.py (distinct inputs). The private names of the old single module stay importable from
+# and encoding), distinct.py (distinct inputs), media.py (unreadable image and audio files). The private names of the old single module stay importable from
 # here (noqa: re-exports).
 from ..options import TASK_KINDS
 from .columns import _LABEL_NAMES, _TEXT_NAMES, _detect_kind, _feature_type, _pick_input, _pick_label  # noqa: F401
 from .distinct import _feed, check_distinct, distinct_inputs  # noqa: F401
+from .media import check_media  # noqa: F401
 from .inputs import PAIR_NAMES, PROMPT_NAMES, InputChoice, pick_inputs  # noqa: F401
 from .files import (  # noqa: F401
     _BLOCK,
@@ -71,6 +73,6 @@ from .files import (  # noqa: F401
 from .labels import _check_labels, _check_two_classes, _class_names, _encode_classes  # noqa: F401
 from .load import Task, _dataset_sha, _default_split, _fingerprint, _load, _pick_split, load_task  # noqa: F401
 
-__all__ = ["TASKS", "Task", "check_distinct", "distinct_inputs", "load_task"]
+__all__ = ["TASKS", "Task", "check_distinct", "check_media", "distinct_inputs", "load_task"]
 
 TASKS = TASK_KINDS  # the old name
