@@ -48,8 +48,8 @@ original. Other datasets use the ``datasets`` fingerprint with the source (Hub i
 
 # The parts: load.py (dataset -> Task, fingerprint), files.py (local file checks and content digest), columns.py
 # (column and kind detection), inputs.py (input columns: one, a text pair, an image + text), labels.py (label checks
-# and encoding), distinct.py (distinct inputs), media.py (unreadable image and audio files). The private names of the old single module stay importable from
-# here (noqa: re-exports).
+# and encoding), distinct.py (distinct inputs), media.py (unreadable image and audio files). The private names of
+# the old single module stay importable from here (noqa: re-exports).
 from ..options import TASK_KINDS
 from .columns import _LABEL_NAMES, _TEXT_NAMES, _detect_kind, _feature_type, _pick_input, _pick_label  # noqa: F401
 from .distinct import _feed, check_distinct, distinct_inputs  # noqa: F401
