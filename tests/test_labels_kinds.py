@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -285,9 +286,21 @@ def test_damaged_shard_is_ignored(tmp_path):
     cache = EmbeddingCache(tmp_path, {"model": "m"})
     cache.put(["a"], np.ones((1, 2)))
     (cache.folder / "broken.safetensors").write_bytes(b"\x10\x00\x00")
-    with pytest.warns(UserWarning, match="ignoring unreadable F-label cache shard"):
+    with pytest.warns(UserWarning, match="ignoring unreadable F-label cache shard .* moved to broken.safetensors."):
         got = EmbeddingCache(tmp_path, {"model": "m"}).get(["a"])
     np.testing.assert_array_equal(got[0], [1, 1])
+    # set aside, kept for inspection and never read again: the next run is quiet
+    assert (cache.folder / "broken.safetensors.unreadable").read_bytes() == b"\x10\x00\x00"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(EmbeddingCache(tmp_path, {"model": "m"}).get(["a"])[0], [1, 1])
+
+
+def test_the_cli_shows_a_warning_as_one_line_not_a_line_of_source(tmp_path, capsys):
+    from hf_emms.cli import _show_warning
+
+    _show_warning(UserWarning("ignoring unreadable\n shard x"), UserWarning, "/src/hf_emms/x.py", 12)
+    assert capsys.readouterr().err == "hf-emms: warning: ignoring unreadable shard x\n"
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import HfEmmsError
@@ -44,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    shown = warnings.showwarning
+    if not os.environ.get("HF_EMMS_DEBUG"):  # a warning is one line for the user, not a line of our source
+        warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except HfEmmsError as exc:  # bad input, named with its fix: one line, exit 2
@@ -58,6 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hf-emms: unexpected error: {type(exc).__name__}: {_one_line(exc)} (set HF_EMMS_DEBUG=1 for the "
               "traceback, and please report it)", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = shown
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' API
+    print(f"hf-emms: warning: {_one_line(message)}", file=file or sys.stderr)
 
 
 def _one_line(exc: BaseException) -> str:

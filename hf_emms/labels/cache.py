@@ -65,8 +65,15 @@ class EmbeddingCache:
 
                     with safe_open(str(shard), framework="numpy") as f:
                         digests = f.get_tensor("digest")
-                except Exception as exc:  # a foreign or damaged file: ignore it and encode again
-                    warnings.warn(f"ignoring unreadable F-label cache shard {shard}: {exc}", stacklevel=3)
+                except Exception as exc:  # a foreign or damaged file: set aside (kept, never read again), encode again
+                    aside = shard.with_name(shard.name + ".unreadable")
+                    try:
+                        shard.replace(aside)
+                        where = f"; moved to {aside.name}"
+                    except OSError:
+                        where = ""
+                    warnings.warn(f"ignoring unreadable F-label cache shard {shard}: {_first_line(exc)}{where}; its "
+                                  "labels are encoded again", stacklevel=3)
                     continue
                 self._index.update((bytes(d), shard) for d in digests)
         return self._index
@@ -109,3 +116,7 @@ class EmbeddingCache:
         atomic_write(shard, lambda p: save_file(tensors, p, metadata={"format": str(_FORMAT)}))
         if self._index is not None:
             self._index.update((d, shard) for d in digests)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
