@@ -180,6 +180,26 @@ def test_bad_dataset_input_is_named(kwargs, message, hub_server, tmp_path):
         load_task(Dataset.from_dict({"text": ["a", "b"], "other": [1, 2]}))
 
 
+@pytest.mark.parametrize(("repo", "kwargs", "message"), [
+    ("org/configs", {}, r"'org/configs' has several configs: pass one of \['a', 'b'\] as config="),
+    ("org/configs", {"config": "c"}, r"'org/configs' has no config 'c': pass one of \['a', 'b'\]"),
+    ("org/gated", {}, r"'org/gated' is gated: accept its conditions on http.*/datasets/org/gated"),
+    ("org/empty", {}, r"'org/empty' holds no data file datasets can read \(its files: \['README.md', 'train.bin'\]"),
+    ("org/nope", {}, r"no dataset 'org/nope' on the Hub \(http"),
+    ("org/plain", {"revision": "deadbeef"}, "'org/plain' has no revision 'deadbeef'"),
+])
+def test_a_hub_dataset_that_cannot_be_loaded_says_why(repo, kwargs, message, hub_server):
+    # datasets says "Dataset org/x is not cached in None" for most of these; one metadata request tells them apart.
+    hub_server.add_dataset("org/plain", {"train.csv": _csv(12)})
+    hub_server.add_dataset("org/configs", {"README.md": "---\nconfigs:\n- config_name: a\n  data_files: a.csv\n"
+                                           "- config_name: b\n  data_files: b.csv\n---\n", "a.csv": _csv(12),
+                                           "b.csv": _csv(12)})
+    hub_server.add_dataset("org/gated", {"train.csv": _csv(12)}, gated=True, tokens=["hf_granted"])
+    hub_server.add_dataset("org/empty", {"README.md": "# no data\n", "train.bin": b"\x00"})
+    with pytest.raises(InvalidInputError, match=message):
+        load_task(repo, **kwargs)
+
+
 def test_cli_rank_prints_the_table_and_saves_it(tiny, tmp_path):
     (tmp_path / "data.csv").write_text(_csv(30))
     out = subprocess.run(

@@ -18,6 +18,7 @@ from .columns import _detect_kind, _pick_label
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message
 from .inputs import pick_inputs
 from .labels import _check_inputs, _check_labels, _check_varies, _class_names, _encode_classes
+from .remote import hub_failure
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,10 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
     except Exception as exc:  # datasets raises many types (FileNotFoundError, DatasetNotFoundError, ValueError...)
         if path.exists():
             raise InvalidInputError(_local_failure(path, exc)) from exc
+        why = hub_failure(str(dataset), config=config, revision=revision, token=token, error=_root_message(exc))
         raise InvalidInputError(
-            f"could not load the dataset {str(dataset)!r}: {_root_message(exc)}. "
-            "Check the id (and config/revision, or token for private or gated data), or give a local folder or file."
+            f"could not load the dataset {str(dataset)!r}: " + (why or f"{_root_message(exc)}. Check the id (and "
+            "config/revision, or token for private or gated data), or give a local folder or file.")
         ) from exc
     ds = _pick_split(loaded, split, repr(str(dataset)))
     source["split"] = split or _default_split(loaded)
