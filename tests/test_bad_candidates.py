@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -95,3 +96,27 @@ def test_the_cli_ranks_past_broken_candidates_and_bad_input_is_one_line(folders,
     wrong_shape.write_text(json.dumps({"rows": [1, 2], "meta": []}))
     out = subprocess.run([*cmd, "annotate", str(wrong_shape)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "not a ranking" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_tokenizer_without_its_vocabulary_is_refused_not_scored_on_unknown_tokens(folders, tmp_path):
+    # transformers 5 builds a BERT tokenizer of the 5 special tokens when vocab.txt / tokenizer.json are missing: every
+    # word became [UNK] and the candidate was scored (EMMS -1.002 on a real MiniLM) like any other, with no sign.
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(shutil.copytree(folders["good"], tmp_path / "no-vocab"))
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 4000  # a real vocabulary's size (the tiny tokenizer knows under 200 words)
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = load_file(folder / "model.safetensors")
+    name = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    weights[name] = torch.cat([weights[name], torch.zeros(4000 - len(weights[name]), weights[name].shape[1])])
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    shipped = rank(_dataset(), [str(folder)], encoders=None, max_samples=30, cache_dir=tmp_path / "c1", progress=False)
+    assert re.search(r"its tokenizer knows \d+ tokens but the model.s vocabulary has 4000", shipped.rows[0].reason)
+    for f in ("tokenizer.json", "vocab.txt"):
+        (folder / f).unlink(missing_ok=True)
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "tokenizer_class": "BertTokenizer"}))
+    lost = rank(_dataset(), [str(folder)], encoders=None, max_samples=30, cache_dir=tmp_path / "c2", progress=False)
+    row = lost.rows[0]
+    assert not row.ok and re.search(r"its tokenizer knows [1-9] tokens .* vocabulary files .* are missing", row.reason)

@@ -27,6 +27,10 @@ _HEAD_SUFFIXES = {
     "audio": "ForAudioClassification",
 }
 _INPUT_MODALITY = {"input_ids": "text", "pixel_values": "image", "input_values": "audio", "input_features": "audio"}
+# A tokenizer must know more than 1/_MIN_VOCAB_SHARE of the model's vocabulary (models pad their embedding matrices
+# by a few percent: 32,100 of 32,128 for T5, 50,295 of 51,200 for phi-2; a tokenizer rebuilt from special tokens
+# alone knows 5 of 30,522).
+_MIN_VOCAB_SHARE = 4
 
 
 # The one pinned candidate type is hf_emms.hub.Candidate; the old name stays importable.
@@ -182,6 +186,7 @@ def load_candidate(
         )
     weights_done = time.perf_counter()
     preprocessor = _preprocessor(name, folder, modality, trust_remote_code)
+    _check_vocabulary(name, preprocessor, model.config, modality)
     tokenizer_seconds = time.perf_counter() - weights_done
     model.to(device).eval()
     return LoadedCandidate(
@@ -240,6 +245,26 @@ def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: boo
         raise CandidateLoadError(name, f"its {type(processor).__name__} does not hold both a tokenizer and an image "
                                  "processor (image + text needs both)")
     return processor
+
+
+def _check_vocabulary(name: str, processor: Any, config: Any, modality: str) -> None:
+    """Refuse a tokenizer with a small fraction of the model's vocabulary: its vocabulary files are missing or
+    belong to another model. transformers then builds a tokenizer of the special tokens alone (5 for BERT), every
+    word becomes [UNK], and the features describe nothing while looking like any other candidate's."""
+    if modality not in ("text", "image-text"):
+        return
+    tokenizer = getattr(processor, "tokenizer", None) if modality == "image-text" else processor
+    expected = getattr(getattr(config, "text_config", None) or config, "vocab_size", None)
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        return
+    if isinstance(expected, int) and expected >= 1000 and size * _MIN_VOCAB_SHARE < expected:
+        raise CandidateLoadError(
+            name, f"its tokenizer knows {size} tokens but the model's vocabulary has {expected}: the tokenizer's "
+            "vocabulary files (tokenizer.json, vocab.txt, ...) are missing or another model's, and every word would "
+            "be read as unknown. Add the checkpoint's own tokenizer files.",
+        )
 
 
 def fetch_files(resolved: Candidate, *, allow_pickle: bool = False, trust_remote_code: bool = False,
