@@ -121,7 +121,10 @@ def compute(
     Returns
     -------
     dict
-        ``{"emms": float, "emms_weights": list of K floats}``, and ``"logme": float`` when asked.
+        ``{"emms": float, "emms_se": float or None, "emms_weights": list of K floats}``, and ``"logme": float``
+        when asked. ``emms_se`` is the score's standard error over the cross-validation folds
+        (:mod:`hf_emms.solver.uncertainty`): two candidates whose scores differ by less than about two of it are not
+        told apart by these samples. None for rules without folds (``"in_sample"``, ``"gcv"``).
 
     Raises
     ------
@@ -143,7 +146,9 @@ def compute(
         x, labels, class_embeddings=tables, label_embeddings=per_sample, sample_ids=sample_ids,
         batch_size=batch_size, **({} if rule is None else {"rule": rule}),
     )
-    out: dict[str, Any] = {"emms": result.score, "emms_weights": [float(w) for w in result.weights]}
+    se = float(result.se)  # the fold spread of the score (rules without folds: None)
+    out: dict[str, Any] = {"emms": result.score, "emms_se": se if np.isfinite(se) else None,
+                           "emms_weights": [float(w) for w in result.weights]}
     if logme:
         out["logme"] = logme_score(_accumulate(x, labels, per_sample, batch_size))
     return out

@@ -57,7 +57,7 @@ def load_metric(**load_kwargs: Any) -> "evaluate.EvaluationModule":
     --------
     >>> metric = hf_emms.load_metric()
     >>> metric.compute(references=labels, features=features, class_embeddings=tables)
-    {'emms': -0.41..., 'emms_weights': [0.52..., 0.47...]}
+    {'emms': -0.41..., 'emms_se': 0.01..., 'emms_weights': [0.52..., 0.47...]}
     """
     # The script's path, not the folder's: evaluate looks for FOLDER/<folder name>.py, and in a wheel the folder
     # is named _emms_space.

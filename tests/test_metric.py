@@ -34,6 +34,8 @@ def task():
 def _same(out: dict, ref) -> None:
     assert out["emms"] == ref.score
     assert out["emms_weights"] == [float(w) for w in ref.weights]
+    # the SE travels with the score: the solver's fold spread, None where a rule has no folds
+    assert out["emms_se"] == (ref.se if np.isfinite(ref.se) else None)
 
 
 @pytest.mark.parametrize("form", ["numpy", "list", "torch", "float ids", "bool features"])
@@ -50,6 +52,7 @@ def test_default_and_in_sample_rules_equal_emms_score(task):
     x, y, _ = task
     default = compute(y, x)
     _same(default, emms_score(x, y))
+    assert 0 < default["emms_se"] < 0.5
     _same(compute(y, x, rule="in_sample"), emms_score(x, y, rule="in_sample"))
     assert default["emms"] != compute(y, x, rule="in_sample")["emms"]  # the rule reaches the solver
     # Sample ids choose the folds: with the ids of the samples, a shuffled copy scores as the original.

@@ -44,11 +44,12 @@ def test_widget_scores_uploaded_features_like_emms_score(space_url, tmp_path):
         out = client.predict(handle_file(str(tmp_path / upload)), "\n".join(references), "default", True,
                              api_name="/score")
         # Names sort as the ids do, so both give the same class ids: the numbers are the solver's exactly.
-        assert {k: out[k] for k in ("emms", "emms_weights")} == {"emms": ref.score, "emms_weights": [1.0]}
+        assert {k: out[k] for k in ("emms", "emms_se", "emms_weights")} == {
+            "emms": ref.score, "emms_se": ref.se, "emms_weights": [1.0]}
         assert np.isfinite(out["logme"])
     in_sample = client.predict(handle_file(str(tmp_path / "features.npy")), "\n".join(y.astype(str)), "in_sample",
                                False, api_name="/score")
-    assert in_sample == {"emms": emms_score(x, y, rule="in_sample").score, "emms_weights": [1.0]}
+    assert in_sample == {"emms": emms_score(x, y, rule="in_sample").score, "emms_se": None, "emms_weights": [1.0]}
 
     with pytest.raises(Exception, match="features have 80 rows but there are 79 references"):
         client.predict(handle_file(str(tmp_path / "features.npy")), "\n".join(y[1:].astype(str)), "default", False,

@@ -69,4 +69,4 @@ def test_wheel_carries_the_module_and_load_metric_uses_it(tmp_path):
     assert Path(answer["package"]).is_relative_to(site)  # the wheel's hf_emms, not this checkout's
     assert Path(answer["module"]) == site / "hf_emms" / "_emms_space"
     ref = emms_score(x, y)
-    assert answer["result"] == {"emms": ref.score, "emms_weights": [float(w) for w in ref.weights]}
+    assert answer["result"] == {"emms": ref.score, "emms_se": ref.se, "emms_weights": [float(w) for w in ref.weights]}

@@ -49,6 +49,7 @@ Args:
     logme (`bool`, defaults to False): also return LogME from the same statistics.
 Returns:
     emms (`float`): the EMMS score, higher is better.
+    emms_se (`float` or None): its standard error over the cross-validation folds (None for rules without folds).
     emms_weights (`list` of `float`): the weight of each of the K F-labels (on the simplex).
     logme (`float`, only with `logme=True`): LogME per sample, higher is better.
 Examples:
