@@ -322,3 +322,17 @@ def test_readable_images_pass_the_media_check_and_rows_are_named_in_the_whole_sp
     drawn = [where, 0, 1]  # a budget's draw: its rows are named as rows of the whole split
     with pytest.raises(InvalidInputError, match=rf"1 of 3 files .* row {where} \(3\.png: not an image"):
         check_media(ds.select(drawn), ["image", "label"], rows=drawn)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_reads_as_its_comma_twin(tmp_path, sep):
+    # A spreadsheet's CSV in a decimal-comma locale used to load as one column named 'text;label': "no label column".
+    rows = [(f"{w} and more, with a comma", i % 2) for i, w in enumerate(WORDS)]
+    (tmp_path / "comma.csv").write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows))
+    (tmp_path / "other.csv").write_text(f"text{sep}label\n" + "".join(f"{t}{sep}{y}\n" for t, y in rows))
+    comma, other = load_task(tmp_path / "comma.csv"), load_task(tmp_path / "other.csv")
+    assert other.dataset.column_names == ["text", "label"] and other.dataset["text"] == comma.dataset["text"]
+    assert other.dataset["label"] == comma.dataset["label"] and other.kind == "classification"
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "other.csv").rename(tmp_path / "folder" / "train.csv")
+    assert load_task(tmp_path / "folder").dataset["text"] == comma.dataset["text"]

@@ -43,9 +43,10 @@ def _load_local(path: Path) -> tuple[Any, str]:
         builder = _FILE_BUILDERS.get(suffix)
         if builder is None:
             raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image folder) file.")
-        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        delimiter = _csv_delimiter(path)
+        kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
         digest.update(f"{builder}:{kwargs.get('delimiter', '')}\0".encode())  # the same bytes read otherwise differ
-        _scan_file(path, digest, text=builder != "parquet", csv_delimiter=_csv_delimiter(path))
+        _scan_file(path, digest, text=builder != "parquet", csv_delimiter=delimiter)
         return datasets.load_dataset(builder, data_files=str(path), **kwargs), digest.hexdigest()
     files = sorted((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")),
                    key=lambda p: p.relative_to(path).as_posix())
@@ -65,17 +66,32 @@ def _load_local(path: Path) -> tuple[Any, str]:
             "or files of one format (CSV, JSON/JSONL or parquet). Point at a single file instead."
         )
     (builder, data_files), = by_builder.items()
-    digest.update(f"{builder}\0".encode())
+    delimiters = {_csv_delimiter(f) for f in data_files}
+    if len(delimiters) > 1:
+        raise InvalidInputError(f"the CSV/TSV files of {path} are separated differently ({sorted(map(repr, delimiters))}):"
+                                " save them with one separator.")
+    delimiter = delimiters.pop()
+    kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
+    digest.update(f"{builder}:{kwargs.get('delimiter', '')}\0".encode() if kwargs else f"{builder}\0".encode())
     splits: dict[str, list[str]] = {}
     for f in data_files:  # train.csv / test.csv -> splits, as the Hub's conventions do
         digest.update(f.relative_to(path).as_posix().encode() + b"\0")
-        _scan_file(f, digest, text=builder != "parquet", csv_delimiter=_csv_delimiter(f))
+        _scan_file(f, digest, text=builder != "parquet", csv_delimiter=delimiter)
         stem = f.stem.split("-")[0].lower()
         splits.setdefault(stem if stem in ("train", "test", "validation", "dev") else "train", []).append(str(f))
-    return datasets.load_dataset(builder, data_files=splits), digest.hexdigest()
+    return datasets.load_dataset(builder, data_files=splits, **kwargs), digest.hexdigest()
 
 def _csv_delimiter(path: Path) -> str | None:
-    return {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower())
+    """The separator of a CSV/TSV file (None for other files): a tab for .tsv; for .csv a comma, unless its header
+    line holds none and holds semicolons (the CSV of spreadsheets in locales with a decimal comma) or tabs."""
+    suffix = path.suffix.lower()
+    if suffix != ".csv":
+        return {".tsv": "\t"}.get(suffix)
+    with open(path, "rb") as fh:
+        header = fh.readline(_MAX_HEADER_BYTES + 1)
+    if b"," in header:
+        return ","
+    return next((d for d in (";", "\t") if d.encode() in header), ",")
 
 def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None = None) -> None:
     """Feed ``path``'s size and bytes to ``digest``, in blocks; text files must be non-empty UTF-8 (the line of the
