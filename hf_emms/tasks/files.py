@@ -68,8 +68,9 @@ def _load_local(path: Path) -> tuple[Any, str]:
     (builder, data_files), = by_builder.items()
     delimiters = {_csv_delimiter(f) for f in data_files}
     if len(delimiters) > 1:
-        raise InvalidInputError(f"the CSV/TSV files of {path} are separated differently ({sorted(map(repr, delimiters))}):"
-                                " save them with one separator.")
+        shown = sorted(map(repr, delimiters))
+        raise InvalidInputError(f"the CSV/TSV files of {path} are separated differently ({shown}): save them with "
+                                "one separator.")
     delimiter = delimiters.pop()
     kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
     digest.update(f"{builder}:{kwargs.get('delimiter', '')}\0".encode() if kwargs else f"{builder}\0".encode())
