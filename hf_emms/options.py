@@ -187,7 +187,8 @@ class ScoreSpec:
     ----------
     encoders : "default", sequence of str / labels.EncoderSpec, or None
         F-label encoders. "default": the paper-like CLIP/BERT/GPT-2 set on a GPU with the Hub reachable, else
-        all-MiniLM-L6-v2. None (or empty): one-hot labels only (classification).
+        all-MiniLM-L6-v2. None (or empty): no encoder (class labels one-hot; regression targets and boxes their
+        own numbers; other kinds need encoders).
     prompt : str
         Template for class names, e.g. ``"a photo of a {}"``.
     metrics : sequence of {"emms", "emms_official", "logme", "hscore", "nce"}

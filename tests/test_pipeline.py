@@ -270,6 +270,20 @@ def test_one_candidate_given_alone_is_one_candidate_not_a_sequence_of_characters
     assert rank(_dataset(), tiny["small"], **kwargs).df["emms"].tolist() == alone.df["emms"].tolist()  # a Path too
 
 
+def test_without_encoders_a_regression_target_is_its_own_f_label_and_tags_need_encoders(tiny, tmp_path):
+    from datasets import Dataset
+
+    base = _dataset()
+    rng = np.random.default_rng(0)
+    data = Dataset.from_dict({"text": base["text"], "target": (np.array(base["label"]) + rng.random(len(base))).tolist()})
+    row = rank(data, [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "c",
+               progress=False).rows[0]
+    assert row.ok and row.emms_weights == {"targets": 1.0}
+    tags = Dataset.from_dict({"text": base["text"], "labels": [[n] for n in base["label"]]})
+    with pytest.raises(InvalidInputError, match="a multilabel task needs F-label encoders"):
+        rank(tags, [str(tiny["small"])], task="multilabel", encoders=None, cache_dir=tmp_path / "c", progress=False)
+
+
 def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):
     topics = ["sports", "cooking", "weather", "music"]
     lines = [f"sentence number {i} is about {topics[i % 4]},{topics[i % 4]}" for i in range(200)]

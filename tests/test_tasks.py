@@ -336,3 +336,14 @@ def test_a_csv_separated_by_semicolons_or_tabs_reads_as_its_comma_twin(tmp_path,
     (tmp_path / "folder").mkdir()
     (tmp_path / "other.csv").rename(tmp_path / "folder" / "train.csv")
     assert load_task(tmp_path / "folder").dataset["text"] == comma.dataset["text"]
+
+
+def test_a_multilabel_column_without_classlabel_names_its_classes():
+    # --task multilabel on a JSONL list column used to fail: "multilabel F-labels need classes=", with no CLI flag to
+    # give them; its classes are the names it holds (sorted), or the ids 0..max.
+    tags = datasets.Dataset.from_dict({"text": WORDS[:4], "labels": [["food"], ["sports", "food"], ["music"], []]})
+    assert load_task(tags, task="multilabel").class_names == ["food", "music", "sports"]
+    ids = datasets.Dataset.from_dict({"text": WORDS[:3], "labels": [[0, 3], [1], [3]]})
+    assert load_task(ids, task="multilabel").class_names == ["0", "1", "2", "3"]
+    with pytest.raises(InvalidInputError, match="class ids from 0 to 100000000"):
+        load_task(datasets.Dataset.from_dict({"text": WORDS[:2], "labels": [[0], [10**8]]}), task="multilabel")

@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--encoders", nargs="+", metavar="ID_OR_DIR",
                          help="F-label encoders (default: CLIP/BERT/GPT-2 on a GPU online, else all-MiniLM-L6-v2); "
-                         "'none' for one-hot labels only")
+                         "'none' for no encoder: class labels one-hot, regression targets and boxes their own "
+                         "numbers")
     scoring.add_argument("--prompt", default="{}", help='class-name template, e.g. "a photo of a {}"')
     scoring.add_argument("--max-samples", type=int, default=2000,
                          help="stratified, seeded budget of samples (default 2000; 0 = all)")

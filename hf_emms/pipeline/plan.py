@@ -284,10 +284,13 @@ def _flabels(t: Task, scored: Any, spec: RankSpec, root: Path) -> Any:
     from ..labels import default_encoders, embed_labels
 
     encoders, device, progress = spec.score.encoders, spec.extract.device, spec.run.progress
-    if encoders is None:
+    if encoders is None:  # no encoder: class identity (one-hot), or the numbers themselves
+        if t.kind in ("regression", "boxes"):
+            return embed_labels(scored[t.label_column], kind=t.kind, encoders=[], cache_dir=False, progress=False)
         if t.kind != "classification":
-            raise InvalidInputError(f"a {t.kind} task needs F-label encoders (one-hot labels exist only for classes); "
-                                    "pass encoders= or leave the default.")
+            raise InvalidInputError(f"a {t.kind} task needs F-label encoders (without them, class labels are one-hot "
+                                    "and regression targets or boxes their own numbers); pass encoders= or leave the "
+                                    "default.")
         return None
     specs = default_encoders(device) if encoders == "default" else list(encoders)
     if t.kind == "classification":

@@ -10,6 +10,8 @@ from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _feature_type, missing_rows
 
+_MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
+
 
 def _check_labels(ds: Any, column: str, name: str) -> None:
     """Refuse rows without a label (None, NaN, an empty or blank string, a ``ClassLabel`` -1), counted and named."""
@@ -118,5 +120,24 @@ def _class_names(ds: Any, column: str, kind: str) -> list[str] | None:
         return [str(i) for i in sorted(ds.unique(column))]  # ids 0..C-1 (see _encode_classes)
     if kind == "multilabel":
         inner = feature[0] if isinstance(feature, list) else getattr(feature, "feature", None)
-        return list(inner.names) if isinstance(inner, datasets.ClassLabel) else None
+        if isinstance(inner, datasets.ClassLabel):
+            return list(inner.names)
+        return _multilabel_names(ds, column, _feature_type(inner) if inner is not None else "other")
+    return None
+
+
+def _multilabel_names(ds: Any, column: str, kind: str) -> list[str] | None:
+    """The classes of a multilabel column without a ClassLabel: its distinct names (sorted), or ids 0..max as
+    names; None when it holds neither (the F-label planner then says what it needs)."""
+    values = {v for row in ds[column] if row is not None for v in row}
+    if kind == "string":
+        return sorted(values)
+    if kind == "int" and values:
+        top = max(values)
+        if min(values) < 0 or top >= _MAX_MULTILABEL_IDS:
+            raise InvalidInputError(
+                f"multilabel column {column!r} holds class ids from {min(values)} to {top}: ids must be 0..C-1 with "
+                f"C < {_MAX_MULTILABEL_IDS}. Re-encode them, or give a Sequence(ClassLabel) feature with the names."
+            )
+        return [str(i) for i in range(top + 1)]
     return None
