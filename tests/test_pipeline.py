@@ -275,7 +275,8 @@ def test_without_encoders_a_regression_target_is_its_own_f_label_and_tags_need_e
 
     base = _dataset()
     rng = np.random.default_rng(0)
-    data = Dataset.from_dict({"text": base["text"], "target": (np.array(base["label"]) + rng.random(len(base))).tolist()})
+    target = np.array(base["label"]) + rng.random(len(base))
+    data = Dataset.from_dict({"text": base["text"], "target": target.tolist()})
     row = rank(data, [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "c",
                progress=False).rows[0]
     assert row.ok and row.emms_weights == {"targets": 1.0}

@@ -86,7 +86,8 @@ def rank(
     encoders, prompt, metrics :
         How to score (:class:`~hf_emms.options.ScoreSpec`). ``encoders``: "default" (CLIP/BERT/GPT-2 on a GPU with
         the Hub reachable, else all-MiniLM-L6-v2), a sequence of ids/folders/``labels.EncoderSpec``, or None for no
-        encoder (class labels one-hot, regression targets and boxes their own numbers). ``metrics`` among "emms", "emms_official", "logme", "hscore", "nce" ("emms" always).
+        encoder (class labels one-hot, regression targets and boxes their own numbers). ``metrics`` among "emms",
+        "emms_official", "logme", "hscore", "nce" ("emms" always).
     batch_size, max_length, device, layers, max_stats_memory :
         Feature extraction (:class:`~hf_emms.options.ExtractSpec`): samples per forward pass (halved on
         out-of-memory), text truncation, device (default: what ``accelerate`` gives this process), the hidden
