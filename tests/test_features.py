@@ -85,6 +85,19 @@ def test_a_classification_vit_has_a_random_pooler_so_features_are_the_patch_mean
     assert_same_stats(with_head.stats, reference_stats(feats, ds["label"], logits), rtol=1e-5)
 
 
+def test_a_cnn_reads_its_stages_as_layers_of_their_own_widths(models):
+    # With layers="auto" (rank's default) every ResNet-like candidate used to be skipped: the upper-half mean stacked
+    # stages of different widths ("stack expects each tensor to be equal size").
+    ds = image_dataset()
+    got = extract_stats(models["resnet"], ds, image_column="image", label_column="label", layers="auto",
+                        progress=False)
+    widths = {key: stats.dim for key, stats in got.by_layer().items()}
+    last = str(got.record.n_layers)
+    assert len(set(widths.values())) > 1 and "upper" not in widths  # stages widen; no mean across widths
+    want = reference_stats(hand_features(models["resnet"], ds["image"], modality="image", pooling="mean"), ds["label"])
+    assert_same_stats(got.by_layer()[last], want, rtol=1e-5)  # the last stage: exactly a last-layer run's
+
+
 def test_cnn_maps_pool_to_their_spatial_mean(models):
     ds = image_dataset()
     auto = extract_stats(models["resnet"], ds, image_column="image", label_column="label", progress=False)

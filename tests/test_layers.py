@@ -35,6 +35,9 @@ def test_layer_options_select_indices_with_the_last_always_in():
     assert select_layers((0, -2), 6) == (0, 5, 6)
     assert layer_keys((1, 3, 4, 6), 6) == ["1", "3", "4", "6", "upper"]  # upper: the mean of layers 3, 4, 6
     assert layer_keys((5, 6), 12) == ["5", "6"]  # one upper-half layer: no mean to take
+    widths = {0: 8, 1: 8, 2: 16, 3: 32, 4: 32}  # a CNN's stages widen
+    assert layer_keys((1, 2, 3, 4), 4, widths) == ["1", "2", "3", "4", "upper"]  # the mean of 3 and 4 (both 32)
+    assert layer_keys((1, 2, 4), 4, widths) == ["1", "2", "4"]  # 2 and 4 differ in width: no mean
     with pytest.raises(InvalidInputError, match=r"outside this model's hidden states 0\.\.6"):
         select_layers((7,), 6)
 

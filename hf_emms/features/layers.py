@@ -68,18 +68,20 @@ def select_layers(option: str | tuple[int, ...], n_layers: int) -> tuple[int, ..
     return tuple(sorted(chosen | {last}))
 
 
-def layer_keys(layers: tuple[int, ...], n_layers: int) -> list[str]:
+def layer_keys(layers: tuple[int, ...], n_layers: int, widths: Mapping[int, int] | None = None) -> list[str]:
     """The statistics a run keeps: one per selected layer (its index as a string) and, with at least two selected
-    layers in the upper half, their mean :data:`UPPER`."""
+    layers in the upper half (of the last layer's width, see :func:`upper_half`), their mean :data:`UPPER`."""
     keys = [str(i) for i in layers]
-    if len(upper_half(layers, n_layers)) >= 2:
+    if len(upper_half(layers, n_layers, widths)) >= 2:
         keys.append(UPPER)
     return keys
 
 
-def upper_half(layers: tuple[int, ...], n_layers: int) -> tuple[int, ...]:
-    """The selected layers with index >= L / 2 (the ones :data:`UPPER` averages)."""
-    return tuple(i for i in layers if 2 * i >= n_layers)
+def upper_half(layers: tuple[int, ...], n_layers: int, widths: Mapping[int, int] | None = None) -> tuple[int, ...]:
+    """The selected layers with index >= L / 2 (the ones :data:`UPPER` averages); with ``widths`` (hidden-state index
+    -> pooled width) only those as wide as the last layer: a CNN's stages widen (ResNet: 256 to 2,048 channels), and
+    features of different widths have no mean. Each layer keeps its own statistics whatever its width."""
+    return tuple(i for i in layers if 2 * i >= n_layers and (widths is None or widths[i] == widths[n_layers]))
 
 
 def check_layers_memory(widths: Mapping[str, int], folds: int, *, n_classes: int = 0, n_source: int = 0,

@@ -36,6 +36,7 @@ class Runner:
         self.layers: tuple[int, ...] = ()  # hidden-state indices pooled, resolved on the first batch
         self.n_layers: int | None = None  # L, when the model returns its hidden states
         self.keys: list[str] = []
+        self.widths: dict[int, int] = {}  # hidden-state index -> pooled width, resolved with the layers
         self.batches = HalvingBatches(batch_size)
         # "forward" and "pooling" seconds; with ``sync`` (profiling) a GPU's queued work is waited for at each phase's end
         self.phases = Phases(getattr(loaded.model, "device", None) if sync else None)
@@ -97,7 +98,9 @@ class Runner:
             return
         self.n_layers = len(states) - 1
         self.layers = select_layers(self.layer_option, self.n_layers)
-        self.keys = layer_keys(self.layers, self.n_layers)
+        # pooled widths: the channels of a (B, C, H, W) map, the last axis of a (B, T, D) state
+        self.widths = {i: int(s.shape[1] if s.ndim == 4 else s.shape[-1]) for i, s in enumerate(states)}
+        self.keys = layer_keys(self.layers, self.n_layers, self.widths)
 
     def _pool_layers(self, encoded: Any, mask: torch.Tensor | None,
                      features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -109,7 +112,7 @@ class Runner:
         out = {str(i): features[str(i)] for i in self.layers}
         if UPPER in self.keys:  # the last layer as its lower neighbours are pooled (a trained pooler is its own)
             own = out[str(last)] if self.pooling.method != "pooler_output" else pool_hidden(states[last], self.pooling, mask)
-            parts = [out[str(i)] if i != last else own for i in upper_half(self.layers, last)]
+            parts = [out[str(i)] if i != last else own for i in upper_half(self.layers, last, self.widths)]
             out[UPPER] = torch.stack([p.float() for p in parts]).mean(0).to(own.dtype)
         return out
 
