@@ -151,6 +151,7 @@ def test_regression_plan():
         ([True, False], "dtype bool"),
         ([[1.0], [2.0, 3.0]], "rectangular"),
         ([[[1.0]]], r"shape \(N,\) or \(N, T\)"),
+        ([1e300, 0.0], r"too large \(values up to 1e\+300\): their squares overflow"),  # was a skip per candidate
     ],
 )
 def test_regression_bad_labels(labels, message):

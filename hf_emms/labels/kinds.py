@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..errors import LabelError
+from ..errors import InvalidInputError, LabelError
 from ..options import TASK_KINDS
+from ..solver.inputs import check_magnitude
 from .names import class_names_from, clean_class_name, is_generic_name
 
 LABEL_KINDS = TASK_KINDS  # every task kind has F-labels
@@ -180,6 +182,10 @@ def _numeric(values: Any, what: str) -> np.ndarray:
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         raise LabelError(f"{what} contain NaN or inf (first at flat index {int(np.argmin(np.isfinite(arr)))}).")
+    try:
+        check_magnitude(torch.from_numpy(arr), what)  # 1e300 is finite, but its square is not
+    except InvalidInputError as exc:
+        raise LabelError(str(exc)) from None
     return arr
 
 
