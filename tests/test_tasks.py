@@ -347,3 +347,10 @@ def test_a_multilabel_column_without_classlabel_names_its_classes():
     assert load_task(ids, task="multilabel").class_names == ["0", "1", "2", "3"]
     with pytest.raises(InvalidInputError, match="class ids from 0 to 100000000"):
         load_task(datasets.Dataset.from_dict({"text": WORDS[:2], "labels": [[0], [10**8]]}), task="multilabel")
+
+
+def test_a_folder_of_audio_files_says_how_to_load_it(tmp_path):
+    (tmp_path / "yes").mkdir()
+    (tmp_path / "yes" / "0.wav").write_bytes(b"RIFF")
+    with pytest.raises(InvalidInputError, match=r"holds audio files \(yes/0\.wav, \.\.\.\).*audiofolder"):
+        load_task(tmp_path)

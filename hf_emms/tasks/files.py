@@ -19,6 +19,7 @@ from ..errors import InvalidInputError
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"}
 _BLOCK = 1 << 20  # bytes read at a time when hashing and checking files
 _MAX_HEADER_BYTES = 1 << 20  # a CSV header line longer than this is refused before pandas sees it
 _MAX_COLUMNS = 10_000  # more fields than this in a CSV header: not a dataset of texts, images or audio
@@ -60,6 +61,13 @@ def _load_local(path: Path) -> tuple[Any, str]:
     for p in files:
         if p.suffix.lower() in _FILE_BUILDERS:
             by_builder.setdefault(_FILE_BUILDERS[p.suffix.lower()], []).append(p)
+    audio = [p for p in files if p.suffix.lower() in _AUDIO_EXTS]
+    if audio and not by_builder:
+        raise InvalidInputError(
+            f"{path} holds audio files ({audio[0].relative_to(path).as_posix()}, ...), which are not read from a folder "
+            "here: load them with datasets (e.g. load_dataset('audiofolder', data_dir=...), which needs torchcodec) and "
+            "pass the Dataset to rank(): its Audio column is the input."
+        )
     if len(by_builder) != 1:
         raise InvalidInputError(
             f"{path} holds {sorted(by_builder) or 'no'} data files; a folder must hold images (one subfolder per class) "
