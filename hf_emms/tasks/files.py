@@ -64,9 +64,9 @@ def _load_local(path: Path) -> tuple[Any, str]:
     audio = [p for p in files if p.suffix.lower() in _AUDIO_EXTS]
     if audio and not by_builder:
         raise InvalidInputError(
-            f"{path} holds audio files ({audio[0].relative_to(path).as_posix()}, ...), which are not read from a folder "
-            "here: load them with datasets (e.g. load_dataset('audiofolder', data_dir=...), which needs torchcodec) and "
-            "pass the Dataset to rank(): its Audio column is the input."
+            f"{path} holds audio files ({audio[0].relative_to(path).as_posix()}, ...), which are not read from a "
+            "folder here: load them with datasets (e.g. load_dataset('audiofolder', data_dir=...), which needs "
+            "torchcodec) and pass the Dataset to rank(): its Audio column is the input."
         )
     if len(by_builder) != 1:
         raise InvalidInputError(
