@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from .archives import unpacked
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -40,7 +41,8 @@ def _load_local(path: Path) -> tuple[Any, str]:
         if suffix == ".zip":
             digest.update(b"imagefolder\0")
             _scan_file(path, digest, text=False)
-            return datasets.load_dataset("imagefolder", data_files=str(path)), digest.hexdigest()
+            folder = unpacked(path, digest.hexdigest())  # datasets mislabels class subfolders inside an archive
+            return datasets.load_dataset("imagefolder", data_dir=str(folder)), digest.hexdigest()
         builder = _FILE_BUILDERS.get(suffix)
         if builder is None:
             raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image folder) file.")

@@ -61,11 +61,20 @@ def check_media(dataset: Any, columns: Sequence[str], *, rows: Sequence[int] | N
 
 
 def _where(value: Any) -> tuple[str, bytes | None, Path | None]:
-    """A stored value's name for messages, its bytes (when stored inline) and its path."""
+    """A stored value's name for messages, its bytes (stored inline, or read through fsspec for a URL such as a zip
+    member's ``zip://0.png::/data/vqa.zip``) and its local path."""
     value = value or {}
     path = value.get("path") if isinstance(value, dict) else None
     data = value.get("bytes") if isinstance(value, dict) else None
-    name = Path(path).name if path else "bytes in the dataset"
+    name = Path(path.split("::")[0]).name if path else "bytes in the dataset"
+    if data is None and path and "://" in path:
+        from datasets.utils.file_utils import xopen
+
+        try:
+            with xopen(path, "rb") as fh:
+                data = fh.read()
+        except Exception:  # noqa: BLE001 - a member or URL that cannot be opened: reported as missing
+            return name, None, Path(path)
     return name, (bytes(data) if data is not None else None), (Path(path) if path and data is None else None)
 
 
