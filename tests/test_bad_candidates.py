@@ -120,3 +120,21 @@ def test_a_tokenizer_without_its_vocabulary_is_refused_not_scored_on_unknown_tok
     lost = rank(_dataset(), [str(folder)], encoders=None, max_samples=30, cache_dir=tmp_path / "c2", progress=False)
     row = lost.rows[0]
     assert not row.ok and re.search(r"its tokenizer knows [1-9] tokens .* vocabulary files .* are missing", row.reason)
+
+
+def test_a_checkpoint_whose_weight_names_do_not_match_its_architecture_is_refused_not_scored_at_random(folders,
+                                                                                                       tmp_path):
+    # transformers initialises the weights it cannot find at random and only logs a load report: a checkpoint saved
+    # under other names was scored as a random model (EMMS -0.988 on a real MiniLM) with status ok.
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(shutil.copytree(folders["good"], tmp_path / "renamed"))
+    weights = load_file(folder / "model.safetensors")
+    save_file({f"other_library.{k}": v for k, v in weights.items()}, folder / "model.safetensors",
+              metadata={"format": "pt"})
+    ranking = rank(_dataset(), [str(folder), str(folders["good"])], encoders=None, max_samples=30,
+                   cache_dir=tmp_path / "c", progress=False)
+    rows = {r.model: r for r in ranking.rows}
+    assert rows["good"].ok and not rows["renamed"].ok
+    assert re.search(r"100% of BertModel's parameters .* are not in the checkpoint and would be random",
+                     rows["renamed"].reason)

@@ -31,6 +31,7 @@ _INPUT_MODALITY = {"input_ids": "text", "pixel_values": "image", "input_values":
 # by a few percent: 32,100 of 32,128 for T5, 50,295 of 51,200 for phi-2; a tokenizer rebuilt from special tokens
 # alone knows 5 of 30,522).
 _MIN_VOCAB_SHARE = 4
+_MAX_MISSING_SHARE = 0.5  # of a model's parameters absent from its checkpoint (random-initialised): refused
 
 
 # The one pinned candidate type is hf_emms.hub.Candidate; the old name stays importable.
@@ -176,6 +177,7 @@ def load_candidate(
         )
     except Exception as e:  # truncated or corrupt weights, a refused pickle (UnpicklingError), unknown layers, ...
         raise CandidateLoadError(name, f"transformers cannot build it ({type(e).__name__}: {_first_line(e)})") from e
+    _check_loaded(name, model, set(info.get("missing_keys", ())))
     model_modality = _INPUT_MODALITY.get(getattr(model, "main_input_name", ""))
     if _reads_image_and_text(model) != (modality == "image-text"):
         raise CandidateLoadError(name, _half_input(model, model_modality, modality))
@@ -245,6 +247,25 @@ def _preprocessor(name: str, folder: Path, modality: str, trust_remote_code: boo
         raise CandidateLoadError(name, f"its {type(processor).__name__} does not hold both a tokenizer and an image "
                                  "processor (image + text needs both)")
     return processor
+
+
+def _check_loaded(name: str, model: Any, missing: set[str]) -> None:
+    """Refuse a checkpoint most of whose weights are not in its files: transformers initialises the missing ones at
+    random and only logs it, so a checkpoint saved under other names (another library's layout, a wrong config.json)
+    would be scored as a random model that looks like any other. A few missing tensors are normal (a pooler that
+    sentence-transformers checkpoints do not keep, a classifier head)."""
+    if not missing:
+        return
+    state = model.state_dict()
+    total = sum(v.numel() for v in state.values())
+    gone = sum(state[k].numel() for k in missing if k in state)
+    if total and gone > _MAX_MISSING_SHARE * total:
+        shown = ", ".join(sorted(missing)[:2])
+        raise CandidateLoadError(
+            name, f"{gone / total:.0%} of {type(model).__name__}'s parameters ({len(missing)} of {len(state)} tensors, "
+            f"e.g. {shown}) are not in the checkpoint and would be random: its weight names do not match the "
+            "architecture in config.json (another library's layout, or the wrong config).",
+        )
 
 
 def _check_vocabulary(name: str, processor: Any, config: Any, modality: str) -> None:
