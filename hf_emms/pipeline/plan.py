@@ -109,6 +109,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     t = load_task(dataset, config=data.config, split=data.split, revision=data.revision, task=data.task,
                   label_column=data.label_column, input_column=data.input_column, token=run.token)
     phases.lap("load_task")
+    say(run.progress, f"data: {t.describe()}")  # which columns were read, and why: detection can pick the wrong one
     classes = t.kind == "classification"
     labels = np.asarray(t.dataset[t.label_column]) if classes else None  # the budget is stratified by class
     rows = subsample(len(t.dataset), data.max_samples, labels=labels, seed=data.seed)
