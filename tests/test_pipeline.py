@@ -285,6 +285,17 @@ def test_without_encoders_a_regression_target_is_its_own_f_label_and_tags_need_e
         rank(tags, [str(tiny["small"])], task="multilabel", encoders=None, cache_dir=tmp_path / "c", progress=False)
 
 
+def test_a_ranking_says_which_columns_it_read_and_why(tiny, tmp_path, capsys):
+    from datasets import Dataset
+
+    base = _dataset()
+    data = Dataset.from_dict({"title": [f"item {i}" for i in range(len(base))], "body": base["text"],
+                              "label": base["label"]})
+    rank(data, [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "c", progress=True)
+    err = capsys.readouterr().err
+    assert "data: in-memory [all]: 60 rows, text input 'title' (detected: the first text column)" in err
+
+
 def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):
     topics = ["sports", "cooking", "weather", "music"]
     lines = [f"sentence number {i} is about {topics[i % 4]},{topics[i % 4]}" for i in range(200)]
