@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -294,6 +295,14 @@ def test_a_ranking_says_which_columns_it_read_and_why(tiny, tmp_path, capsys):
     rank(data, [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "c", progress=True)
     err = capsys.readouterr().err
     assert "data: in-memory [all]: 60 rows, text input 'title' (detected: the first text column)" in err
+
+
+def test_a_candidate_that_cut_many_samples_at_its_token_limit_is_noted(tiny, tmp_path, capsys):
+    rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, max_length=6, cache_dir=tmp_path / "c",
+         progress=True)
+    assert re.search(r"note: small: \d+ of 60 samples filled its 6-token limit and were cut", capsys.readouterr().err)
+    rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "d", progress=True)
+    assert "token limit" not in capsys.readouterr().err  # its own limit (64) holds these sentences whole
 
 
 def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):

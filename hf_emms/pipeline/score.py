@@ -18,7 +18,9 @@ from ..records import Row
 from ..results import record_key
 from ..features.layers import UPPER
 from ..features.record import Extraction
-from .plan import Plan, candidate_criteria, candidate_key, display_name, pin
+from .plan import Plan, candidate_criteria, candidate_key, display_name, pin, say
+
+_CUT_SHARE = 0.1  # a note when this share of the samples was truncated at a candidate's token limit
 
 
 @dataclass
@@ -193,6 +195,10 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
         return _skipped(candidate, exc)
     row.revision, row.params = candidate.revision, candidate.num_parameters
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
+    cut, limit = extraction.record.n_at_max_length, extraction.record.max_length
+    if cut and plan.main_process and cut >= _CUT_SHARE * max(row.n_samples, 1):  # it read less of them than others may
+        say(plan.spec.run.progress, f"note: {row.model}: {cut} of {row.n_samples} samples filled its {limit}-token "
+                                    "limit and were cut (max_length raises it, up to the model's own limit).")
     row.seconds = time.perf_counter() - extracted.start  # stored with the row: a resumed ranking shows it too
     phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:
