@@ -119,7 +119,7 @@ def call_hub(call: Callable[[], T], *, what: str, policy: RetryPolicy) -> T:
             time.sleep(policy.wait(attempt))
     raise HubUnavailableError(
         f"{what}: failed {policy.attempts} times, last with {failure}; the Hub (HF_ENDPOINT) is unreachable or "
-        "overloaded: retry later, or allow more time (RetryPolicy(timeout=..., attempts=...), --timeout)"
+        "overloaded: retry later, or allow more time (RetryPolicy(timeout=..., attempts=...), hf-emms scan --timeout)"
     )
 
 
