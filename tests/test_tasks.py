@@ -407,3 +407,16 @@ def test_images_given_as_urls_into_an_archive_are_read_through_it(tmp_path):
     check_media(ds.select([0]), ["image"])
     with pytest.raises(InvalidInputError, match=r"1 of 2 files .* row 1 \(b\.png: not an image"):
         check_media(ds, ["image"])
+
+
+def test_an_image_past_pils_size_limit_is_named_not_an_unexpected_error():
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (20000, 20000)).save(png, format="PNG")  # 4e8 pixels, 0.4 MB: PIL refuses it as a bomb
+    ds = datasets.Dataset.from_dict({"image": [{"bytes": png.getvalue(), "path": "huge.png"}]},
+                                    features=datasets.Features({"image": datasets.Image()}))
+    with pytest.raises(InvalidInputError, match=r"row 0 \(huge\.png: Image size \(400000000 pixels\) exceeds limit"):
+        check_media(ds, ["image"])

@@ -91,6 +91,8 @@ def _image_problem(value: Any) -> str | None:
             im.verify()
     except UnidentifiedImageError:
         return f"{name}: not an image PIL can read"
+    except Image.DecompressionBombError as exc:  # would fail the same way when decoded for the forward pass
+        return f"{name}: {exc} (downscale it)"
     except (OSError, SyntaxError, ValueError) as exc:  # PIL reports broken files as any of these
         return f"{name}: {exc}"
     return None
