@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' API
-    print(f"hf-emms: warning: {_one_line(message)}", file=file or sys.stderr)
+    print(f"hf-emms: warning: {_one_line(message).removeprefix('hf-emms ')}", file=file or sys.stderr)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,9 +204,14 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
     phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:
         with phases("results_io"):  # the record's write comes after the row's seconds (it holds them)
-            plan.store.put(extracted.key, {
-                "key": extracted.key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
-                "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
+            try:
+                plan.store.put(extracted.key, {
+                    "key": extracted.key, "row": row.to_dict(), "config": plan.meta.config.to_dict(),
+                    "extraction": extraction.record.to_dict(), "dataset": plan.meta.dataset.to_dict()})
+            except OSError as exc:  # a store that cannot be written costs resuming this candidate, not the ranking
+                warnings.warn(f"hf-emms could not store the record of {row.model} under {plan.store.root} "
+                              f"({type(exc).__name__}: {exc}); the ranking goes on, and a re-run scores this "
+                              "candidate again. Free disk space or choose another cache_dir.", stacklevel=2)
     if plan.spec.run.profile:
         row.phases = phases.as_dict()
     return row
