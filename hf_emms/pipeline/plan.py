@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,11 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
                   label_column=data.label_column, input_column=data.input_column, token=run.token)
     phases.lap("load_task")
     say(run.progress, f"data: {t.describe()}")  # which columns were read, and why: detection can pick the wrong one
+    unfit = [m for m in ("hscore", "nce") if m in spec.score.metrics and t.kind != "classification"]
+    if unfit:  # asked for, and no column would say why it is missing
+        verb = "score" if len(unfit) > 1 else "scores"
+        warnings.warn(f"{' and '.join(unfit)} {verb} class labels only; this is a {t.kind} task, so the table has no "
+                      f"{' or '.join(unfit)} column.", stacklevel=2)
     classes = t.kind == "classification"
     labels = np.asarray(t.dataset[t.label_column]) if classes else None  # the budget is stratified by class
     rows = subsample(len(t.dataset), data.max_samples, labels=labels, seed=data.seed)
