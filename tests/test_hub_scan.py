@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -276,6 +277,36 @@ def test_local_folders_are_pinned_by_content_and_read_offline(models, tmp_path):
     assert candidates_from_folders([copy])[0].revision == copy_candidate.revision  # stable
     with pytest.raises(InvalidCandidateError, match="no checkpoint"):
         candidates_from_folders([tmp_path / "nowhere"])
+
+
+def test_one_broken_checkpoint_in_a_folder_or_the_cache_is_rejected_alone(hub_server, models, tmp_path, hf_cache):
+    # A folder of checkpoints with one unreadable config.json used to be rejected whole, the good ones unlisted; one
+    # broken snapshot in the HF cache ended a scan with --include-cache.
+    parent = tmp_path / "checkpoints"
+    for name in ("bert", "vit"):
+        (parent / name).mkdir(parents=True)
+        for f in models[name].iterdir():
+            (parent / name / f.name).write_bytes(f.read_bytes())
+    (parent / "vit" / "config.json").write_text("{not json")
+    result = scan(folders=[parent], retry=FAST)
+    assert [c.path.name for c in result.kept] == ["bert"]
+    assert [(Path(r.reference).name, r.reason) for r in result.rejected] == [("vit", RejectReason.BROKEN)]
+    with pytest.raises(InvalidCandidateError, match="unreadable config.json"):  # the function alone still raises
+        candidates_from_folders([parent])
+
+    hub_server.add_model("org/bert", models["bert"])
+    hub_server.add_model("org/gpt2", models["gpt2"])
+    for repo in ("org/bert", "org/gpt2"):
+        snapshot_download(repo, cache_dir=hf_cache)
+    (config,) = Path(hf_cache).glob("models--org--gpt2/snapshots/*/config.json")
+    target = config.resolve()  # the cache's snapshot files link to blobs
+    config.unlink()
+    config.write_text("[1, 2]")
+    assert target.exists()
+    result = scan(cache=hf_cache, retry=FAST)
+    assert [c.model_id for c in result.kept] == ["org/bert"]
+    assert [r.reason for r in result.rejected] == [RejectReason.BROKEN]
+    assert "models--org--gpt2" in result.rejected[0].reference
 
 
 def test_cache_snapshots_are_candidates_and_duplicates_collapse_across_sources(hub_server, models, hf_cache):

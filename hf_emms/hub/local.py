@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import yaml
 from huggingface_hub import scan_cache_dir
@@ -119,38 +120,56 @@ def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
-def candidates_from_folders(paths: Iterable[str | Path]) -> list[Candidate]:
+def candidates_from_folders(paths: Iterable[str | Path], *,
+                            broken: list[tuple[Path, str]] | None = None) -> list[Candidate]:
     """Candidates from each path: a checkpoint folder, or a folder whose subfolders are checkpoints.
+
+    ``broken``: a list that collects (folder, reason) for each checkpoint folder that cannot be read, instead of
+    raising: one broken checkpoint in a folder of them then costs itself only.
 
     Raises
     ------
     InvalidCandidateError
-        A path that does not exist, or holds no checkpoint at all.
+        A path that does not exist, or holds no checkpoint at all; without ``broken``, a checkpoint that cannot be
+        read.
     """
     out = []
     for path in map(Path, paths):
         if (path / "config.json").is_file():
-            out.append(candidate_from_folder(path))
-            continue
-        subfolders = sorted(p for p in path.iterdir() if (p / "config.json").is_file()) if path.is_dir() else []
-        if not subfolders:
-            raise InvalidCandidateError(f"{path} holds no checkpoint: expected config.json in it or in its "
-                                        "subfolders")
-        out.extend(candidate_from_folder(p) for p in subfolders)
+            folders = [path]
+        else:
+            folders = sorted(p for p in path.iterdir() if (p / "config.json").is_file()) if path.is_dir() else []
+            if not folders:
+                raise InvalidCandidateError(f"{path} holds no checkpoint: expected config.json in it or in its "
+                                            "subfolders")
+        out += _each(folders, lambda folder: candidate_from_folder(folder), broken)
     return out
 
 
-def candidates_from_cache(cache_dir: str | Path | None = None) -> list[Candidate]:
+def _each(folders: Iterable[Path], read: Any, broken: list[tuple[Path, str]] | None) -> list[Candidate]:
+    """``read(folder)`` for each folder; a failure is raised, or collected in ``broken`` when it is a list."""
+    out = []
+    for folder in folders:
+        try:
+            out.append(read(folder))
+        except InvalidCandidateError as exc:
+            if broken is None:
+                raise
+            broken.append((folder, exc.reason))
+    return out
+
+
+def candidates_from_cache(cache_dir: str | Path | None = None, *,
+                          broken: list[tuple[Path, str]] | None = None) -> list[Candidate]:
     """One candidate per model snapshot in the Hugging Face cache (``HF_HUB_CACHE`` unless ``cache_dir``).
 
     Snapshots without ``config.json`` (a partial download) are left out: they cannot be loaded offline. The
-    revision is the snapshot's commit sha.
+    revision is the snapshot's commit sha. ``broken``: as in :func:`candidates_from_folders`.
     """
     info = scan_cache_dir(cache_dir)
-    return [
-        candidate_from_folder(rev.snapshot_path, model_id=repo.repo_id, revision=rev.commit_hash, source=Source.CACHE)
-        for repo in sorted(info.repos, key=lambda r: r.repo_id)
-        if repo.repo_type == "model"
-        for rev in sorted(repo.revisions, key=lambda r: r.commit_hash)
-        if (rev.snapshot_path / "config.json").is_file()
-    ]
+    snapshots = {rev.snapshot_path: (repo.repo_id, rev.commit_hash)
+                 for repo in sorted(info.repos, key=lambda r: r.repo_id) if repo.repo_type == "model"
+                 for rev in sorted(repo.revisions, key=lambda r: r.commit_hash)
+                 if (rev.snapshot_path / "config.json").is_file()}
+    return _each(snapshots, lambda path: candidate_from_folder(
+        path, model_id=snapshots[path][0], revision=snapshots[path][1], source=Source.CACHE), broken)

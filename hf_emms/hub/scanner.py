@@ -133,13 +133,15 @@ def scan(
             candidates.append(client.candidate(reference))
         except _CANDIDATE_ERRORS as exc:
             rejected.append(_rejected(reference, exc))
-    for folder in folders:  # one broken folder is a rejected candidate, not the end of the scan
+    broken: list[tuple[Path, str]] = []  # one broken checkpoint is a rejected candidate, not the end of the scan
+    for folder in folders:
         try:
-            candidates += candidates_from_folders([folder])
+            candidates += candidates_from_folders([folder], broken=broken)
         except InvalidCandidateError as exc:
             rejected.append(Rejected(str(folder), RejectReason.BROKEN, exc.reason))
     if cache:
-        candidates += candidates_from_cache(None if cache is True else cache)
+        candidates += candidates_from_cache(None if cache is True else cache, broken=broken)
+    rejected += [Rejected(str(path), RejectReason.BROKEN, reason) for path, reason in broken]
     if listing:
         candidates += list(client.list_candidates(tags=tags, pipeline_tag=pipeline_tag, sort=sort, limit=limit,
                                                   search=search, author=author))
