@@ -4,6 +4,7 @@ to cross-validate are refused by check_distinct."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -420,3 +421,11 @@ def test_an_image_past_pils_size_limit_is_named_not_an_unexpected_error():
                                     features=datasets.Features({"image": datasets.Image()}))
     with pytest.raises(InvalidInputError, match=r"row 0 \(huge\.png: Image size \(400000000 pixels\) exceeds limit"):
         check_media(ds, ["image"])
+
+
+def test_a_jsonl_label_column_mixing_ids_and_names_is_named(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(f'{{"text": "{w}", "label": {1 if i % 2 else json.dumps("neg")}}}\n'
+                            for i, w in enumerate(WORDS)))
+    with pytest.raises(InvalidInputError, match="the label column 'label' mixes int and str values"):
+        load_task(path)

@@ -105,6 +105,12 @@ def _detect_kind(ds: Any, column: str) -> str:
         distinct = len(set(values))
         # Repeated values are categories (spam/ham, intents); mostly distinct strings are free text (captions).
         return "classification" if distinct <= max(2, min(1000, len(values) // 2)) else "text"
+    types = sorted({type(v).__name__ for v in ds.select(range(min(len(ds), 10_000)))[column] if v is not None})
+    if len(types) > 1:  # a JSON column of ints and strings: datasets keeps it as raw JSON
+        raise InvalidInputError(
+            f"the label column {column!r} mixes {' and '.join(types)} values: give every row the same kind of label "
+            "(all class names, or all class ids)."
+        )
     raise InvalidInputError(
         f"cannot tell the task from the label column {column!r} (feature {ds.features[column]}). "
         f"Pass task= (one of {TASK_KINDS})."
