@@ -412,12 +412,17 @@ def test_images_given_as_urls_into_an_archive_are_read_through_it(tmp_path):
 
 def test_an_image_past_pils_size_limit_is_named_not_an_unexpected_error():
     import io
+    import struct
+    import zlib
 
     from PIL import Image
 
     png = io.BytesIO()
-    Image.new("L", (20000, 20000)).save(png, format="PNG")  # 4e8 pixels, 0.4 MB: PIL refuses it as a bomb
-    ds = datasets.Dataset.from_dict({"image": [{"bytes": png.getvalue(), "path": "huge.png"}]},
+    Image.new("L", (8, 8)).save(png, format="PNG")
+    data = bytearray(png.getvalue())  # the header claims 20,000 x 20,000 (4e8 pixels): PIL refuses it when opening
+    data[16:24] = struct.pack(">II", 20000, 20000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # the IHDR chunk's CRC, over its type and data
+    ds = datasets.Dataset.from_dict({"image": [{"bytes": bytes(data), "path": "huge.png"}]},
                                     features=datasets.Features({"image": datasets.Image()}))
     with pytest.raises(InvalidInputError, match=r"row 0 \(huge\.png: Image size \(400000000 pixels\) exceeds limit"):
         check_media(ds, ["image"])
