@@ -484,28 +484,19 @@ def test_a_row_read_back_from_the_store_keeps_its_seconds(tiny, tmp_path):
     assert first.seconds is not None and again.seconds == first.seconds
 
 
-def test_a_results_store_that_cannot_be_written_costs_a_warning_not_the_ranking(tiny, tmp_path):
-    # Its folder is a file: the record's write used to end the whole ranking with "unexpected FileExistsError".
-    models = [str(tiny["small"]), str(tiny["wide"])]
-    ranking = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=tmp_path / "ok", progress=False)
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "results").write_text("not a folder")
-    with pytest.warns(UserWarning, match="could not store the record of small .* a re-run scores this candidate again"):
-        again = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=broken, progress=False)
-    assert (again.df["status"] == "ok").all()
-    scores = ranking.df.set_index("model")["emms"].to_dict()
-    assert again.df.set_index("model")["emms"].to_dict() == pytest.approx(scores)
-
-
-def test_a_statistics_cache_that_cannot_be_written_costs_a_warning_not_the_candidate(tiny, tmp_path):
+@pytest.mark.parametrize(("folder", "warning"), [
+    ("stats", "could not write the statistics cache entry"),
+    # the record's write used to end the whole ranking with "unexpected FileExistsError"
+    ("results", "could not store the record of small .* a re-run scores this candidate again"),
+])
+def test_a_cache_or_store_that_cannot_be_written_costs_a_warning_not_the_candidate(tiny, tmp_path, folder, warning):
     # Its folder is a file: every write fails. The candidates are scored all the same, as with a working cache.
     models = [str(tiny["small"]), str(tiny["wide"])]
     ranking = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=tmp_path / "ok", progress=False)
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "stats").write_text("not a folder")
-    with pytest.warns(UserWarning, match="could not write the statistics cache entry"):
+    (broken / folder).write_text("not a folder")
+    with pytest.warns(UserWarning, match=warning):
         again = rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=broken, progress=False)
     assert (again.df["status"] == "ok").all()
     scores = ranking.df.set_index("model")["emms"].to_dict()
