@@ -434,3 +434,15 @@ def test_a_jsonl_label_column_mixing_ids_and_names_is_named(tmp_path):
                             for i, w in enumerate(WORDS)))
     with pytest.raises(InvalidInputError, match="the label column 'label' mixes int and str values"):
         load_task(path)
+
+
+def test_a_tab_separated_txt_table_reads_like_a_tsv_and_plain_text_is_refused(tmp_path):
+    # SICK ships as SICK.txt, tab-separated with a header line: read as it is, as its .tsv twin would be.
+    rows = "".join(f"{w} one\t{w} two\t{i % 2}\n" for i, w in enumerate(WORDS))
+    (tmp_path / "pairs.txt").write_text("sentence_A\tsentence_B\tlabel\n" + rows)
+    (tmp_path / "pairs.tsv").write_text("sentence_A\tsentence_B\tlabel\n" + rows)
+    txt, tsv = load_task(tmp_path / "pairs.txt"), load_task(tmp_path / "pairs.tsv")
+    assert txt.input_columns == ("sentence_A", "sentence_B") and txt.dataset.to_dict() == tsv.dataset.to_dict()
+    (tmp_path / "notes.txt").write_text("just a sentence\nanother one\n")
+    with pytest.raises(InvalidInputError, match="cannot read notes.txt: .* a .txt table separated by tabs"):
+        load_task(tmp_path / "notes.txt")

@@ -44,9 +44,12 @@ def _load_local(path: Path) -> tuple[Any, str]:
             folder = unpacked(path, digest.hexdigest())  # datasets mislabels class subfolders inside an archive
             return datasets.load_dataset("imagefolder", data_dir=str(folder)), digest.hexdigest()
         builder = _FILE_BUILDERS.get(suffix)
-        if builder is None:
-            raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image folder) file.")
         delimiter = _csv_delimiter(path)
+        if suffix == ".txt" and path.stat().st_size and delimiter != ",":  # a table saved as .txt (SICK.txt: tabs)
+            builder = "csv"
+        if builder is None:
+            raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image "
+                                    "folder) file, or a .txt table separated by tabs or semicolons with a header line.")
         kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
         digest.update(f"{builder}:{kwargs.get('delimiter', '')}\0".encode())  # the same bytes read otherwise differ
         _scan_file(path, digest, text=builder != "parquet", csv_delimiter=delimiter)
@@ -93,10 +96,10 @@ def _load_local(path: Path) -> tuple[Any, str]:
     return datasets.load_dataset(builder, data_files=splits, **kwargs), digest.hexdigest()
 
 def _csv_delimiter(path: Path) -> str | None:
-    """The separator of a CSV/TSV file (None for other files): a tab for .tsv; for .csv a comma, unless its header
-    line holds none and holds semicolons (the CSV of spreadsheets in locales with a decimal comma) or tabs."""
+    """The separator of a CSV/TSV file (None for other files): a tab for .tsv; for .csv (and .txt) a comma, unless its
+    header line holds none and holds semicolons (the CSV of spreadsheets in locales with a decimal comma) or tabs."""
     suffix = path.suffix.lower()
-    if suffix != ".csv":
+    if suffix not in (".csv", ".txt"):
         return {".tsv": "\t"}.get(suffix)
     with open(path, "rb") as fh:
         header = fh.readline(_MAX_HEADER_BYTES + 1)
