@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HfEmmsError as exc:  # bad input, named with its fix: one line, exit 2
-        print(f"hf-emms: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"hf-emms: error: {_as_flags(_one_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hf-emms: interrupted; finished work is kept and a re-run resumes from it.", file=sys.stderr)
@@ -68,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' API
     print(f"hf-emms: warning: {_one_line(message).removeprefix('hf-emms ')}", file=file or sys.stderr)
+
+
+def _as_flags(message: str) -> str:
+    """The library's advice names keyword arguments ("Pass label_column="); on the command line they are flags."""
+    from ..options import RankSpec
+
+    names = "|".join(sorted(RankSpec.option_names(), key=len, reverse=True))
+    return re.sub(rf"(?<![\w.])({names})=(?=[\s.,;)]|$)", lambda m: "--" + m[1].replace("_", "-"), message)
 
 
 def _one_line(exc: BaseException) -> str:

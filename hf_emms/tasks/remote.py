@@ -45,7 +45,7 @@ def hub_failure(repo_id: str, *, config: str | None, revision: str | None, token
         except Exception:  # noqa: BLE001
             return None
         given = f"has no config {config!r}" if config is not None else "has several configs"
-        return f"{repo_id!r} {given}: pass one of {names} as config= (--config)."
+        return f"{repo_id!r} {given}: pass one of {names} as config=."
     files = [s.rfilename for s in info.siblings or ()]
     if files and not any(f.lower().endswith(_DATA_SUFFIXES) for f in files):
         shown = files[:5] + (["..."] if len(files) > 5 else [])
