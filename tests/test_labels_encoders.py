@@ -205,6 +205,17 @@ def test_default_sets(monkeypatch):
     assert default_encoders("cuda") == PAPER_ENCODERS
 
 
+def test_member_names_say_which_encoder():
+    """The rows' emms_weights name each member: the installed MiniLM is not called "model" (its folder's name)."""
+    from hf_emms.labels import member_name
+
+    assert member_name(str(minilm_path())) == "all-MiniLM-L6-v2"
+    assert member_name("google-bert/bert-base-uncased") == "bert-base-uncased"
+    assert member_name("/data/hf/hub/models--openai--clip-vit-base-patch32/snapshots/" + "a" * 40) == "clip-vit-base-patch32"
+    assert member_name("/runs/bert-sentiment/checkpoint") == "bert-sentiment/checkpoint"
+    assert member_name("/encoders/my-e5") == "my-e5"
+
+
 # ------------------------------------------------------------------------------------------------ the cache
 def test_second_call_encodes_nothing(models, tmp_path, forwards):
     encoders = list(models.values())

@@ -11,7 +11,8 @@
 from ..paths import CACHE_ENV
 from .cache import default_cache_dir
 from .encoders import (
-    PAPER_ENCODERS, EncoderRecord, EncoderSpec, cpu_encoders, default_encoders, describe, minilm_path,
+    PAPER_ENCODERS, EncoderRecord, EncoderSpec, cpu_encoders, default_encoders, describe, member_name,
+    minilm_path,
 )
 from .errors import EncoderLoadError, LabelError
 from .flabels import FLabels, embed_labels
@@ -35,6 +36,7 @@ __all__ = [
     "default_encoders",
     "describe",
     "embed_labels",
+    "member_name",
     "minilm_path",
     "width_map",
 ]

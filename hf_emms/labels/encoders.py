@@ -147,6 +147,26 @@ def default_encoders(device: str | None = None) -> tuple[EncoderSpec, ...]:
     return cpu_encoders()
 
 
+_GENERIC_FOLDERS = frozenset({"model", "models", "checkpoint", "final", "output", "outputs", "best"})
+
+
+def member_name(model: str) -> str:
+    """A short name for an F-label member in tables and cards: a Hub id's name, a local folder's name.
+
+    The installed all-MiniLM-L6-v2 (a folder called ``model`` inside its package) is named as published; a snapshot
+    of the HF cache (``models--org--name/snapshots/<sha>``) by its repo; a folder with a generic name (``model``,
+    ``checkpoint``, ...) with its parent's (``run3/model``)."""
+    path = Path(model)
+    minilm = minilm_path()
+    if minilm is not None and path == minilm:
+        return "all-MiniLM-L6-v2"
+    if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
+        return path.parent.parent.name.split("--")[-1]
+    if path.name.lower() in _GENERIC_FOLDERS and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
 def as_specs(encoders: Any) -> tuple[EncoderSpec, ...]:
     """Normalise ``encoders=`` (None, one spec or id, or a sequence of them) to a tuple of specs."""
     if isinstance(encoders, (str, os.PathLike, EncoderSpec)):

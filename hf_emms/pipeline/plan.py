@@ -94,7 +94,9 @@ class Plan:
     @property
     def members(self) -> list[str]:
         """Names of the F-label members, as the rows' ``emms_weights`` name them."""
-        return [Path(m).name for m in self.flabels.members] if self.flabels is not None else ["one-hot"]
+        from ..labels import member_name
+
+        return [member_name(m) for m in self.flabels.members] if self.flabels is not None else ["one-hot"]
 
 
 def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
