@@ -254,3 +254,18 @@ def test_cli_builds_a_space_and_prints_a_short_list(tmp_path, capsys):
     before = space.read_bytes()
     assert main(["recall", "--build", "--history", str(tmp_path / "histroy"), "--space", str(space)]) == 2
     assert "--history" in capsys.readouterr().err and space.read_bytes() == before
+
+
+def test_cli_without_a_space_ranks_a_given_pool_by_metadata_and_says_so(tmp_path, monkeypatch, capsys):
+    """Before any `--build`: a pool is short-listed by the metadata prior with a note saying what that is worth;
+    with no pool there is nothing to rank, and the message says how to get either."""
+    from hf_emms.cli import main
+
+    monkeypatch.setenv("HF_EMMS_CACHE", str(tmp_path / "cache"))
+    assert main(["recall", "intent of a support message", "--describe"]) == 2
+    assert "no transfer space at" in capsys.readouterr().err
+    assert main(["recall", "intent of a support message", "--describe", "--ids", "org/b", "org/a", "--json"]) == 0
+    out = capsys.readouterr()
+    assert [r["model"] for r in json.loads(out.out)] == ["org/b", "org/a"]  # nothing tells them apart: order kept
+    assert "no transfer space" in out.err and "little better than chance" in out.err
+    assert not (tmp_path / "cache" / "recall").exists()  # nothing written without --build

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..recall import TaskText, TransferSpace, build_space, default_space_path, shortlist, task_from
+    from ..recall import History, TaskText, TransferSpace, build_space, default_space_path, shortlist, task_from
 
     if args.top < 1 or args.limit < 1:
         raise InvalidInputError("-k/--top and --limit must be >= 1")
@@ -62,6 +62,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {message}", file=sys.stderr)
         print(f"recall space: {len(space.models)} models x {len(space.tasks)} tasks, {space.dim} dimensions -> {path}",
               file=sys.stderr)
+    elif args.space is None and not Path(path).is_file():  # never built: the metadata prior, as rank(recall=K) does
+        if not (args.ids or scanned):
+            raise InvalidInputError(f"no transfer space at {path} yet, and no pool to rank: build one with `hf-emms "
+                                    "recall --build --history DIR`, or give --tags or --ids to rank by metadata alone.")
+        space = TransferSpace.fit(History(messages=("no transfer space built",)))
+        unknown = " (ids given with --ids carry no metadata: their order is kept)" if args.ids and not scanned else ""
+        print(f"note: no transfer space at {path} (build one from history with `hf-emms recall --build --history "
+              f"DIR`): {space.messages[-1]}{unknown}.", file=sys.stderr)
     else:
         space = TransferSpace.load(path)
     if args.task is None:
