@@ -446,3 +446,49 @@ def test_a_tab_separated_txt_table_reads_like_a_tsv_and_plain_text_is_refused(tm
     (tmp_path / "notes.txt").write_text("just a sentence\nanother one\n")
     with pytest.raises(InvalidInputError, match="cannot read notes.txt: .* a .txt table separated by tabs"):
         load_task(tmp_path / "notes.txt")
+
+
+def test_compressed_text_files_read_like_their_plain_twins_and_bad_ones_are_named(tmp_path):
+    # x.csv.gz (how Kaggle and many exports ship tables) was "cannot read": datasets reads it; the checks read its text.
+    import bz2
+    import gzip
+    import lzma
+
+    rows = [{"text": f"{w} and more, with a comma", "label": i % 2} for i, w in enumerate(WORDS)]
+    csv_text = "text,label\n" + "".join(f'"{r["text"]}",{r["label"]}\n' for r in rows)
+    jsonl_text = "".join(json.dumps(r) + "\n" for r in rows)
+    (tmp_path / "plain.csv").write_text(csv_text)
+    plain = load_task(tmp_path / "plain.csv").dataset.to_dict()
+    for name, opener, text in [("a.csv.gz", gzip.open, csv_text), ("b.csv.bz2", bz2.open, csv_text),
+                               ("c.jsonl.xz", lzma.open, jsonl_text)]:
+        with opener(tmp_path / name, "wt") as fh:
+            fh.write(text)
+        assert load_task(tmp_path / name).dataset.to_dict() == plain, name
+    (tmp_path / "split").mkdir()  # splits by name under the compression suffix
+    for split in ("train", "test"):
+        with gzip.open(tmp_path / "split" / f"{split}.csv.gz", "wt") as fh:
+            fh.write(csv_text)
+    assert load_task(tmp_path / "split", split="test").dataset.to_dict() == plain
+    (tmp_path / "bad.csv.gz").write_bytes(b"text,label\nnot compressed,1\n")
+    with pytest.raises(InvalidInputError, match="bad.csv.gz cannot be decompressed .* damaged or not what its name"):
+        load_task(tmp_path / "bad.csv.gz")
+    with gzip.open(tmp_path / "latin.csv.gz", "wb") as fh:
+        fh.write("text,label\ncaf\xe9 au lait,1\nthe, 0\n".encode("latin-1"))
+    with pytest.raises(InvalidInputError, match="latin.csv.gz is not UTF-8 text: byte 0xe9 at line 2"):
+        load_task(tmp_path / "latin.csv.gz")
+
+
+def test_a_json_document_with_its_records_under_one_key_reads_them(tmp_path):
+    # {"version": 1, "data": [{...}, ...]} was read as one row ("the dataset split has 1 rows").
+    rows = [{"text": f"{w} text", "label": i % 2} for i, w in enumerate(WORDS)]
+    (tmp_path / "list.json").write_text(json.dumps(rows))
+    expected = load_task(tmp_path / "list.json").dataset.to_dict()
+    (tmp_path / "one_line.json").write_text(json.dumps({"version": 1, "data": rows}))
+    (tmp_path / "pretty.json").write_text(json.dumps({"version": 1, "data": rows}, indent=2))
+    for name in ("one_line.json", "pretty.json"):
+        assert load_task(tmp_path / name).dataset.to_dict() == expected, name
+    (tmp_path / "lines.json").write_text("".join(json.dumps(r) + "\n" for r in rows))  # JSON Lines named .json
+    assert load_task(tmp_path / "lines.json").dataset.to_dict() == expected
+    (tmp_path / "two.json").write_text(json.dumps({"train": rows, "test": rows}))
+    with pytest.raises(InvalidInputError, match=r"two.json holds records under several keys \('train', 'test'\)"):
+        load_task(tmp_path / "two.json")

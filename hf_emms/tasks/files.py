@@ -7,11 +7,15 @@ CSV headers that are too long, too wide or repeat a name, JSON that does not par
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
+import gzip
 import hashlib
 import io
 import json
+import lzma
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +23,32 @@ from ..errors import InvalidInputError
 from .archives import unpacked
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# Compressed text files (``x.csv.gz``): datasets reads them; the checks below read the decompressed text.
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_BAD_ARCHIVE = (OSError, EOFError, lzma.LZMAError, zlib.error)  # gzip.BadGzipFile is an OSError
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"}
 _BLOCK = 1 << 20  # bytes read at a time when hashing and checking files
 _MAX_HEADER_BYTES = 1 << 20  # a CSV header line longer than this is refused before pandas sees it
 _MAX_COLUMNS = 10_000  # more fields than this in a CSV header: not a dataset of texts, images or audio
 _SHOWN = 5  # rows named in an error message
+
+
+def data_suffix(path: Path) -> str:
+    """The format's suffix, under a compression suffix: ``x.csv.gz`` -> ``.csv``, ``x.csv`` -> ``.csv``."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if len(suffixes) > 1 and suffixes[-1] in _COMPRESSED and suffixes[-2] in (*_FILE_BUILDERS, ".txt"):
+        return suffixes[-2]
+    return path.suffix.lower()
+
+
+def _open_plain(path: Path) -> Any:
+    """``path`` opened for reading bytes, decompressed when its name says it is compressed."""
+    return _COMPRESSED.get(path.suffix.lower(), open)(path, "rb")
+
+
+def _compressed(path: Path) -> bool:
+    return path.suffix.lower() in _COMPRESSED and data_suffix(path) != path.suffix.lower()
 
 
 def _load_local(path: Path) -> tuple[Any, str]:
@@ -37,7 +61,7 @@ def _load_local(path: Path) -> tuple[Any, str]:
 
     digest = hashlib.sha256()
     if path.is_file():
-        suffix = path.suffix.lower()
+        suffix = data_suffix(path)
         if suffix == ".zip":
             digest.update(b"imagefolder\0")
             _scan_file(path, digest, text=False)
@@ -49,10 +73,17 @@ def _load_local(path: Path) -> tuple[Any, str]:
             builder = "csv"
         if builder is None:
             raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image "
-                                    "folder) file, or a .txt table separated by tabs or semicolons with a header line.")
+                                    "folder) file, or a .txt table separated by tabs or semicolons with a header line "
+                                    "(text files may be compressed: .gz, .bz2, .xz).")
+        if builder == "parquet" and _compressed(path):
+            raise InvalidInputError(f"cannot read {path.name}: parquet compresses itself; give the .parquet file.")
         kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
         digest.update(f"{builder}:{kwargs.get('delimiter', '')}\0".encode())  # the same bytes read otherwise differ
         _scan_file(path, digest, text=builder != "parquet", csv_delimiter=delimiter)
+        field = _records_field(path) if suffix == ".json" else None
+        if field is not None:  # {"data": [{...}, ...]}: the records sit under one key (SQuAD's layout)
+            kwargs["field"] = field
+            digest.update(f"field:{field}\0".encode())
         return datasets.load_dataset(builder, data_files=str(path), **kwargs), digest.hexdigest()
     files = sorted((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")),
                    key=lambda p: p.relative_to(path).as_posix())
@@ -64,8 +95,8 @@ def _load_local(path: Path) -> tuple[Any, str]:
         return datasets.load_dataset("imagefolder", data_dir=str(path)), digest.hexdigest()
     by_builder: dict[str, list[Path]] = {}
     for p in files:
-        if p.suffix.lower() in _FILE_BUILDERS:
-            by_builder.setdefault(_FILE_BUILDERS[p.suffix.lower()], []).append(p)
+        if data_suffix(p) in _FILE_BUILDERS:
+            by_builder.setdefault(_FILE_BUILDERS[data_suffix(p)], []).append(p)
     audio = [p for p in files if p.suffix.lower() in _AUDIO_EXTS]
     if audio and not by_builder:
         raise InvalidInputError(
@@ -91,32 +122,46 @@ def _load_local(path: Path) -> tuple[Any, str]:
     for f in data_files:  # train.csv / test.csv -> splits, as the Hub's conventions do
         digest.update(f.relative_to(path).as_posix().encode() + b"\0")
         _scan_file(f, digest, text=builder != "parquet", csv_delimiter=delimiter)
-        stem = f.stem.split("-")[0].lower()
+        stem = f.name.split(".")[0].split("-")[0].lower()  # train.csv, train-00000.jsonl, test.csv.gz
         splits.setdefault(stem if stem in ("train", "test", "validation", "dev") else "train", []).append(str(f))
     return datasets.load_dataset(builder, data_files=splits, **kwargs), digest.hexdigest()
 
 def _csv_delimiter(path: Path) -> str | None:
     """The separator of a CSV/TSV file (None for other files): a tab for .tsv; for .csv (and .txt) a comma, unless its
     header line holds none and holds semicolons (the CSV of spreadsheets in locales with a decimal comma) or tabs."""
-    suffix = path.suffix.lower()
+    suffix = data_suffix(path)
     if suffix not in (".csv", ".txt"):
         return {".tsv": "\t"}.get(suffix)
-    with open(path, "rb") as fh:
-        header = fh.readline(_MAX_HEADER_BYTES + 1)
+    try:
+        with _open_plain(path) as fh:
+            header = fh.readline(_MAX_HEADER_BYTES + 1)
+    except _BAD_ARCHIVE:
+        return ","  # a damaged archive: _scan_file names the problem
     if b"," in header:
         return ","
     return next((d for d in (";", "\t") if d.encode() in header), ",")
 
-def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None = None) -> None:
+def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None = None, plain: bool = False) -> None:
     """Feed ``path``'s size and bytes to ``digest``, in blocks; text files must be non-empty UTF-8 (the line of the
-    first bad byte is named) and a CSV's header must be bounded (:func:`_check_csv_header`)."""
+    first bad byte is named) and a CSV's header must be bounded (:func:`_check_csv_header`). A compressed file's
+    bytes are hashed as they are and its text (``plain``: read decompressed) checked."""
     size = path.stat().st_size
     digest.update(size.to_bytes(8, "little"))
+    if _compressed(path) and not plain:  # the digest covers the file's bytes; the checks read its decompressed text
+        with open(path, "rb") as fh:
+            while block := fh.read(_BLOCK):
+                digest.update(block)
+        try:
+            _scan_file(path, hashlib.sha256(), text=text, csv_delimiter=csv_delimiter, plain=True)
+        except _BAD_ARCHIVE as exc:
+            raise InvalidInputError(f"{path.name} cannot be decompressed ({type(exc).__name__}: {exc}): the archive is "
+                                    "damaged or not what its name says. Compress it again, or give the plain file.") from None
+        return
     if csv_delimiter is not None and size:
         _check_csv_header(path, csv_delimiter)
     decoder = codecs.getincrementaldecoder("utf-8")() if text else None
     line, offset, blank = 1, 0, True
-    with open(path, "rb") as fh:
+    with (_open_plain(path) if plain else open(path, "rb")) as fh:
         while block := fh.read(_BLOCK):
             digest.update(block)
             if decoder is not None:
@@ -149,7 +194,7 @@ def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None
 
 def _check_csv_header(path: Path, delimiter: str) -> None:
     """Refuse a header line pandas would choke on, reading at most ``_MAX_HEADER_BYTES`` of it."""
-    with open(path, "rb") as fh:
+    with _open_plain(path) as fh:
         head = fh.readline(_MAX_HEADER_BYTES + 1)
     if len(head) > _MAX_HEADER_BYTES:
         raise InvalidInputError(
@@ -188,9 +233,9 @@ def _root_message(exc: BaseException) -> str:
 
 def _local_failure(path: Path, exc: BaseException) -> str:
     """A one-line message for a local file or folder ``datasets`` could not read: which file, what, where, the fix."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _FILE_BUILDERS)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and data_suffix(p) in _FILE_BUILDERS)
     for f in files:
-        if f.suffix.lower() in (".json", ".jsonl"):
+        if data_suffix(f) in (".json", ".jsonl"):
             where = _json_error(f)
             if where:
                 return f"{f.name} is not valid JSON/JSONL: {where}. Fix that line (one JSON object per line in JSONL)."
@@ -203,7 +248,7 @@ def _local_failure(path: Path, exc: BaseException) -> str:
 def _json_error(path: Path) -> str | None:
     """Where ``path`` stops being JSON Lines (or, when every line parses, JSON): 'line N: reason', or None."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with io.TextIOWrapper(_open_plain(path), encoding="utf-8") as fh:
             first = None
             for number, line in enumerate(fh, 1):
                 if not line.strip():
@@ -222,10 +267,39 @@ def _json_error(path: Path) -> str | None:
                             'record per line, e.g. {"text": ..., "label": ...})')
             else:
                 return None
-        with open(path, encoding="utf-8") as fh:
+        with io.TextIOWrapper(_open_plain(path), encoding="utf-8") as fh:
             json.load(fh)
     except json.JSONDecodeError as exc:
         return f"line {exc.lineno}: {exc.msg} (column {exc.colno})"
-    except (OSError, UnicodeDecodeError, RecursionError):
+    except (*_BAD_ARCHIVE, UnicodeDecodeError, RecursionError):
         return None
     return None
+
+
+def _records_field(path: Path) -> str | None:
+    """The key holding the records when a .json file is one object of the form ``{"data": [{...}, ...], ...}``
+    (``datasets`` reads such a file as one row otherwise); None for JSON Lines, a list of records, or anything else."""
+    try:
+        with io.TextIOWrapper(_open_plain(path), encoding="utf-8-sig") as fh:
+            first = fh.readline()
+            if not first.lstrip().startswith("{"):
+                return None
+            try:
+                document = json.loads(first)
+            except ValueError:  # the first line is not a whole object: a pretty-printed document, or bad JSON
+                document = None
+            else:
+                if any(line.strip() for line in fh):  # a second record: JSON Lines
+                    return None
+        if document is None:
+            with io.TextIOWrapper(_open_plain(path), encoding="utf-8-sig") as fh:
+                document = json.load(fh)
+    except (ValueError, RecursionError, *_BAD_ARCHIVE):  # bad JSON: datasets fails, and _json_error names the line
+        return None
+    if not isinstance(document, dict):
+        return None
+    fields = [k for k, v in document.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+    if len(fields) > 1:
+        raise InvalidInputError(f"{path.name} holds records under several keys ({', '.join(map(repr, fields))}): "
+                                "save the records to use as one JSON list, or as JSON Lines.")
+    return fields[0] if fields else None

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
-from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message
+from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
 from .inputs import pick_inputs
 from .labels import _check_inputs, _check_labels, _check_varies, _class_names, _encode_classes
 from .remote import hub_failure
@@ -170,7 +170,7 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
         if path.exists():
             loaded, digest = _load_local(path)
             source = {"name": path.name, "path": str(path.resolve()), "content_sha256": digest}
-        elif path.suffix.lower() in (*_FILE_BUILDERS, ".zip") and ("/" not in str(dataset) or path.parent.is_dir()):
+        elif data_suffix(path) in (*_FILE_BUILDERS, ".zip") and ("/" not in str(dataset) or path.parent.is_dir()):
             # "data.csv", "runs/data.csv" where runs/ exists: a local file that is not there, not a Hub id
             raise InvalidInputError(f"no file {str(dataset)!r} (looked for {str(path.absolute())!r}). Check the name, "
                                     "or give its full path.")
