@@ -217,8 +217,13 @@ class Ranking:
         names = list(ok["model"])[::-1]
         scores = list(ok["emms"])[::-1]
         errors = [0.0 if _missing(v) else 2 * float(v) for v in list(ok["emms_se"])[::-1]]  # +- 2 SE, as ties use
-        colours = ["#2b8cbe" if i == len(names) - 1 and not self.warning else "#a6bddb" for i in range(len(names))]
+        # The leader; those the folds cannot tell from it (tied_with_best); the rest. With a warning, no leader.
+        tied = [v is True for v in list(ok["tied_with_best"])[::-1]] if "tied_with_best" in ok else [False] * len(names)
+        kinds = ["leader" if i == len(names) - 1 and not self.warning else "tied" if tied[i] and not self.warning
+                 else "other" for i in range(len(names))]
+        colours = [_BAR_COLOURS[k] for k in kinds]
         ax.barh(names, scores, color=colours, xerr=errors, ecolor="#444444", capsize=3)
+
         span = max([abs(v) for v in scores] + [1e-3])
         for y, (score, weights, err) in enumerate(zip(scores, list(ok["emms_weights"])[::-1], errors)):
             label = f"{score:.3f}" + (f" ± {err / 2:.3f}" if err else "")
@@ -236,16 +241,29 @@ class Ranking:
             ax.text(0.5, 1.01, "No clear winner: " + self.warning.split(":")[0], transform=ax.transAxes, ha="center",
                     va="bottom", fontsize=8, color="#b30000")
         skipped = self.df[self.df["status"] != "ok"]
+        line = 0.22 / fig.get_figheight()  # one line of 7-point text, as a fraction of the figure's height
         if len(skipped):
             fig.text(0.01, 0.01, "skipped: " + "; ".join(f"{m} ({r})" for m, r in zip(skipped["model"], skipped["reason"]))[:200],
                      fontsize=7, color="#555555")
-        fig.tight_layout()
+        band = line if len(skipped) else 0.0  # the bottom lines: the skipped rows, then the key of the colours
+        if "tied" in kinds:
+            from matplotlib.patches import Patch
+
+            fig.legend(handles=[Patch(color=_BAR_COLOURS[k], label=_BAR_LABELS[k]) for k in ("leader", "tied", "other")
+                                if k in kinds], loc="lower center", bbox_to_anchor=(0.5, band), ncol=3, fontsize=7,
+                       frameon=False)
+            band += 1.3 * line
+        fig.tight_layout(rect=(0, band, 1, 1))
         if path is None:
             return fig
         try:
             return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
         finally:
             plt.close(fig)
+
+
+_BAR_COLOURS = {"leader": "#2b8cbe", "tied": "#74a9cf", "other": "#d0d1e6"}
+_BAR_LABELS = {"leader": "best score", "tied": "tied with the best (within the folds' noise)", "other": "behind"}
 
 
 def _missing(v: Any) -> bool:

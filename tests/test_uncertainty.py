@@ -155,3 +155,25 @@ def test_compare_refuses_results_from_different_folds_or_labels():
         compare([])
     single = compare([a])
     assert single.leader == 0 and single.tied_with_best == [True] and single.all_tied
+
+
+def test_the_plot_colours_the_leader_the_candidates_tied_with_it_and_the_rest_apart():
+    """The picture says what the table's tied_with_best says: a bar the folds cannot tell from the leader's is not
+    drawn like one that is behind on every fold, whatever their order."""
+    from matplotlib.colors import to_hex
+
+    from hf_emms.results import _BAR_COLOURS, Ranking
+
+    lead = np.array([-0.50, -0.52, -0.48, -0.51, -0.49])
+    folds = {"a": lead, "b": lead - np.array([0.25, -0.15, 0.20, -0.10, 0.15]),  # behind on average, not on every fold
+             "c": lead - np.array([0.02, 0.021, 0.019, 0.02, 0.02])}             # behind by a little, on every fold
+    rows = [{"model": m, "emms": float(f.mean()), "emms_se": 0.01, "status": "ok",
+             "folds": {"scores": f.tolist(), "sizes": [20.0] * 5, "null": [-1.0] * 5}} for m, f in folds.items()]
+    ranking = Ranking(rows, {"dataset": {"name": "toy"}})
+    assert ranking.df.set_index("model")["tied_with_best"].to_dict() == {"a": True, "b": True, "c": False}
+    fig = ranking.plot()
+    ax = fig.axes[0]
+    drawn = dict(zip([t.get_text() for t in ax.get_yticklabels()], (to_hex(p.get_facecolor()) for p in ax.patches)))
+    assert drawn == {"a": _BAR_COLOURS["leader"], "b": _BAR_COLOURS["tied"], "c": _BAR_COLOURS["other"]}
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "best score", "tied with the best (within the folds' noise)", "behind"]
