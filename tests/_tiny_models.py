@@ -62,7 +62,14 @@ def _bpe_tokenizer(*, pad: bool):
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=64, **specials)
 
 
-def _save(model, preprocessor, path: Path) -> Path:
+def _save(model, preprocessor, path: Path, *, trained_pooler: bool = True) -> Path:
+    """Save ``model`` and its preprocessor; a pooler's biases are given values as training leaves them (transformers
+    initialises them to zero, which hf-emms reads as a pooler that never trained) unless ``trained_pooler=False``."""
+    if trained_pooler:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "pooler" in name and name.endswith("bias"):
+                    p.normal_(0.0, 0.02)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)  # safetensors by default
     preprocessor.save_pretrained(path)
@@ -79,8 +86,10 @@ def _seeded(fn):
 
 
 @_seeded
-def bert(path, *, hidden: int = 32, layers: int = 2, classifier_labels: list[str] | None = None) -> Path:
-    """A BERT text encoder (``BertModel``), or ``BertForSequenceClassification`` with ``classifier_labels``."""
+def bert(path, *, hidden: int = 32, layers: int = 2, classifier_labels: list[str] | None = None,
+         trained_pooler: bool = True) -> Path:
+    """A BERT text encoder (``BertModel``), or ``BertForSequenceClassification`` with ``classifier_labels``;
+    ``trained_pooler=False`` keeps the pooler as initialised (biases exactly zero)."""
     from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     tokenizer = _wordpiece_tokenizer()
@@ -91,8 +100,8 @@ def bert(path, *, hidden: int = 32, layers: int = 2, classifier_labels: list[str
     if classifier_labels:
         config.id2label = dict(enumerate(classifier_labels))
         config.label2id = {name: i for i, name in enumerate(classifier_labels)}
-        return _save(BertForSequenceClassification(config), tokenizer, path)
-    return _save(BertModel(config), tokenizer, path)
+        return _save(BertForSequenceClassification(config), tokenizer, path, trained_pooler=trained_pooler)
+    return _save(BertModel(config), tokenizer, path, trained_pooler=trained_pooler)
 
 
 @_seeded

@@ -31,6 +31,7 @@ def models(tmp_path_factory):
         "gpt2": tiny.gpt2(root / "gpt2"),
         "clip": tiny.clip_text(root / "clip"),
         "bert_head": tiny.bert(root / "bert_head", classifier_labels=["a", "b"]),
+        "bert_untrained_pooler": tiny.bert(root / "bert_untrained_pooler", trained_pooler=False),
         "vit_head": tiny.vit(root / "vit_head", classifier_labels=["x", "y", "z", "w"]),
         "resnet": tiny.resnet(root / "resnet"),
         "wav2vec2": tiny.wav2vec2(root / "wav2vec2"),
@@ -46,6 +47,10 @@ def reference_stats(features, labels, logits=None):
     [
         ("bert", "pooler", "holds every pooler weight"),  # BertModel saved with its pooler
         ("gpt2", "mean", "no pooler_output; mean over non-padding positions"),  # no pad token: one is substituted
+        # Saved with its pooler as initialised (e.g. loaded with AutoModel, which adds a random pooler, then saved):
+        # the pooler's output would be a random projection, and used to be read as trained.
+        ("bert_untrained_pooler", "mean",
+         "the checkpoint's pooler never trained (its biases are exactly zero, as initialised); mean over non-padding"),
     ],
 )
 def test_text_features_pool_by_the_rules_and_padding_changes_nothing(models, name, pooling, reason):

@@ -22,7 +22,7 @@ from .._io import atomic_write
 from ..errors import StatsFileError
 from ..solver import FeatureStats
 
-CACHE_FORMAT = 1  # bump when what a key's statistics mean changes (pooling rules, preprocessing)
+CACHE_FORMAT = 2  # bump when what a key's statistics mean changes (pooling rules, preprocessing); 2: untrained poolers
 
 
 def array_digest(a: np.ndarray) -> str:

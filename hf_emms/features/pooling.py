@@ -5,9 +5,13 @@ In order of precedence (``pooling="auto"``):
 1. The checkpoint's own declared pooling: a sentence-transformers ``modules.json`` whose Pooling module's
    ``config.json`` says e.g. mean pooling, and a Normalize module after it. Such checkpoints often hold a BERT pooler
    too, but the embedding they were trained to produce is the declared one.
-2. ``pooler_output`` when the checkpoint trained it: the model returns one and no ``pooler`` weight was missing
-   from the checkpoint. (``AutoModel`` on a ``*ForImageClassification`` ViT reports ``pooler.dense.*`` missing: that
-   pooler is random noise.)
+2. ``pooler_output`` when the checkpoint trained it: the model returns one, no ``pooler`` weight was missing
+   from the checkpoint, and its pooler's biases are not all exactly zero. (``AutoModel`` on a
+   ``*ForImageClassification`` ViT reports ``pooler.dense.*`` missing: that pooler is random noise. A checkpoint
+   saved after such a load holds the random pooler as if it were trained: transformers initialises biases to zero
+   and no training step leaves them there, so a pooler whose biases are all zero never trained. Measured: a
+   sentence-transformers MiniLM re-saved with ``AutoModel.save_pretrained``, without its ``modules.json``, scored
+   -0.97 through that pooler, near the no-information level, against -0.78 mean-pooled.)
 3. Otherwise the mean of the last hidden state: over non-padding tokens (text), over valid frames (audio), over
    patches (vision transformers), over the spatial positions of a 4-D map (CNNs). A joint image + text encoder
    (ViLT: text tokens, then image patches) averages its non-padding text tokens and every image position.
@@ -93,8 +97,9 @@ def is_dual_encoder(output: Any) -> bool:
     return getattr(output, "image_embeds", None) is not None and getattr(output, "text_embeds", None) is not None
 
 
-def choose_pooling(option: str, *, folder: Path, output: Any, missing_keys: set[str]) -> Pooling:
-    """Resolve ``option`` (``"auto"`` or a method name) for a model, given its first batch's ``output``."""
+def choose_pooling(option: str, *, folder: Path, output: Any, missing_keys: set[str], module: Any = None) -> Pooling:
+    """Resolve ``option`` (``"auto"`` or a method name) for a model, given its first batch's ``output`` (and the
+    module that produced it, whose pooler weights tell a trained pooler from one never trained)."""
     if option not in ("auto", *METHODS):
         raise InvalidInputError(f"pooling={option!r} is not one of 'auto', {', '.join(map(repr, METHODS))}.")
     if is_dual_encoder(output):
@@ -113,11 +118,23 @@ def choose_pooling(option: str, *, folder: Path, output: Any, missing_keys: set[
     reason = "no pooler_output"
     if getattr(output, "pooler_output", None) is not None:
         missing = sorted(k for k in missing_keys if "pooler" in k)
-        if not missing:
+        if missing:
+            reason = f"pooler weights missing from the checkpoint ({', '.join(missing)}): its pooler is random"
+        elif _untrained_pooler(module):
+            reason = "the checkpoint's pooler never trained (its biases are exactly zero, as initialised)"
+        else:
             return Pooling("pooler_output", "the model's pooler_output (the checkpoint holds every pooler weight)")
-        reason = f"pooler weights missing from the checkpoint ({', '.join(missing)}): its pooler is random"
     where = "spatial mean of the 4-D feature map" if _hidden(output).ndim == 4 else "mean over non-padding positions"
     return Pooling("mean", f"{reason}; {where}")
+
+
+def _untrained_pooler(module: Any) -> bool:
+    """Whether ``module`` has pooler biases and every one is exactly zero: the value transformers initialises them
+    to, which no training step keeps."""
+    if module is None:
+        return False
+    biases = [p for name, p in module.named_parameters() if "pooler" in name and name.endswith("bias")]
+    return bool(biases) and all(not torch.any(b) for b in biases)
 
 
 def pool(output: Any, pooling: Pooling, mask: torch.Tensor | None) -> torch.Tensor:

@@ -80,7 +80,8 @@ class Runner:
                 self._captured = None
                 if self.pooling is None:
                     self.pooling = choose_pooling(
-                        self.option, folder=loaded.folder, output=encoded, missing_keys=loaded.missing_keys
+                        self.option, folder=loaded.folder, output=encoded, missing_keys=loaded.missing_keys,
+                        module=loaded.encoder,
                     )
                     self._resolve_layers(encoded)
                 mask = _position_mask(loaded, inputs, encoded)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._timing import Phases
 from ..errors import HfEmmsError
+from ..features.cache import CACHE_FORMAT
 from ..features.candidate import fetch_files
 from ..features.extract import run_candidate
 from ..hub import Candidate, scan
@@ -228,8 +229,10 @@ def _skipped(candidate: Candidate, exc: Exception) -> Row:
 
 
 def _key(plan: Plan, candidate: Candidate) -> str:
-    """The results-store key of a pinned candidate in this plan (its commit, the data, the run's configuration)."""
-    return record_key(candidate.model_id, candidate.revision, plan.data_key, plan.meta.config.to_dict())
+    """The results-store key of a pinned candidate in this plan (its commit, the data, the run's configuration, and
+    the format of the features' rules: a stored score made under older pooling rules is scored again)."""
+    return record_key(candidate.model_id, candidate.revision, plan.data_key,
+                      {**plan.meta.config.to_dict(), "features_format": CACHE_FORMAT})
 
 
 def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> dict[str, Any]:
