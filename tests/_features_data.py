@@ -67,6 +67,8 @@ def hand_features(folder, values, *, modality: str, pooling: str, head: bool = F
         encoder = model.base_model
     else:
         model = encoder = transformers.AutoModel.from_pretrained(folder).eval()
+        if model.config.is_encoder_decoder:  # T5, BART: the features are the encoder's
+            encoder = model.get_encoder()
     feats, logits = [], []
     for value in values:
         if modality == "text":

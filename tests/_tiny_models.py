@@ -105,6 +105,29 @@ def bert(path, *, hidden: int = 32, layers: int = 2, classifier_labels: list[str
 
 
 @_seeded
+def t5(path, *, hidden: int = 32, layers: int = 2) -> Path:
+    """A T5 encoder-decoder (``T5Model``: its forward needs decoder inputs, so only its encoder can read a text)."""
+    from transformers import T5Config, T5Model
+
+    tokenizer = _wordpiece_tokenizer()
+    config = T5Config(vocab_size=len(tokenizer), d_model=hidden, d_ff=2 * hidden, d_kv=hidden // 2, num_layers=layers,
+                      num_heads=2, pad_token_id=tokenizer.pad_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    return _save(T5Model(config), tokenizer, path)
+
+
+@_seeded
+def bart(path, *, hidden: int = 32, layers: int = 2) -> Path:
+    """A BART encoder-decoder (``BartModel``, which feeds its decoder the shifted input when given none)."""
+    from transformers import BartConfig, BartModel
+
+    tokenizer = _wordpiece_tokenizer()
+    config = BartConfig(vocab_size=len(tokenizer), d_model=hidden, encoder_layers=layers, decoder_layers=layers,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=2 * hidden,
+                        decoder_ffn_dim=2 * hidden, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
+    return _save(BartModel(config), tokenizer, path)
+
+
+@_seeded
 def gpt2(path, *, hidden: int = 32, layers: int = 2) -> Path:
     """A GPT-2 causal LM (``GPT2LMHeadModel``) whose tokenizer, like GPT-2's, has no pad token."""
     from transformers import GPT2Config, GPT2LMHeadModel

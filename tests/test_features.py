@@ -32,6 +32,8 @@ def models(tmp_path_factory):
         "clip": tiny.clip_text(root / "clip"),
         "bert_head": tiny.bert(root / "bert_head", classifier_labels=["a", "b"]),
         "bert_untrained_pooler": tiny.bert(root / "bert_untrained_pooler", trained_pooler=False),
+        "t5": tiny.t5(root / "t5"),
+        "bart": tiny.bart(root / "bart"),
         "vit_head": tiny.vit(root / "vit_head", classifier_labels=["x", "y", "z", "w"]),
         "resnet": tiny.resnet(root / "resnet"),
         "wav2vec2": tiny.wav2vec2(root / "wav2vec2"),
@@ -49,6 +51,10 @@ def reference_stats(features, labels, logits=None):
         ("gpt2", "mean", "no pooler_output; mean over non-padding positions"),  # no pad token: one is substituted
         # Saved with its pooler as initialised (e.g. loaded with AutoModel, which adds a random pooler, then saved):
         # the pooler's output would be a random projection, and used to be read as trained.
+        # Encoder-decoders are read through their encoder: T5Model used to fail on every input ("You must specify
+        # exactly one of input_ids or inputs_embeds", for its decoder), and BART was read through its decoder.
+        ("t5", "mean", "no pooler_output; mean over non-padding positions"),
+        ("bart", "mean", "no pooler_output; mean over non-padding positions"),
         ("bert_untrained_pooler", "mean",
          "the checkpoint's pooler never trained (its biases are exactly zero, as initialised); mean over non-padding"),
     ],

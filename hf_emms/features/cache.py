@@ -22,7 +22,8 @@ from .._io import atomic_write
 from ..errors import StatsFileError
 from ..solver import FeatureStats
 
-CACHE_FORMAT = 2  # bump when what a key's statistics mean changes (pooling rules, preprocessing); 2: untrained poolers
+CACHE_FORMAT = 3  # bump when what a key's statistics mean changes (pooling rules, preprocessing); 2: untrained
+# poolers; 3: encoder-decoder models read through their encoder
 
 
 def array_digest(a: np.ndarray) -> str:

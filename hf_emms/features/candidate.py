@@ -168,7 +168,8 @@ def load_candidate(
         config = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as e:  # anything a broken or foreign config.json raises: this candidate only is skipped
         raise CandidateLoadError(name, f"unreadable config ({type(e).__name__}: {_first_line(e)})") from e
-    head_class = _head_class(config, modality) if with_head and modality in _HEAD_SUFFIXES else None
+    seq2seq = bool(getattr(config, "is_encoder_decoder", False)) and modality == "text"
+    head_class = _head_class(config, modality) if with_head and modality in _HEAD_SUFFIXES and not seq2seq else None
     auto = head_class or transformers.AutoModel
     try:
         model, info = auto.from_pretrained(
@@ -178,6 +179,11 @@ def load_candidate(
     except Exception as e:  # truncated or corrupt weights, a refused pickle (UnpicklingError), unknown layers, ...
         raise CandidateLoadError(name, f"transformers cannot build it ({type(e).__name__}: {_first_line(e)})") from e
     _check_loaded(name, model, set(info.get("missing_keys", ())))
+    if seq2seq and hasattr(model, "get_encoder"):
+        # T5, BART, mT5, ...: the encoder reads the whole input, and its states are the input's features. A decoder's
+        # states depend on what it is fed (T5Model refuses to run without decoder inputs), which is a choice of the
+        # fine-tuning recipe, not a property of the checkpoint.
+        model = model.get_encoder()
     model_modality = _INPUT_MODALITY.get(getattr(model, "main_input_name", ""))
     if _reads_image_and_text(model) != (modality == "image-text"):
         raise CandidateLoadError(name, _half_input(model, model_modality, modality))
