@@ -277,6 +277,11 @@ def test_local_folders_are_pinned_by_content_and_read_offline(models, tmp_path):
     assert candidates_from_folders([copy])[0].revision == copy_candidate.revision  # stable
     with pytest.raises(InvalidCandidateError, match="no checkpoint"):
         candidates_from_folders([tmp_path / "nowhere"])
+    adapter = tmp_path / "lora"  # a PEFT adapter: what to rank instead, not "holds no checkpoint"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "base_model_name_or_path": "org/base"}')
+    with pytest.raises(InvalidCandidateError, match="is a LORA adapter of org/base, not a checkpoint: rank its base"):
+        candidates_from_folders([adapter])
 
 
 def test_one_broken_checkpoint_in_a_folder_or_the_cache_is_rejected_alone(hub_server, models, tmp_path, hf_cache):
@@ -430,3 +435,13 @@ def test_folder_digests_are_remembered_until_the_file_changes(tmp_path, monkeypa
     blocked.write_text("x")
     monkeypatch.setenv("HF_EMMS_CACHE", str(blocked))
     assert digests.file_sha256([weights])[weights] == hashlib.sha256(b"b" * 4096).hexdigest()
+
+
+def test_a_peft_adapter_on_the_hub_is_refused_with_what_to_rank_instead(hub_server, models):
+    # An adapter repo has no config.json: "config.json has no model_type" said what is missing, not what to do.
+    hub_server.add_model("org/lora", files={
+        "adapter_config.json": '{"peft_type": "LORA", "base_model_name_or_path": "org/bert"}',
+        "adapter_model.safetensors": models["bert"] / "model.safetensors"}, library_name="peft", tags=["peft"])
+    result = scan(ids=["org/lora"], retry=FAST)
+    assert reasons(result) == {"org/lora": RejectReason.UNSUPPORTED}
+    assert result.rejected[0].detail.startswith("a PEFT adapter, not a checkpoint: rank its base model")

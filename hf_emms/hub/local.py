@@ -140,10 +140,22 @@ def candidates_from_folders(paths: Iterable[str | Path], *,
         else:
             folders = sorted(p for p in path.iterdir() if (p / "config.json").is_file()) if path.is_dir() else []
             if not folders:
-                raise InvalidCandidateError(f"{path} holds no checkpoint: expected config.json in it or in its "
-                                            "subfolders")
+                raise InvalidCandidateError(_adapter_reason(path) or f"{path} holds no checkpoint: expected "
+                                            "config.json in it or in its subfolders")
         out += _each(folders, lambda folder: candidate_from_folder(folder), broken)
     return out
+
+
+def _adapter_reason(path: Path) -> str | None:
+    """Why a PEFT adapter folder (``adapter_config.json``, no ``config.json``) is not a checkpoint, or None."""
+    try:
+        adapter = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    base = adapter.get("base_model_name_or_path") if isinstance(adapter, dict) else None
+    kind = adapter.get("peft_type", "PEFT") if isinstance(adapter, dict) else "PEFT"
+    return (f"{path} is a {kind} adapter{f' of {base}' if base else ''}, not a checkpoint: rank its base model, or "
+            "merge it into the base (peft: model.merge_and_unload().save_pretrained(folder)) and rank that folder")
 
 
 def _each(folders: Iterable[Path], read: Any, broken: list[tuple[Path, str]] | None) -> list[Candidate]:
