@@ -91,3 +91,14 @@ def test_offline_the_cache_is_still_scanned_and_hub_ids_say_why_not(hub, hf_cach
     assert (rejected["reference"], rejected["reason"]) == ("org/vit", "unavailable")
     assert "offline mode (HF_HUB_OFFLINE) is on" in rejected["detail"]
     assert len(hub.requests) == requests_before  # nothing reached the server
+
+
+def test_scan_takes_models_as_rank_does_and_a_wrong_flag_shows_the_commands_usage(hub, folders, capsys):
+    # `hf-emms scan --models ...` (rank's flag) was "unrecognized arguments" under the top-level usage.
+    assert main(["scan", "--models", "org/bert", str(folders["vit"]), "--json"]) == 0
+    kept = {c["model_id"] for c in json.loads(capsys.readouterr().out)["kept"]}
+    assert kept == {"org/bert", str(folders["vit"].resolve())}
+    with pytest.raises(SystemExit) as exc_info:
+        main(["scan", "--ids", "org/bert", "--bogus"])
+    err = capsys.readouterr().err
+    assert exc_info.value.code == 2 and "usage: hf-emms scan" in err and "unrecognized arguments: --bogus" in err

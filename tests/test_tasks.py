@@ -75,6 +75,16 @@ def test_booleans_are_two_classes_false_and_true(tmp_path):
         assert t.dataset["label"][:2] == [1, 0]
 
 
+def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
+    # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
+    t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))
+    assert t.kind == "classification" and t.class_names == ["0", "1"] and t.dataset["label"][:2] == [1, 0]
+    many = len(WORDS)  # as many whole numbers as rows (counts, years): numbers, not classes
+    assert load_task(datasets.Dataset.from_dict({"text": WORDS, "label": [float(i) for i in range(many)]})).kind == "regression"
+    assert load_task(_csv(tmp_path / "scores.csv", [1.5, 2.0] * (len(WORDS) // 2))).kind == "regression"
+    assert load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)), task="regression").kind == "regression"
+
+
 def test_unlabelled_rows_are_an_error_that_counts_them():
     ds = datasets.Dataset.from_dict({"text": WORDS[:4], "label": [1, None, 0, None]})
     with pytest.raises(InvalidInputError) as exc_info:  # was TypeError: '>' not supported ... NoneType

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..options import MODALITIES, SORTS
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hub.add_argument("--sort", default="downloads", choices=SORTS)
     hub.add_argument("--limit", type=int, default=20, help="models to list from the Hub (default 20)")
     other = parser.add_argument_group("other sources")
+    other.add_argument("--models", nargs="+", default=[], metavar="ID_OR_DIR",
+                       help="as `hf-emms rank --models`: Hub ids and checkpoint folders, told apart by what exists")
     other.add_argument("--ids", nargs="+", default=[], metavar="ID", help="org/name or org/name@revision")
     other.add_argument("--folders", nargs="+", default=[], metavar="DIR",
                        help="checkpoint folders, or folders of checkpoint folders")
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     result = scan(
         tags=[tag for value in args.tags for tag in value.split(",") if tag],
         pipeline_tag=args.pipeline_tag, sort=args.sort, limit=args.limit, search=args.search, author=args.author,
-        ids=args.ids, folders=args.folders, cache=args.cache,
+        ids=[*args.ids, *(m for m in args.models if not Path(m).expanduser().is_dir())],
+        folders=[*args.folders, *(m for m in args.models if Path(m).expanduser().is_dir())], cache=args.cache,
         criteria=Criteria(modality=args.modality, max_params=args.max_params, licenses=args.licenses,
                           allow_remote_code=args.allow_remote_code, allow_pickle=args.allow_pickle),
         dedupe=not args.keep_duplicates, retry=RetryPolicy(attempts=args.retries + 1, timeout=args.timeout),

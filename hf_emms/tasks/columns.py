@@ -97,7 +97,12 @@ def _detect_kind(ds: Any, column: str) -> str:
     if kind == "list:classlabel":
         return "multilabel"
     if kind == "float":
-        return "regression"
+        # Whole numbers, repeated (0.0/1.0: an id column pandas read as floats because it once held a NaN): class
+        # ids, as scikit-learn's type_of_target reads them and as integer columns are read here. task="regression"
+        # keeps them numbers.
+        values = [v for v in ds.unique(column) if v is not None and v == v]
+        whole = bool(values) and all(float(v).is_integer() for v in values)
+        return "classification" if whole and len(values) <= max(2, min(1000, len(ds) // 2)) else "regression"
     if kind == "list:string":
         return "text"
     if kind == "string":
