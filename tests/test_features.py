@@ -148,6 +148,31 @@ def test_declared_sentence_transformers_pooling_wins_over_the_pooler():
     assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
 
 
+def test_an_older_sentence_transformers_folder_is_one_candidate_read_as_it_declares(models, tmp_path):
+    """sentence-transformers before v2 saved the transformer in 0_Transformer/ beside modules.json: that folder was
+    read as two candidates, '0_Transformer' (its declared pooling unseen) and '1_Pooling' (no model_type)."""
+    import json
+    import shutil
+
+    from hf_emms.hub import candidates_from_folders
+
+    root = tmp_path / "st-old"
+    shutil.copytree(models["bert"], root / "0_Transformer")
+    (root / "1_Pooling").mkdir()
+    (root / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_mean_tokens": true}')
+    modules = [("0_Transformer", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+    (root / "modules.json").write_text(json.dumps([
+        {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+        for i, (path, kind) in enumerate(modules)]))
+    (found,) = candidates_from_folders([root])
+    assert found.path == (root / "0_Transformer").resolve() and Path(found.model_id).name == "st-old"
+    ds = text_dataset()
+    got = extract_stats(root, ds, text_column="text", label_column="label", progress=False)
+    assert got.record.pooling == "mean" and "L2-normalised" in got.record.pooling_reason  # not its trained pooler
+    want = hand_features(root / "0_Transformer", texts(), modality="text", pooling="mean-normalized")
+    assert_same_stats(got.stats, reference_stats(want, ds["label"]), rtol=1e-5)
+
+
 def test_text_length_policy_is_stated_and_truncation_counted(models):
     long = text_dataset(6).map(lambda r, i: {"text": r["text"] * (8 if i < 2 else 1)}, with_indices=True)
     got = extract_stats(models["bert"], long, text_column="text", label_column="label", max_length=16, progress=False)

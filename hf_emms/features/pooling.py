@@ -64,11 +64,14 @@ class Pooling:
 
 
 def declared_pooling(folder: Path) -> Pooling | None:
-    """The pooling a sentence-transformers checkpoint declares in ``modules.json``, or None.
+    """The pooling a sentence-transformers checkpoint declares in ``modules.json``, or None. ``folder`` holds the
+    ``modules.json``, or is the transformer's own folder beside it (the older layout, ``0_Transformer/``).
 
     A declaration this module cannot reproduce (several modes at once, ``mean_sqrt_len``) is ignored, and the
     other rules apply.
     """
+    if not (folder / "modules.json").is_file() and (folder.parent / "modules.json").is_file():
+        folder = folder.parent  # the older layout: the transformer in 0_Transformer/, modules.json beside it
     try:
         modules = json.loads((folder / "modules.json").read_text())
         pool_module = next(m for m in modules if m.get("type", "").endswith(".Pooling"))

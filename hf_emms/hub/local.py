@@ -63,7 +63,8 @@ def candidate_from_folder(
         file whose header is corrupt or whose data is shorter than the header says (truncated).
     """
     folder = Path(folder).expanduser().resolve()
-    config_path = folder / "config.json"
+    model_folder = model_folder_of(folder) or folder  # an older sentence-transformers folder keeps it in 0_*/
+    config_path = model_folder / "config.json"
     if not config_path.is_file():
         raise InvalidCandidateError(f"{folder} is not a checkpoint folder: it has no config.json "
                                     "(save one with model.save_pretrained(folder))")
@@ -75,7 +76,7 @@ def candidate_from_folder(
         raise InvalidCandidateError(f"{folder}: unreadable config.json ({_why(exc)}); re-save it with "
                                     "save_pretrained") from None
     try:
-        weight_files = [p for p in _weight_files(folder) if p.is_file()]
+        weight_files = [p for p in _weight_files(model_folder) if p.is_file()]
         num_parameters = _count_parameters(weight_files) if weight_files else None
         files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not _hidden(p.relative_to(folder))]
         digests = file_sha256([p for p in files if p in weight_files or revision is None])
@@ -91,7 +92,7 @@ def candidate_from_folder(
         model_id=model_id or str(folder),
         revision=revision,
         source=source,
-        path=folder,
+        path=model_folder,
         model_type=config.get("model_type"),
         architectures=tuple(config.get("architectures") or ()),
         modalities=modalities_of(config.get("model_type"), card.get("pipeline_tag")),
@@ -106,6 +107,29 @@ def candidate_from_folder(
         labels=head_labels(config),
         eval_results=eval_results(card.get("model-index")),
     )
+
+
+def model_folder_of(folder: Path) -> Path | None:
+    """The folder holding a checkpoint's ``config.json``: ``folder`` itself, or, for a sentence-transformers folder
+    saved in the older layout (``modules.json`` at the top, the transformer in ``0_Transformer/`` or ``0_BERT/``),
+    the first module folder that holds one with a ``model_type``; None when there is neither."""
+    if (folder / "config.json").is_file():
+        return folder
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        paths = [m.get("path") for m in modules if isinstance(m, dict)]
+    except (OSError, ValueError, TypeError):
+        return None
+    for path in paths:
+        if not isinstance(path, str) or not path.strip("./"):
+            continue
+        try:
+            config = json.loads((folder / path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict) and config.get("model_type"):
+            return folder / path
+    return None
 
 
 def _why(exc: BaseException) -> str:
@@ -135,10 +159,10 @@ def candidates_from_folders(paths: Iterable[str | Path], *,
     """
     out = []
     for path in map(Path, paths):
-        if (path / "config.json").is_file():
+        if model_folder_of(path) is not None:
             folders = [path]
         else:
-            folders = sorted(p for p in path.iterdir() if (p / "config.json").is_file()) if path.is_dir() else []
+            folders = sorted(p for p in path.iterdir() if model_folder_of(p)) if path.is_dir() else []
             if not folders:
                 raise InvalidCandidateError(_adapter_reason(path) or f"{path} holds no checkpoint: expected "
                                             "config.json in it or in its subfolders")

@@ -285,7 +285,7 @@ def _skipped(r: Rejected) -> Row:
 def display_name(candidate: Candidate) -> str:
     """What people call a candidate: its Hub id, or a local folder's name."""
     if candidate.path and candidate.source.value == "local":
-        return Path(candidate.path).name
+        return Path(candidate.model_id).name  # the folder given (its model may sit in a sentence-transformers 0_*/)
     return candidate.model_id
 
 
