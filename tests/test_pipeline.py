@@ -167,12 +167,15 @@ def test_task_detection_from_features_and_overrides(tmp_path):
     (dict(task="segmentation"), "unknown task"),
     (dict(split="validation"), "no split 'validation'"),
     (dict(dataset="__frame__"), r"got DataFrame\. Wrap it: datasets\.Dataset\.from_pandas"),
+    (dict(dataset="__stream__"), r"got IterableDataset\. Wrap it: datasets\.Dataset\.from_list\(list\(stream\.take"),
 ])
 def test_bad_dataset_input_is_named(kwargs, message, hub_server, tmp_path):
     (tmp_path / "data.csv").write_text(_csv(12))
     kwargs.setdefault("dataset", str(tmp_path / "data.csv"))
     if kwargs["dataset"] == "__frame__":
         kwargs["dataset"] = __import__("pandas").read_csv(tmp_path / "data.csv")
+    if kwargs["dataset"] == "__stream__":  # load_dataset(..., streaming=True)
+        kwargs["dataset"] = load_task(tmp_path / "data.csv").dataset.to_iterable_dataset()
     with pytest.raises(InvalidInputError, match=message):
         load_task(kwargs.pop("dataset"), **kwargs)
     with pytest.raises(InvalidInputError, match="no label column"):

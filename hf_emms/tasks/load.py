@@ -160,7 +160,10 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
         return dataset, {"name": name, "split": split or (str(dataset.split) if dataset.split else None)}
     if not isinstance(dataset, (str, os.PathLike)):
         how = {"DataFrame": "datasets.Dataset.from_pandas(df, preserve_index=False)",
-               "list": "datasets.Dataset.from_list(rows)", "dict": "datasets.Dataset.from_dict(columns)"}
+               "list": "datasets.Dataset.from_list(rows)", "dict": "datasets.Dataset.from_dict(columns)",
+               # A stream has no length: the budget's stratified draw needs the rows it draws from.
+               "IterableDataset": "datasets.Dataset.from_list(list(stream.take(20_000))), or load it without "
+                                  "streaming=True"}
         fix = f" Wrap it: {how[type(dataset).__name__]}." if type(dataset).__name__ in how else ""
         raise InvalidInputError(
             f"dataset must be a Hub id, a local path, or a datasets.Dataset; got {type(dataset).__name__}.{fix}"
