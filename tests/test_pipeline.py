@@ -174,7 +174,7 @@ def test_bad_dataset_input_is_named(kwargs, message, hub_server, tmp_path):
     kwargs.setdefault("dataset", str(tmp_path / "data.csv"))
     if kwargs["dataset"] == "__frame__":
         kwargs["dataset"] = __import__("pandas").read_csv(tmp_path / "data.csv")
-    if kwargs["dataset"] == "__stream__":  # load_dataset(..., streaming=True)
+    if isinstance(kwargs["dataset"], str) and kwargs["dataset"] == "__stream__":  # load_dataset(..., streaming=True)
         kwargs["dataset"] = load_task(tmp_path / "data.csv").dataset.to_iterable_dataset()
     with pytest.raises(InvalidInputError, match=message):
         load_task(kwargs.pop("dataset"), **kwargs)
