@@ -159,7 +159,8 @@ def test_an_older_sentence_transformers_folder_is_one_candidate_read_as_it_decla
     root = tmp_path / "st-old"
     shutil.copytree(models["bert"], root / "0_Transformer")
     (root / "1_Pooling").mkdir()
-    (root / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, "pooling_mode_mean_tokens": true}')
+    (root / "1_Pooling" / "config.json").write_text('{"word_embedding_dimension": 32, '
+                                                     '"pooling_mode_mean_tokens": true}')
     modules = [("0_Transformer", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
     (root / "modules.json").write_text(json.dumps([
         {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}

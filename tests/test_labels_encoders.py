@@ -211,7 +211,8 @@ def test_member_names_say_which_encoder():
 
     assert member_name(str(minilm_path())) == "all-MiniLM-L6-v2"
     assert member_name("google-bert/bert-base-uncased") == "bert-base-uncased"
-    assert member_name("/data/hf/hub/models--openai--clip-vit-base-patch32/snapshots/" + "a" * 40) == "clip-vit-base-patch32"
+    snapshot = "/data/hf/hub/models--openai--clip-vit-base-patch32/snapshots/" + "a" * 40
+    assert member_name(snapshot) == "clip-vit-base-patch32"
     assert member_name("/runs/bert-sentiment/checkpoint") == "bert-sentiment/checkpoint"
     assert member_name("/encoders/my-e5") == "my-e5"
 

@@ -80,9 +80,11 @@ def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))
     assert t.kind == "classification" and t.class_names == ["0", "1"] and t.dataset["label"][:2] == [1, 0]
     many = len(WORDS)  # as many whole numbers as rows (counts, years): numbers, not classes
-    assert load_task(datasets.Dataset.from_dict({"text": WORDS, "label": [float(i) for i in range(many)]})).kind == "regression"
+    counts = datasets.Dataset.from_dict({"text": WORDS, "label": [float(i) for i in range(many)]})
+    assert load_task(counts).kind == "regression"
     assert load_task(_csv(tmp_path / "scores.csv", [1.5, 2.0] * (len(WORDS) // 2))).kind == "regression"
-    assert load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)), task="regression").kind == "regression"
+    asked = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)), task="regression")
+    assert asked.kind == "regression"
 
 
 def test_unlabelled_rows_are_an_error_that_counts_them():

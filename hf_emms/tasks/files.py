@@ -154,8 +154,9 @@ def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None
         try:
             _scan_file(path, hashlib.sha256(), text=text, csv_delimiter=csv_delimiter, plain=True)
         except _BAD_ARCHIVE as exc:
-            raise InvalidInputError(f"{path.name} cannot be decompressed ({type(exc).__name__}: {exc}): the archive is "
-                                    "damaged or not what its name says. Compress it again, or give the plain file.") from None
+            raise InvalidInputError(f"{path.name} cannot be decompressed ({type(exc).__name__}: {exc}): the archive "
+                                    "is damaged or not what its name says. Compress it again, or give the plain "
+                                    "file.") from None
         return
     if csv_delimiter is not None and size:
         _check_csv_header(path, csv_delimiter)
@@ -233,7 +234,8 @@ def _root_message(exc: BaseException) -> str:
 
 def _local_failure(path: Path, exc: BaseException) -> str:
     """A one-line message for a local file or folder ``datasets`` could not read: which file, what, where, the fix."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and data_suffix(p) in _FILE_BUILDERS)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
+                                                 if p.is_file() and data_suffix(p) in _FILE_BUILDERS)
     for f in files:
         if data_suffix(f) in (".json", ".jsonl"):
             where = _json_error(f)
