@@ -302,6 +302,29 @@ def test_without_encoders_a_regression_target_is_its_own_f_label_and_tags_need_e
         rank(tags, [str(tiny["small"])], task="multilabel", encoders=None, cache_dir=tmp_path / "c", progress=False)
 
 
+def test_a_multilabel_task_is_ranked_end_to_end_as_the_solver_scores_it_by_hand(tiny, tmp_path):
+    from datasets import Dataset
+
+    from hf_emms import emms
+    from hf_emms.features import extract_stats
+    from hf_emms.labels import embed_labels
+
+    base, names = _dataset(), ["sports", "cooking", "weather"]
+    tags = [[names[n]] + ([names[(n + 1) % 3]] if i % 3 == 0 else []) for i, n in enumerate(base["label"])]
+    data = Dataset.from_dict({"text": base["text"], "labels": tags})
+    encoder = str(tiny["encoder"])
+    ranking = rank(data, [str(tiny["small"]), str(tiny["wide"])], task="multilabel", encoders=[encoder],
+                   max_samples=None, layers="last", cache_dir=tmp_path / "c", progress=False)
+    assert ranking.meta.task.kind == "multilabel" and all(r.ok for r in ranking.rows)
+    by_hand = embed_labels(tags, kind="multilabel", classes=sorted(names), encoders=[encoder], cache_dir=False,
+                           progress=False)
+    for row in ranking.rows:
+        stats = extract_stats(tiny[row.model], data, text_column="text", label_embeddings=by_hand.to_array(),
+                              layers="last", progress=False).stats
+        result = emms(stats)
+        assert row.emms == pytest.approx(result.score, rel=1e-9) and row.emms_se == pytest.approx(result.se, rel=1e-9)
+
+
 def test_a_ranking_says_which_columns_it_read_and_why(tiny, tmp_path, capsys):
     from datasets import Dataset
 

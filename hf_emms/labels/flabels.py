@@ -15,7 +15,7 @@ from ..errors import EncoderLoadError, LabelError
 from ..hub import digests
 from ..options import check_choice, check_positive_int
 from .cache import EmbeddingCache, default_cache_dir
-from .encoders import EncoderRecord, TextEncoder, as_specs, auto_device, default_encoders, describe
+from .encoders import EncoderRecord, TextEncoder, as_specs, auto_device, default_encoders, describe, member_name
 from .kinds import (
     LABEL_KINDS,
     LabelPlan,
@@ -260,7 +260,7 @@ def _raw_embeddings(
     missing = [i for i in range(len(texts)) if i not in found]
     if missing:
         bar.total += len(missing)
-        bar.set_description(f"F-labels ({Path(record.model).name})")
+        bar.set_description(f"F-labels ({member_name(record.model)})")
         encoder = TextEncoder(spec, record, config, device)
         fresh = encoder.encode([texts[i] for i in missing], batch_size=batch_size, progress=bar.update)
         del encoder  # one model in memory at a time
