@@ -38,6 +38,7 @@ __all__ = [
 
 # ---- allowed values: each list is written here and nowhere else --------------------------------------------------
 TASK_KINDS = ("classification", "multilabel", "regression", "text", "boxes")
+BOX_FORMATS = ("xyxy", "xywh", "cxcywh")  # corners; COCO's corner + size; centre + size
 """Label kinds a task can have (what the F-labels embed)."""
 MODALITIES = ("text", "image", "audio")
 """Inputs a candidate can read."""
@@ -193,15 +194,21 @@ class ScoreSpec:
         Template for class names, e.g. ``"a photo of a {}"``.
     metrics : sequence of {"emms", "emms_official", "logme", "hscore", "nce"}
         Scores to compute; "emms" always is, first.
+    box_format : {"xyxy", "xywh", "cxcywh"}
+        How box labels give a box: corners (x0, y0, x1, y1), COCO's corner and size (x, y, w, h), or centre and
+        size. Pixel coordinates (any above 1) are divided by each image's size.
     """
 
     encoders: Any = "default"
     prompt: str = "{}"
     metrics: tuple[str, ...] = DEFAULT_METRICS
+    box_format: str = "xyxy"
 
     def __post_init__(self) -> None:
         metrics = check_choices("metrics", self.metrics, METRICS)
         object.__setattr__(self, "metrics", tuple(dict.fromkeys(("emms", *metrics))))
+        if self.box_format not in BOX_FORMATS:
+            raise InvalidInputError(f"box_format must be one of {BOX_FORMATS}; got {self.box_format!r}.")
         if not isinstance(self.prompt, str) or "{}" not in self.prompt:
             raise InvalidInputError(f'prompt must be a template holding "{{}}" for the class name; got {self.prompt!r}.')
         encoders = self.encoders

@@ -325,6 +325,41 @@ def test_a_multilabel_task_is_ranked_end_to_end_as_the_solver_scores_it_by_hand(
         assert row.emms == pytest.approx(result.score, rel=1e-9) and row.emms_se == pytest.approx(result.se, rel=1e-9)
 
 
+def test_boxes_in_pixels_are_ranked_end_to_end_in_the_format_given(tiny, tmp_path):
+    """Referring expressions (an image, a box, its text) through rank(): COCO's pixel x, y, w, h used to be refused
+    ("outside [0, 1]": rank() had no way to give image sizes) or, normalised, read as corners."""
+    from datasets import Dataset, Features, Image, Sequence, Value
+    from PIL import Image as PILImage
+
+    from hf_emms import emms
+    from hf_emms.features import extract_stats
+    from hf_emms.labels import embed_labels
+
+    rng = np.random.default_rng(0)
+    sizes = [(40 + 4 * (i % 5), 32 + 2 * (i % 3)) for i in range(30)]
+    images = [PILImage.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
+    boxes = [[float(i % 7), float(i % 5), w / 2, h / 3] for i, (w, h) in enumerate(sizes)]  # x, y, w, h in pixels
+    words = ["the red cup", "a dog on the left", "the tall tree"]
+    data = Dataset.from_dict(
+        {"image": images, "target": [{"box": b, "text": words[i % 3]} for i, b in enumerate(boxes)]},
+        features=Features({"image": Image(), "target": {"box": Sequence(Value("float64")), "text": Value("string")}}))
+    vit, encoder = str(_tiny_models.vit(tmp_path / "vit")), str(tiny["encoder"])
+    ranking = rank(data, [vit], task="boxes", label_column="target", box_format="xywh", encoders=[encoder],
+                   max_samples=None, layers="last", cache_dir=tmp_path / "c", progress=False)
+    (row,) = ranking.rows
+    assert row.ok and ranking.meta.config["box_format"] == "xywh"
+    by_hand = embed_labels(list(data["target"]), kind="boxes", box_format="xywh", image_sizes=sizes,
+                           encoders=[encoder], cache_dir=False, progress=False)
+    stats = extract_stats(vit, data, image_column="image", label_embeddings=by_hand.to_array(), layers="last",
+                          progress=False).stats
+    assert row.emms == pytest.approx(emms(stats).score, rel=1e-9)
+    corners = rank(data, [vit], task="boxes", label_column="target", encoders=[encoder], max_samples=None,
+                   layers="last", cache_dir=tmp_path / "c", progress=False)
+    assert corners.rows[0].emms != row.emms  # read as x0, y0, x1, y1: other geometry, and another stored result
+    with pytest.raises(InvalidInputError, match="box_format must be one of"):
+        rank(data, [vit], task="boxes", label_column="target", box_format="yolo", progress=False)
+
+
 def test_a_ranking_says_which_columns_it_read_and_why(tiny, tmp_path, capsys):
     from datasets import Dataset
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..options import DEFAULT_METRICS, LAYERS, METRICS, SORTS, TASK_KINDS, ExtractSpec
+from ..options import BOX_FORMATS, DEFAULT_METRICS, LAYERS, METRICS, SORTS, TASK_KINDS, ExtractSpec
 from .scan import parse_count
 
 
@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "'none' for no encoder: class labels one-hot, regression targets and boxes their own "
                          "numbers")
     scoring.add_argument("--prompt", default="{}", help='class-name template, e.g. "a photo of a {}"')
+    scoring.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
+                         help="with --task boxes: corners x0,y0,x1,y1 (default), COCO's x,y,w,h, or centre cx,cy,w,h; "
+                              "pixel coordinates are divided by each image's size")
     scoring.add_argument("--max-samples", type=int, default=2000,
                          help="stratified, seeded budget of samples (default 2000; 0 = all)")
     scoring.add_argument("--seed", type=int, default=0)

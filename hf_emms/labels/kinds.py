@@ -34,12 +34,11 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError, LabelError
-from ..options import TASK_KINDS
+from ..options import BOX_FORMATS, TASK_KINDS
 from ..solver.inputs import check_magnitude
 from .names import class_names_from, clean_class_name, is_generic_name
 
 LABEL_KINDS = TASK_KINDS  # every task kind has F-labels
-BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
 @dataclass(frozen=True)
@@ -237,6 +236,34 @@ def _box_geometry(boxes: np.ndarray, size: Any, box_format: str, s: int) -> np.n
     return np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 
+def _sample_boxes(sample: Any, s: int) -> tuple[np.ndarray, Any]:
+    """One sample's boxes (M, 4) as given (no format applied) and its texts (None when it has none)."""
+    texts = None
+    if isinstance(sample, Mapping):
+        unknown = set(sample) - {"boxes", "box", "texts", "text"}
+        if unknown or not ({"boxes", "box"} & set(sample)):
+            raise LabelError(f"sample {s}: a box label is a mapping with 'boxes' (or 'box') and optional 'texts' "
+                             f"(or 'text'); got keys {sorted(sample)}.")
+        texts = sample.get("texts", sample.get("text"))
+        sample = sample.get("boxes", sample.get("box"))
+    if sample is not None and (isinstance(sample, (str, bytes)) or not hasattr(sample, "__len__")):
+        raise LabelError(f"sample {s}: a box label is 4 numbers (one box), a list of such boxes, or a mapping "
+                         f"with 'boxes' and optional 'texts'; got {type(sample).__name__} {sample!r}. Is this "
+                         "column the boxes (label_column=), and is task='boxes' right?")
+    boxes = _numeric(sample, f"boxes of sample {s}") if sample is not None and len(sample) else np.zeros((0, 4))
+    boxes = boxes[None] if boxes.ndim == 1 else boxes
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise LabelError(f"sample {s}: boxes must have shape (4,) or (M, 4); got {boxes.shape}.")
+    return boxes, texts
+
+
+def boxes_in_pixels(labels: Any) -> bool:
+    """Whether any box coordinate is above 1: pixel coordinates, to be divided by each image's size (normalised
+    coordinates are in [0, 1])."""
+    samples = _as_samples(labels, "boxes")
+    return any(len(b) and float(np.max(b)) > 1 + 1e-6 for b in (_sample_boxes(x, i)[0] for i, x in enumerate(samples)))
+
+
 def plan_boxes(
     labels: Any, *, prompt: str = "{}", image_sizes: Any = None, box_format: str = "xyxy"
 ) -> LabelPlan:
@@ -247,22 +274,7 @@ def plan_boxes(
         raise LabelError(f"image_sizes has {len(image_sizes)} entries for {len(samples)} samples.")
     vocab, rows, geometry, with_texts = _Vocabulary(), [], [], set()
     for s, sample in enumerate(samples):
-        texts = None
-        if isinstance(sample, Mapping):
-            unknown = set(sample) - {"boxes", "box", "texts", "text"}
-            if unknown or not ({"boxes", "box"} & set(sample)):
-                raise LabelError(f"sample {s}: a box label is a mapping with 'boxes' (or 'box') and optional 'texts' "
-                                 f"(or 'text'); got keys {sorted(sample)}.")
-            texts = sample.get("texts", sample.get("text"))
-            sample = sample.get("boxes", sample.get("box"))
-        if sample is not None and (isinstance(sample, (str, bytes)) or not hasattr(sample, "__len__")):
-            raise LabelError(f"sample {s}: a box label is 4 numbers (one box), a list of such boxes, or a mapping "
-                             f"with 'boxes' and optional 'texts'; got {type(sample).__name__} {sample!r}. Is this "
-                             "column the boxes (label_column=), and is task='boxes' right?")
-        boxes = _numeric(sample, f"boxes of sample {s}") if sample is not None and len(sample) else np.zeros((0, 4))
-        boxes = boxes[None] if boxes.ndim == 1 else boxes
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise LabelError(f"sample {s}: boxes must have shape (4,) or (M, 4); got {boxes.shape}.")
+        boxes, texts = _sample_boxes(sample, s)
         size = None if image_sizes is None else image_sizes[s]
         geo = _box_geometry(boxes, size, box_format, s) if len(boxes) else np.zeros((0, 4))
         geometry.append(geo.mean(0) if len(geo) else np.zeros(4))

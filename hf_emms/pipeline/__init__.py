@@ -48,6 +48,7 @@ def rank(
     max_params: int | None = None,
     encoders: Any = "default",
     prompt: str = "{}",
+    box_format: str = "xyxy",
     max_samples: int | None = 2000,
     seed: int = 0,
     metrics: Sequence[str] = DEFAULT_METRICS,
@@ -83,11 +84,12 @@ def rank(
         ``recall=K`` short-lists K candidates from transfer history and metadata first (no forward pass; the
         space of :func:`hf_emms.recall.default_space_path`, built with ``hf-emms recall --build``) and scores only
         those; the others are rows saying so, and the ``recall`` column holds every phase-1 score.
-    encoders, prompt, metrics :
+    encoders, prompt, metrics, box_format :
         How to score (:class:`~hf_emms.options.ScoreSpec`). ``encoders``: "default" (CLIP/BERT/GPT-2 on a GPU with
         the Hub reachable, else all-MiniLM-L6-v2), a sequence of ids/folders/``labels.EncoderSpec``, or None for no
         encoder (class labels one-hot, regression targets and boxes their own numbers). ``metrics`` among "emms",
-        "emms_official", "logme", "hscore", "nce" ("emms" always).
+        "emms_official", "logme", "hscore", "nce" ("emms" always). ``box_format`` (``task="boxes"``): "xyxy"
+        (corners), "xywh" (COCO) or "cxcywh"; pixel coordinates are divided by each image's size.
     batch_size, max_length, device, layers, max_stats_memory :
         Feature extraction (:class:`~hf_emms.options.ExtractSpec`): samples per forward pass (halved on
         out-of-memory), text truncation, device (default: what ``accelerate`` gives this process), the hidden
@@ -111,7 +113,7 @@ def rank(
         query=CandidateQuery(tags=tags, pipeline_tag=pipeline_tag, sort=sort, limit=limit, include_cache=include_cache,
                              max_params=max_params, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle,
                              recall=recall),
-        score=ScoreSpec(encoders=encoders, prompt=prompt, metrics=metrics),
+        score=ScoreSpec(encoders=encoders, prompt=prompt, metrics=metrics, box_format=box_format),
         extract=ExtractSpec(batch_size=batch_size, max_length=max_length, device=device, layers=layers,
                             max_stats_memory=max_stats_memory),
         run=RunSpec(output_dir=output_dir, cache_dir=cache_dir, token=token, progress=progress, profile=profile),

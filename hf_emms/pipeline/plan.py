@@ -162,6 +162,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         prompt=spec.score.prompt, encoders=[e.to_dict() for e in flabels.encoders] if flabels is not None else [],
         score_rule="cv", hf_emms=__version__,
         layers=spec.extract.layers if isinstance(spec.extract.layers, str) else list(spec.extract.layers),
+        extra={"box_format": spec.score.box_format} if t.kind == "boxes" else {},
     )
     meta = RankingMeta(
         dataset=DatasetInfo.from_dict({**t.source, "fingerprint": t.fingerprint, "rows_scored": len(scored),
@@ -293,9 +294,11 @@ def _flabels(t: Task, scored: Any, spec: RankSpec, root: Path) -> Any:
     from ..labels import default_encoders, embed_labels
 
     encoders, device, progress = spec.score.encoders, spec.extract.device, spec.run.progress
+    boxes = _box_options(t, scored, spec.score.box_format) if t.kind == "boxes" else {}
     if encoders is None:  # no encoder: class identity (one-hot), or the numbers themselves
         if t.kind in ("regression", "boxes"):
-            return embed_labels(scored[t.label_column], kind=t.kind, encoders=[], cache_dir=False, progress=False)
+            return embed_labels(scored[t.label_column], kind=t.kind, encoders=[], cache_dir=False, progress=False,
+                                **boxes)
         if t.kind != "classification":
             raise InvalidInputError(f"a {t.kind} task needs F-label encoders (without them, class labels are one-hot "
                                     "and regression targets or boxes their own numbers); pass encoders= or leave the "
@@ -306,7 +309,17 @@ def _flabels(t: Task, scored: Any, spec: RankSpec, root: Path) -> Any:
         return embed_labels(t.class_names, kind="classification", encoders=specs, prompt=spec.score.prompt,
                             cache_dir=root / "labels", device=device, progress=progress)
     return embed_labels(scored[t.label_column], kind=t.kind, encoders=specs, prompt=spec.score.prompt,
-                        classes=t.class_names, cache_dir=root / "labels", device=device, progress=progress)
+                        classes=t.class_names, cache_dir=root / "labels", device=device, progress=progress, **boxes)
+
+
+def _box_options(t: Task, scored: Any, box_format: str) -> dict[str, Any]:
+    """``box_format``, and each image's (width, height) when the boxes are in pixels (a coordinate above 1)."""
+    from ..labels.kinds import boxes_in_pixels
+
+    options: dict[str, Any] = {"box_format": box_format}
+    if t.input_kind in ("image", "image-text") and boxes_in_pixels(scored[t.label_column]):
+        options["image_sizes"] = [image.size for image in scored[t.input_columns[0]]]  # (width, height)
+    return options
 
 
 def _digest(rows: np.ndarray) -> str:
