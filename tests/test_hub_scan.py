@@ -445,3 +445,18 @@ def test_a_peft_adapter_on_the_hub_is_refused_with_what_to_rank_instead(hub_serv
     result = scan(ids=["org/lora"], retry=FAST)
     assert reasons(result) == {"org/lora": RejectReason.UNSUPPORTED}
     assert result.rejected[0].detail.startswith("a PEFT adapter, not a checkpoint: rank its base model")
+
+
+def test_a_fetch_takes_the_top_level_weights_only(hub_server, models, hf_cache):
+    # Repos pushed with their Trainer output hold a checkpoint-N/ folder of weights per save: "*.safetensors" matched
+    # them all ("*" crosses "/"), so each candidate downloaded every checkpoint. A module config below stays.
+    from hf_emms.features.candidate import fetch_files
+
+    hub_server.add_model("org/trained", models["bert"], files={
+        "checkpoint-5/model.safetensors": models["bert"] / "model.safetensors",
+        "1_Pooling/config.json": '{"pooling_mode_mean_tokens": true}'}, tags=["t"])
+    (candidate,) = scan(ids=["org/trained"], retry=FAST).kept
+    folder = fetch_files(candidate)
+    assert (folder / "model.safetensors").is_file() and (folder / "1_Pooling" / "config.json").is_file()
+    assert not (folder / "checkpoint-5").exists()
+    assert not [r for r in hub_server.requests_to("/org/trained/resolve/") if "checkpoint-5" in r.path]

@@ -21,6 +21,10 @@ from ..hub.local import candidate_from_folder
 _SAFE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken", "*.spm"]
 _PICKLE_PATTERNS = ["*.bin"]  # torch pickles: only when the caller allows them
 _CODE_PATTERNS = ["*.py"]  # remote code: only with trust_remote_code
+# Weights below the top level are never loaded (from_pretrained reads the top level; a sentence-transformers module's
+# config is read, its Dense weights are not), and "*" crosses "/" in these patterns: a repo pushed with its Trainer
+# output (checkpoint-500/model.safetensors, ...) would download every checkpoint's weights.
+_NESTED_WEIGHTS = ["*/*.safetensors", "*/*.bin"]
 _HEAD_SUFFIXES = {
     "text": "ForSequenceClassification",
     "image": "ForImageClassification",
@@ -317,7 +321,7 @@ def _snapshot(repo_id: str, revision: str | None, patterns: list[str], *, quiet:
 
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
-                                      tqdm_class=_quiet_bars() if quiet else None))
+                                      ignore_patterns=_NESTED_WEIGHTS, tqdm_class=_quiet_bars() if quiet else None))
     except HFValidationError as e:
         raise CandidateLoadError(repo_id, f"not a local folder nor a valid Hub id ({_first_line(e)})") from e
     except Exception as e:  # gated, missing repo or revision, network: all become a skipped candidate with the reason
