@@ -154,8 +154,8 @@ class Ranking:
     def _display(self) -> Any:
         """The table as strings for people: rounded scores, weights as ``encoder=weight``, sizes in millions."""
         formats = {
-            **{c: "{:.4f}".format for c in ("emms", "emms_se", "emms_last", "emms_one_hot", "emms_official", "logme",
-                                             "hscore", "nce")},
+            **{c: _score_text for c in ("emms", "emms_se", "emms_last", "emms_one_hot", "emms_official", "logme",
+                                         "hscore", "nce")},
             "tied_with_best": lambda v: "yes" if v else "no", "recall": "{:.3f}".format,
             "emms_weights": lambda w: " ".join(f"{k}={v:.2f}" for k, v in w.items()) if isinstance(w, dict) else "",
             "params": lambda v: f"{v / 1e6:.1f}M", "seconds": "{:.1f}".format, "revision": lambda v: str(v)[:12],
@@ -264,6 +264,12 @@ class Ranking:
 
 _BAR_COLOURS = {"leader": "#2b8cbe", "tied": "#74a9cf", "other": "#d0d1e6"}
 _BAR_LABELS = {"leader": "best score", "tied": "tied with the best (within the folds' noise)", "other": "behind"}
+
+
+def _score_text(v: float) -> str:
+    """Four decimals; a value that rounds to zero is 0, not -0 (the official EMMS of an exact fit is -1e-17)."""
+    text = f"{v:.4f}"
+    return "0.0000" if text == "-0.0000" else text
 
 
 def _missing(v: Any) -> bool:

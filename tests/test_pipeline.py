@@ -571,3 +571,10 @@ def test_a_cache_or_store_that_cannot_be_written_costs_a_warning_not_the_candida
     assert (again.df["status"] == "ok").all()
     scores = ranking.df.set_index("model")["emms"].to_dict()
     assert again.df.set_index("model")["emms"].to_dict() == pytest.approx(scores)
+
+
+def test_a_score_that_rounds_to_zero_is_shown_as_zero_not_minus_zero():
+    # The official EMMS of an exact fit is about -1e-17: the demo's table showed "-0" beside "0".
+    table = Ranking([{"model": "a", "emms": -0.5, "emms_official": -1e-17, "status": "ok"},
+                     {"model": "b", "emms": -0.6, "emms_official": 1e-17, "status": "ok"}], {}).to_markdown()
+    assert "-0 " not in table and "-0.0000" not in table and "-0.5" in table
