@@ -578,3 +578,30 @@ def test_a_score_that_rounds_to_zero_is_shown_as_zero_not_minus_zero():
     table = Ranking([{"model": "a", "emms": -0.5, "emms_official": -1e-17, "status": "ok"},
                      {"model": "b", "emms": -0.6, "emms_official": 1e-17, "status": "ok"}], {}).to_markdown()
     assert "-0 " not in table and "-0.0000" not in table and "-0.5" in table
+
+
+def test_the_cache_command_shows_the_parts_and_clears_old_entries_into_misses(tiny, tmp_path, capsys):
+    import os
+    import time
+
+    from hf_emms.cli import main
+
+    cache = tmp_path / "cache"
+    first = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=cache, progress=False)
+    assert main(["cache", "--cache-dir", str(cache)]) == 0
+    shown = capsys.readouterr().out
+    assert "| stats | 1 |" in shown and "| results | 1 |" in shown and "forward passes again" in shown
+    assert main(["cache", "--cache-dir", str(cache), "--clear", "stats", "results", "--older-than", "30"]) == 0
+    assert "removed 0 entries" in capsys.readouterr().out  # written today
+    old = time.time() - 40 * 86400
+    for path in (cache / "stats").rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+    assert main(["cache", "--cache-dir", str(cache), "--clear", "stats", "results", "--older-than", "30"]) == 0
+    assert "removed 1 entries not written for 30 days" in capsys.readouterr().out
+    assert not any(p.is_file() for p in (cache / "stats").rglob("*")) and any((cache / "results").iterdir())
+    assert main(["cache", "--cache-dir", str(cache), "--clear", "all"]) == 0
+    assert not any(p.is_file() for p in cache.rglob("*"))
+    again = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=cache, progress=False)
+    assert again.rows[0].emms == first.rows[0].emms  # computed again, the same
+    assert main(["cache", "--older-than", "3"]) == 2 and "applies to --clear" in capsys.readouterr().err

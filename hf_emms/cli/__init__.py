@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ..errors import HfEmmsError
 
 # Module names (under hf_emms.cli) in the order `hf-emms --help` lists them.
-_COMMANDS = ("scan", "rank", "recall", "annotate", "demo", "install_metric")
+_COMMANDS = ("scan", "rank", "recall", "annotate", "demo", "cache", "install_metric")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HfEmmsError as exc:  # bad input, named with its fix: one line, exit 2
         print(f"hf-emms: error: {_as_flags(_one_line(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hf-emms ... | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 141
     except KeyboardInterrupt:
         print("hf-emms: interrupted; finished work is kept and a re-run resumes from it.", file=sys.stderr)
         return 130
