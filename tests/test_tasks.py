@@ -504,3 +504,18 @@ def test_a_json_document_with_its_records_under_one_key_reads_them(tmp_path):
     (tmp_path / "two.json").write_text(json.dumps({"train": rows, "test": rows}))
     with pytest.raises(InvalidInputError, match=r"two.json holds records under several keys \('train', 'test'\)"):
         load_task(tmp_path / "two.json")
+
+
+def test_a_column_of_image_paths_or_urls_is_not_read_as_text_unless_asked():
+    # A CSV of `path,label` used to be ranked as text: every candidate scored the file names.
+    urls = datasets.Dataset.from_dict({"image_url": [f"https://example.com/{i}.JPG?w=200" for i in range(12)],
+                                       "label": [i % 2 for i in range(12)]})
+    with pytest.raises(InvalidInputError, match=r"column 'image_url' holds image file names or URLs .*"
+                                                r"cast_column\('image_url', datasets\.Image\(\)\)"):
+        load_task(urls)
+    assert load_task(urls, input_column="image_url").modality == "text"  # asked for: read as text
+    clips = datasets.Dataset.from_dict({"file": [f"clips/{i}.wav" for i in range(12)], "label": [0, 1] * 6})
+    with pytest.raises(InvalidInputError, match=r"audio file names .* datasets\.Audio\(\)"):
+        load_task(clips)
+    prose = datasets.Dataset.from_dict({"text": [f"{w} one. two" for w in WORDS], "label": [0, 1] * (len(WORDS) // 2)})
+    assert load_task(prose).modality == "text"

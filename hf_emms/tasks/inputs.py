@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from .columns import _TEXT_NAMES, _feature_type, _pick_input
+from .files import _AUDIO_EXTS, _IMAGE_EXTS
 
 PAIR_NAMES = (
     ("premise", "hypothesis"), ("sentence1", "sentence2"), ("sentence_a", "sentence_b"), ("question", "context"),
@@ -121,6 +122,22 @@ def _detect(ds: Any, label_column: str) -> InputChoice:
                            f"detected: {pairs[0][0]!r}/{pairs[0][1]!r} is a known pair of column names; encoded "
                            "jointly")
     column, modality = _pick_input(ds, None, label_column)
+    _refuse_file_names(ds, column)
     named = column.lower() in _TEXT_NAMES
     return InputChoice((column,), modality, "detected: " + ("a text column named like a text" if named
                                                             else "the first text column"))
+
+
+def _refuse_file_names(ds: Any, column: str) -> None:
+    """A detected text column whose values are image or audio file names or URLs (a CSV of ``path,label``) would be
+    scored as text, silently: refused, with how to load them as images, or to read them as text on purpose."""
+    values = [v for v in ds.select(range(min(len(ds), 200)))[column] if isinstance(v, str) and v.strip()]
+    suffix = lambda v: ("." + v.split("?")[0].rsplit(".", 1)[-1].lower()) if "." in v else ""  # noqa: E731
+    media = [v for v in values if suffix(v) in _IMAGE_EXTS | _AUDIO_EXTS]
+    if values and len(media) >= 0.9 * len(values):
+        kind = "Image" if sum(suffix(v) in _IMAGE_EXTS for v in media) * 2 >= len(media) else "Audio"
+        raise InvalidInputError(
+            f"column {column!r} holds {kind.lower()} file names or URLs (e.g. {media[0]!r}), not text: load them as "
+            f"{kind.lower()}s first, e.g. dataset.cast_column({column!r}, datasets.{kind}()) (paths relative to the "
+            f"working directory; URLs need network access), or pass input_column={column!r} to read them as text."
+        )
