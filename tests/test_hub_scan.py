@@ -442,9 +442,13 @@ def test_a_peft_adapter_on_the_hub_is_refused_with_what_to_rank_instead(hub_serv
     hub_server.add_model("org/lora", files={
         "adapter_config.json": '{"peft_type": "LORA", "base_model_name_or_path": "org/bert"}',
         "adapter_model.safetensors": models["bert"] / "model.safetensors"}, library_name="peft", tags=["peft"])
-    result = scan(ids=["org/lora"], retry=FAST)
-    assert reasons(result) == {"org/lora": RejectReason.UNSUPPORTED}
+    hub_server.add_model("org/timm-net", files={"config.json": '{"architecture": "resnet50", "num_classes": 10}',
+                                                "model.safetensors": models["bert"] / "model.safetensors"},
+                         library_name="timm")
+    result = scan(ids=["org/lora", "org/timm-net"], retry=FAST)
+    assert reasons(result) == {"org/lora": RejectReason.UNSUPPORTED, "org/timm-net": RejectReason.UNSUPPORTED}
     assert result.rejected[0].detail.startswith("a PEFT adapter, not a checkpoint: rank its base model")
+    assert result.rejected[1].detail.startswith("a timm model, not a transformers checkpoint")
 
 
 def test_a_fetch_takes_the_top_level_weights_only(hub_server, models, hf_cache):

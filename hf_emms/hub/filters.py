@@ -92,10 +92,13 @@ class Criteria:
                                              "repo; allow it only if you trust the author (--allow-remote-code)")
         if not is_known_model_type(c.model_type) and not (c.remote_code and self.allow_remote_code):
             adapter = not c.model_type and (c.library_name == "peft" or "peft" in c.tags)
+            other = c.library_name if c.library_name not in (None, "transformers", "sentence-transformers") else None
             yield RejectReason.UNSUPPORTED, (
                 f"model_type {c.model_type!r} is unknown to the installed transformers" if c.model_type
                 else "a PEFT adapter, not a checkpoint: rank its base model, or merge the adapter into it "
                      "(peft: merge_and_unload) and rank that" if adapter
+                else f"a {other} model, not a transformers checkpoint (its config.json has no model_type): hf-emms "
+                     "loads models with transformers" if other
                 else "config.json has no model_type: transformers cannot build it")
         if not c.has_safetensors and not self.allow_pickle:
             yield RejectReason.NO_SAFETENSORS, ("no safetensors weights (pickle files can run code when loaded); "
