@@ -690,3 +690,26 @@ def test_a_shortlist_must_be_a_whole_number_within_the_limits(space, hub):
     for bad in (-1, 1.5):
         with pytest.raises(ranker.SpaceInputError, match="or 0 to score every candidate"):
             ranker.RankRequest("acme/topics", max_samples=40, shortlist=bad).check()
+
+
+def test_each_ranking_first_deletes_cache_entries_older_than_the_limit(hub, tmp_path, monkeypatch):
+    # A hosted Space kept every visitor's statistics, F-labels, results and unpacked uploads forever.
+    import os
+    import time
+
+    monkeypatch.syspath_prepend(str(SPACE))
+    import ranker
+
+    cache = tmp_path / "cache"
+    for part, name in (("stats", "ab/abc.json"), ("stats", "ab/abc.layer-1.safetensors"), ("archives", "d1/cat/1.png")):
+        path = cache / part / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 10)
+        old = time.time() - 30 * 86400
+        os.utime(path, (old, old))
+    request = ranker.RankRequest("acme/topics", encoders=["acme/encoder"], max_samples=40)
+    *_, ranking = ranker.rank_candidates(request, ["acme/small"], cache_dir=cache,
+                                         limits=ranker.Limits(cache_days=7))
+    assert ranking.rows[0].ok
+    assert not (cache / "stats" / "ab").exists() and not any((cache / "archives").rglob("*"))  # the old entries, gone
+    assert any(p.suffix == ".json" for p in (cache / "stats").rglob("*")) and any((cache / "results").iterdir())

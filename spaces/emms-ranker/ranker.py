@@ -82,6 +82,10 @@ class Limits:
         Let huggingface_hub fall back to the server's own token (``HF_TOKEN``, ``hf auth login``) when the visitor
         gives none [``EMMS_SPACE_USE_SERVER_TOKEN``: as ``allow_local``]. Off on a Space: a visitor must never reach
         gated or private repos through the Space owner's token.
+    cache_days : int
+        Entries of the hf-emms cache (statistics, F-labels, results, unpacked uploads) not written for this many days
+        are deleted before each ranking [``EMMS_SPACE_CACHE_DAYS``, 7]: a hosted Space's disk does not fill up with
+        every visitor's data.
     """
 
     max_candidates: int = 10
@@ -93,10 +97,11 @@ class Limits:
     queue_size: int = 20
     allow_local: bool = True
     use_server_token: bool = True
+    cache_days: int = 7
 
     def __post_init__(self) -> None:
         for field in ("max_candidates", "max_recall", "max_samples", "max_upload_mb", "max_params", "concurrency",
-                      "queue_size"):
+                      "queue_size", "cache_days"):
             if getattr(self, field) < 1:
                 raise SpaceInputError(f"Limits.{field} must be at least 1, got {getattr(self, field)}.")
 
@@ -113,6 +118,7 @@ class Limits:
             queue_size=_env_int("EMMS_SPACE_QUEUE_SIZE", cls.queue_size),
             allow_local=bool(_env_int("EMMS_SPACE_ALLOW_LOCAL", int(local))),
             use_server_token=bool(_env_int("EMMS_SPACE_USE_SERVER_TOKEN", int(local))),
+            cache_days=_env_int("EMMS_SPACE_CACHE_DAYS", cls.cache_days),
         )
 
     def token(self, given: str | None) -> str | bool | None:
@@ -342,7 +348,10 @@ def rank_candidates(request: RankRequest, references: Sequence[str], *, token: s
     """
     from tqdm.auto import tqdm
 
+    from hf_emms.paths import clear_cache
+
     request.check(limits)
+    clear_cache(["stats", "labels", "results", "archives"], cache_dir=cache_dir, older_than_days=limits.cache_days)
     run = iter_rank(request.dataset, list(references), spec=request.spec(limits=limits, token=token,
                                                                          cache_dir=cache_dir))
     # Updated by hand, not iterated: gradio's tqdm tracking loses an iterated bar once bars open inside it.
