@@ -377,6 +377,9 @@ def test_a_candidate_that_cut_many_samples_at_its_token_limit_is_noted(tiny, tmp
     assert re.search(r"note: small: \d+ of 60 samples filled its 6-token limit and were cut", capsys.readouterr().err)
     rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "d", progress=True)
     assert "token limit" not in capsys.readouterr().err  # its own limit (64) holds these sentences whole
+    long = _dataset().map(lambda r: {"text": (r["text"] + " ") * 30})  # past the model's 64 positions
+    rank(long, [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "e", progress=True)
+    assert re.search(r"filled its 64-token limit and were cut \(the model reads no more\)", capsys.readouterr().err)
 
 
 def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):

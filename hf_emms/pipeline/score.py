@@ -199,8 +199,11 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
     cut, limit = extraction.record.n_at_max_length, extraction.record.max_length
     if cut and plan.main_process and cut >= _CUT_SHARE * max(row.n_samples, 1):  # it read less of them than others may
+        policy = extraction.record.max_length_policy or ""
+        hard = "capped" in policy or "model_max_length" in policy or "max_position_embeddings" in policy
         say(plan.spec.run.progress, f"note: {row.model}: {cut} of {row.n_samples} samples filled its {limit}-token "
-                                    "limit and were cut (max_length raises it, up to the model's own limit).")
+                                    "limit and were cut (" + ("the model reads no more)." if hard else
+                                                              "max_length raises it, up to the model's own limit)."))
     row.seconds = time.perf_counter() - extracted.start  # stored with the row: a resumed ranking shows it too
     phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:
