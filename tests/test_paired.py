@@ -98,6 +98,8 @@ def test_image_with_a_question_or_prompt_is_image_text_and_a_lone_image_stays_im
     alone = ds.rename_column("question", "note")  # not named like a question or prompt: the image alone
     t = load_task(alone, label_column="answer", task="text")
     assert (t.input_columns, t.input_kind, t.modality) == (("image",), "image", "image")
+    # ...and the text it leaves out is named, with how to read both (a meme's caption would be silently dropped)
+    assert "text column 'note' not read: for an image + text task pass input_column=['image', 'note']" in t.describe()
 
 
 def test_given_columns_keep_their_order_and_old_single_columns_still_work():

@@ -109,7 +109,10 @@ def _detect(ds: Any, label_column: str) -> InputChoice:
                                "or prompt")
     if images or any(t == "audio" for t in types.values()):
         column, modality = _pick_input(ds, None, label_column)
-        return InputChoice((column,), modality, f"detected: the first {modality.capitalize()} column")
+        unread = "" if modality != "image" or not strings else (
+            f"; text column {strings[0]!r} not read: for an image + text task pass input_column="
+            f"[{column!r}, {strings[0]!r}]")  # a meme's caption, a product's title: said, not guessed
+        return InputChoice((column,), modality, f"detected: the first {modality.capitalize()} column{unread}")
     lower = {c.lower(): c for c in strings}
     pairs = [(lower[a], lower[b]) for a, b in PAIR_NAMES if a in lower and b in lower]
     if len(pairs) > 1:
