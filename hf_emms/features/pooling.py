@@ -70,7 +70,7 @@ def declared_pooling(folder: Path) -> Pooling | None:
     A declaration this module cannot reproduce (several modes at once, ``mean_sqrt_len``) is ignored, and the
     other rules apply.
     """
-    if not (folder / "modules.json").is_file() and (folder.parent / "modules.json").is_file():
+    if not (folder / "modules.json").is_file() and _module_of_parent(folder):
         folder = folder.parent  # the older layout: the transformer in 0_Transformer/, modules.json beside it
     try:
         modules = json.loads((folder / "modules.json").read_text())
@@ -90,6 +90,15 @@ def declared_pooling(folder: Path) -> Pooling | None:
         modes[0], f"declared by the checkpoint (sentence-transformers {pool_module.get('path') or '.'}/config.json)"
         + (", L2-normalised (Normalize module in modules.json)" if normalize else ""), normalize,
     )
+
+
+def _module_of_parent(folder: Path) -> bool:
+    """Whether ``folder`` is a module of its parent's sentence-transformers ``modules.json`` (``0_Transformer/``)."""
+    try:
+        modules = json.loads((folder.parent / "modules.json").read_text())
+        return any(isinstance(m, dict) and str(m.get("path", "")).strip("/") == folder.name for m in modules)
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 FUSED = "fused"  # the dual-encoder feature [i, t, i * t]: a rule, not an option
