@@ -90,6 +90,12 @@ def _pick_label(ds: Any, label_column: str | None) -> str:
     )
 
 
+def _categories(distinct: int, rows: int) -> bool:
+    """Whether ``distinct`` values over ``rows`` repeat enough to be categories (spam/ham, intents, class ids), not
+    free text or measured numbers: at most half as many as rows (at least 2 allowed, at most 1,000)."""
+    return distinct <= max(2, min(1000, rows // 2))
+
+
 def _detect_kind(ds: Any, column: str) -> str:
     kind = _feature_type(ds.features[column])
     if kind in ("classlabel", "int"):
@@ -102,14 +108,12 @@ def _detect_kind(ds: Any, column: str) -> str:
         # keeps them numbers.
         values = [v for v in ds.unique(column) if v is not None and v == v]
         whole = bool(values) and all(float(v).is_integer() for v in values)
-        return "classification" if whole and len(values) <= max(2, min(1000, len(ds) // 2)) else "regression"
+        return "classification" if whole and _categories(len(values), len(ds)) else "regression"
     if kind == "list:string":
         return "text"
     if kind == "string":
         values = ds[column]
-        distinct = len(set(values))
-        # Repeated values are categories (spam/ham, intents); mostly distinct strings are free text (captions).
-        return "classification" if distinct <= max(2, min(1000, len(values) // 2)) else "text"
+        return "classification" if _categories(len(set(values)), len(values)) else "text"
     types = sorted({type(v).__name__ for v in ds.select(range(min(len(ds), 10_000)))[column] if v is not None})
     if len(types) > 1:  # a JSON column of ints and strings: datasets keeps it as raw JSON
         raise InvalidInputError(
