@@ -188,8 +188,8 @@ class ScoreSpec:
     ----------
     encoders : "default", sequence of str / labels.EncoderSpec, or None
         F-label encoders. "default": the paper-like CLIP/BERT/GPT-2 set on a GPU with the Hub reachable, else
-        all-MiniLM-L6-v2. None (or empty): no encoder (class labels one-hot; regression targets and boxes their
-        own numbers; other kinds need encoders).
+        all-MiniLM-L6-v2. None, "none" or empty: no encoder (class labels one-hot; regression targets and boxes
+        their own numbers; other kinds need encoders), as ``--encoders none`` on the command line.
     prompt : str
         Template for class names, e.g. ``"a photo of a {}"``.
     metrics : sequence of {"emms", "emms_official", "logme", "hscore", "nce"}
@@ -213,10 +213,11 @@ class ScoreSpec:
             raise InvalidInputError(f'prompt must be a template holding "{{}}" for the class name; got {self.prompt!r}.')
         encoders = self.encoders
         if isinstance(encoders, str):
-            if encoders != "default":
-                encoders = (encoders,)
-        elif encoders is not None:
-            encoders = tuple(encoders) or None
+            encoders = encoders if encoders == "default" else (encoders,)
+        if encoders is not None and not isinstance(encoders, str):
+            encoders = tuple(encoders)
+            # "none" is the command line's word for no encoder; as a Hub id it would be a failed download later on
+            encoders = None if not encoders or [str(e).lower() for e in encoders] == ["none"] else encoders
         object.__setattr__(self, "encoders", encoders)
 
 

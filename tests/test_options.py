@@ -82,3 +82,15 @@ def test_an_output_or_cache_folder_that_cannot_be_a_folder_is_refused_before_the
         RunSpec(cache_dir=tmp_path / "afile" / "cache")
     spec = RunSpec(output_dir=tmp_path / "new" / "deeper", cache_dir=tmp_path)  # created later, when written
     assert spec.output_dir == tmp_path / "new" / "deeper" and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("given", [None, [], "none", "None", ["none"], ("NONE",)])
+def test_no_encoder_is_spelt_the_same_way_in_the_api_as_on_the_command_line(given):
+    assert ScoreSpec(encoders=given).encoders is None  # "none" is never looked up as a Hub id
+
+
+def test_encoders_keep_their_order_and_a_single_id_is_one_encoder():
+    assert ScoreSpec(encoders="org/enc").encoders == ("org/enc",)
+    assert ScoreSpec(encoders=["b", "a"]).encoders == ("b", "a")
+    assert ScoreSpec(encoders=["none", "org/enc"]).encoders == ("none", "org/enc")  # only "none" alone means none
+    assert ScoreSpec().encoders == "default"

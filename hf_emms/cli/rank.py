@@ -92,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output_dir or Path("hf-emms-results") / Path(args.dataset.rstrip("/")).name
     options = {name: value for name, value in vars(args).items() if name in RankSpec.option_names()}
     options.update(
-        encoders="default" if args.encoders is None else (None if [e.lower() for e in args.encoders] == ["none"]
-                                                          else args.encoders),
+        encoders="default" if args.encoders is None else args.encoders,
         tags=[t for v in args.tags for t in v.split(",") if t], max_samples=args.max_samples or None,
         output_dir=out, progress=not args.quiet,
     )
