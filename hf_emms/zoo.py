@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import atomic_dir
+from ._loading import quiet_loading
 from .errors import InvalidInputError, ZooUnavailableError
 from .zoo_sources import FAMILY_SOURCE, SOURCES, source_folder, source_weights, tokenizer_files
 
@@ -138,14 +139,11 @@ def reinit_top_layers(model, k: int, seed: int = 0) -> list[int]:
 
 def _build_member(member: ZooMember, dest: Path) -> None:
     import torch
-    import transformers
     from transformers import AutoConfig, AutoModel
 
     src = source_weights(member.source_name)
     tokenizer = tokenizer_files(member.family)  # checked before any weight is loaded: a missing package fails fast
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # dropping layers reports their weights as unused, by design
-    try:
+    with quiet_loading():  # dropping layers reports their weights as unused, by design
         if member.random_init:
             torch.manual_seed(0)
             model = AutoModel.from_config(AutoConfig.from_pretrained(src))
@@ -153,8 +151,6 @@ def _build_member(member: ZooMember, dest: Path) -> None:
             model = AutoModel.from_pretrained(src, num_hidden_layers=member.layers)
         else:
             model = AutoModel.from_pretrained(src)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     reinit = reinit_top_layers(model, member.reinit_top) if member.reinit_top else []
     model.save_pretrained(dest)  # safetensors
     for rel, path in tokenizer.items():

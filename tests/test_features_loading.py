@@ -95,3 +95,28 @@ def test_local_folders_that_cannot_serve_are_reported_with_their_reason(bert, tm
     assert reasons["bert"] is None and results[str(bert)].stats.n == len(text_dataset())
     with pytest.raises(CandidateLoadError, match="revisions pin Hub ids only"):
         extract_stats(bert, text_dataset(), revision="main", **OPTIONS)
+
+
+def test_a_checkpoint_s_task_head_is_not_reported_as_a_fault_and_logging_is_restored(tmp_path, capfd):
+    """Loaded with AutoModel, a masked-LM checkpoint's ``cls.*`` head is "UNEXPECTED" to transformers, which prints a
+    load report per candidate; hf-emms loads without heads on purpose, so the report is noise there. Afterwards
+    transformers' own settings are as the user left them."""
+    import transformers
+    import transformers.utils.logging as tf_logging
+    from transformers import BertConfig, BertForMaskedLM
+
+    tokenizer = tiny._wordpiece_tokenizer()
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
+    folder = tiny._save(BertForMaskedLM(config), tokenizer, tmp_path / "mlm")
+    before = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+
+    capfd.readouterr()
+    transformers.AutoModel.from_pretrained(folder)  # the report hf-emms keeps quiet, as transformers prints it
+    assert "cls.predictions" in capfd.readouterr().err
+
+    extraction = extract_stats(folder, text_dataset(), **OPTIONS)
+    assert extraction.stats.n == len(text_dataset())
+    err = capfd.readouterr().err
+    assert "UNEXPECTED" not in err and "cls.predictions" not in err and "Loading weights" not in err
+    assert (tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()) == before

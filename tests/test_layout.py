@@ -17,7 +17,7 @@ PACKAGE = Path(hf_emms.__file__).parent
 
 # Floors, ground first: a module may import its own floor and the floors below it, never one above.
 FLOORS = [
-    ("errors", "_version", "_io", "_timing", "checks", "options", "paths"),
+    ("errors", "_version", "_io", "_timing", "_loading", "checks", "options", "paths"),
     ("solver",),
     ("hub", "records", "results", "tasks"),
     ("labels", "features"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._loading import quiet_loading
 from ..errors import CandidateLoadError
 from ..hub.candidate import Candidate, Source
 from ..hub.local import candidate_from_folder
@@ -176,10 +177,11 @@ def load_candidate(
     head_class = _head_class(config, modality) if with_head and modality in _HEAD_SUFFIXES and not seq2seq else None
     auto = head_class or transformers.AutoModel
     try:
-        model, info = auto.from_pretrained(
-            folder, config=config, output_loading_info=True, use_safetensors=not allow_pickle or None,
-            trust_remote_code=trust_remote_code, dtype=dtype,
-        )
+        with quiet_loading():  # a task head is reported as UNEXPECTED weights by design; missing ones are checked below
+            model, info = auto.from_pretrained(
+                folder, config=config, output_loading_info=True, use_safetensors=not allow_pickle or None,
+                trust_remote_code=trust_remote_code, dtype=dtype,
+            )
     except Exception as e:  # truncated or corrupt weights, a refused pickle (UnpicklingError), unknown layers, ...
         raise CandidateLoadError(name, f"transformers cannot build it ({type(e).__name__}: {_first_line(e)})") from e
     _check_loaded(name, model, set(info.get("missing_keys", ())))

@@ -18,18 +18,18 @@ safetensors only and no remote code runs unless the spec opts in.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..features.pooling import Pooling, declared_pooling, pool
+from .._loading import quiet_loading
 from ..errors import EncoderLoadError
 
 KINDS = ("auto", "clip", "encoder", "causal")
@@ -266,20 +266,6 @@ def describe(spec: EncoderSpec) -> tuple[EncoderRecord, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- encoding
-@contextlib.contextmanager
-def _no_loading_bar() -> Iterator[None]:
-    """transformers' "Loading weights" bar off for the block, and as it was after it."""
-    import transformers.utils.logging as tf_logging
-
-    was_on = tf_logging.is_progress_bar_enabled()
-    tf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            tf_logging.enable_progress_bar()
-
-
 class TextEncoder:
     """A loaded encoder: texts in, raw pooled embeddings out.
 
@@ -303,7 +289,7 @@ class TextEncoder:
         cls = CLIPTextModelWithProjection if record.kind == "clip" else AutoModel
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(record.model, **options)
-            with _no_loading_bar():  # the label embedding has its own bar; transformers' would add one per load
+            with quiet_loading():  # the label embedding has its own bar; transformers' would add one per load
                 self.model, info = cls.from_pretrained(
                     record.model, config=config, use_safetensors=not spec.allow_pickle or None,
                     output_loading_info=True, **options,
