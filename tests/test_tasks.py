@@ -177,6 +177,15 @@ def test_bytes_that_are_not_utf8_are_named_with_their_line(tmp_path):
     assert "latin.csv is not UTF-8" in message and "byte 0xe8 at line 4" in message and "as UTF-8" in message
 
 
+def test_a_utf16_file_is_named_as_such_with_the_command_that_converts_it(tmp_path):
+    path = tmp_path / "excel.csv"  # Excel's "Unicode text" export, pandas' to_csv(encoding="utf-16")
+    path.write_bytes("text,label\nbon,1\nmauvais,0\n".encode("utf-16"))
+    with pytest.raises(InvalidInputError) as exc_info:
+        load_task(path)
+    message = _one_line(exc_info)
+    assert "starts with a utf-16 byte-order mark" in message and "iconv -f utf-16 -t utf-8" in message
+
+
 def test_a_broken_jsonl_line_is_named(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_text('{"text": "a", "label": 1}\n{"text": "b", label: 0}\n{"text": "c", "label": 1}\n')

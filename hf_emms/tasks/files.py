@@ -171,10 +171,12 @@ def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None
                 except UnicodeDecodeError as exc:
                     bad = offset + exc.start
                     line += block.count(b"\n", 0, exc.start)
+                    source = _likely_encoding(block if offset == 0 else b"")
                     raise InvalidInputError(
                         f"{path.name} is not UTF-8 text: byte 0x{block[exc.start]:02x} at line {line} (byte offset "
-                        f"{bad}) cannot be decoded. Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`, or "
-                        "pandas `to_csv(..., encoding='utf-8')`)."
+                        f"{bad}) cannot be decoded{f' (it starts with a {source} byte-order mark)' if source else ''}. "
+                        f"Re-save the file as UTF-8 (e.g. `iconv -f {source or 'latin1'} -t utf-8`, or pandas "
+                        "`to_csv(..., encoding='utf-8')`)."
                     ) from None
                 line += block.count(b"\n")
                 blank = blank and not block.strip()
@@ -192,6 +194,15 @@ def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None
                 f"{path.name} is empty{'' if size == 0 else ' (only whitespace)'}: give a file with a header (CSV) or "
                 "records (JSON/JSONL) and at least 2 labelled rows."
             )
+
+def _likely_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of a file names (Excel's "Unicode text" is UTF-16), else None."""
+    for mark, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if head.startswith(mark):
+            return name
+    return None
+
 
 def _check_csv_header(path: Path, delimiter: str) -> None:
     """Refuse a header line pandas would choke on, reading at most ``_MAX_HEADER_BYTES`` of it."""
