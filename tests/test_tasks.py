@@ -72,7 +72,30 @@ def test_booleans_are_two_classes_false_and_true(tmp_path):
                   datasets.Dataset.from_dict({"text": WORDS, "label": [True, False] * 4})):
         t = load_task(given)
         assert t.kind == "classification" and t.class_names == ["False", "True"] and t.class_ids == [False, True]
-        assert t.dataset["label"][:2] == [1, 0]
+        assert t.dataset["label"][:2] == [1, 0]  # True == 1 in python: the type is what tells them apart
+        assert isinstance(t.dataset.features["label"], datasets.ClassLabel)
+        assert {type(v) for v in t.dataset["label"]} == {int}  # a bool column reached the extraction, which refused it
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "pandas"])
+def test_a_dataset_set_to_another_format_is_read_as_rows(kind):
+    # with_format("numpy") handed numpy arrays to the tokenizer: every candidate was skipped, "unexpected ValueError"
+    ds = datasets.Dataset.from_dict({"text": WORDS, "label": [0, 1] * 4})
+    for given in (ds.with_format(kind), datasets.DatasetDict(train=ds.with_format(kind))):
+        t = load_task(given)
+        assert t.dataset["text"] == WORDS and t.dataset[0] == {"text": WORDS[0], "label": 0}
+    assert load_task(ds).dataset is ds  # an unformatted dataset is kept, its fingerprint (the caches' key) too
+
+
+def test_split_on_one_in_memory_split_is_refused_not_recorded(tmp_path):
+    # rank(dataset, split="test") scored every row of `dataset` and recorded them as the "test" split
+    ds = datasets.Dataset.from_dict({"text": WORDS, "label": [0, 1] * 4})
+    with pytest.raises(InvalidInputError, match=r"split='test' picks a split .*\(dataset_dict\['test'\]"):
+        load_task(ds, split="test")
+    assert load_task(ds).source["split"] is None
+    train = datasets.load_dataset("csv", data_files={"train": str(_csv(tmp_path / "t.csv", [0, 1] * 4))})["train"]
+    assert load_task(train, split="train").source["split"] == "train"  # its own split, named: fine
+    assert load_task(datasets.DatasetDict(train=ds, test=ds.select(range(4))), split="test").dataset.num_rows == 4
 
 
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):

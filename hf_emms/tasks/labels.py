@@ -73,13 +73,11 @@ def _encode_classes(ds: Any, column: str) -> tuple[Any, list[Any] | None]:
                 f"classification labels must be class ids or names, but column {column!r} holds fractional numbers "
                 f"(e.g. {fractional[0]!r}). Pass task='regression' for numeric targets."
             )
-    if isinstance(feature, datasets.Value) and feature.dtype == "bool":
-        originals: list[Any] = [False, True]
-    else:
-        originals = sorted(int(v) for v in values)
+    booleans = isinstance(feature, datasets.Value) and feature.dtype == "bool"
+    originals: list[Any] = [False, True] if booleans else sorted(int(v) for v in values)
     _check_two_classes(values, column)
     names = [str(v) for v in originals]
-    if kind == "int" and originals == list(range(len(originals))):
+    if kind == "int" and not booleans and originals == list(range(len(originals))):  # [False, True] == [0, 1]
         return ds, originals  # already the ids 0..C-1
     index = {v: i for i, v in enumerate(originals)}
     features = ds.features.copy()

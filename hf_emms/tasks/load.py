@@ -153,11 +153,18 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
     import datasets
 
     if isinstance(dataset, datasets.DatasetDict):
-        ds = _pick_split(dataset, split, "the DatasetDict")
+        ds = _plain_rows(_pick_split(dataset, split, "the DatasetDict"))
         return ds, {"name": ds.info.dataset_name or "in-memory", "split": split or _default_split(dataset)}
     if isinstance(dataset, datasets.Dataset):
+        own = str(dataset.split) if dataset.split else None
+        if split is not None and split != own:  # it would be scored whole and recorded as that split
+            raise InvalidInputError(
+                f"split={split!r} picks a split of a Hub id, a local path or a DatasetDict, but this datasets.Dataset "
+                f"is {f'the {own!r} split' if own else 'one set of rows'} already. Pass the split itself "
+                f"(dataset_dict[{split!r}]), or leave split= out to score these rows."
+            )
         name = dataset.info.dataset_name or "in-memory"
-        return dataset, {"name": name, "split": split or (str(dataset.split) if dataset.split else None)}
+        return _plain_rows(dataset), {"name": name, "split": own}
     if not isinstance(dataset, (str, os.PathLike)):
         how = {"DataFrame": "datasets.Dataset.from_pandas(df, preserve_index=False)",
                "list": "datasets.Dataset.from_list(rows)", "dict": "datasets.Dataset.from_dict(columns)",
@@ -202,6 +209,12 @@ def _default_split(loaded: Any) -> str | None:
     if not isinstance(loaded, datasets.DatasetDict):
         return None
     return "train" if "train" in loaded else next(iter(loaded))
+
+def _plain_rows(ds: Any) -> Any:
+    """``ds`` as python rows: a dataset set to numpy/torch/pandas format would hand arrays, not strings, to a
+    tokenizer. Unformatted datasets are returned as they are (their fingerprint, hence the caches' keys, unchanged)."""
+    return ds if ds.format.get("type") is None else ds.with_format(None)
+
 
 def _pick_split(loaded: Any, split: str | None, what: str) -> Any:
     import datasets
