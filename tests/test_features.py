@@ -185,6 +185,35 @@ def test_text_length_policy_is_stated_and_truncation_counted(models):
     assert capped.record.max_length_policy == "asked for 10000, capped at the tokenizer's model_max_length"
 
 
+@pytest.mark.parametrize("stated", [None, 66])
+def test_a_roberta_style_position_table_holds_two_tokens_fewer_than_its_rows(tmp_path, stated):
+    """RoBERTa numbers positions from padding_idx + 1: 66 rows hold 64 tokens. A tokenizer that states no limit (or the
+    table's size, as some roberta checkpoints do) fed 66 tokens: "index 66 is out of bounds", candidate skipped."""
+    from transformers import RobertaConfig, RobertaModel
+
+    from hf_emms.features.inputs import position_limit
+
+    tokenizer = tiny._wordpiece_tokenizer()
+    tokenizer.model_max_length = stated or int(1e30)  # transformers' sentinel for "no limit"
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=66, pad_token_id=1)
+    folder = tiny._save(RobertaModel(config), tokenizer, tmp_path / "roberta")
+    assert position_limit(RobertaModel(config), config)[0] == 64
+    long = text_dataset(6).map(lambda r: {"text": r["text"] * 40})
+    got = extract_stats(folder, long, text_column="text", label_column="label", progress=False)
+    assert got.record.max_length == 64 and "numbered from padding_idx + 1 = 2" in got.record.max_length_policy
+    assert got.record.n_at_max_length == 6 and got.stats.n == 6
+
+
+def test_a_bert_position_table_holds_as_many_tokens_as_rows(models):
+    from transformers import AutoConfig, AutoModel
+
+    from hf_emms.features.inputs import position_limit
+
+    config = AutoConfig.from_pretrained(models["bert"])
+    assert position_limit(AutoModel.from_config(config), config) == (64, "the model's max_position_embeddings")
+
+
 def test_a_budget_draws_a_seeded_stratified_subsample_and_records_it(models):
     labels = np.r_[np.zeros(90, int), np.ones(9, int), [2]]  # a rare class of one sample
     rows = subsample(100, 20, labels=labels, seed=3)

@@ -26,7 +26,7 @@ from .blocks import Blocks
 from .cache import StatsCache, array_digest, cache_key
 from .candidate import load_candidate, resolve_candidate
 from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
-from .inputs import InputSpec, encoding_note, input_spec, length_order, text_max_length
+from .inputs import InputSpec, encoding_note, input_spec, length_order, position_limit, text_max_length
 from .runner import Runner
 from .record import Extraction, ExtractionRecord
 from .sampling import shard
@@ -266,10 +266,10 @@ def run_candidate(
     max_length, policy = (None, None)
     if job.spec.text_columns:
         tokenizer = getattr(loaded.preprocessor, "tokenizer", None) if job.spec.modality == "image-text" else None
-        config = loaded.model.config
+        config = getattr(loaded.model.config, "text_config", None) or loaded.model.config
         max_length, policy = text_max_length(
-            settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor,
-            config=getattr(config, "text_config", None) or config,
+            settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor, config=config,
+            positions=position_limit(loaded.model, config),
         )
     runner = Runner(loaded, settings.pooling, settings.batch_size, sync=job.profile, layers=settings.layers)
     rows = length_order(job.dataset, job.spec, shard(job.rows, rank, world_size))

@@ -144,12 +144,35 @@ def encoding_note(spec: InputSpec, pooling_method: str) -> str | None:
     return None
 
 
-def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config: Any) -> tuple[int, str]:
+def position_limit(model: Any, config: Any) -> tuple[int, str] | None:
+    """The most tokens the model's position table can index, and why; None when the config states no table.
+
+    ``max_position_embeddings`` counts table rows, not tokens: RoBERTa-style embeddings (RoBERTa, XLM-R, CamemBERT,
+    MPNet, ...) number positions from ``padding_idx + 1``, so roberta-base's 514 rows hold 512 tokens. A checkpoint
+    whose tokenizer states no ``model_max_length`` would otherwise be fed 514 tokens and fail ("index out of range").
+    """
+    import torch
+
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    for name, module in model.named_modules():
+        offset = getattr(module, "padding_idx", None)
+        if (name.rsplit(".", 1)[-1] == "position_embeddings" and isinstance(module, torch.nn.Embedding)
+                and module.num_embeddings == positions and isinstance(offset, int) and 0 <= offset < positions - 1):
+            return positions - offset - 1, (f"the model's position table ({positions} max_position_embeddings, "
+                                            f"numbered from padding_idx + 1 = {offset + 1})")
+    return positions, "the model's max_position_embeddings"
+
+
+def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config: Any,
+                    positions: tuple[int, str] | None = None) -> tuple[int, str]:
     """The number of tokens texts are truncated to, and the rule that chose it.
 
     Without ``option``, the first limit the checkpoint states: sentence-transformers ``max_seq_length`` (what the
-    embedding was trained with), the tokenizer's ``model_max_length``, the model's ``max_position_embeddings``;
-    else 512. An ``option`` above the model's own limit is capped there (longer inputs would not run).
+    embedding was trained with), the tokenizer's ``model_max_length``, the model's position table (``positions``,
+    from :func:`position_limit`; else ``config.max_position_embeddings``); else 512. An ``option`` above the model's
+    own limits is capped at the smallest (longer inputs would not run).
     """
     limits = []
     try:
@@ -161,9 +184,11 @@ def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config:
     hard = []
     if 0 < getattr(tokenizer, "model_max_length", _UNBOUNDED) < _UNBOUNDED:
         hard.append((tokenizer.model_max_length, "the tokenizer's model_max_length"))
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        hard.append((positions, "the model's max_position_embeddings"))
+    if positions is None:
+        table = getattr(config, "max_position_embeddings", None)
+        positions = (table, "the model's max_position_embeddings") if isinstance(table, int) and table > 0 else None
+    if positions is not None:
+        hard.append(positions)
     if option is not None:
         if not isinstance(option, int) or option < 1:
             raise InvalidInputError(f"max_length must be a positive number of tokens; got {option!r}.")
@@ -171,7 +196,11 @@ def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config:
         if cap is not None and option > cap[0]:
             return cap[0], f"asked for {option}, capped at {cap[1]}"
         return option, "asked for by the caller"
-    return next(iter(limits + hard), (DEFAULT_MAX_LENGTH, f"the model states no limit: default {DEFAULT_MAX_LENGTH}"))
+    if limits or hard:
+        # the first stated limit, never beyond what the position table can index (roberta tokenizers that state 514)
+        length, why = next(iter(limits + hard))
+        return positions if positions is not None and positions[0] < length else (length, why)
+    return DEFAULT_MAX_LENGTH, f"the model states no limit: default {DEFAULT_MAX_LENGTH}"
 
 
 class Preprocess:
