@@ -132,8 +132,8 @@ class DataSpec:
             raise InvalidInputError(
                 f"max_samples must be an integer >= 2 (or None for all rows); got {self.max_samples!r}."
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise InvalidInputError(f"seed must be an integer; got {self.seed!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer (numpy's seeds are); got {self.seed!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,8 @@ from hf_emms.options import (
     (lambda: ExtractSpec(num_workers=-1), "num_workers"),
     (lambda: DataSpec(task="segmentation"), "unknown task"),
     (lambda: DataSpec(max_samples=1), "max_samples must be an integer >= 2"),
-    (lambda: DataSpec(seed="0"), "seed must be an integer"),
+    (lambda: DataSpec(seed="0"), "seed must be a non-negative integer"),
+    (lambda: DataSpec(seed=-1), "seed must be a non-negative integer"),  # numpy's "expected non-negative integer"
     (lambda: CandidateQuery(sort="newest"), "sort must be one of"),
     (lambda: CandidateQuery(limit=0), "limit must be a positive integer"),
     (lambda: CandidateQuery(tags=["ok", ""]), "tags must be non-empty strings"),

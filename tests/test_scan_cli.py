@@ -13,7 +13,7 @@ import pytest
 
 import _tiny_models
 from hf_emms.cli import main
-from hf_emms.cli.scan import parse_count
+from hf_emms.cli.units import parse_bytes, parse_count
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,16 @@ def test_scan_json_output_and_parameter_limits(hub, capsys):
         300_000, 110_000_000, 1_500_000_000, 2000, 4000]
     with pytest.raises(argparse.ArgumentTypeError):
         parse_count("lots")
+
+
+def test_byte_sizes_read_as_people_write_them():
+    # --max-stats-memory 4GB was "invalid <lambda> value: '4GB'"
+    sizes = ("2e9", "8GB", "8G", "2GiB", "500MB", "512 MiB", "1_000_000", "1.5gb")
+    assert [parse_bytes(x) for x in sizes] == [
+        2 * 10**9, 8 * 10**9, 8 * 10**9, 2 * 2**30, 500 * 10**6, 512 * 2**20, 10**6, 1_500_000_000]
+    for bad in ("lots", "0", "-1GB", "4XB", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not a size in bytes"):
+            parse_bytes(bad)
 
 
 def test_scan_errors_are_one_line_with_exit_code_2(hub, capsys):

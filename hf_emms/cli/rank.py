@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import BOX_FORMATS, DEFAULT_METRICS, LAYERS, METRICS, SORTS, TASK_KINDS, ExtractSpec
-from .scan import parse_count
+from .units import parse_bytes, parse_count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,8 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "'last', 'all', or indices such as 4,6 (0 = the embeddings' output, -1 = the last); with "
                           "several, emms is layer-aware (chosen on training folds) and emms_last and best_layer are "
                           "shown (default: %(default)s)")
-    run_opts.add_argument("--max-stats-memory", type=lambda v: int(float(v)), metavar="BYTES",
-                          help="bytes the statistics of one candidate may take, all layers together, e.g. 2e9 "
+    run_opts.add_argument("--max-stats-memory", type=parse_bytes, metavar="BYTES",
+                          help="bytes the statistics of one candidate may take, all layers together, e.g. 2GB, 4GiB "
                           "(default: $HF_EMMS_MAX_STATS_BYTES or 8 GiB)")
     run_opts.add_argument("--output-dir", type=Path, help="where ranking.{json,csv,md,png} go (default ./hf-emms-results)")
     run_opts.add_argument("--cache-dir", type=Path, help="statistics, label embeddings, records (default $HF_EMMS_CACHE)")

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..options import MODALITIES, SORTS
-
-_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
-
-
-def parse_count(text: str) -> int:
-    """``"110M"`` -> 110_000_000; plain integers, ``_`` separators and K/M/B/T suffixes (decimal) are accepted."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMbBtT]?)\s*", text.replace("_", ""))
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a parameter count (e.g. 110M, 1.5B, 300000)")
-    return int(round(float(match[1]) * _SUFFIX[match[2].upper()]))
-
+from .units import parse_count
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
