@@ -382,6 +382,17 @@ def test_a_candidate_that_cut_many_samples_at_its_token_limit_is_noted(tiny, tmp
     assert re.search(r"filled its 64-token limit and were cut \(the model reads no more\)", capsys.readouterr().err)
 
 
+def test_nce_asked_of_a_checkpoint_without_a_classifier_head_is_noted_not_left_blank(tiny, tmp_path, capsys):
+    headed = _tiny_models.bert(tmp_path / "headed", classifier_labels=["x", "y", "z"], seed=4)
+    ranking = rank(_dataset(), [str(tiny["small"]), str(headed)], encoders=None, metrics=["nce"],
+                   cache_dir=tmp_path / "c", progress=True)
+    nce = {row.model: row.nce for row in ranking.rows}
+    assert nce["small"] is None and nce["headed"] is not None and np.isfinite(nce["headed"])
+    err = capsys.readouterr().err
+    assert "note: small: no NCE: it compares the checkpoint's own classifier head" in err
+    assert "note: headed: no NCE" not in err
+
+
 def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_store_and_the_cli(tiny, tmp_path):
     topics = ["sports", "cooking", "weather", "music"]
     lines = [f"sentence number {i} is about {topics[i % 4]},{topics[i % 4]}" for i in range(200)]

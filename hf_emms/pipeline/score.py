@@ -204,6 +204,10 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
         say(plan.spec.run.progress, f"note: {row.model}: {cut} of {row.n_samples} samples filled its {limit}-token "
                                     "limit and were cut (" + ("the model reads no more)." if hard else
                                                               "max_length raises it, up to the model's own limit)."))
+    if ("nce" in plan.spec.score.metrics and plan.task.kind == "classification" and row.nce is None
+            and plan.main_process):  # asked for, and the blank cell would not say why
+        say(plan.spec.run.progress, f"note: {row.model}: no NCE: it compares the checkpoint's own classifier head "
+                                    "(config.json id2label) with your labels, and this checkpoint has none.")
     row.seconds = time.perf_counter() - extracted.start  # stored with the row: a resumed ranking shows it too
     phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:
