@@ -619,3 +619,6 @@ def test_the_cache_command_shows_the_parts_and_clears_old_entries_into_misses(ti
     again = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=cache, progress=False)
     assert again.rows[0].emms == first.rows[0].emms  # computed again, the same
     assert main(["cache", "--older-than", "3"]) == 2 and "applies to --clear" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a cache")  # was listed as an empty cache
+    assert main(["cache", "--cache-dir", str(tmp_path / "notes.txt")]) == 2
+    assert "is a file: give a folder path" in capsys.readouterr().err

@@ -26,9 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checks import check_folder
     from ..errors import InvalidInputError
     from ..paths import CACHE_PARTS, cache_root, cache_usage, clear_cache
 
+    check_folder("--cache-dir", args.cache_dir)  # a file given as the cache would be listed as an empty cache
     if args.older_than is not None and (args.clear is None or not args.older_than >= 0):
         raise InvalidInputError("--older-than DAYS (>= 0) applies to --clear: e.g. --clear stats --older-than 30")
     root = cache_root(args.cache_dir)
