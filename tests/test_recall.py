@@ -254,6 +254,20 @@ def test_cli_builds_a_space_and_prints_a_short_list(tmp_path, capsys):
     before = space.read_bytes()
     assert main(["recall", "--build", "--history", str(tmp_path / "histroy"), "--space", str(space)]) == 2
     assert "--history" in capsys.readouterr().err and space.read_bytes() == before
+    # a folder that exists but holds no history (no records.csv) would replace it with the metadata prior
+    (tmp_path / "elsewhere").mkdir()
+    assert main(["recall", "--build", "--history", str(tmp_path / "elsewhere"), "--space", str(space)]) == 2
+    err = capsys.readouterr().err
+    assert "hold no measured scores" in err and "records.csv is missing" in err and "learned from 3 tasks, is kept" in err
+    assert space.read_bytes() == before
+    # --space naming a file that is not a space (a data file, a folder) is never written over, and said so at once
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\nok,1\n")
+    for target in (data, tmp_path / "elsewhere"):
+        assert main(["recall", "--build", "--history", str(tmp_path / "history"), "--space", str(target)]) == 2
+        assert "exists and is not a recall space: nothing was written over it" in capsys.readouterr().err
+    assert data.read_text() == "text,label\nok,1\n"
+    assert main(["recall", "--build", "--history", str(tmp_path / "history"), "--space", str(space)]) == 0  # rebuilt
 
 
 def test_cli_without_a_space_ranks_a_given_pool_by_metadata_and_says_so(tmp_path, monkeypatch, capsys):

@@ -144,6 +144,9 @@ def build_space(*, history: Iterable[str | os.PathLike] = (), store: str | os.Pa
     A source that cannot be read is reported in ``space.messages`` and skipped; with none left, the space is the
     metadata prior alone.
     """
+    from .space import check_space_path
+
+    path = check_space_path(path or default_space_path())  # before the fit's minutes, not after them
     parts: list[History] = [history_from_candidates(candidates)] if candidates else []
     parts += [read_history(folder, exclude_tasks=exclude_tasks) for folder in history]
     if store is not None:
@@ -154,6 +157,21 @@ def build_space(*, history: Iterable[str | os.PathLike] = (), store: str | os.Pa
         parts.append(history_from_model_index(cards))
     merged = merge(*parts).without_tasks(exclude_tasks) if parts else History(
         messages=("no history given: recall uses the metadata prior only",))
+    if merged.n_measured == 0 and _measured_tasks(path):  # a typo in a folder would replace history with nothing
+        why = "; ".join(merged.messages) or "no source given"
+        raise InvalidInputError(
+            f"the sources given hold no measured scores ({why}): the space at {path}, learned from "
+            f"{_measured_tasks(path)} tasks, is kept. Give the history folder(s), or delete that file to start from "
+            "the metadata prior alone."
+        )
     space = TransferSpace.fit(merged, embed=embed, config=config)
-    space.save(path or default_space_path())
+    space.save(path)
     return space
+
+
+def _measured_tasks(path: Path) -> int:
+    """How many tasks the recall space saved at ``path`` learned from (0: none there, or not readable as one)."""
+    from .space import space_info
+
+    info = space_info(path)
+    return len(info.get("tasks", ())) if info else 0

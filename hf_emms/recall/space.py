@@ -39,7 +39,7 @@ from .history import History, ModelMeta, TaskText
 from .config import RecallConfig
 from .metadata import MetaEncoder, model_text
 
-__all__ = ["FORMAT", "RecallConfig", "TransferSpace", "task_text"]
+__all__ = ["FORMAT", "RecallConfig", "TransferSpace", "check_space_path", "space_info", "task_text"]
 
 FORMAT, VERSION = "hf-emms/recall-space", 1
 BLOCKS = ("history", "transfer", "prior", "text")
@@ -103,6 +103,33 @@ def _ridge(phi: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     if ok.sum() == 0:
         return np.zeros(x.shape[1])
     return np.linalg.solve(x.T @ x + reg + 1e-9 * np.eye(x.shape[1]), x.T @ y[ok])
+
+
+def space_info(path: str | Path) -> dict[str, Any] | None:
+    """The JSON description in the header of a recall space file (any version), or None when ``path`` is not one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            info = json.loads((f.metadata() or {})["hf_emms_recall"])
+    except Exception:  # noqa: BLE001 - missing, unreadable, not safetensors, no or broken description: not a space
+        return None
+    return info if isinstance(info, dict) and info.get("format") == FORMAT else None
+
+
+def check_space_path(path: str | Path) -> Path:
+    """``path`` as a Path if a space may be written there: new, or a recall space already (rebuilt in place).
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is a folder or a file that is not a recall space: it is never overwritten.
+    """
+    path = Path(path)
+    if path.is_dir() or (path.exists() and space_info(path) is None):
+        raise InvalidInputError(f"{path} exists and is not a recall space: nothing was written over it. Give a new "
+                                "path (e.g. space.safetensors) or the one a space was saved to before.")
+    return path
 
 
 class TransferSpace:
@@ -240,8 +267,16 @@ class TransferSpace:
 
     # -- persistence ------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the space as one safetensors file (arrays) whose header holds the JSON description; atomic."""
+        """Write the space as one safetensors file (arrays) whose header holds the JSON description; atomic.
+
+        Raises
+        ------
+        InvalidInputError
+            ``path`` is a folder or a file that is not a recall space (of any version): it is never overwritten.
+        """
         from safetensors.numpy import save_file
+
+        path = check_space_path(path)
 
         arrays, enc_info = self.encoder.state()
         arrays.update({"model_vectors": self.model_vectors, "n_measured": self.n_measured, "task_emb": self.task_emb,
