@@ -258,7 +258,8 @@ def test_cli_builds_a_space_and_prints_a_short_list(tmp_path, capsys):
     (tmp_path / "elsewhere").mkdir()
     assert main(["recall", "--build", "--history", str(tmp_path / "elsewhere"), "--space", str(space)]) == 2
     err = capsys.readouterr().err
-    assert "hold no measured scores" in err and "records.csv is missing" in err and "learned from 3 tasks, is kept" in err
+    assert "hold no measured scores" in err and "records.csv is missing" in err
+    assert "learned from 3 tasks, is kept" in err
     assert space.read_bytes() == before
     # --space naming a file that is not a space (a data file, a folder) is never written over, and said so at once
     data = tmp_path / "train.csv"
