@@ -217,6 +217,41 @@ def test_store_and_model_index_become_history():
     assert set(both.tasks) == {"glue/sst2", "imdb"} and set(both.column("imdb")) == {"a/x", "a/y"}
 
 
+def test_a_task_measured_by_two_sources_does_not_depend_on_their_scales():
+    """A past ranking's EMMS (about -1 to 0) and a card's accuracy (0 to 1) on the same dataset were averaged raw:
+    a model measured only by the card outranked every model of the store. Now the merged order is the same whatever
+    affine scale either source uses."""
+    def store(shift, scale):
+        emms = {"a/x": -0.1, "a/y": -0.3, "a/z": -0.2}
+        return history_from_store([{"row": {"model": m, "emms": shift + scale * v, "status": "ok"},
+                                    "dataset": {"id": "imdb"}} for m, v in emms.items()])
+
+    cards = history_from_model_index({m: {"model-index": [{"results": [{"dataset": {"type": "imdb"}, "metrics": [
+        {"type": "accuracy", "value": v}]}]}]} for m, v in {"a/w": 0.95, "a/x": 0.80, "a/y": 0.90}.items()})
+
+    def order(h):
+        column = h.column("imdb")
+        return sorted(column, key=column.get)
+
+    orders = {tuple(order(merge(store(shift, scale), cards))) for shift, scale in ((0, 1), (-5, 1), (3, 10))}
+    assert len(orders) == 1 and set(next(iter(orders))) == {"a/w", "a/x", "a/y", "a/z"}
+    single = merge(store(0, 1))  # one source: its scores as they are
+    assert single.column("imdb") == {"a/x": -0.1, "a/y": -0.3, "a/z": -0.2}
+
+
+def test_card_accuracies_in_percent_join_those_in_fractions():
+    """Cards write accuracy as 0.91 or as 91.0: standardised together, every percent ranked above every fraction."""
+    def card(value):
+        return {"model-index": [{"results": [{"dataset": {"type": "imdb"}, "metrics": [
+            {"type": "accuracy", "value": value}]}]}]}
+
+    index = history_from_model_index({"a/frac": card(0.93), "a/pct": card(88.5), "a/one": card(1.0),
+                                      "a/bad": card(250.0), "a/neg": card(-3)})
+    assert index.column("imdb") == {"a/frac": 0.93, "a/pct": 0.885, "a/one": 1.0}  # 250 and -3 fit no reading
+    best = max(index.column("imdb").items(), key=lambda kv: kv[1])[0]
+    assert best == "a/one" and index.column("imdb")["a/pct"] < index.column("imdb")["a/frac"]
+
+
 def test_id_text_keeps_the_words_of_a_model_id():
     assert id_text("org/distilbert-base-uncased-finetuned-emotion") == "distilbert base uncased finetuned emotion"
     assert id_text("Jeevesh8/bert_ft_qqp-33") == "bert ft qqp"

@@ -89,9 +89,9 @@ def test_scanned_results_and_labels_feed_the_transfer_space(tmp_path):
         return Candidate(f"org/model-{i}", "0" * 40, "hub", model_type="bert", num_parameters=10**6 * (i + 1),
                          labels=labels, eval_results=results)
 
-    pool = [cand(0, 0.95, ("negative", "positive")), cand(1, 0.70, ()), cand(2, 0.85, ("joy",)), cand(3, None, ())]
+    pool = [cand(0, 0.95, ("negative", "positive")), cand(1, 70.0, ()), cand(2, 0.85, ("joy",)), cand(3, None, ())]
     h = history_from_candidates(pool)
-    assert h.tasks == ("glue/sst2",) and h.column("glue/sst2") == {"org/model-0": 0.95, "org/model-1": 0.70,
+    assert h.tasks == ("glue/sst2",) and h.column("glue/sst2") == {"org/model-0": 0.95, "org/model-1": 0.70,  # 70%
                                                                   "org/model-2": 0.85}
     assert h.meta["org/model-0"].labels == ("negative", "positive") and "org/model-3" in h.meta
     assert "reports" in history_from_candidates([cand(3, None, ())]).messages[0]

@@ -262,6 +262,19 @@ def history_from_store(records: Iterable[Mapping[str, Any]], *, score: str = "em
     return History(models, tasks, scores, {}, {t: TaskText(t, t) for t in tasks}, tuple(messages))
 
 
+_FRACTIONS = frozenset({"accuracy", "f1", "precision", "recall", "exact_match"})  # in [0, 1] by definition
+
+
+def _card_value(metric: str, value: float) -> float | None:
+    """A card's value on the scale of the history: cards write accuracy as 0.912 or as 91.2 (percent), and a task's
+    column standardised over both would put every percent above every fraction. None for a value no reading fits."""
+    if metric not in _FRACTIONS:
+        return value
+    if 1.0 < value <= 100.0:
+        return value / 100.0
+    return value if 0.0 <= value <= 1.0 else None
+
+
 def history_from_model_index(cards: Mapping[str, Mapping[str, Any]], *, metric: str = "accuracy") -> History:
     """``model-index`` results of model cards: {model id: card metadata (the YAML header as a dict)}.
 
@@ -277,8 +290,9 @@ def history_from_model_index(cards: Mapping[str, Mapping[str, Any]], *, metric: 
                     task = data.get("type") or data.get("name")
                     task = f"{task}/{data['config']}" if task and data.get("config") else task
                     for m in result.get("metrics") or ():
-                        if task and m.get("type") == metric:
-                            triples.append((model, str(task), float(m["value"])))
+                        value = _card_value(metric, float(m["value"])) if task and m.get("type") == metric else None
+                        if value is not None:
+                            triples.append((model, str(task), value))
         except (AttributeError, TypeError, ValueError, KeyError):
             bad += 1
     models, tasks, scores = _matrix(triples)
@@ -294,19 +308,35 @@ def history_from_candidates(candidates: Iterable[Any], *, metric: str = "accurac
     triples, meta = [], {}
     for candidate in candidates:
         meta[candidate.model_id] = ModelMeta.from_candidate(candidate)
-        triples += [(candidate.model_id, task, value) for task, kind, value in
-                    getattr(candidate, "eval_results", ()) or () if kind == metric]
+        triples += [(candidate.model_id, task, value) for task, kind, raw in
+                    getattr(candidate, "eval_results", ()) or () if kind == metric
+                    and (value := _card_value(metric, raw)) is not None]
     models, tasks, scores = _matrix(triples)
     messages = () if triples else (f"no scanned candidate reports {metric!r} in its model card",)
     return History(models, tasks, scores, meta, {t: TaskText(t, t) for t in tasks}, messages)
 
 
 def merge(*histories: History) -> History:
-    """One history from several: a (model, task) measured in several is averaged (each task is standardised later)."""
+    """One history from several: a (model, task) measured in several is averaged.
+
+    A task measured in more than one history is put on one scale first: each history's column becomes z-scores over
+    the models it measured (a past ranking's EMMS, about -1 to 0, and a card's accuracy, 0 to 1, are not one scale;
+    averaged raw, a model's standing would depend on which source measured it). A task of one history keeps its
+    scores (the space standardises each task's column).
+    """
+    sources: dict[str, int] = {}
+    for h in histories:
+        for j, t in enumerate(h.tasks):
+            sources[t] = sources.get(t, 0) + int(np.isfinite(h.scores[:, j]).any())
     triples, meta, text, messages = [], {}, {}, []
     for h in histories:
-        triples += [(m, t, h.scores[i, j]) for i, m in enumerate(h.models) for j, t in enumerate(h.tasks)
-                    if np.isfinite(h.scores[i, j])]
+        for j, t in enumerate(h.tasks):
+            column = h.scores[:, j]
+            if sources[t] > 1:
+                seen = column[np.isfinite(column)]
+                spread = float(seen.std()) if seen.size > 1 else 0.0
+                column = (column - seen.mean()) / spread if spread > 0 else np.where(np.isfinite(column), 0.0, np.nan)
+            triples += [(m, t, column[i]) for i, m in enumerate(h.models) if np.isfinite(column[i])]
         meta.update(h.meta)
         text.update({k: v for k, v in h.tasks_text.items() if k not in text or v.class_names})
         messages += h.messages
