@@ -98,6 +98,24 @@ def test_split_on_one_in_memory_split_is_refused_not_recorded(tmp_path):
     assert load_task(datasets.DatasetDict(train=ds, test=ds.select(range(4))), split="test").dataset.num_rows == 4
 
 
+def test_numbers_written_as_strings_are_regression_targets_not_captions(tmp_path):
+    # A JSON export with "label": "3.47" was a "text" task: each number embedded as a caption by the F-label encoder
+    path = tmp_path / "scores.jsonl"
+    values = [f"{1 + 0.37 * i:.2f}" for i in range(len(WORDS))]
+    path.write_text("".join(json.dumps({"text": w, "label": v}) + "\n" for w, v in zip(WORDS, values)))
+    t = load_task(path)
+    assert t.kind == "regression" and t.dataset.features["label"] == datasets.Value("float64")
+    assert t.dataset["label"] == [float(v) for v in values]
+    ids = datasets.Dataset.from_dict({"text": WORDS, "label": ["0", "1"] * (len(WORDS) // 2)})
+    assert load_task(ids).kind == "classification"  # repeated: class ids, as before
+    words = datasets.Dataset.from_dict({"text": WORDS, "label": [f"caption {w}" for w in WORDS]})
+    assert load_task(words).kind == "text"
+    mixed = datasets.Dataset.from_dict({"text": WORDS, "label": values[:-1] + ["about 3"]})
+    assert load_task(mixed).kind == "text"  # not every value is a number: not detected as targets
+    with pytest.raises(InvalidInputError, match=r"holds 'about 3' \(row 7"):
+        load_task(mixed, task="regression")  # asked for: the value that is not a number is named
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

@@ -17,8 +17,10 @@ label column feature                        kind                         F-label
 ``List(ClassLabel)``                        multilabel                   per sample
 integer ``Value``                           classification (ids)         class-name tables
 string ``Value``, few distinct values       classification (encoded)     class-name tables
+string ``Value``, mostly distinct numbers   regression (read as floats)  the numbers
 string ``Value``, mostly distinct           text                         per sample
 ``List(Value("string"))``                   text (several references)    per sample
+float ``Value``, whole numbers that repeat   classification (ids)         class-name tables
 float ``Value``                             regression                   the numbers
 ==========================================  ===========================  ==============
 

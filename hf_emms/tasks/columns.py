@@ -96,6 +96,15 @@ def _categories(distinct: int, rows: int) -> bool:
     return distinct <= max(2, min(1000, rows // 2))
 
 
+def number_or_none(value: Any) -> float | None:
+    """A string such as ``" 3.47"`` or ``"1e-3"`` as a finite float; None when it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number - number == 0 else None  # NaN and inf are not measurements
+
+
 def _detect_kind(ds: Any, column: str) -> str:
     kind = _feature_type(ds.features[column])
     if kind in ("classlabel", "int"):
@@ -113,7 +122,11 @@ def _detect_kind(ds: Any, column: str) -> str:
         return "text"
     if kind == "string":
         values = ds[column]
-        return "classification" if _categories(len(set(values)), len(values)) else "text"
+        if _categories(len(set(values)), len(values)):
+            return "classification"
+        # Numbers written as strings (a JSON export, a CSV column with one stray unit): targets, not captions
+        numeric = all(number_or_none(v) is not None for v in values if v is not None and str(v).strip())
+        return "regression" if numeric else "text"
     types = sorted({type(v).__name__ for v in ds.select(range(min(len(ds), 10_000)))[column] if v is not None})
     if len(types) > 1:  # a JSON column of ints and strings: datasets keeps it as raw JSON
         raise InvalidInputError(

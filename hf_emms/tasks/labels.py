@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _feature_type, missing_rows
+from .columns import _feature_type, missing_rows, number_or_none
 
 _MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
 
@@ -95,6 +95,30 @@ def _check_two_classes(values: list[Any], column: str, names: list[str] | None =
             f"the label column {column!r} holds one class only ({only!r}): ranking needs at least 2 classes. "
             "Check the label column (label_column=) or the split."
         )
+
+def _numeric_targets(ds: Any, column: str) -> Any:
+    """``ds`` with a string regression column as float64 (``"3.47"`` -> 3.47), or as it is when already numeric.
+
+    Raises
+    ------
+    InvalidInputError
+        A value that is not a number, named with its row.
+    """
+    import datasets
+
+    if _feature_type(ds.features[column]) != "string":
+        return ds
+    for row, value in enumerate(ds[column]):
+        if value is not None and str(value).strip() and number_or_none(value) is None:
+            raise InvalidInputError(
+                f"regression targets must be numbers, but column {column!r} holds {value!r} (row {row}, counted "
+                "from 0). Fix or drop that row, or pass task= for labels that are not numbers."
+            )
+    features = ds.features.copy()
+    features[column] = datasets.Value("float64")
+    return ds.map(lambda batch: {column: [number_or_none(v) for v in batch[column]]}, batched=True,
+                  features=features, desc=f"reading {column!r} as numbers")
+
 
 def _check_varies(ds: Any, column: str) -> None:
     """Refuse a numeric regression target with one value (every candidate would be skipped after its forward pass:

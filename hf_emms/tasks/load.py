@@ -17,7 +17,7 @@ from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
 from .inputs import pick_inputs
-from .labels import _check_inputs, _check_labels, _check_varies, _class_names, _encode_classes
+from .labels import _check_inputs, _check_labels, _check_varies, _class_names, _encode_classes, _numeric_targets
 from .remote import hub_failure
 
 
@@ -139,6 +139,7 @@ def load_task(
     if kind == "classification":
         ds, class_ids = _encode_classes(ds, label_column)
     elif kind == "regression":
+        ds = _numeric_targets(ds, label_column)
         _check_varies(ds, label_column)
     inputs = pick_inputs(ds, input_column, label_column)
     _check_inputs(ds, inputs.columns, source.get("name", "the dataset"))
