@@ -20,7 +20,7 @@ string ``Value``, few distinct values       classification (encoded)     class-n
 string ``Value``, mostly distinct numbers   regression (read as floats)  the numbers
 string ``Value``, mostly distinct           text                         per sample
 ``List(Value("string"))``                   text (several references)    per sample
-float ``Value``, whole numbers that repeat   classification (ids)         class-name tables
+float ``Value``, repeated whole numbers     classification (ids)         class-name tables
 float ``Value``                             regression                   the numbers
 ==========================================  ===========================  ==============
 
