@@ -116,6 +116,25 @@ def test_numbers_written_as_strings_are_regression_targets_not_captions(tmp_path
         load_task(mixed, task="regression")  # asked for: the value that is not a number is named
 
 
+def test_a_csv_multilabel_column_written_as_joined_names_is_read_as_lists(tmp_path):
+    # "sports,politics" beside "sports" was classification with a class per combination ("a,b" and "b,a" apart)
+    tags = [["sports"], ["sports", "politics"], ["politics", "sports"], ["tech"], ["tech", "health"], ["health"],
+            ["politics"], ["health", "sports"]]
+    path = tmp_path / "tags.csv"
+    path.write_text("text,labels\n" + "".join(f"{w},\"{', '.join(t)}\"\n" for w, t in zip(WORDS, tags)))
+    t = load_task(path)
+    assert t.kind == "multilabel" and t.class_names == ["health", "politics", "sports", "tech"]
+    assert t.dataset["labels"] == tags
+    semi = datasets.Dataset.from_dict({"text": WORDS, "labels": [";".join(x) for x in tags]})
+    assert load_task(semi).kind == "multilabel" and load_task(semi).dataset["labels"] == tags
+    # a class name that holds a comma is one class: its parts are never labels on their own
+    names = datasets.Dataset.from_dict({"text": WORDS, "label": ["Arts, Culture", "Science"] * 4})
+    assert load_task(names).kind == "classification" and load_task(names).class_names == ["Arts, Culture", "Science"]
+    asked = load_task(names, task="multilabel")  # asked for: split at the separator the column uses
+    assert asked.class_names == ["Arts", "Culture", "Science"] and asked.dataset["label"][:2] == [
+        ["Arts", "Culture"], ["Science"]]
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

@@ -16,6 +16,7 @@ label column feature                        kind                         F-label
 ``ClassLabel``                              classification               class-name tables
 ``List(ClassLabel)``                        multilabel                   per sample
 integer ``Value``                           classification (ids)         class-name tables
+string ``Value``, joined names ("a,b")      multilabel (split at , ; |)  per sample
 string ``Value``, few distinct values       classification (encoded)     class-name tables
 string ``Value``, mostly distinct numbers   regression (read as floats)  the numbers
 string ``Value``, mostly distinct           text                         per sample

@@ -105,6 +105,31 @@ def number_or_none(value: Any) -> float | None:
     return number if number - number == 0 else None  # NaN and inf are not measurements
 
 
+LIST_SEPARATORS = (",", ";", "|")
+
+
+def list_separator(values: list[Any], *, evidence: bool = True) -> str | None:
+    """The separator of labels written as lists in one string (``"sports,politics"``: a CSV's multi-label column),
+    or None.
+
+    With ``evidence`` (detection), only when the column shows it: some value with the separator is made only of
+    names that are labels on their own elsewhere (``"sports"`` alone, and ``"sports,politics"``). A class name that
+    merely holds a comma (``"Arts, Culture"``) is not split. Without it (``task="multilabel"`` was asked for), the
+    separator found in most values.
+    """
+    texts = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    counts = {sep: sum(sep in t for t in texts) for sep in LIST_SEPARATORS}
+    for sep in sorted(LIST_SEPARATORS, key=lambda x: -counts[x]):
+        if not counts[sep]:
+            return None
+        if not evidence:
+            return sep
+        alone = {t for t in texts if sep not in t}
+        if any(all(part.strip() in alone for part in t.split(sep) if part.strip()) for t in texts if sep in t):
+            return sep
+    return None
+
+
 def _detect_kind(ds: Any, column: str) -> str:
     kind = _feature_type(ds.features[column])
     if kind in ("classlabel", "int"):
@@ -122,6 +147,8 @@ def _detect_kind(ds: Any, column: str) -> str:
         return "text"
     if kind == "string":
         values = ds[column]
+        if list_separator(values):  # "sports,politics" beside "sports": several classes a row, not one class each
+            return "multilabel"
         if _categories(len(set(values)), len(values)):
             return "classification"
         # Numbers written as strings (a JSON export, a CSV column with one stray unit): targets, not captions

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _feature_type, missing_rows, number_or_none
+from .columns import _feature_type, list_separator, missing_rows, number_or_none
 
 _MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
 
@@ -118,6 +118,21 @@ def _numeric_targets(ds: Any, column: str) -> Any:
     features[column] = datasets.Value("float64")
     return ds.map(lambda batch: {column: [number_or_none(v) for v in batch[column]]}, batched=True,
                   features=features, desc=f"reading {column!r} as numbers")
+
+
+def _label_lists(ds: Any, column: str) -> Any:
+    """``ds`` with a multilabel column written as strings (``"sports,politics"``) as lists of names, split at the
+    separator the column uses (see :func:`~.columns.list_separator`); other columns as they are."""
+    import datasets
+
+    if _feature_type(ds.features[column]) != "string":
+        return ds
+    sep = list_separator(ds[column], evidence=False)
+    features = ds.features.copy()
+    features[column] = getattr(datasets, "List", datasets.Sequence)(datasets.Value("string"))
+    return ds.map(lambda batch: {column: [[p.strip() for p in (str(v).split(sep) if sep else [str(v)]) if p.strip()]
+                                          if v is not None else None for v in batch[column]]},
+                  batched=True, features=features, desc=f"splitting {column!r} into label lists")
 
 
 def _check_varies(ds: Any, column: str) -> None:

@@ -17,7 +17,8 @@ from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
 from .inputs import pick_inputs
-from .labels import _check_inputs, _check_labels, _check_varies, _class_names, _encode_classes, _numeric_targets
+from .labels import (_check_inputs, _check_labels, _check_varies, _class_names, _encode_classes, _label_lists,
+                     _numeric_targets)
 from .remote import hub_failure
 
 
@@ -138,6 +139,8 @@ def load_task(
     class_ids = None
     if kind == "classification":
         ds, class_ids = _encode_classes(ds, label_column)
+    elif kind == "multilabel":
+        ds = _label_lists(ds, label_column)
     elif kind == "regression":
         ds = _numeric_targets(ds, label_column)
         _check_varies(ds, label_column)
