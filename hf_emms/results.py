@@ -111,7 +111,7 @@ class Ranking:
         self.comparison, compared = _compare(records)
         for i, tied in zip(compared, self.comparison.tied_with_best if self.comparison else ()):
             records[i]["tied_with_best"] = tied
-        self._warning = _warning(self.comparison, len(compared)) if self.comparison else warning
+        self._warning = _warning(self.comparison, len(compared), self.meta.dataset) if self.comparison else warning
         df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in records], columns=list(COLUMNS))
         ok = df["status"] == "ok"
         scored = df[ok].sort_values("emms", ascending=False, kind="stable")
@@ -297,12 +297,17 @@ def _compare(records: list[dict[str, Any]]) -> tuple[Any, list[int]]:
         return None, []
 
 
-def _warning(comparison: Any, n: int) -> str | None:
+def _warning(comparison: Any, n: int, dataset: Any = None) -> str | None:
+    scored, total = getattr(dataset, "rows_scored", None), getattr(dataset, "rows_total", None)
+    if scored and total and scored < total:  # the budget left rows unread: the first fix costs only forward passes
+        fix = (f"Score more of its {total:,} rows ({scored:,} were: max_samples=, --max-samples N, 0 for all) or "
+               "give richer labels.")
+    else:
+        fix = "Add rows or richer labels."
     if comparison.all_uninformative:
         return (f"no candidate scores distinguishably above features that carry no information (EMMS "
-                f"{comparison.null_score:.3f}) on this data: these scores cannot pick a checkpoint. Add rows or richer "
-                "labels.")
+                f"{comparison.null_score:.3f}) on this data: these scores cannot pick a checkpoint. {fix}")
     if n >= 2 and comparison.all_tied:
         return ("these candidates cannot be told apart on this data (every one is within noise of the leader): do "
-                "not read the order as a choice. Add rows or richer labels.")
+                f"not read the order as a choice. {fix}")
     return None

@@ -413,6 +413,11 @@ def test_candidates_the_folds_cannot_tell_apart_are_flagged_in_the_table_the_sto
     assert "(not a clear winner: see the warning above)" in out.stdout.split("best: ")[1] and "emms_se" in out.stdout
     alone = Ranking(ranking.rows[:1], ranking.meta)  # one candidate: "tied" with itself, but no warning for that
     assert alone.warning is None or "cannot be told apart" not in alone.warning
+    assert "Add rows or richer labels" in ranking.warning  # every row was scored
+    budget = rank(str(tmp_path / "templated.csv"), [str(tiny["small"]), str(tiny["wide"])], encoders=None,
+                  max_samples=120, cache_dir=tmp_path / "cache", progress=False)
+    # the budget left rows unread: the cheapest fix is to score them
+    assert "Score more of its 200 rows (120 were: max_samples=, --max-samples N, 0 for all)" in budget.warning
 
 
 def test_rank_with_recall_scores_only_the_short_list(tiny, tmp_path):
