@@ -135,6 +135,17 @@ def test_a_csv_multilabel_column_written_as_joined_names_is_read_as_lists(tmp_pa
         ["Arts", "Culture"], ["Science"]]
 
 
+def test_integers_that_rarely_repeat_are_targets_not_one_class_a_row(tmp_path):
+    # 300 house prices were 300 classes of one row each: a "no candidate scores above no information" warning
+    prices = [50_000 + 1_000 * ((i * 37) % 300) for i in range(300)]
+    ds = datasets.Dataset.from_dict({"text": [f"house {i}" for i in range(300)], "label": prices})
+    assert load_task(ds).kind == "regression"
+    assert load_task(ds, task="classification").kind == "classification"  # asked for: ids they stay
+    stars = datasets.Dataset.from_dict({"text": [f"review {i}" for i in range(300)], "label": [i % 5 + 1 for i in
+                                                                                               range(300)]})
+    assert load_task(stars).kind == "classification" and load_task(stars).class_names == ["1", "2", "3", "4", "5"]
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

@@ -15,7 +15,8 @@ label column feature                        kind                         F-label
 ==========================================  ===========================  ==============
 ``ClassLabel``                              classification               class-name tables
 ``List(ClassLabel)``                        multilabel                   per sample
-integer ``Value``                           classification (ids)         class-name tables
+integer ``Value`` that repeats              classification (ids)         class-name tables
+integer ``Value``, mostly distinct          regression                   the numbers
 string ``Value``, joined names ("a,b")      multilabel (split at , ; |)  per sample
 string ``Value``, few distinct values       classification (encoded)     class-name tables
 string ``Value``, mostly distinct numbers   regression (read as floats)  the numbers

@@ -132,8 +132,12 @@ def list_separator(values: list[Any], *, evidence: bool = True) -> str | None:
 
 def _detect_kind(ds: Any, column: str) -> str:
     kind = _feature_type(ds.features[column])
-    if kind in ("classlabel", "int"):
+    if kind == "classlabel":
         return "classification"
+    if kind == "int":
+        # Class ids repeat; prices, counts and years mostly do not (300 house prices were 300 classes of one row
+        # each). The rule whole-number floats follow; task="classification" keeps them ids.
+        return "classification" if _categories(len(ds.unique(column)), len(ds)) else "regression"
     if kind == "list:classlabel":
         return "multilabel"
     if kind == "float":
