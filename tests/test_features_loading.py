@@ -109,14 +109,19 @@ def test_a_checkpoint_s_task_head_is_not_reported_as_a_fault_and_logging_is_rest
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
     folder = tiny._save(BertForMaskedLM(config), tokenizer, tmp_path / "mlm")
-    before = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()
+    outside = tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()  # other tests may have changed them
+    tf_logging.set_verbosity_warning()  # transformers' default
+    tf_logging.enable_progress_bar()
+    try:
+        capfd.readouterr()
+        transformers.AutoModel.from_pretrained(folder)  # the report hf-emms keeps quiet, as transformers prints it
+        assert "cls.predictions" in capfd.readouterr().err
 
-    capfd.readouterr()
-    transformers.AutoModel.from_pretrained(folder)  # the report hf-emms keeps quiet, as transformers prints it
-    assert "cls.predictions" in capfd.readouterr().err
-
-    extraction = extract_stats(folder, text_dataset(), **OPTIONS)
-    assert extraction.stats.n == len(text_dataset())
-    err = capfd.readouterr().err
-    assert "UNEXPECTED" not in err and "cls.predictions" not in err and "Loading weights" not in err
-    assert (tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()) == before
+        extraction = extract_stats(folder, text_dataset(), **OPTIONS)
+        assert extraction.stats.n == len(text_dataset())
+        err = capfd.readouterr().err
+        assert "UNEXPECTED" not in err and "cls.predictions" not in err and "Loading weights" not in err
+        assert (tf_logging.get_verbosity(), tf_logging.is_progress_bar_enabled()) == (tf_logging.WARNING, True)
+    finally:
+        tf_logging.set_verbosity(outside[0])
+        (tf_logging.enable_progress_bar if outside[1] else tf_logging.disable_progress_bar)()
