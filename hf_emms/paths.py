@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import InvalidInputError
+
 CACHE_ENV = "HF_EMMS_CACHE"
 
 
@@ -60,6 +62,22 @@ def cache_usage(cache_dir: str | os.PathLike | None = None) -> dict[str, tuple[i
     return usage
 
 
+def _check_dedicated(root: Path, *, default: bool) -> None:
+    """Refuse to clear parts of a folder that holds more than the cache (``--cache-dir ~/project``): its own
+    ``results/`` or ``stats/`` would be deleted as cache parts. The default root is hf-emms's by its name."""
+    if default or not root.is_dir():
+        return
+    known = {_PART_PATHS.get(name, name) for name in CACHE_PARTS}
+    other = sorted(p.name for p in root.iterdir() if p.name not in known and not p.name.startswith("."))
+    if other:
+        shown = ", ".join(other[:4]) + (", ..." if len(other) > 4 else "")
+        raise InvalidInputError(
+            f"{root} holds more than an hf-emms cache ({shown}): nothing was deleted, since its folders named like "
+            f"cache parts may be yours. Clear only a folder that holds the cache alone (the --cache-dir rankings "
+            "used), or delete the entries by hand."
+        )
+
+
 def clear_cache(parts: list[str], *, cache_dir: str | os.PathLike | None = None,
                 older_than_days: float | None = None) -> tuple[int, int]:
     """Delete the entries of ``parts`` (all of them, or those not written for ``older_than_days``): the entries and
@@ -67,6 +85,7 @@ def clear_cache(parts: list[str], *, cache_dir: str | os.PathLike | None = None,
     import time
 
     root, removed, freed = cache_root(cache_dir), 0, 0
+    _check_dedicated(root, default=cache_dir is None and not os.environ.get(CACHE_ENV))
     cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
     for name in parts:
         if not (root / _PART_PATHS.get(name, name)).exists():

@@ -624,6 +624,14 @@ def test_the_cache_command_shows_the_parts_and_clears_old_entries_into_misses(ti
     again = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=cache, progress=False)
     assert again.rows[0].emms == first.rows[0].emms  # computed again, the same
     assert main(["cache", "--older-than", "3"]) == 2 and "applies to --clear" in capsys.readouterr().err
+    # a folder holding more than the cache (a project with its own results/): --clear deleted its files
+    project = tmp_path / "project"
+    (project / "results").mkdir(parents=True)
+    (project / "results" / "mine.json").write_text("{}")
+    (project / "train.csv").write_text("text,label\n")
+    assert main(["cache", "--cache-dir", str(project), "--clear", "all"]) == 2
+    assert "holds more than an hf-emms cache (train.csv): nothing was deleted" in capsys.readouterr().err
+    assert (project / "results" / "mine.json").read_text() == "{}"
     (tmp_path / "notes.txt").write_text("not a cache")  # was listed as an empty cache
     assert main(["cache", "--cache-dir", str(tmp_path / "notes.txt")]) == 2
     assert "is a file: give a folder path" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -351,7 +352,10 @@ def rank_candidates(request: RankRequest, references: Sequence[str], *, token: s
     from hf_emms.paths import clear_cache
 
     request.check(limits)
-    clear_cache(["stats", "labels", "results", "archives"], cache_dir=cache_dir, older_than_days=limits.cache_days)
+    try:
+        clear_cache(["stats", "labels", "results", "archives"], cache_dir=cache_dir, older_than_days=limits.cache_days)
+    except InvalidInputError as exc:  # a cache folder shared with other files: never pruned, and no visitor's error
+        warnings.warn(f"cache not pruned: {exc}", stacklevel=2)
     run = iter_rank(request.dataset, list(references), spec=request.spec(limits=limits, token=token,
                                                                          cache_dir=cache_dir))
     # Updated by hand, not iterated: gradio's tqdm tracking loses an iterated bar once bars open inside it.
