@@ -69,7 +69,8 @@ def tiny(tmp_path_factory):
 def _load_app(mp: pytest.MonkeyPatch):
     """A fresh import of the Space's app.py (and ranker.py, whose limits are read from the environment then)."""
     mp.syspath_prepend(str(SPACE))
-    sys.modules.pop("ranker", None)
+    for module in ("ranker", "card_prs"):
+        sys.modules.pop(module, None)
     spec = importlib.util.spec_from_file_location("emms_ranker_app", SPACE / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
@@ -309,15 +310,15 @@ def test_card_pull_requests_need_a_preview_a_token_and_a_confirmation(space, hub
 
 
 def test_pull_requests_on_the_users_own_repos_need_no_confirmation(space, hub, tmp_path):
-    ranker = space[0].ranker
+    ranker, card_prs = space[0].ranker, space[0].card_prs
     ranking = hf_emms.rank("acme/topics", ["acme/wide"], encoders=["acme/encoder"], max_samples=40,
                            cache_dir=tmp_path / "cache", progress=False)
     with pytest.raises(ranker.SpaceInputError, match=r"\['acme/wide'\] are not yours"):
-        ranker.open_pull_requests(ranking, token=TOKEN, owned=ranker.owned_namespaces(TOKEN, "someone"))
+        card_prs.open_pull_requests(ranking, token=TOKEN, owned=card_prs.owned_namespaces(TOKEN, "someone"))
     # Signed in as "acme" (the Space's OAuth profile); the local Hub has no whoami, so the profile is all there is.
-    owned = ranker.owned_namespaces(TOKEN, "acme")
+    owned = card_prs.owned_namespaces(TOKEN, "acme")
     assert owned == {"acme"}
-    changes = ranker.open_pull_requests(ranking, token=TOKEN, owned=owned)
+    changes = card_prs.open_pull_requests(ranking, token=TOKEN, owned=owned)
     assert [(c.model, c.status.value) for c in changes] == [("acme/wide", "opened")]
     assert [c.repo_id for c in hub.pull_requests] == ["acme/wide"]
 

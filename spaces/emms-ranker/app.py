@@ -18,6 +18,7 @@ import gradio as gr
 import huggingface_hub
 import pandas as pd
 
+import card_prs
 import ranker
 from hf_emms import Ranking
 from hf_emms.errors import HfEmmsError
@@ -142,7 +143,7 @@ def preview(ranking_json: str | None, pasted_token: str, oauth: gr.OAuthToken | 
     if not ranking_json:
         raise gr.Error("rank first: the preview shows the card changes for the ranking above.")
     with _shown_as_message():
-        changes = ranker.preview_cards(Ranking.from_json(ranking_json), token=_token(pasted_token, oauth))
+        changes = card_prs.preview_cards(Ranking.from_json(ranking_json), token=_token(pasted_token, oauth))
     parts = []
     for c in changes:
         parts.append(f"#### {c.model}: {c.status.value}" + (f" ({c.reason})" if c.reason else ""))
@@ -159,8 +160,8 @@ def open_prs(ranking_json: str | None, confirmed: bool, pasted_token: str, oauth
         raise gr.Error("rank and preview first.")
     token = _token(pasted_token, oauth)
     with _shown_as_message():
-        owned = ranker.owned_namespaces(token, profile.username if profile is not None else None)
-        changes = ranker.open_pull_requests(Ranking.from_json(ranking_json), token=token or None, owned=owned,
+        owned = card_prs.owned_namespaces(token, profile.username if profile is not None else None)
+        changes = card_prs.open_pull_requests(Ranking.from_json(ranking_json), token=token or None, owned=owned,
                                             confirmed=confirmed)
     return "\n".join(f"- **{c.model}**: {c.status.value}" + (f" [{c.pr_url}]({c.pr_url})" if c.pr_url else "")
                      + (f" ({c.reason})" if c.reason else "") for c in changes)

@@ -1,6 +1,6 @@
 """What the emms-ranker Space does, without the UI: check a visitor's input against the Space's limits, detect the
 dataset's columns, rank candidates one at a time (so the UI can show progress per candidate and stop between
-candidates), and propose or open model-card pull requests.
+candidates). Model-card pull requests are in ``card_prs.py``.
 
 Every function here takes plain values and returns plain values or hf-emms objects; ``app.py`` only wires them to
 gradio components. Errors are :class:`SpaceInputError` (an :class:`hf_emms.errors.InvalidInputError`) with a
@@ -24,8 +24,8 @@ from hf_emms.options import LAYERS, METRICS, SORTS, ExtractSpec, RankSpec, check
 
 __all__ = [
     "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError",
-    "check_candidates", "check_dataset", "detect_columns", "foreign_repos", "open_pull_requests", "owned_namespaces",
-    "for_visitor", "parse_list", "preview_cards", "rank_candidates", "resolve_candidates",
+    "check_candidates", "check_dataset", "detect_columns", "for_visitor", "parse_list", "rank_candidates",
+    "resolve_candidates",
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
@@ -363,59 +363,6 @@ def rank_candidates(request: RankRequest, references: Sequence[str], *, token: s
         for _ in run:
             bar.update(1)
             yield run.ranking()
-
-
-# -------------------------------------------------------------------------------------------- model cards
-def preview_cards(ranking: Ranking, *, token: str | bool | None = None) -> list[Any]:
-    """The card changes a pull request would make, as diffs; nothing is written (``hf_emms.cards.annotate``)."""
-    from hf_emms.cards import annotate
-
-    return annotate(ranking, create_pr=False, token=token, progress=False)
-
-
-def owned_namespaces(token: str | bool | None, username: str | None = None) -> set[str]:
-    """The user's namespaces: ``username`` (from the Space's sign-in) and, when the Hub answers ``whoami``, the
-    token's user and organisations. Empty when nothing is known: every repo then counts as someone else's."""
-    from huggingface_hub import HfApi
-
-    owned = {username} if username else set()
-    if isinstance(token, str):
-        try:
-            me = HfApi().whoami(token=token)
-        except Exception:  # an endpoint without whoami, a token without read scope: ask for confirmation instead
-            return owned
-        owned |= {me.get("name")} | {org.get("name") for org in me.get("orgs", [])}
-    return {n for n in owned if n}
-
-
-def foreign_repos(changes: Sequence[Any], owned: set[str]) -> list[str]:
-    """Models with a proposed change whose repo is outside ``owned``: a pull request there needs confirmation."""
-    return [c.model for c in changes if c.status.value == "proposed" and c.model.split("/")[0] not in owned]
-
-
-def open_pull_requests(ranking: Ranking, *, token: str | None, owned: set[str] = frozenset(),
-                       confirmed: bool = False) -> list[Any]:
-    """Open one pull request per card that would change, after a fresh dry run.
-
-    Raises
-    ------
-    SpaceInputError
-        No token, or pull requests on repos outside ``owned`` without ``confirmed``.
-    """
-    from hf_emms.cards import annotate
-
-    if not token:
-        raise SpaceInputError("opening pull requests needs you signed in (or, locally, a pasted token with write "
-                              "access); the preview needs neither.")
-    proposed = [c for c in preview_cards(ranking, token=token) if c.status.value == "proposed"]
-    if not proposed:
-        raise SpaceInputError("no card would change: every scored model's card already holds this result, or no "
-                              "model can be annotated (see the preview's reasons).")
-    foreign = foreign_repos(proposed, owned)
-    if foreign and not confirmed:
-        raise SpaceInputError(f"{foreign} are not yours: tick the confirmation to open pull requests on other "
-                              "people's repos (their owners decide whether to merge).")
-    return annotate(ranking, create_pr=True, token=token, models=[c.model for c in proposed], progress=False)
 
 
 def _columns(value: str | Sequence[str] | None) -> str | list[str] | None:
