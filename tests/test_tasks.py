@@ -146,6 +146,20 @@ def test_integers_that_rarely_repeat_are_targets_not_one_class_a_row(tmp_path):
     assert load_task(stars).kind == "classification" and load_task(stars).class_names == ["1", "2", "3", "4", "5"]
 
 
+def test_lists_of_repeated_names_are_classes_and_lists_of_distinct_texts_are_references():
+    # ["toxic", "insult"] tags were read as reference texts; a row with no tag ([]) then failed inside the ranking
+    tags = [[] if i % 3 == 0 else ["toxic"] if i % 3 == 1 else ["toxic", "insult"] for i in range(30)]
+    words = [f"comment {i}" for i in range(30)]
+    t = load_task(datasets.Dataset.from_dict({"text": words, "labels": tags}))
+    assert t.kind == "multilabel" and t.class_names == ["insult", "toxic"] and t.dataset["labels"][0] == []
+    captions = [[f"a photo {i} of a dog", f"dog picture number {i}"] for i in range(30)]
+    assert load_task(datasets.Dataset.from_dict({"text": words, "caption": captions}), label_column="caption"
+                     ).kind == "text"
+    captions[4] = []  # a text task needs a reference in every row: named before any candidate loads
+    with pytest.raises(InvalidInputError, match=r"1 of 30 rows .* no reference text in column 'caption' .*rows 4,"):
+        load_task(datasets.Dataset.from_dict({"text": words, "caption": captions}), label_column="caption")
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

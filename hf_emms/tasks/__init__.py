@@ -21,6 +21,7 @@ string ``Value``, joined names ("a,b")      multilabel (split at , ; |)  per sam
 string ``Value``, few distinct values       classification (encoded)     class-name tables
 string ``Value``, mostly distinct numbers   regression (read as floats)  the numbers
 string ``Value``, mostly distinct           text                         per sample
+``List(Value("string"))``, repeated names   multilabel                   per sample
 ``List(Value("string"))``                   text (several references)    per sample
 float ``Value``, repeated whole numbers     classification (ids)         class-name tables
 float ``Value``                             regression                   the numbers

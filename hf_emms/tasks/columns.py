@@ -148,7 +148,11 @@ def _detect_kind(ds: Any, column: str) -> str:
         whole = bool(values) and all(float(v).is_integer() for v in values)
         return "classification" if whole and _categories(len(values), len(ds)) else "regression"
     if kind == "list:string":
-        return "text"
+        # Lists of names that repeat (["toxic", "insult"]: tags) are classes; lists of mostly distinct strings
+        # (several captions of an image) are reference texts.
+        rows = [r for r in ds[column] if r]
+        names = {v for r in rows for v in r if v is not None}
+        return "multilabel" if names and _categories(len(names), len(rows)) else "text"
     if kind == "string":
         values = ds[column]
         if list_separator(values):  # "sports,politics" beside "sports": several classes a row, not one class each

@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _feature_type, list_separator, missing_rows, number_or_none
+from .files import _SHOWN
 
 _MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
 
@@ -22,6 +23,20 @@ def _check_labels(ds: Any, column: str, name: str) -> None:
             f"-1; rows {_rows(shown, missing)}, counted from 0): drop or fill them first, e.g. "
             f"dataset.filter(lambda r: r[{column!r}] is not None and str(r[{column!r}]).strip() not in ('', 'nan')), "
             "or pass label_column= if this is not the label."
+        )
+
+
+def _check_references(ds: Any, column: str, name: str) -> None:
+    """Refuse text-task rows whose list of reference texts is empty (every sample needs one to be embedded), counted
+    and named before any candidate loads. (An empty list is a label in a multilabel task: no class applies.)"""
+    empty = [i for i, refs in enumerate(ds[column]) if isinstance(refs, list) and not any(
+        isinstance(r, str) and r.strip() for r in refs)]
+    if empty:
+        raise InvalidInputError(
+            f"{len(empty)} of {len(ds)} rows of {name} have no reference text in column {column!r} (an empty list; "
+            f"rows {_rows(empty[:_SHOWN], len(empty))}, counted from 0): drop them first, e.g. "
+            f"dataset.filter(lambda r: any(t and t.strip() for t in r[{column!r}])), or pass task='multilabel' if "
+            "the lists hold class names."
         )
 
 

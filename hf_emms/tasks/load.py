@@ -17,8 +17,8 @@ from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
 from .inputs import pick_inputs
-from .labels import (_check_inputs, _check_labels, _check_varies, _class_names, _encode_classes, _label_lists,
-                     _numeric_targets)
+from .labels import (_check_inputs, _check_labels, _check_references, _check_varies, _class_names, _encode_classes,
+                     _label_lists, _numeric_targets)
 from .remote import hub_failure
 
 
@@ -141,6 +141,8 @@ def load_task(
         ds, class_ids = _encode_classes(ds, label_column)
     elif kind == "multilabel":
         ds = _label_lists(ds, label_column)
+    elif kind == "text":
+        _check_references(ds, label_column, source.get("name", "the dataset"))
     elif kind == "regression":
         ds = _numeric_targets(ds, label_column)
         _check_varies(ds, label_column)
