@@ -160,6 +160,24 @@ def test_lists_of_repeated_names_are_classes_and_lists_of_distinct_texts_are_ref
         load_task(datasets.Dataset.from_dict({"text": words, "caption": captions}), label_column="caption")
 
 
+def test_a_folder_reads_its_split_files_and_leaves_a_metadata_file_beside_them_out(tmp_path):
+    # train.jsonl + test.jsonl + task.json (this repo's own task folders): "CastError: Couldn't cast" for the folder
+    rows = [json.dumps({"text": w, "label": i % 2}) for i, w in enumerate(WORDS)]
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.jsonl").write_text("\n".join(rows[:4]) + "\n")
+    (tmp_path / "task.json").write_text(json.dumps({"inputs": ["text"], "label": "label", "classes": ["a", "b"]}))
+    with pytest.warns(UserWarning, match=r"left out task.json"):
+        t = load_task(tmp_path)
+    assert len(t.dataset) == len(WORDS) and t.source["split"] == "train"
+    with pytest.warns(UserWarning):
+        assert len(load_task(tmp_path, split="test").dataset) == 4
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for name in ("part1.jsonl", "part2.jsonl"):  # no file named by a split: all of them are the train split
+        (loose / name).write_text("\n".join(rows) + "\n")
+    assert len(load_task(loose).dataset) == 2 * len(WORDS)
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

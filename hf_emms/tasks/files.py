@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import lzma
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,14 @@ def _load_local(path: Path) -> tuple[Any, str]:
             "or files of one format (CSV, JSON/JSONL or parquet). Point at a single file instead."
         )
     (builder, data_files), = by_builder.items()
+    named = [f for f in data_files if _split_of(f)]
+    if named and len(named) < len(data_files):
+        # The Hub's convention: with files named by a split, the others (a task.json, a label_map.json beside
+        # train.jsonl) are not data. Read into "train" with it, their other columns failed the cast.
+        others = [f.relative_to(path).as_posix() for f in data_files if not _split_of(f)]
+        warnings.warn(f"{path.name}: reading the files named by a split ({', '.join(f.name for f in named[:4])}); "
+                      f"left out {', '.join(others[:4])}{', ...' if len(others) > 4 else ''}", stacklevel=3)
+        data_files = named
     delimiters = {_csv_delimiter(f) for f in data_files}
     if len(delimiters) > 1:
         shown = sorted(map(repr, delimiters))
@@ -122,9 +131,14 @@ def _load_local(path: Path) -> tuple[Any, str]:
     for f in data_files:  # train.csv / test.csv -> splits, as the Hub's conventions do
         digest.update(f.relative_to(path).as_posix().encode() + b"\0")
         _scan_file(f, digest, text=builder != "parquet", csv_delimiter=delimiter)
-        stem = f.name.split(".")[0].split("-")[0].lower()  # train.csv, train-00000.jsonl, test.csv.gz
-        splits.setdefault(stem if stem in ("train", "test", "validation", "dev") else "train", []).append(str(f))
+        splits.setdefault(_split_of(f) or "train", []).append(str(f))
     return datasets.load_dataset(builder, data_files=splits, **kwargs), digest.hexdigest()
+
+
+def _split_of(path: Path) -> str | None:
+    """The split a data file's name gives (train.csv, train-00000.jsonl, test.csv.gz, validation.parquet), or None."""
+    stem = path.name.split(".")[0].split("-")[0].lower()
+    return stem if stem in ("train", "test", "validation", "dev") else None
 
 def _csv_delimiter(path: Path) -> str | None:
     """The separator of a CSV/TSV file (None for other files): a tab for .tsv; for .csv (and .txt) a comma, unless its
