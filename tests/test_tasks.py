@@ -178,6 +178,21 @@ def test_a_folder_reads_its_split_files_and_leaves_a_metadata_file_beside_them_o
     assert len(load_task(loose).dataset) == 2 * len(WORDS)
 
 
+def test_multi_hot_rows_are_flags_per_class_not_class_ids():
+    # [1, 1, 0, 1] (MultiLabelBinarizer's output) under task="multilabel" was read as the ids {0, 1}: 2 classes
+    flags = [[1, 1, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 1, 1]] * 2
+    for given in (flags, [[float(v) for v in row] for row in flags]):
+        ds = datasets.Dataset.from_dict({"text": WORDS, "labels": given})
+        for task in (None, "multilabel"):
+            t = load_task(ds, task=task)
+            assert t.kind == "multilabel" and t.class_names == ["0", "1", "2", "3"]
+            assert t.dataset["labels"][:4] == [[0, 1, 3], [], [1], [0, 2, 3]]
+    ids = datasets.Dataset.from_dict({"text": WORDS, "labels": [[0, 2], [1], [2, 3], [0]] * 2})
+    with pytest.raises(InvalidInputError, match="For a list of class ids per row pass task='multilabel'"):
+        load_task(ids)  # class ids are never guessed (token ids look the same)
+    assert load_task(ids, task="multilabel").dataset["labels"][:2] == [[0, 2], [1]]  # ids, kept
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

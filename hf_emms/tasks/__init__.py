@@ -22,6 +22,7 @@ string ``Value``, few distinct values       classification (encoded)     class-n
 string ``Value``, mostly distinct numbers   regression (read as floats)  the numbers
 string ``Value``, mostly distinct           text                         per sample
 ``List(Value("string"))``, repeated names   multilabel                   per sample
+``List`` of 0/1 flags, one per class        multilabel (multi-hot)       per sample
 ``List(Value("string"))``                   text (several references)    per sample
 float ``Value``, repeated whole numbers     classification (ids)         class-name tables
 float ``Value``                             regression                   the numbers

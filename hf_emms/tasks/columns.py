@@ -130,6 +130,24 @@ def list_separator(values: list[Any], *, evidence: bool = True) -> str | None:
     return None
 
 
+def multi_hot_width(rows: list[Any]) -> int | None:
+    """The number of classes of a multi-hot column (``[0, 1, 0, 1]``: one 0/1 flag per class, sklearn's
+    ``MultiLabelBinarizer`` output), or None when the rows are not that.
+
+    Evidence: every row a list of the same length L >= 2 holding only 0 and 1, and some row repeating a value (a
+    list of class ids never names a class twice; by length 3 every flag vector repeats one).
+    """
+    lists = [r for r in rows if r is not None]
+    if not lists or not all(isinstance(r, (list, tuple)) for r in lists):
+        return None
+    width = len(lists[0])
+    if width < 2 or any(len(r) != width for r in lists):
+        return None
+    if not all(v in (0, 1) and not isinstance(v, str) for r in lists for v in r):
+        return None
+    return width if any(len(set(r)) < len(r) for r in lists) else None
+
+
 def _detect_kind(ds: Any, column: str) -> str:
     kind = _feature_type(ds.features[column])
     if kind == "classlabel":
@@ -147,6 +165,8 @@ def _detect_kind(ds: Any, column: str) -> str:
         values = [v for v in ds.unique(column) if v is not None and v == v]
         whole = bool(values) and all(float(v).is_integer() for v in values)
         return "classification" if whole and _categories(len(values), len(ds)) else "regression"
+    if kind in ("list:int", "list:float") and multi_hot_width(ds[column]):
+        return "multilabel"  # flags per class; a list of class ids is read as such with task="multilabel"
     if kind == "list:string":
         # Lists of names that repeat (["toxic", "insult"]: tags) are classes; lists of mostly distinct strings
         # (several captions of an image) are reference texts.
@@ -168,9 +188,11 @@ def _detect_kind(ds: Any, column: str) -> str:
             f"the label column {column!r} mixes {' and '.join(types)} values: give every row the same kind of label "
             "(all class names, or all class ids)."
         )
+    hint = (" For a list of class ids per row pass task='multilabel' (flags per class, [0, 1, 0, 1], are read as "
+            "such without it)." if kind == "list:int" else "")
     raise InvalidInputError(
         f"cannot tell the task from the label column {column!r} (feature {ds.features[column]}). "
-        f"Pass task= (one of {TASK_KINDS})."
+        f"Pass task= (one of {TASK_KINDS}).{hint}"
     )
 
 def _pick_input(ds: Any, input_column: str | None, label_column: str) -> tuple[str, str]:

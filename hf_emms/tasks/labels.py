@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _feature_type, list_separator, missing_rows, number_or_none
+from .columns import _feature_type, list_separator, missing_rows, multi_hot_width, number_or_none
 from .files import _SHOWN
 
 _MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
@@ -136,11 +136,20 @@ def _numeric_targets(ds: Any, column: str) -> Any:
 
 
 def _label_lists(ds: Any, column: str) -> Any:
-    """``ds`` with a multilabel column written as strings (``"sports,politics"``) as lists of names, split at the
-    separator the column uses (see :func:`~.columns.list_separator`); other columns as they are."""
+    """``ds`` with a multilabel column as lists of classes: strings (``"sports,politics"``) split at the separator
+    the column uses (see :func:`~.columns.list_separator`); multi-hot rows (``[0, 1, 0, 1]``) as the ids of their
+    flags (``[1, 3]``; see :func:`~.columns.multi_hot_width`). Lists of names or ids are kept as they are."""
     import datasets
 
-    if _feature_type(ds.features[column]) != "string":
+    kind = _feature_type(ds.features[column])
+    if kind in ("list:int", "list:float") and (width := multi_hot_width(ds[column])):
+        features = ds.features.copy()
+        features[column] = getattr(datasets, "List", datasets.Sequence)(
+            datasets.ClassLabel(names=[str(i) for i in range(width)]))
+        return ds.map(lambda batch: {column: [None if r is None else [i for i, v in enumerate(r) if v]
+                                              for r in batch[column]]},
+                      batched=True, features=features, desc=f"reading {column!r} as flags per class")
+    if kind != "string":
         return ds
     sep = list_separator(ds[column], evidence=False)
     features = ds.features.copy()
