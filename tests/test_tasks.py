@@ -191,6 +191,9 @@ def test_multi_hot_rows_are_flags_per_class_not_class_ids():
     with pytest.raises(InvalidInputError, match="For a list of class ids per row pass task='multilabel'"):
         load_task(ids)  # class ids are never guessed (token ids look the same)
     assert load_task(ids, task="multilabel").dataset["labels"][:2] == [[0, 2], [1]]  # ids, kept
+    one_hot = datasets.Dataset.from_dict({"text": WORDS, "labels": [[0, 0, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]] * 2})
+    t = load_task(one_hot)  # one flag a row: one class each
+    assert t.kind == "classification" and t.class_names == ["0", "1", "2"] and t.dataset["labels"][:4] == [2, 0, 1, 2]
 
 
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):

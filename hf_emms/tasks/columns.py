@@ -166,7 +166,10 @@ def _detect_kind(ds: Any, column: str) -> str:
         whole = bool(values) and all(float(v).is_integer() for v in values)
         return "classification" if whole and _categories(len(values), len(ds)) else "regression"
     if kind in ("list:int", "list:float") and multi_hot_width(ds[column]):
-        return "multilabel"  # flags per class; a list of class ids is read as such with task="multilabel"
+        # flags per class; exactly one flag a row is one-hot (one class each); a list of class ids is read as such
+        # with task="multilabel"
+        one_hot = all(r is None or sum(r) == 1 for r in ds[column])
+        return "classification" if one_hot else "multilabel"
     if kind == "list:string":
         # Lists of names that repeat (["toxic", "insult"]: tags) are classes; lists of mostly distinct strings
         # (several captions of an image) are reference texts.

@@ -69,6 +69,14 @@ def _encode_classes(ds: Any, column: str) -> tuple[Any, list[Any] | None]:
 
     feature = ds.features[column]
     kind = _feature_type(feature)
+    if kind in ("list:int", "list:float") and multi_hot_width(ds[column]) and all(sum(r) == 1 for r in ds[column]):
+        # one-hot rows ([0, 0, 1, 0]): the class is the flag's position
+        width = len(ds[0][column])
+        features = ds.features.copy()
+        features[column] = datasets.ClassLabel(names=[str(i) for i in range(width)])
+        ds = ds.map(lambda batch: {column: [max(range(width), key=r.__getitem__) for r in batch[column]]},
+                    batched=True, features=features, desc=f"reading {column!r} as one-hot classes")
+        feature, kind = ds.features[column], "classlabel"
     if kind == "classlabel":
         _check_two_classes(ds.unique(column), column, feature.names)
         return ds, None
