@@ -23,6 +23,7 @@ string ``Value``, mostly distinct numbers   regression (read as floats)  the num
 string ``Value``, mostly distinct           text                         per sample
 ``List(Value("string"))``, repeated names   multilabel                   per sample
 ``List`` of 0/1 flags, one per class        multilabel (multi-hot)       per sample
+``List`` of 0/1 flags, one set a row        classification (one-hot)     class-name tables
 ``List(Value("string"))``                   text (several references)    per sample
 float ``Value``, repeated whole numbers     classification (ids)         class-name tables
 float ``Value``                             regression                   the numbers
