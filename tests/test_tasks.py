@@ -196,6 +196,24 @@ def test_multi_hot_rows_are_flags_per_class_not_class_ids():
     assert t.kind == "classification" and t.class_names == ["0", "1", "2"] and t.dataset["labels"][:4] == [2, 0, 1, 2]
 
 
+def test_lists_pandas_wrote_into_csv_cells_are_read_as_lists(tmp_path):
+    # df.to_csv of a list column writes "['health', 'sports']": each combination was its own class
+    tags = [["sports"], ["sports", "politics"], ["tech"], ["health", "tech"]] * 2
+    path = tmp_path / "tags.csv"
+    path.write_text("text,labels\n" + "".join(f"{w},\"{t!r}\"\n" for w, t in zip(WORDS, tags)))
+    t = load_task(path)
+    assert t.kind == "multilabel" and t.class_names == ["health", "politics", "sports", "tech"]
+    assert t.dataset["labels"] == tags
+    flags = tmp_path / "flags.csv"  # MultiLabelBinarizer rows saved the same way
+    rows = [[1, 0, 1], [0, 0, 0], [0, 1, 1], [1, 1, 0]] * 2
+    flags.write_text("text,labels\n" + "".join(f"{w},\"{r}\"\n" for w, r in zip(WORDS, rows)))
+    t = load_task(flags)
+    assert t.kind == "multilabel" and t.class_names == ["0", "1", "2"] and t.dataset["labels"][:4] == [
+        [0, 2], [], [1, 2], [0, 1]]
+    prose = datasets.Dataset.from_dict({"text": WORDS, "label": ["[citation needed] " + w for w in WORDS]})
+    assert load_task(prose).kind == "text"  # only whole cells that are list literals count; nothing is evaluated
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

@@ -108,6 +108,38 @@ def number_or_none(value: Any) -> float | None:
 LIST_SEPARATORS = (",", ";", "|")
 
 
+def list_literal(value: Any) -> list[Any] | None:
+    """A list written into a CSV cell (``"['sports', 'politics']"``: pandas' ``to_csv`` of a list column, or JSON
+    ``'["a", "b"]'``) as the list, else None. Only literals: nothing is evaluated."""
+    import ast
+    import json
+
+    text = str(value).strip() if value is not None else ""
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(parsed, list) and all(isinstance(v, (str, int, float)) for v in parsed):
+            return parsed
+    return None
+
+
+def literal_lists(values: list[Any]) -> list[list[Any] | None] | None:
+    """Every value of a string column as the list it writes (None for an empty cell), or None unless they all do."""
+    out = []
+    for v in values:
+        if v is None or not str(v).strip():
+            out.append(None)
+        elif (parsed := list_literal(v)) is None:
+            return None
+        else:
+            out.append(parsed)
+    return out if any(r is not None for r in out) else None
+
+
 def list_separator(values: list[Any], *, evidence: bool = True) -> str | None:
     """The separator of labels written as lists in one string (``"sports,politics"``: a CSV's multi-label column),
     or None.
@@ -178,6 +210,12 @@ def _detect_kind(ds: Any, column: str) -> str:
         return "multilabel" if names and _categories(len(names), len(rows)) else "text"
     if kind == "string":
         values = ds[column]
+        lists = literal_lists(values)
+        if lists is not None:  # "['sports', 'politics']" in every cell: lists written as text, read as lists
+            if multi_hot_width(lists):
+                return "multilabel"
+            names = {str(v) for r in lists if r for v in r}
+            return "multilabel" if names and _categories(len(names), sum(1 for r in lists if r)) else "text"
         if list_separator(values):  # "sports,politics" beside "sports": several classes a row, not one class each
             return "multilabel"
         if _categories(len(set(values)), len(values)):

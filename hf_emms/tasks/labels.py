@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _feature_type, list_separator, missing_rows, multi_hot_width, number_or_none
+from .columns import _feature_type, list_separator, literal_lists, missing_rows, multi_hot_width, number_or_none
 from .files import _SHOWN
 
 _MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
@@ -159,6 +159,20 @@ def _label_lists(ds: Any, column: str) -> Any:
                       batched=True, features=features, desc=f"reading {column!r} as flags per class")
     if kind != "string":
         return ds
+    lists = literal_lists(ds[column])
+    if lists is not None and (width := multi_hot_width(lists)):  # "[0, 1, 0, 1]": flags written as text
+        features = ds.features.copy()
+        features[column] = getattr(datasets, "List", datasets.Sequence)(
+            datasets.ClassLabel(names=[str(i) for i in range(width)]))
+        return ds.map(lambda batch, idx: {column: [None if lists[i] is None else [j for j, v in enumerate(lists[i])
+                                                                                 if v] for i in idx]},
+                      batched=True, with_indices=True, features=features, desc=f"reading {column!r} as flags")
+    if lists is not None:  # "['sports', 'politics']": the lists the cells write
+        features = ds.features.copy()
+        features[column] = getattr(datasets, "List", datasets.Sequence)(datasets.Value("string"))
+        return ds.map(lambda batch, idx: {column: [None if lists[i] is None else [str(v) for v in lists[i]]
+                                                   for i in idx]},
+                      batched=True, with_indices=True, features=features, desc=f"reading {column!r} as lists")
     sep = list_separator(ds[column], evidence=False)
     features = ds.features.copy()
     features[column] = getattr(datasets, "List", datasets.Sequence)(datasets.Value("string"))
