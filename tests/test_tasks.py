@@ -214,6 +214,19 @@ def test_lists_pandas_wrote_into_csv_cells_are_read_as_lists(tmp_path):
     assert load_task(prose).kind == "text"  # only whole cells that are list literals count; nothing is evaluated
 
 
+def test_pre_tokenised_words_are_joined_into_the_text_input():
+    # a CoNLL-style "tokens" column: "no input column found", and "not text" when named
+    words = [w.split() for w in WORDS]
+    ds = datasets.Dataset.from_dict({"tokens": words, "label": [0, 1] * 4})
+    for given in (None, "tokens"):
+        t = load_task(ds, input_column=given)
+        assert t.dataset["tokens"] == WORDS and t.input_kind == "text"
+        assert t.input_reason.endswith("its word lists joined with spaces")
+    both = datasets.Dataset.from_dict({"tokens": words, "text": WORDS, "label": [0, 1] * 4})
+    t = load_task(both)  # a text column is there: it is the input, and the word lists are left as they are
+    assert t.input_column == "text" and t.dataset["tokens"] == words
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

@@ -11,7 +11,9 @@ Detected (no ``input_column``), first rule that applies:
 2. an Image, else an Audio column: that column alone (the first one);
 3. two text columns with the names of a known pair (premise/hypothesis, sentence1/sentence2, sentence_A/sentence_B,
    question/context, question1/question2, text_a/text_b, text1/text2; any casing): a text pair;
-4. a text column named like a text (text, sentence, review, ...), else the first text column.
+4. a text column named like a text (text, sentence, review, ...), else the first text column;
+5. with no text, image or audio column: the first column of word lists (pre-tokenised ``tokens``), joined with
+   spaces (a word-list column given as ``input_column`` is joined too).
 
 Two candidates for the same rule (two prompt columns beside an image, two known pairs) are ambiguous: an error that
 names them and says what to pass.
@@ -51,6 +53,30 @@ class InputChoice:
     columns: tuple[str, ...]
     kind: str
     reason: str
+
+
+def join_word_lists(ds: Any, input_column: str | Sequence[str] | None, label_column: str) -> tuple[Any, list[str]]:
+    """``ds`` with pre-tokenised text inputs (a list of words a row: CoNLL-style ``tokens``) joined with spaces, and
+    the columns joined. Joined: the input columns given that hold word lists, or, when nothing is given and no column
+    holds text, an image or audio, the first column of word lists (a tokenizer reads text, not word lists)."""
+    others = {c: _feature_type(ds.features[c]) for c in ds.column_names if c != label_column}
+    if input_column is not None:
+        named = [input_column] if isinstance(input_column, str) else list(input_column)
+        words = [c for c in named if others.get(c) == "list:string"]
+    elif not any(t in ("string", "image", "audio") for t in others.values()):
+        words = [c for c, t in others.items() if t == "list:string"][:1]
+    else:
+        words = []
+    if not words:
+        return ds, []
+    import datasets
+
+    features = ds.features.copy()
+    features.update({c: datasets.Value("string") for c in words})
+    joined = ds.map(lambda batch: {c: [None if r is None else " ".join(str(w) for w in r if w is not None)
+                                       for r in batch[c]] for c in words},
+                    batched=True, features=features, desc=f"joining the words of {', '.join(words)}")
+    return joined, words
 
 
 def pick_inputs(ds: Any, input_column: str | Sequence[str] | None, label_column: str) -> InputChoice:

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _detect_kind, _pick_label
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
-from .inputs import pick_inputs
+from .inputs import join_word_lists, pick_inputs
 from .labels import (_check_inputs, _check_labels, _check_references, _check_varies, _class_names, _encode_classes,
                      _label_lists, _numeric_targets)
 from .remote import hub_failure
@@ -146,7 +146,10 @@ def load_task(
     elif kind == "regression":
         ds = _numeric_targets(ds, label_column)
         _check_varies(ds, label_column)
+    ds, joined = join_word_lists(ds, input_column, label_column)
     inputs = pick_inputs(ds, input_column, label_column)
+    if joined:
+        inputs = replace(inputs, reason=f"{inputs.reason}; its word lists joined with spaces")
     _check_inputs(ds, inputs.columns, source.get("name", "the dataset"))
     return Task(
         dataset=ds, modality="text" if inputs.kind == "text-pair" else inputs.kind, input_column=inputs.columns[0],
