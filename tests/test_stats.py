@@ -493,3 +493,22 @@ def test_index_data_reaches_a_device_in_one_copy_with_each_part_intact():
     if torch.cuda.is_available():
         back = to_device(torch.device("cuda"), *parts)
         assert all(torch.equal(b.cpu(), p) for b, p in zip(back, parts))
+
+
+def test_features_on_a_device_without_float64_are_summed_on_the_host():
+    """device="mps" (Apple's GPU has no float64): the sums would fail in every candidate; the batch moves to the
+    host first. This machine has no Apple GPU, so a stand-in carries the one attribute read and the move."""
+    from hf_emms.solver.stats import on_float64_device
+
+    class OnMps:
+        device = torch.device("mps")
+
+        def cpu(self):
+            return torch.ones(4, 3)
+
+    moved = on_float64_device(OnMps())
+    assert isinstance(moved, torch.Tensor) and moved.device.type == "cpu"
+    stats = FeatureStats().update(on_float64_device(OnMps()), [0, 1, 0, 1])
+    assert stats.n == 4 and stats.device.type == "cpu"
+    here = torch.ones(2, 2)
+    assert on_float64_device(here) is here and on_float64_device(None) is None

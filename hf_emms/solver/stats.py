@@ -64,6 +64,13 @@ N_FOLDS = 5
 
 
 
+def on_float64_device(t: Any) -> Any:
+    """``t``, moved to the host when it lives on a device without float64 (Apple's ``mps``): the sums are float64,
+    so a ranking with ``device="mps"`` runs its forward passes there and accumulates on the CPU."""
+    device = getattr(t, "device", None)
+    return t.cpu() if getattr(device, "type", None) == "mps" else t
+
+
 class FeatureStats:
     """Streaming accumulator of the sufficient statistics of EMMS.
 
@@ -162,6 +169,7 @@ class FeatureStats:
             Wrong shapes, non-integer or negative labels, NaN/inf values, or a target kind other
             than the one of the earlier batches. The statistics are left unchanged.
         """
+        features, head_logits = on_float64_device(features), on_float64_device(head_logits)
         x = as_tensor(features, "features", device=self.device)
         if x.ndim != 2:
             raise InvalidInputError(
