@@ -114,6 +114,9 @@ def test_numbers_written_as_strings_are_regression_targets_not_captions(tmp_path
     assert load_task(mixed).kind == "text"  # not every value is a number: not detected as targets
     with pytest.raises(InvalidInputError, match=r"holds 'about 3' \(row 7"):
         load_task(mixed, task="regression")  # asked for: the value that is not a number is named
+    gaps = datasets.Dataset.from_dict({"text": WORDS, "label": values[:2] + ["nan"] + values[3:]})  # str(NaN)
+    with pytest.raises(InvalidInputError, match=r"1 of 8 rows have no regression target .*'nan'; rows 2,"):
+        load_task(gaps)  # numbers with a gap: still targets, and the gap is named (it was a text task)
 
 
 def test_a_csv_multilabel_column_written_as_joined_names_is_read_as_lists(tmp_path):

@@ -221,7 +221,8 @@ def _detect_kind(ds: Any, column: str) -> str:
         if _categories(len(set(values)), len(values)):
             return "classification"
         # Numbers written as strings (a JSON export, a CSV column with one stray unit): targets, not captions
-        numeric = all(number_or_none(v) is not None for v in values if v is not None and str(v).strip())
+        numeric = all(number_or_none(v) is not None or str(v).strip().lower() == "nan"  # pandas' str(NaN): no target
+                      for v in values if v is not None and str(v).strip())
         return "regression" if numeric else "text"
     types = sorted({type(v).__name__ for v in ds.select(range(min(len(ds), 10_000)))[column] if v is not None})
     if len(types) > 1:  # a JSON column of ints and strings: datasets keeps it as raw JSON

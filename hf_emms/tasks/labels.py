@@ -131,6 +131,12 @@ def _numeric_targets(ds: Any, column: str) -> Any:
 
     if _feature_type(ds.features[column]) != "string":
         return ds
+    nan = [row for row, value in enumerate(ds[column]) if str(value).strip().lower() == "nan"]
+    if nan:  # what pandas writes for a missing number: rows without a target
+        raise InvalidInputError(
+            f"{len(nan)} of {len(ds)} rows have no regression target in column {column!r} ('nan'; rows "
+            f"{_rows(nan[:_SHOWN], len(nan))}, counted from 0): drop or fill them first."
+        )
     for row, value in enumerate(ds[column]):
         if value is not None and str(value).strip() and number_or_none(value) is None:
             raise InvalidInputError(
