@@ -1,4 +1,5 @@
-"""Quiet checkpoint loading: transformers' load report and "Loading weights" bar off while hf-emms loads a model.
+"""Quiet checkpoint loading: transformers' load report and its "Loading weights" / "Writing model shards" bars off
+while hf-emms loads (or, building its zoo, saves) a model.
 
 hf-emms loads checkpoints with ``AutoModel`` on purpose, so a checkpoint's task head (``lm_head``, ``cls.*``, a
 classifier) is reported by transformers as UNEXPECTED weights in a table per candidate, which reads like a fault to

