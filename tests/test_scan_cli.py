@@ -112,3 +112,15 @@ def test_scan_takes_models_as_rank_does_and_a_wrong_flag_shows_the_commands_usag
         main(["scan", "--ids", "org/bert", "--bogus"])
     err = capsys.readouterr().err
     assert exc_info.value.code == 2 and "usage: hf-emms scan" in err and "unrecognized arguments: --bogus" in err
+
+
+def test_layers_counted_from_the_end_are_values_not_flags():
+    # `--layers -1,-2` was argparse's "expected one argument": a leading "-" reads as a flag
+    from hf_emms.cli import _negative_values, build_parser
+
+    assert _negative_values(["rank", "d", "--layers", "-1,-2", "--quiet"]) == ["rank", "d", "--layers=-1,-2", "--quiet"]
+    assert _negative_values(["rank", "d", "--layers", "-1"]) == ["rank", "d", "--layers=-1"]
+    untouched = ["rank", "d", "--layers", "auto", "--max-samples", "-3"]  # only --layers' value: -3 stays an error
+    assert _negative_values(untouched) == untouched
+    args = build_parser().parse_args(_negative_values(["rank", "data.csv", "--layers", "-1,-2"]))
+    assert args.layers == (-1, -2)

@@ -42,9 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_LIST = re.compile(r"-\d+(,-?\d+)*")
+
+
+def _negative_values(argv: Sequence[str]) -> list[str]:
+    """``--layers -1,-2`` as ``--layers=-1,-2``: argparse takes a value that starts with "-" for a flag ("expected one
+    argument"), yet counting layers from the end is how people name them."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--layers" and _NEGATIVE_LIST.fullmatch(arg):
+            out[-1] = f"--layers={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if extra:  # named with the command's usage, not the top level's "hf-emms [-h] COMMAND ..."
         getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "func"):
