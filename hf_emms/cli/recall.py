@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
         scanned = scan(tags=[t for v in args.tags for t in v.split(",") if t], pipeline_tag=args.pipeline_tag,
                        limit=args.limit, dedupe=False).kept
     if args.build:
+        sources = [*args.history, *([args.store] if args.store else []), *(["the listed cards"] if scanned else [])]
+        print(f"building the transfer space from {', '.join(map(str, sources)) or 'metadata alone'} (its settings "
+              "are chosen by cross-validation over the history's tasks: about half a minute for ten)...",
+              file=sys.stderr)
         space = build_space(history=args.history, store=args.store, candidates=scanned or (), path=path)
         for message in space.messages:
             print(f"note: {message}", file=sys.stderr)
