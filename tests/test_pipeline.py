@@ -635,3 +635,25 @@ def test_the_cache_command_shows_the_parts_and_clears_old_entries_into_misses(ti
     (tmp_path / "notes.txt").write_text("not a cache")  # was listed as an empty cache
     assert main(["cache", "--cache-dir", str(tmp_path / "notes.txt")]) == 2
     assert "is a file: give a folder path" in capsys.readouterr().err
+
+
+def test_local_folders_with_the_same_name_are_told_apart_in_the_table(tiny, tmp_path):
+    # run1/model and run2/model were two rows called "model", and "best: model" named neither
+    import shutil
+
+    from hf_emms.hub import Candidate, Source
+    from hf_emms.pipeline.plan import local_names
+
+    for run, name in (("run1", "small"), ("run2", "wide")):
+        shutil.copytree(tiny[name], tmp_path / run / "model")
+    folders = [str(tmp_path / "run1" / "model"), str(tmp_path / "run2" / "model"), str(tiny["encoder"])]
+    ranking = rank(_dataset(), folders, encoders=None, max_samples=None, cache_dir=tmp_path / "c", progress=False)
+    assert sorted(r.model for r in ranking.rows) == ["encoder", "run1/model", "run2/model"]
+    again = rank(_dataset(), folders[:1], encoders=None, max_samples=None, cache_dir=tmp_path / "c", progress=False)
+    assert [r.model for r in again.rows] == ["model"]  # alone, its own name (the stored row is named anew)
+
+    def local(path):
+        return Candidate(path, "sha256:" + "0" * 64, Source.LOCAL, path=Path(path))
+
+    deep = [local("/x/exp/run/model"), local("/y/exp/run/model"), local("/z/other")]
+    assert local_names(deep) == {"/x/exp/run/model": "x/exp/run/model", "/y/exp/run/model": "y/exp/run/model"}

@@ -55,7 +55,8 @@ def extract_candidate(plan: Plan, candidate: Candidate | str) -> Extracted:
     record = plan.store.get(key)
     phases.lap("results_io")
     if record is not None:
-        return Extracted(given, candidate, row=Row.from_dict(record["row"]), stored=True)
+        row = Row.from_dict({**record["row"], "model": display_name(candidate, plan.names)})  # this ranking's name
+        return Extracted(given, candidate, row=row, stored=True)
     try:
         mode = "data-parallel" if plan.world_size > 1 else "single"
         with phases("extraction"):
@@ -64,7 +65,7 @@ def extract_candidate(plan: Plan, candidate: Candidate | str) -> Extracted:
         phases.merge(timings)  # resolve, load, tokenizer, preprocess, forward, pooling, statistics
         phases.add("extraction_other", max(spent - sum(timings.values()), 0.0))  # outside run_candidate's phases
     except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the ranking
-        return Extracted(given, candidate, row=_skipped(candidate, exc))
+        return Extracted(given, candidate, row=_skipped(candidate, exc, plan.names))
     return Extracted(given, candidate, key=key, extraction=extraction, phases=phases, start=start)
 
 
@@ -192,9 +193,9 @@ def overlaps(plan: Plan) -> bool:
 def _solve(plan: Plan, extracted: Extracted) -> Row:
     candidate, extraction, phases = extracted.candidate, extracted.extraction, extracted.phases
     try:
-        row = Row.from_dict({"model": display_name(candidate), **scores(extraction, plan, phases)})
+        row = Row.from_dict({"model": display_name(candidate, plan.names), **scores(extraction, plan, phases)})
     except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the ranking
-        return _skipped(candidate, exc)
+        return _skipped(candidate, exc, plan.names)
     row.revision, row.params = candidate.revision, candidate.num_parameters
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
     cut, limit = extraction.record.n_at_max_length, extraction.record.max_length
@@ -225,14 +226,15 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
     return row
 
 
-def _skipped(candidate: Candidate, exc: Exception) -> Row:
+def _skipped(candidate: Candidate, exc: Exception, names: dict[str, str] | None = None) -> Row:
     """The skipped row of a candidate whose extraction or scoring raised ``exc``."""
     if isinstance(exc, HfEmmsError):
         reason = str(exc)
     else:  # an unforeseen failure: named, and asked to be reported
         first = (str(exc).strip().splitlines() or [""])[0]
         reason = f"unexpected {type(exc).__name__} while scoring: {first} (please report it)"
-    return Row.skipped(display_name(candidate), reason, revision=candidate.revision, params=candidate.num_parameters)
+    return Row.skipped(display_name(candidate, names), reason, revision=candidate.revision,
+                       params=candidate.num_parameters)
 
 
 def _key(plan: Plan, candidate: Candidate) -> str:
