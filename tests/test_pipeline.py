@@ -642,7 +642,7 @@ def test_local_folders_with_the_same_name_are_told_apart_in_the_table(tiny, tmp_
     import shutil
 
     from hf_emms.hub import Candidate, Source
-    from hf_emms.pipeline.plan import local_names
+    from hf_emms.pipeline.plan import distinct_names
 
     for run, name in (("run1", "small"), ("run2", "wide")):
         shutil.copytree(tiny[name], tmp_path / run / "model")
@@ -656,4 +656,9 @@ def test_local_folders_with_the_same_name_are_told_apart_in_the_table(tiny, tmp_
         return Candidate(path, "sha256:" + "0" * 64, Source.LOCAL, path=Path(path))
 
     deep = [local("/x/exp/run/model"), local("/y/exp/run/model"), local("/z/other")]
-    assert local_names(deep) == {"/x/exp/run/model": "x/exp/run/model", "/y/exp/run/model": "y/exp/run/model"}
+    zeros = "sha256:" + "0" * 64
+    assert distinct_names(deep) == {("/x/exp/run/model", zeros): "x/exp/run/model",
+                                    ("/y/exp/run/model", zeros): "y/exp/run/model"}
+    cached = [Candidate("org/m", sha * 40, Source.CACHE, path=Path(f"/hf/snapshots/{sha}")) for sha in "ab"]
+    assert distinct_names(cached) == {("org/m", "a" * 40): "org/m@aaaaaaaaaaaa",
+                                      ("org/m", "b" * 40): "org/m@bbbbbbbbbbbb"}  # two snapshots of one repo

@@ -34,7 +34,7 @@ from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
 from ..tasks import Task, check_distinct, check_media, load_task
 
-__all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "local_names", "pin",
+__all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "distinct_names", "pin",
            "prepare", "recall_phase"]
 
 
@@ -80,7 +80,7 @@ class Plan:
     world_size: int = 1
     seen: dict[str, Candidate] = field(default_factory=dict)
     recalled: dict[str, tuple[float, str]] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)  # local folders whose names collide (local_names)
+    names: dict[tuple[str, str], str] = field(default_factory=dict)  # where two would share a name (distinct_names)
 
     @property
     def main_process(self) -> bool:
@@ -177,7 +177,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     rank, world = process_rank()
     return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,
                 store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}", rank=rank,
-                world_size=world, seen=seen, recalled=recalled, names=local_names(kept))
+                world_size=world, seen=seen, recalled=recalled, names=distinct_names(kept))
 
 
 def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: str | bool | None = None,
@@ -284,29 +284,37 @@ def _skipped(r: Rejected) -> Row:
                        params=getattr(r.candidate, "num_parameters", None))
 
 
-def display_name(candidate: Candidate, names: dict[str, str] | None = None) -> str:
-    """What people call a candidate: its Hub id, or a local folder's name (``names``: the ranking's choice for
-    folders whose names collide, see :func:`local_names`)."""
+def display_name(candidate: Candidate, names: dict[tuple[str, str], str] | None = None) -> str:
+    """What people call a candidate: its Hub id, or a local folder's name; ``names`` (:func:`distinct_names`) holds
+    the ranking's choice where two candidates would share one."""
+    chosen = (names or {}).get((candidate.model_id, candidate.revision))
+    if chosen:
+        return chosen
     if candidate.path and candidate.source.value == "local":
-        # the folder given (its model may sit in a sentence-transformers 0_*/)
-        return (names or {}).get(candidate.model_id) or Path(candidate.model_id).name
+        return Path(candidate.model_id).name  # the folder given (its model may sit in a sentence-transformers 0_*/)
     return candidate.model_id
 
 
-def local_names(candidates: list[Any]) -> dict[str, str]:
-    """Names for local folders that share a folder name (``run1/model``, ``run2/model``): each is given as much of
-    its path as tells it from the others. Two rows called ``model``, and ``best: model``, named neither."""
-    paths = [Path(c.model_id) for c in candidates
-             if isinstance(c, Candidate) and c.path and c.source.value == "local"]
-    names: dict[str, str] = {}
-    for name in {p.name for p in paths}:
-        group = [p for p in paths if p.name == name]
+def distinct_names(candidates: list[Any]) -> dict[tuple[str, str], str]:
+    """Names for candidates that would share one, keyed by (model id, revision): local folders with the same name
+    (``run1/model``, ``run2/model``) get as much of their path as tells them apart; one repo at several revisions
+    (two snapshots in the HF cache) gets ``org/name@<commit>``. Two rows called ``model``, and ``best: model``,
+    named neither."""
+    pinned = [c for c in candidates if isinstance(c, Candidate)]
+    local = [c for c in pinned if c.path and c.source.value == "local"]
+    names: dict[tuple[str, str], str] = {}
+    for name in {Path(c.model_id).name for c in local}:
+        group = [c for c in local if Path(c.model_id).name == name]
         if len(group) < 2:
             continue
+        parts = [Path(c.model_id).parts for c in group]
         depth = 2
-        while depth < max(len(p.parts) for p in group) and len({Path(*p.parts[-depth:]) for p in group}) < len(group):
+        while depth < max(map(len, parts)) and len({p[-depth:] for p in parts}) < len(group):
             depth += 1
-        names.update({str(p): Path(*p.parts[-depth:]).as_posix() for p in group})
+        names.update({(c.model_id, c.revision): "/".join(p[-depth:]).lstrip("/") for c, p in zip(group, parts)})
+    ids = [c.model_id for c in pinned if c not in local]
+    names.update({(c.model_id, c.revision): f"{c.model_id}@{c.revision[:12]}" for c in pinned
+                  if c not in local and ids.count(c.model_id) > 1})
     return names
 
 

@@ -226,7 +226,7 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
     return row
 
 
-def _skipped(candidate: Candidate, exc: Exception, names: dict[str, str] | None = None) -> Row:
+def _skipped(candidate: Candidate, exc: Exception, names: dict[tuple[str, str], str] | None = None) -> Row:
     """The skipped row of a candidate whose extraction or scoring raised ``exc``."""
     if isinstance(exc, HfEmmsError):
         reason = str(exc)
