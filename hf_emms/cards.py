@@ -278,13 +278,24 @@ def _not_annotated(row: Row) -> str | None:
         return f"skipped in the ranking: {row.reason or 'no reason recorded'}"
     if row.emms is None:
         return "no EMMS score in the ranking"
-    # The pipeline names Hub candidates by their full "org/name" id (what the Hub reports, legacy ids included)
-    # and local checkpoints by their folder's name, which has no "/".
+    return None if repo_of(row) else "a local checkpoint, not a Hub repo: there is no Hub card to annotate"
+
+
+def repo_of(row: Row) -> str | None:
+    """The Hub repo a row scored, or None for a local checkpoint.
+
+    The pipeline names Hub candidates by their full "org/name" id (what the Hub reports, legacy ids included), with
+    ``@<commit>`` when one repo was ranked at two revisions; a local checkpoint by its folder's name, or as much of
+    its path as tells it from another folder of that name (``run1/model``): its revision, a content digest
+    (``sha256:...``), is what says it is local, not the name.
+    """
+    if str(row.revision or "").startswith("sha256:"):
+        return None
     try:
-        is_hub = "/" in row.model and parse_reference(row.model) is not None
+        repo_id, _ = parse_reference(row.model)
     except HfEmmsError:
-        is_hub = False
-    return None if is_hub else "a local checkpoint, not a Hub repo: there is no Hub card to annotate"
+        return None
+    return repo_id if "/" in repo_id else None
 
 
 def _encoder_names(meta: RankingMeta) -> list[str]:
@@ -305,7 +316,7 @@ def _encoder_names(meta: RankingMeta) -> list[str]:
 
 # -------------------------------------------------------------------------------------------------- Hub reads and PRs
 def _propose(client: HubClient, row: Row, result: EvalResult) -> CardChange:
-    repo_id = row.model
+    repo_id = repo_of(row) or row.model
     base = call_hub(lambda: client.api.model_info(repo_id, timeout=client.retry.timeout).sha,
                     what=f"model info of {repo_id}", policy=client.retry)
     old = call_hub(lambda: _read_card(client, repo_id, base), what=f"the card of {repo_id}", policy=client.retry)

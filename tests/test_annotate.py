@@ -69,6 +69,9 @@ def _ranking(hub, *, dataset_id: str | None = "org/data") -> Ranking:
              "logme": 1.0, "status": "ok"} for m, s in SCORES.items()]
     rows.append({"model": "org/broken", "revision": None, "status": "skipped", "reason": "not-found: no such repo"})
     rows.append({"model": "my-bert", "revision": "f" * 40, "emms": -0.05, "emms_weights": {"m": 1.0}, "status": "ok"})
+    # a local folder named with its parent (another folder was called "model" too): a "/" in the name, no Hub repo
+    rows.append({"model": "run1/model", "revision": "sha256:" + "d" * 64, "emms": -0.06, "emms_weights": {"m": 1.0},
+                 "status": "ok"})
     dataset = {"name": dataset_id or "reviews.csv", "split": "train", "fingerprint": "3a6f78ea4e75632f",
                "rows_scored": 40, "rows_total": 40}
     if dataset_id:
@@ -105,7 +108,8 @@ def test_dry_run_shows_each_diff_and_writes_nothing(hub):
     assert {m: c.status for m, c in changes.items()} == {
         "org/plain": ChangeStatus.PROPOSED, "org/indexed": ChangeStatus.PROPOSED, "org/bare": ChangeStatus.PROPOSED,
         "org/nocard": ChangeStatus.PROPOSED, "org/gated": ChangeStatus.FAILED,
-        "org/broken": ChangeStatus.NOT_ANNOTATED, "my-bert": ChangeStatus.NOT_ANNOTATED}
+        "org/broken": ChangeStatus.NOT_ANNOTATED, "my-bert": ChangeStatus.NOT_ANNOTATED,
+        "run1/model": ChangeStatus.NOT_ANNOTATED}
     assert _writes(hub) == [] and hub.commits == []
     plain = changes["org/plain"]
     assert plain.base == hub.shas["org/plain"] and plain.reason is None  # main is the scored commit
@@ -196,9 +200,10 @@ def test_gated_repo_and_malformed_card_fail_alone_with_a_clear_reason(hub):
 
 
 def test_skipped_and_local_rows_are_listed_not_touched(hub):
-    changes = {c.model: c for c in annotate(_ranking(hub), models=["org/broken", "my-bert"], progress=False)}
+    changes = {c.model: c for c in annotate(_ranking(hub), models=["org/broken", "my-bert", "run1/model"],
+                                            progress=False)}
     assert changes["org/broken"].reason == "skipped in the ranking: not-found: no such repo"
-    assert "local checkpoint" in changes["my-bert"].reason
+    assert "local checkpoint" in changes["my-bert"].reason and "local checkpoint" in changes["run1/model"].reason
     assert hub.requests == []
 
 

@@ -209,6 +209,10 @@ def test_store_and_model_index_become_history():
                {"row": {"model": "a/x", "emms": -0.2}, "dataset": {"id": "glue", "config": "sst2"}}]
     store = history_from_store(records)
     assert store.tasks == ("glue/sst2", "imdb") and store.column("imdb") == {"a/x": -0.1, "a/y": -0.3}
+    named = records + [  # a local folder (its revision a content digest) and a repo ranked at two revisions
+        {"row": {"model": "run1/model", "revision": "sha256:" + "0" * 64, "emms": -0.2}, "dataset": {"id": "imdb"}},
+        {"row": {"model": "a/v@" + "1" * 12, "revision": "1" * 40, "emms": -0.4}, "dataset": {"id": "imdb"}}]
+    assert history_from_store(named).column("imdb") == {"a/x": -0.1, "a/y": -0.3, "a/v": -0.4}
     cards = {"a/x": {"model-index": [{"name": "x", "results": [{"dataset": {"type": "imdb"}, "metrics": [
         {"type": "accuracy", "value": 0.9}, {"type": "f1", "value": 0.1}]}]}]}, "a/w": {"model-index": "garbage"}}
     index = history_from_model_index(cards)

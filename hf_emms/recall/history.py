@@ -254,8 +254,10 @@ def history_from_store(records: Iterable[Mapping[str, Any]], *, score: str = "em
         name = data.get("id") or data.get("name") or data.get("path")
         if not name or row.get("status", "ok") != "ok" or not isinstance(row.get(score), (int, float)):
             continue
+        if str(row.get("revision") or "").startswith("sha256:"):
+            continue  # a local checkpoint (its revision a content digest): no Hub model to recall later
         task = f"{name}/{data['config']}" if data.get("config") else str(name)
-        triples.append((str(row.get("model")), task, float(row[score])))
+        triples.append((str(row.get("model")).partition("@")[0], task, float(row[score])))  # org/m@<commit>: org/m
     if not triples:
         messages.append(f"the results store holds no scored record with {score!r}")
     models, tasks, scores = _matrix(triples)
