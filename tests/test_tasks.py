@@ -230,6 +230,16 @@ def test_pre_tokenised_words_are_joined_into_the_text_input():
     assert t.input_column == "text" and t.dataset["tokens"] == words
 
 
+def test_a_label_column_of_fields_says_to_flatten_it():
+    # SQuAD's answers {"text": [...], "answer_start": [...]}: "Pass task=", which no task value fixes
+    answers = [{"text": [f"answer {i}"], "answer_start": [i]} for i in range(len(WORDS))]
+    ds = datasets.Dataset.from_dict({"text": WORDS, "answers": answers})
+    with pytest.raises(InvalidInputError, match=r"flatten them \(dataset = dataset.flatten\(\)\) and pass one as "
+                                                r"label_column= \('answers.text', 'answers.answer_start'\)"):
+        load_task(ds, label_column="answers")
+    assert load_task(ds.flatten(), label_column="answers.text").kind == "text"
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

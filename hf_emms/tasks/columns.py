@@ -230,11 +230,18 @@ def _detect_kind(ds: Any, column: str) -> str:
             f"the label column {column!r} mixes {' and '.join(types)} values: give every row the same kind of label "
             "(all class names, or all class ids)."
         )
-    hint = (" For a list of class ids per row pass task='multilabel' (flags per class, [0, 1, 0, 1], are read as "
-            "such without it)." if kind == "list:int" else "")
+    feature = ds.features[column]
+    if kind == "list:int":
+        hint = (" For a list of class ids per row pass task='multilabel' (flags per class, [0, 1, 0, 1], are read "
+                "as such without it).")
+    elif isinstance(feature, dict):  # SQuAD's answers: {"text": [...], "answer_start": [...]}
+        fields = ", ".join(f"'{column}.{k}'" for k in feature)
+        hint = f" It holds fields: flatten them (dataset = dataset.flatten()) and pass one as label_column= ({fields})."
+    else:
+        hint = ""
+    ask = "" if isinstance(feature, dict) else f" Pass task= (one of {TASK_KINDS})."
     raise InvalidInputError(
-        f"cannot tell the task from the label column {column!r} (feature {ds.features[column]}). "
-        f"Pass task= (one of {TASK_KINDS}).{hint}"
+        f"cannot tell the task from the label column {column!r} (feature {feature}).{ask}{hint}"
     )
 
 def _pick_input(ds: Any, input_column: str | None, label_column: str) -> tuple[str, str]:
