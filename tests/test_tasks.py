@@ -632,6 +632,9 @@ def test_a_tab_separated_txt_table_reads_like_a_tsv_and_plain_text_is_refused(tm
     (tmp_path / "notes.txt").write_text("just a sentence\nanother one\n")
     with pytest.raises(InvalidInputError, match="cannot read notes.txt: .* a .txt table separated by tabs"):
         load_task(tmp_path / "notes.txt")
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04 not read")  # a spreadsheet: how to make the CSV it takes
+    with pytest.raises(InvalidInputError, match=r"A spreadsheet: save it as CSV \(pandas.read_excel"):
+        load_task(tmp_path / "book.xlsx")
 
 
 def test_compressed_text_files_read_like_their_plain_twins_and_bad_ones_are_named(tmp_path):

@@ -73,9 +73,11 @@ def _load_local(path: Path) -> tuple[Any, str]:
         if suffix == ".txt" and path.stat().st_size and delimiter != ",":  # a table saved as .txt (SICK.txt: tabs)
             builder = "csv"
         if builder is None:
+            sheet = (" A spreadsheet: save it as CSV (pandas.read_excel(path).to_csv('data.csv', index=False), or "
+                     "File > Save As > CSV)." if suffix in (".xlsx", ".xls", ".xlsm", ".ods") else "")
             raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image "
                                     "folder) file, or a .txt table separated by tabs or semicolons with a header line "
-                                    "(text files may be compressed: .gz, .bz2, .xz).")
+                                    f"(text files may be compressed: .gz, .bz2, .xz).{sheet}")
         if builder == "parquet" and _compressed(path):
             raise InvalidInputError(f"cannot read {path.name}: parquet compresses itself; give the .parquet file.")
         kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
