@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--split", help="split to score (default: train, or the only one)")
     data.add_argument("--revision", help="Hub dataset revision")
     data.add_argument("--task", choices=TASK_KINDS,
-                      help="label kind (default: detected from the label column)")
+                      help="label kind (default: detected from the label column: class names or ids that repeat "
+                      "-> classification; other numbers -> regression; lists, joined names ('a,b') or 0/1 flags per "
+                      "class -> multilabel; free text -> text; boxes only when asked)")
     data.add_argument("--input-column", action="append", metavar="COLUMN",
                       help="default: detected (the image/audio column, the text column, or a known pair such as "
                       "premise/hypothesis). Repeat it for two inputs, in order: a text pair (--input-column "
