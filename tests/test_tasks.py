@@ -105,6 +105,7 @@ def test_numbers_written_as_strings_are_regression_targets_not_captions(tmp_path
     path.write_text("".join(json.dumps({"text": w, "label": v}) + "\n" for w, v in zip(WORDS, values)))
     t = load_task(path)
     assert t.kind == "regression" and t.dataset.features["label"] == datasets.Value("float64")
+    assert "regression label 'label' (numbers written as text)" in t.describe()  # said where a person sees it
     assert t.dataset["label"] == [float(v) for v in values]
     ids = datasets.Dataset.from_dict({"text": WORDS, "label": ["0", "1"] * (len(WORDS) // 2)})
     assert load_task(ids).kind == "classification"  # repeated: class ids, as before
@@ -127,7 +128,7 @@ def test_a_csv_multilabel_column_written_as_joined_names_is_read_as_lists(tmp_pa
     path.write_text("text,labels\n" + "".join(f"{w},\"{', '.join(t)}\"\n" for w, t in zip(WORDS, tags)))
     t = load_task(path)
     assert t.kind == "multilabel" and t.class_names == ["health", "politics", "sports", "tech"]
-    assert t.dataset["labels"] == tags
+    assert t.dataset["labels"] == tags and "(names joined with ',', split), 4 classes" in t.describe()
     semi = datasets.Dataset.from_dict({"text": WORDS, "labels": [";".join(x) for x in tags]})
     assert load_task(semi).kind == "multilabel" and load_task(semi).dataset["labels"] == tags
     # a class name that holds a comma is one class: its parts are never labels on their own
@@ -143,6 +144,7 @@ def test_integers_that_rarely_repeat_are_targets_not_one_class_a_row(tmp_path):
     prices = [50_000 + 1_000 * ((i * 37) % 300) for i in range(300)]
     ds = datasets.Dataset.from_dict({"text": [f"house {i}" for i in range(300)], "label": prices})
     assert load_task(ds).kind == "regression"
+    assert "regression label 'label' (whole numbers that rarely repeat, read as targets" in load_task(ds).describe()
     assert load_task(ds, task="classification").kind == "classification"  # asked for: ids they stay
     stars = datasets.Dataset.from_dict({"text": [f"review {i}" for i in range(300)], "label": [i % 5 + 1 for i in
                                                                                                range(300)]})
@@ -189,6 +191,7 @@ def test_multi_hot_rows_are_flags_per_class_not_class_ids():
         for task in (None, "multilabel"):
             t = load_task(ds, task=task)
             assert t.kind == "multilabel" and t.class_names == ["0", "1", "2", "3"]
+            assert "multilabel label 'labels' (0/1 flags, one per class)" in t.describe()
             assert t.dataset["labels"][:4] == [[0, 1, 3], [], [1], [0, 2, 3]]
     ids = datasets.Dataset.from_dict({"text": WORDS, "labels": [[0, 2], [1], [2, 3], [0]] * 2})
     with pytest.raises(InvalidInputError, match="For a list of class ids per row pass task='multilabel'"):

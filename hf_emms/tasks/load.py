@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
-from .columns import _detect_kind, _pick_label
+from .columns import _detect_kind, _feature_type, _pick_label, list_separator, literal_lists, multi_hot_width
 from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
 from .inputs import join_word_lists, pick_inputs
 from .labels import (_check_inputs, _check_labels, _check_references, _check_varies, _class_names, _encode_classes,
@@ -56,6 +56,9 @@ class Task:
         filter take it from here.
     input_reason : str
         Why these columns: ``"given"`` or the detection rule (see :mod:`hf_emms.tasks.inputs`).
+    label_reason : str
+        How the label column was read when it was not plainly of its kind (``"numbers written as text"``, ``"0/1
+        flags, one per class"``, ...); "" otherwise.
     """
 
     dataset: Any
@@ -70,6 +73,7 @@ class Task:
     input_columns: tuple[str, ...] = ()
     input_kind: str = ""
     input_reason: str = ""
+    label_reason: str = ""
 
     def __post_init__(self) -> None:  # a Task built by older code with one column: its columns and kind follow
         if not self.input_columns:
@@ -85,8 +89,9 @@ class Task:
         else:
             inputs = f"{self.modality} input '{self.input_column}'"
         why = f" ({self.input_reason})" if self.input_reason else ""
+        read = f" ({self.label_reason})" if self.label_reason else ""
         return (f"{self.source.get('name', 'dataset')} [{self.source.get('split') or 'all'}]: {len(self.dataset)} rows, "
-                f"{inputs}{why}, {self.kind} label '{self.label_column}'{classes}")
+                f"{inputs}{why}, {self.kind} label '{self.label_column}'{read}{classes}")
 
 def load_task(
     dataset: Any,
@@ -136,6 +141,7 @@ def load_task(
     label_column = _pick_label(ds, label_column)
     _check_labels(ds, label_column, source.get("name", "the dataset"))
     kind = task or _detect_kind(ds, label_column)
+    label_reason = _label_reason(ds, label_column, kind, given=task is not None)
     class_ids = None
     if kind == "classification":
         ds, class_ids = _encode_classes(ds, label_column)
@@ -155,8 +161,27 @@ def load_task(
         dataset=ds, modality="text" if inputs.kind == "text-pair" else inputs.kind, input_column=inputs.columns[0],
         label_column=label_column, kind=kind, class_names=_class_names(ds, label_column, kind),
         fingerprint=_fingerprint(ds, source), source=source, class_ids=class_ids, input_columns=inputs.columns,
-        input_kind=inputs.kind, input_reason=inputs.reason,
+        input_kind=inputs.kind, input_reason=inputs.reason, label_reason=label_reason,
     )
+
+
+def _label_reason(ds: Any, column: str, kind: str, *, given: bool) -> str:
+    """How a label column that is not plainly of its kind was read, for :meth:`Task.describe` ("" otherwise):
+    detection can read a column the wrong way, and the data line is where a person sees it."""
+    feature = _feature_type(ds.features[column])
+    if kind == "multilabel" and feature == "string":
+        lists = literal_lists(ds[column])
+        return "lists written as text in each cell" if lists is not None else (
+            f"names joined with {list_separator(ds[column], evidence=False) or 'nothing'!r}, split")
+    if kind == "multilabel" and feature in ("list:int", "list:float") and multi_hot_width(ds[column]):
+        return "0/1 flags, one per class"
+    if kind == "classification" and feature.startswith("list:"):
+        return "one-hot flags: the class is the flag's position"
+    if kind == "regression" and feature == "string":
+        return "numbers written as text"
+    if kind == "regression" and feature == "int" and not given:
+        return "whole numbers that rarely repeat, read as targets; task='classification' reads them as class ids"
+    return ""
 
 def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[str, Any]]:
     import datasets
