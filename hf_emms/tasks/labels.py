@@ -150,41 +150,37 @@ def _numeric_targets(ds: Any, column: str) -> Any:
 
 
 def _label_lists(ds: Any, column: str) -> Any:
-    """``ds`` with a multilabel column as lists of classes: strings (``"sports,politics"``) split at the separator
-    the column uses (see :func:`~.columns.list_separator`); multi-hot rows (``[0, 1, 0, 1]``) as the ids of their
-    flags (``[1, 3]``; see :func:`~.columns.multi_hot_width`). Lists of names or ids are kept as they are."""
+    """``ds`` with a multilabel column as lists of classes: multi-hot rows (``[0, 1, 0, 1]``, also written as text in
+    a cell) as the ids of their flags (``[1, 3]``; see :func:`~.columns.multi_hot_width`); lists written as text
+    (``"['sports', 'politics']"``) as those lists; joined names (``"sports,politics"``) split at the separator the
+    column uses (see :func:`~.columns.list_separator`). Lists of names or class ids are kept as they are."""
     import datasets
 
+    as_list = getattr(datasets, "List", datasets.Sequence)
     kind = _feature_type(ds.features[column])
-    if kind in ("list:int", "list:float") and (width := multi_hot_width(ds[column])):
-        features = ds.features.copy()
-        features[column] = getattr(datasets, "List", datasets.Sequence)(
-            datasets.ClassLabel(names=[str(i) for i in range(width)]))
-        return ds.map(lambda batch: {column: [None if r is None else [i for i, v in enumerate(r) if v]
-                                              for r in batch[column]]},
-                      batched=True, features=features, desc=f"reading {column!r} as flags per class")
-    if kind != "string":
+    if kind in ("list:int", "list:float"):
+        rows = ds[column]
+    elif kind == "string":
+        rows = literal_lists(ds[column])
+    else:
         return ds
-    lists = literal_lists(ds[column])
-    if lists is not None and (width := multi_hot_width(lists)):  # "[0, 1, 0, 1]": flags written as text
-        features = ds.features.copy()
-        features[column] = getattr(datasets, "List", datasets.Sequence)(
-            datasets.ClassLabel(names=[str(i) for i in range(width)]))
-        return ds.map(lambda batch, idx: {column: [None if lists[i] is None else [j for j, v in enumerate(lists[i])
-                                                                                 if v] for i in idx]},
-                      batched=True, with_indices=True, features=features, desc=f"reading {column!r} as flags")
-    if lists is not None:  # "['sports', 'politics']": the lists the cells write
-        features = ds.features.copy()
-        features[column] = getattr(datasets, "List", datasets.Sequence)(datasets.Value("string"))
-        return ds.map(lambda batch, idx: {column: [None if lists[i] is None else [str(v) for v in lists[i]]
-                                                   for i in idx]},
-                      batched=True, with_indices=True, features=features, desc=f"reading {column!r} as lists")
-    sep = list_separator(ds[column], evidence=False)
+    width = multi_hot_width(rows) if rows is not None else None
+    if width:
+        lists = [None if r is None else [i for i, v in enumerate(r) if v] for r in rows]
+        feature = as_list(datasets.ClassLabel(names=[str(i) for i in range(width)]))
+    elif kind != "string":
+        return ds  # lists of class ids
+    elif rows is not None:
+        lists, feature = [None if r is None else [str(v) for v in r] for r in rows], as_list(datasets.Value("string"))
+    else:
+        sep = list_separator(ds[column], evidence=False)
+        lists = [None if v is None else [p.strip() for p in (str(v).split(sep) if sep else [str(v)]) if p.strip()]
+                 for v in ds[column]]
+        feature = as_list(datasets.Value("string"))
     features = ds.features.copy()
-    features[column] = getattr(datasets, "List", datasets.Sequence)(datasets.Value("string"))
-    return ds.map(lambda batch: {column: [[p.strip() for p in (str(v).split(sep) if sep else [str(v)]) if p.strip()]
-                                          if v is not None else None for v in batch[column]]},
-                  batched=True, features=features, desc=f"splitting {column!r} into label lists")
+    features[column] = feature
+    return ds.map(lambda batch, idx: {column: [lists[i] for i in idx]}, batched=True, with_indices=True,
+                  features=features, desc=f"reading {column!r} as lists of classes")
 
 
 def _check_varies(ds: Any, column: str) -> None:
