@@ -268,7 +268,7 @@ def run_candidate(
         tokenizer = getattr(loaded.preprocessor, "tokenizer", None) if job.spec.modality == "image-text" else None
         config = getattr(loaded.model.config, "text_config", None) or loaded.model.config
         max_length, policy = text_max_length(
-            settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor, config=config,
+            settings.max_length, folder=loaded.folder, tokenizer=tokenizer or loaded.preprocessor,
             positions=position_limit(loaded.model, config),
         )
     runner = Runner(loaded, settings.pooling, settings.batch_size, sync=job.profile, layers=settings.layers)

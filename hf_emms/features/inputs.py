@@ -165,14 +165,14 @@ def position_limit(model: Any, config: Any) -> tuple[int, str] | None:
     return positions, "the model's max_position_embeddings"
 
 
-def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config: Any,
-                    positions: tuple[int, str] | None = None) -> tuple[int, str]:
+def text_max_length(option: int | None, *, folder: Path, tokenizer: Any,
+                    positions: tuple[int, str] | None) -> tuple[int, str]:
     """The number of tokens texts are truncated to, and the rule that chose it.
 
     Without ``option``, the first limit the checkpoint states: sentence-transformers ``max_seq_length`` (what the
-    embedding was trained with), the tokenizer's ``model_max_length``, the model's position table (``positions``,
-    from :func:`position_limit`; else ``config.max_position_embeddings``); else 512. An ``option`` above the model's
-    own limits is capped at the smallest (longer inputs would not run).
+    embedding was trained with), the tokenizer's ``model_max_length``, the model's position table (``positions``:
+    :func:`position_limit`); else 512; never past the position table. An ``option`` above the model's own limits is
+    capped at the smallest (longer inputs would not run).
     """
     limits = []
     try:
@@ -184,9 +184,6 @@ def text_max_length(option: int | None, *, folder: Path, tokenizer: Any, config:
     hard = []
     if 0 < getattr(tokenizer, "model_max_length", _UNBOUNDED) < _UNBOUNDED:
         hard.append((tokenizer.model_max_length, "the tokenizer's model_max_length"))
-    if positions is None:
-        table = getattr(config, "max_position_embeddings", None)
-        positions = (table, "the model's max_position_embeddings") if isinstance(table, int) and table > 0 else None
     if positions is not None:
         hard.append(positions)
     if option is not None:
