@@ -243,6 +243,13 @@ def test_a_label_column_of_fields_says_to_flatten_it():
     assert load_task(ds.flatten(), label_column="answers.text").kind == "text"
 
 
+def test_class_names_that_differ_only_in_case_or_spaces_are_warned_about():
+    ds = datasets.Dataset.from_dict({"text": WORDS, "label": ["positive", "Positive ", "negative", "negative"] * 2})
+    with pytest.warns(UserWarning, match=r"differ only in case or spaces \('Positive ' / 'positive'\)"):
+        t = load_task(ds)
+    assert len(t.class_names) == 3  # as the data says: the warning is the help, not a silent merge
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

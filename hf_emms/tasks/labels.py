@@ -81,7 +81,9 @@ def _encode_classes(ds: Any, column: str) -> tuple[Any, list[Any] | None]:
         _check_two_classes(ds.unique(column), column, feature.names)
         return ds, None
     if kind == "string":
-        _check_two_classes(ds.unique(column), column)
+        names = ds.unique(column)
+        _check_two_classes(names, column)
+        _warn_near_duplicates(names, column)
         return ds.class_encode_column(column), None
     if kind not in ("int", "float"):
         raise InvalidInputError(
@@ -110,6 +112,22 @@ def _encode_classes(ds: Any, column: str) -> tuple[Any, list[Any] | None]:
         batched=True, features=features, desc=f"encoding {column!r}",
     )
     return encoded, originals
+
+def _warn_near_duplicates(names: list[Any], column: str) -> None:
+    """Warn about class names that differ only in case or surrounding spaces ("positive", "positive "): ranked as
+    different classes, as the data says, but most often a typo in the labels."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if isinstance(name, str):
+            groups.setdefault(" ".join(name.split()).casefold(), []).append(name)
+    alike = [sorted(g) for g in groups.values() if len(g) > 1]
+    if alike:
+        import warnings
+
+        shown = "; ".join(" / ".join(map(repr, g)) for g in alike[:3]) + ("; ..." if len(alike) > 3 else "")
+        warnings.warn(f"label column {column!r} holds class names that differ only in case or spaces ({shown}): "
+                      "they are ranked as different classes. Clean the labels if they are one class.", stacklevel=4)
+
 
 def _check_two_classes(values: list[Any], column: str, names: list[str] | None = None) -> None:
     if len(values) < 2:
