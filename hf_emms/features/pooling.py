@@ -78,8 +78,9 @@ def declared_pooling(folder: Path) -> Pooling | None:
         config = json.loads((folder / pool_module.get("path", "") / "config.json").read_text())
     except (OSError, ValueError, StopIteration, AttributeError, TypeError):
         return None
-    if config.get("pooling_mode") in METHODS:  # newer sentence-transformers write the mode by name
-        modes = [config["pooling_mode"]]
+    named = {"lasttoken": "last_token"}.get(config.get("pooling_mode"), config.get("pooling_mode"))
+    if named in METHODS:  # the mode written by name (sentence-transformers' own name for the last token: lasttoken)
+        modes = [named]
     else:
         modes = [method for flag, method in _ST_MODES.items() if config.get(flag)]
     unsupported = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
