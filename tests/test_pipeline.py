@@ -662,3 +662,20 @@ def test_local_folders_with_the_same_name_are_told_apart_in_the_table(tiny, tmp_
     cached = [Candidate("org/m", sha * 40, Source.CACHE, path=Path(f"/hf/snapshots/{sha}")) for sha in "ab"]
     assert distinct_names(cached) == {("org/m", "a" * 40): "org/m@aaaaaaaaaaaa",
                                       ("org/m", "b" * 40): "org/m@bbbbbbbbbbbb"}  # two snapshots of one repo
+
+
+def test_a_ranking_that_cannot_be_written_says_its_scores_are_kept(tiny, tmp_path):
+    # a file in the way (here a folder where ranking.json goes; a full disk alike) was "unexpected error: OSError"
+    from hf_emms.errors import HfEmmsError
+
+    out = tmp_path / "out"
+    (out / "ranking.json").mkdir(parents=True)
+    with pytest.raises(HfEmmsError, match=r"could not be written to .*out .*kept in the results store"):
+        rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "c",
+             output_dir=out, progress=False)
+    (stored,) = [json.loads(p.read_text())["row"] for p in (tmp_path / "c" / "results").glob("*.json")]
+    (out / "ranking.json").rmdir()
+    again = rank(_dataset(), [str(tiny["small"])], encoders=None, max_samples=None, cache_dir=tmp_path / "c",
+                 output_dir=out, progress=False)
+    assert (out / "ranking.json").is_file()
+    assert (again.rows[0].emms, again.rows[0].seconds) == (stored["emms"], stored["seconds"])  # reloaded, not re-run

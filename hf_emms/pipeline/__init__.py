@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..errors import HfEmmsError
 from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
 from ..records import RankingMeta, Row
 from ..results import Ranking
@@ -128,7 +129,14 @@ def rank_spec(dataset: Any, candidates: Sequence[Any] | None, spec: RankSpec) ->
         pass
     ranking = run.ranking()
     if spec.run.output_dir is not None and run.plan.main_process:
-        ranking.save(spec.run.output_dir)
+        try:
+            ranking.save(spec.run.output_dir)
+        except OSError as exc:  # a full disk, a file in the way: the scores themselves are kept
+            raise HfEmmsError(
+                f"the ranking could not be written to {spec.run.output_dir} ({exc.strerror or exc}: "
+                f"{exc.filename or ''}). Every scored candidate is kept in the results store: the same call again "
+                "reloads them and writes the files (free space, or give another output_dir=)."
+            ) from exc
     return ranking
 
 
