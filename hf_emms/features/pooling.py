@@ -67,7 +67,8 @@ def declared_pooling(folder: Path) -> Pooling | None:
     """The pooling a sentence-transformers checkpoint declares in ``modules.json``, or None. ``folder`` holds the
     ``modules.json``, or is the transformer's own folder beside it (the older layout, ``0_Transformer/``).
 
-    A declaration this module cannot reproduce (several modes at once, ``mean_sqrt_len``) is ignored, and the
+    A weighted or length-scaled mean (``weightedmean``, ``mean_sqrt_len_tokens``) is read as the plain mean, its
+    nearest, and the reason says so; several modes at once cannot be reproduced and are ignored, and the
     other rules apply.
     """
     if not (folder / "modules.json").is_file() and _module_of_parent(folder):
@@ -83,14 +84,18 @@ def declared_pooling(folder: Path) -> Pooling | None:
         modes = [named]
     else:
         modes = [method for flag, method in _ST_MODES.items() if config.get(flag)]
-    unsupported = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
-    if len(modes) != 1 or any(config.get(flag) for flag in unsupported):
-        return None
+    unsupported = [name for flag, name in (("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"),
+                                           ("pooling_mode_weightedmean_tokens", "weightedmean"))
+                   if config.get(flag) or config.get("pooling_mode") == name]
     normalize = any(m.get("type", "").endswith(".Normalize") for m in modules)
-    return Pooling(
-        modes[0], f"declared by the checkpoint (sentence-transformers {pool_module.get('path') or '.'}/config.json)"
-        + (", L2-normalised (Normalize module in modules.json)" if normalize else ""), normalize,
-    )
+    where = f"sentence-transformers {pool_module.get('path') or '.'}/config.json"
+    normalised = ", L2-normalised (Normalize module in modules.json)" if normalize else ""
+    if len(unsupported) == 1 and not modes:  # a weighted or length-scaled mean: the plain mean is its nearest
+        return Pooling("mean", f"the checkpoint declares {unsupported[0]} pooling ({where}), which is not reproduced "
+                       f"here: the mean over tokens, its nearest{normalised}", normalize)
+    if len(modes) != 1 or unsupported:
+        return None
+    return Pooling(modes[0], f"declared by the checkpoint ({where}){normalised}", normalize)
 
 
 def _module_of_parent(folder: Path) -> bool:
