@@ -266,11 +266,12 @@ def _rows(ranking: Ranking, models: Sequence[str] | None) -> list[Row]:
     if models is None:
         return rows
     known = [r.model for r in rows]
-    unknown = [m for m in models if m not in known]
+    repos = {r.model: repo_of(r) for r in rows}  # a row named org/m@<commit> is wanted as org/m too
+    unknown = [m for m in models if m not in known and m not in repos.values()]
     if unknown:
         raise AnnotationError(f"{unknown} not in the ranking; it holds {known}.")
     wanted = set(models)
-    return [r for r in rows if r.model in wanted]
+    return [r for r in rows if r.model in wanted or repos[r.model] in wanted]
 
 
 def _not_annotated(row: Row) -> str | None:

@@ -253,3 +253,16 @@ def test_task_types_and_card_round_trip_without_a_hub():
     assert str(emms_result(meta, {"model": "o/m", "emms": -1e-17}).metric_value) == "0.0"
     assert "\n" not in new.replace("\r\n", "") and new.endswith(crlf.split("---\r\n\r\n")[1])
     assert [r.metric_value for r in ModelCard(new).data.eval_results] == [-0.3]
+
+
+def test_a_row_named_with_its_commit_annotates_its_repo(hub):
+    """One repo ranked at two revisions is named ``org/m@<commit>`` in the table; its card is still org/m's."""
+    ranking = _ranking(hub)
+    rows = [r.to_dict() for r in ranking.rows]
+    for r in rows:
+        if r["model"] == "org/plain":
+            r["model"] = f"org/plain@{r['revision'][:12]}"
+    named = Ranking.from_json(Ranking(rows, ranking.meta).to_json())
+    (change,) = annotate(named, models=["org/plain"], progress=False)
+    assert (change.model, change.status) == ("org/plain", ChangeStatus.PROPOSED)
+    assert hub.requests and all("@" not in r.path.split("/api/models/")[-1] for r in hub.requests)

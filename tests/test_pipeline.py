@@ -679,3 +679,15 @@ def test_a_ranking_that_cannot_be_written_says_its_scores_are_kept(tiny, tmp_pat
                  output_dir=out, progress=False)
     assert (out / "ranking.json").is_file()
     assert (again.rows[0].emms, again.rows[0].seconds) == (stored["emms"], stored["seconds"])  # reloaded, not re-run
+
+
+def test_one_hub_repo_at_two_revisions_is_named_by_its_commit(hub_server, tiny, tmp_path):
+    # org/m@<a> and org/m@<b> were two rows called "org/m"
+    first = hub_server.add_model("acme/m", tiny["small"])
+    second = hub_server.add_model("acme/m", tiny["wide"])  # a new commit on main; the first stays downloadable
+    ranking = rank(_dataset(), [f"acme/m@{first}", f"acme/m@{second}"], encoders=None, max_samples=None,
+                   cache_dir=tmp_path / "c", progress=False)
+    assert sorted(r.model for r in ranking.rows) == sorted([f"acme/m@{first[:12]}", f"acme/m@{second[:12]}"])
+    alone = rank(_dataset(), [f"acme/m@{first}"], encoders=None, max_samples=None, cache_dir=tmp_path / "c",
+                 progress=False)
+    assert [r.model for r in alone.rows] == ["acme/m"]  # no other revision beside it: its id

@@ -228,7 +228,22 @@ def pin(plan: Plan, candidate: Candidate | str) -> Candidate | Row:
         return candidate
     result = scan(ids=[candidate], criteria=candidate_criteria(plan), token=plan.spec.run.token,
                   progress=False, seen=plan.seen)
-    return result.kept[0] if result.kept else _skipped(result.rejected[0])
+    if not result.kept:
+        return _skipped(result.rejected[0])
+    kept = result.kept[0]
+    if sum(_repo_of(c) == kept.model_id for c in plan.candidates) > 1:  # org/m@a and org/m@b: named apart
+        plan.names[(kept.model_id, kept.revision)] = f"{kept.model_id}@{kept.revision[:12]}"
+    return kept
+
+
+def _repo_of(candidate: Candidate | str) -> str | None:
+    """The Hub repo a candidate or a reference (``org/name@revision``) names; None for what names none."""
+    if isinstance(candidate, Candidate):
+        return None if candidate.path and candidate.source.value == "local" else candidate.model_id
+    try:
+        return parse_reference(candidate)[0]
+    except HfEmmsError:
+        return None
 
 
 def recall_phase(candidates: list[Candidate | str], task: Task, k: int, *, cache_dir: Any = None,
