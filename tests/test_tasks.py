@@ -250,6 +250,16 @@ def test_class_names_that_differ_only_in_case_or_spaces_are_warned_about():
     assert len(t.class_names) == 3  # as the data says: the warning is the help, not a silent merge
 
 
+def test_config_or_revision_for_local_or_loaded_data_is_refused_not_ignored(tmp_path):
+    # they were ignored: a local copy of a multi-config dataset was scored whole, as if the config had been picked
+    path = _csv(tmp_path / "data.csv", [0, 1] * 4)
+    with pytest.raises(InvalidInputError, match=r"config='sst2' picks a Hub dataset's configuration or commit; a "
+                                                r"local file or folder has neither"):
+        load_task(path, config="sst2")
+    with pytest.raises(InvalidInputError, match=r"config='a' and revision='main' pick .* data already loaded"):
+        load_task(datasets.Dataset.from_dict({"text": WORDS, "label": [0, 1] * 4}), config="a", revision="main")
+
+
 def test_whole_floats_that_repeat_are_class_ids_and_other_floats_are_targets(tmp_path):
     # A 0.0/1.0 column (pandas reads an id column as floats once it held a NaN) was ranked as regression.
     t = load_task(_csv(tmp_path / "floats.csv", [1.0, 0.0] * (len(WORDS) // 2)))

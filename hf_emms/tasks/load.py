@@ -186,6 +186,14 @@ def _label_reason(ds: Any, column: str, kind: str, *, given: bool) -> str:
 def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[str, Any]]:
     import datasets
 
+    hub = isinstance(dataset, (str, os.PathLike)) and not Path(dataset).expanduser().exists()
+    given = [f"{name}={value!r}" for name, value in (("config", config), ("revision", revision)) if value]
+    if given and not hub:  # they would be ignored, and the results would not say which data was meant
+        raise InvalidInputError(
+            f"{' and '.join(given)} {'pick' if len(given) > 1 else 'picks'} a Hub dataset's configuration or commit; "
+            f"{'a local file or folder' if isinstance(dataset, (str, os.PathLike)) else 'data already loaded'} has "
+            "neither. Leave them out, or give the Hub id."
+        )
     if isinstance(dataset, datasets.DatasetDict):
         ds = _plain_rows(_pick_split(dataset, split, "the DatasetDict"))
         return ds, {"name": ds.info.dataset_name or "in-memory", "split": split or _default_split(dataset)}
