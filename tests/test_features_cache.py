@@ -114,3 +114,44 @@ def test_a_killed_run_resumes_from_what_it_finished(tmp_path):
     again = extract_many(candidates, ds, text_column="text", label_column="label", batch_size=32,
                          cache_dir=cache, progress=False)
     assert all(r.record.cache_hit for r in again.values()) and len(_entries(cache)) == 3
+
+
+def _layer_stats(seed: int) -> FeatureStats:
+    rng = np.random.default_rng(seed)
+    return FeatureStats().update(rng.standard_normal((40, 12)), labels=np.arange(40) % 3)
+
+
+def test_a_background_write_reads_back_and_writes_the_same_bytes(tmp_path):
+    from hf_emms.features.cache import StatsCache, wait_for_writes
+
+    stats, layers = _layer_stats(0), {"1": _layer_stats(1), "2": _layer_stats(2)}
+    record = {"n_layers": 3, "layers": ["1", "2", "3"]}
+    StatsCache(tmp_path / "fore").put("ab" * 32, stats, record, layers=layers)
+    cache = StatsCache(tmp_path / "back")
+    cache.put("ab" * 32, stats, record, layers=layers, background=True)
+    got, got_record, got_layers = cache.get("ab" * 32)  # a read waits for the write
+    assert got_record == record and sorted(got_layers) == ["1", "2"]
+    assert_same_stats(got, stats, rtol=0)
+    assert_same_stats(got_layers["2"], layers["2"], rtol=0)
+    wait_for_writes()
+    fore = sorted(p.relative_to(tmp_path / "fore") for p in (tmp_path / "fore").rglob("*") if p.is_file())
+    back = sorted(p.relative_to(tmp_path / "back") for p in (tmp_path / "back").rglob("*") if p.is_file())
+    assert fore == back and len(fore) == 4  # three statistics files and the record, nothing temporary
+    assert all((tmp_path / "fore" / p).read_bytes() == (tmp_path / "back" / p).read_bytes() for p in fore)
+
+
+def test_a_failed_background_write_is_a_warning_in_the_waiting_thread(tmp_path):
+    import warnings
+
+    from hf_emms.features.cache import StatsCache, wait_for_writes
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with warnings.catch_warnings(record=True) as early:
+        warnings.simplefilter("always")
+        StatsCache(blocker).put("cd" * 32, _layer_stats(0), {"n_layers": None}, background=True)
+    assert not early  # said when someone waits for it, not from the writer thread
+    with pytest.warns(UserWarning, match="could not write the statistics cache entry cdcdcdcdcdcd"):
+        wait_for_writes()
+    assert blocker.read_text() == "a file where the cache folder should be"
+    wait_for_writes()  # said once

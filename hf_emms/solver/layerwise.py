@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from .scores import EMMSResult, emms, emms_with_control
 from .stats import FeatureStats
+from .threads import side_by_side
 from .uncertainty import fold_mean_and_se
 
 __all__ = ["LayerwiseResult", "emms_layerwise", "nested_choice"]
@@ -141,13 +142,15 @@ def emms_layerwise(layers: Mapping[str, FeatureStats], class_embeddings: Any = N
     if len(counts) != 1:
         raise InvalidInputError(f"the layers' statistics hold different samples ({sorted(counts)}): one pass gives "
                                 "every layer the same samples.")
-    per_layer: dict[str, EMMSResult] = {}
-    ctrl = None
-    if control:
-        per_layer[last], ctrl = emms_with_control(layers[last], class_embeddings)
-    for key, stats in layers.items():
-        if key not in per_layer:
-            per_layer[key] = emms(stats, class_embeddings)
+    def solve(key: str) -> tuple[EMMSResult, EMMSResult | None]:
+        if control and key == last:  # the control shares the last layer's eigensystems
+            return emms_with_control(layers[key], class_embeddings)
+        return emms(layers[key], class_embeddings), None
+
+    keys = list(layers)  # independent solves: side by side on the CPU's cores
+    solved = dict(zip(keys, side_by_side(solve, keys, device=layers[last].device)))
+    per_layer = {key: solved[key][0] for key in keys}
+    ctrl = solved[last][1]
     result, chosen, best = _choose(per_layer, last, choices)
     return LayerwiseResult(result, per_layer[last], ctrl, per_layer, best, chosen, last)
 
