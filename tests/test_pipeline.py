@@ -573,18 +573,6 @@ def test_a_row_read_back_from_the_store_keeps_its_seconds(tiny, tmp_path):
     assert first.seconds is not None and again.seconds == first.seconds
 
 
-def test_a_rankings_cache_entries_are_on_disk_when_it_ends(tiny, tmp_path):
-    # The statistics are written on a background thread while the next candidate runs; rank() waits for them.
-    from hf_emms.features import cache
-
-    models = [str(tiny["small"]), str(tiny["wide"])]
-    rank(_dataset(), models, encoders=None, max_samples=None, cache_dir=tmp_path / "c", progress=False)
-    assert not cache._PENDING
-    records = [p for p in (tmp_path / "c").rglob("*.json") if p.parent.parent.name == "stats"]
-    assert len(records) == 2 and not list((tmp_path / "c").rglob("*.tmp"))
-    assert all(p.with_suffix(".safetensors").is_file() for p in records)
-
-
 @pytest.mark.parametrize(("folder", "warning"), [
     ("stats", "could not write the statistics cache entry"),
     # the record's write used to end the whole ranking with "unexpected FileExistsError"

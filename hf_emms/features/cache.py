@@ -5,12 +5,6 @@ An entry is two files named by the key's hash: the statistics (``.safetensors``,
 and the record of how they were made (``.json``). Both are written to a temporary file and renamed; the record is
 written last, so an entry whose record exists is complete. Anything unreadable is a miss, never an error, and a
 write that fails (a full disk, a cache folder that is a file) is a warning: the statistics are returned all the same.
-
-Writing an entry can take a second (a 12-layer, 768-wide candidate's statistics with every layer kept are over 100
-MB), so a ranking writes it on one background thread while it solves and reads the next candidate
-(``put(..., background=True)``): at most one entry is being written at a time, any read of the cache first waits for
-it, and :func:`wait_for_writes` (called when a ranking or an extraction ends) waits and turns a failed write into the
-same warning, in the caller's thread.
 """
 
 from __future__ import annotations
@@ -18,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +21,6 @@ import numpy as np
 from .._io import atomic_write
 from ..errors import StatsFileError
 from ..solver import FeatureStats
-from ..solver.stats_io import stats_payload, write_payload
 
 CACHE_FORMAT = 3  # bump when what a key's statistics mean changes (pooling rules, preprocessing); 2: untrained
 # poolers; 3: encoder-decoder models read through their encoder
@@ -71,7 +62,6 @@ class StatsCache:
     def get(self, key: str) -> tuple[FeatureStats, dict[str, Any], dict[str, FeatureStats]] | None:
         """The cached statistics, record and other layers' statistics of ``key``, or None when absent or
         unreadable."""
-        wait_for_writes()
         stats_path, record_path = self._paths(key)
         try:
             record = json.loads(record_path.read_text())
@@ -83,67 +73,20 @@ class StatsCache:
             return None
 
     def put(self, key: str, stats: FeatureStats, record: dict[str, Any],
-            layers: dict[str, FeatureStats] | None = None, *, background: bool = False) -> None:
+            layers: dict[str, FeatureStats] | None = None) -> None:
         """Store an entry: statistics first (the last layer's, then the others'), then the record that marks it
-        complete. With ``background``, the files are written on the cache's writer thread after this returns (the
-        statistics must not be updated afterwards; :func:`wait_for_writes` waits for them)."""
+        complete."""
         stats_path, record_path = self._paths(key)
-        # In this thread: the payloads make the Grams exactly symmetric in place, before the solver reads them.
-        files = [(stats_path, stats_payload(stats))] + [
-            (self._layer_path(stats_path, name), stats_payload(part)) for name, part in (layers or {}).items()]
-        text = json.dumps(record, indent=1)
-
-        def write() -> str | None:
-            try:
-                for path, payload in files:
-                    write_payload(path, payload)
-                atomic_write(record_path, text)
-            except Exception as exc:  # noqa: BLE001 - a cache that cannot be written costs a re-extraction later, not
-                return self._failure(key, exc)  # this candidate; said by wait_for_writes, in the caller's thread
-            return None
-
-        if not background:
-            failure = write()
-            if failure:
-                _warn(failure)
-            return
-        wait_for_writes()  # one entry at a time: the entries waiting in memory stay at one
-        with _LOCK:
-            _PENDING.append(_writer().submit(write))
-
-    def _failure(self, key: str, exc: Exception) -> str:
-        return (f"hf-emms could not write the statistics cache entry {key[:12]} under {self.root} "
-                f"({type(exc).__name__}: {exc}); the ranking goes on, and a later run extracts this "
-                "candidate again. Free disk space or choose another cache_dir.")
+        try:
+            stats.save(stats_path)
+            for name, part in (layers or {}).items():
+                part.save(self._layer_path(stats_path, name))
+            atomic_write(record_path, json.dumps(record, indent=1))
+        except OSError as exc:  # a cache that cannot be written costs a re-extraction later, not this candidate
+            warnings.warn(f"hf-emms could not write the statistics cache entry {key[:12]} under {self.root} "
+                          f"({type(exc).__name__}: {exc}); the ranking goes on, and a later run extracts this "
+                          "candidate again. Free disk space or choose another cache_dir.", stacklevel=2)
 
     @staticmethod
     def _layer_path(stats_path: Path, name: str) -> Path:
         return stats_path.with_name(f"{stats_path.stem}.layer-{name}.safetensors")
-
-
-_LOCK = threading.Lock()
-_PENDING: list[Future] = []
-_WRITER: list[ThreadPoolExecutor] = []
-
-
-def _writer() -> ThreadPoolExecutor:
-    """The one writer thread (its queued writes finish before the interpreter exits)."""
-    if not _WRITER:
-        _WRITER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-emms-cache"))
-    return _WRITER[0]
-
-
-def wait_for_writes() -> None:
-    """Wait until every entry handed to ``put(..., background=True)`` is on disk; a write that failed is a warning
-    here (the same one a write in the foreground gives)."""
-    with _LOCK:
-        pending = list(_PENDING)
-        _PENDING.clear()
-    for future in pending:
-        failure = future.result()
-        if failure:
-            _warn(failure)
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, stacklevel=3)

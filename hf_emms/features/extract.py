@@ -23,7 +23,7 @@ from ..options import DTYPES, ExtractSpec
 from ..solver import FeatureStats
 from .batches import batches
 from .blocks import Blocks
-from .cache import StatsCache, array_digest, cache_key, wait_for_writes
+from .cache import StatsCache, array_digest, cache_key
 from .candidate import load_candidate, resolve_candidate
 from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
 from .inputs import InputSpec, encoding_note, input_spec, length_order, position_limit, text_max_length
@@ -168,10 +168,7 @@ def extract_stats(
     )
     rank, world = process_rank()
     mode = "data-parallel" if world > 1 else "single"
-    try:
-        return run_candidate(job, candidate, revision, rank=rank, world_size=world, mode=mode)
-    finally:
-        wait_for_writes()  # the cache entry is on disk when this returns
+    return run_candidate(job, candidate, revision, rank=rank, world_size=world, mode=mode)
 
 
 def prepare_job(
@@ -315,7 +312,7 @@ def run_candidate(
     )
     layers = {k: v for k, v in layer_stats.items() if k != last} if n_layers is not None else {}
     if cache is not None and (rank == 0 or mode == "candidate-parallel"):
-        cache.put(key, stats, record.to_dict(), layers=layers, background=True)  # written while it is solved
+        cache.put(key, stats, record.to_dict(), layers=layers)
     return Extraction(stats, record, layers)
 
 

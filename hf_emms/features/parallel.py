@@ -31,7 +31,6 @@ from ..hub.candidate import Candidate
 from ..options import ExtractSpec, check_choice
 from ..solver import FeatureStats
 from .distributed import process_rank
-from .cache import wait_for_writes
 from .extract import Job, prepare_job, run_candidate
 from .record import Extraction, ExtractionRecord
 
@@ -92,13 +91,11 @@ def extract_many(
     rank, world = process_rank()
     chosen = choose_mode(len(names), world) if mode == "auto" or world == 1 else f"{mode}-parallel"
     items = list(zip(names, candidates, revisions))
-    try:
-        if chosen != "candidate-parallel":
-            return {name: _attempt(job, cand, rev, rank, world, chosen) for name, cand, rev in items}
-        mine = {name: _attempt(job, cand, rev, 0, 1, chosen)
-                for i, (name, cand, rev) in enumerate(items) if i % world == rank}
-    finally:
-        wait_for_writes()  # every cache entry is on disk when this returns
+    if chosen != "candidate-parallel":
+        return {name: _attempt(job, cand, rev, rank, world, chosen) for name, cand, rev in items}
+    mine = {
+        name: _attempt(job, cand, rev, 0, 1, chosen) for i, (name, cand, rev) in enumerate(items) if i % world == rank
+    }
     return _exchange(mine, names)
 
 

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import HfEmmsError
-from ..features.cache import wait_for_writes
 from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
 from ..records import RankingMeta, Row
 from ..results import Ranking
@@ -226,7 +225,6 @@ class RankRun:
             turns.stop()
             if ahead is not None:
                 ahead.stop()
-            wait_for_writes()  # the statistics cache's entries are on disk when the ranking ends
 
     def ranking(self) -> Ranking:
         """The table of the rows so far."""

@@ -45,29 +45,17 @@ _REQUIRED = {
 
 def save_stats(stats: FeatureStats, path: str | os.PathLike) -> Path:
     """Write ``stats`` to one safetensors file (tensors + JSON metadata), atomically; see :meth:`FeatureStats.save`."""
-    return write_payload(path, stats_payload(stats))
+    from safetensors.torch import save_file
 
-
-def stats_payload(stats: FeatureStats) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """What :func:`save_stats` writes: the tensors (the Grams packed, after making them exactly symmetric in place)
-    and the metadata. Writing it later (:func:`write_payload`, e.g. on another thread) writes the same file, as long
-    as ``stats`` is not updated in between (its tensors are shared, not copied)."""
     if stats.n == 0:
         raise InvalidInputError("refusing to save empty statistics: no batch was accumulated.")
+    path = Path(path)
     packed = [name for name in _SYMMETRIC if _make_symmetric(stats._t[name])]
     tensors = {k: v.detach().cpu().contiguous() for k, v in stats._t.items()}
     for name in packed:
         tensors[name] = _triangle(tensors[name])
     meta = {"format": _FORMAT, "version": _VERSION, "n": stats.n, "kind": stats.kind, "packed": packed}
-    return tensors, {"hf_emms": json.dumps(meta)}
-
-
-def write_payload(path: str | os.PathLike, payload: tuple[dict[str, torch.Tensor], dict[str, str]]) -> Path:
-    """Write a :func:`stats_payload` to one safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    tensors, metadata = payload
-    return atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"hf_emms": json.dumps(meta)}))
 
 
 def _make_symmetric(g: torch.Tensor) -> bool:
