@@ -111,7 +111,8 @@ def compute(
         The EMMS rule (see :func:`hf_emms.emms`); None: the solver's default.
     sample_ids : array-like of int of shape (N,), optional
         Stable sample ids (e.g. dataset row indices): they choose the cross-validation folds, so that the
-        score does not depend on the order of the samples (default: their positions).
+        score does not depend on the order of the samples (default: their positions). Give the copies of one input
+        one id (they are then held out together); equal feature rows without ids are warned about.
     logme : bool
         Also return LogME (one-vs-rest classes, or the F-label columns). It needs the statistics, which
         :func:`hf_emms.emms_score` does not return, so it costs a second pass over the features.

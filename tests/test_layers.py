@@ -255,7 +255,8 @@ def test_blocks_fold_in_early_when_their_features_fill_the_byte_budget_and_the_s
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 500)
-    job = SimpleNamespace(labels=labels, label_embeddings=None, settings=SimpleNamespace(max_stats_memory=None))
+    job = SimpleNamespace(labels=labels, label_embeddings=None, settings=SimpleNamespace(max_stats_memory=None),
+                          groups=None)
     import torch
 
     def batch():

@@ -50,6 +50,7 @@ class Blocks:
         if not self.ids:
             return
         ids = np.concatenate(self.ids)  # dataset row ids: cross-validation folds follow the rows, not order or shard
+        fold_ids = ids if self.job.groups is None else self.job.groups.fold_ids(ids)  # a repeated input: its first row's
         logits = torch.cat(self.logits) if self.logits else None
         if not self.stats:
             self._start({key: parts[0].shape[1] for key, parts in self.features.items()}, logits)
@@ -59,9 +60,9 @@ class Blocks:
             x = torch.cat(parts)
             if labels is not None:  # the source head's tables: with the last layer's statistics only
                 self.stats[key].update(x, labels=labels, head_logits=logits if key == self.last else None,
-                                       sample_ids=ids)
+                                       sample_ids=fold_ids)
             else:
-                self.stats[key].update(x, label_embeddings=targets, sample_ids=ids)
+                self.stats[key].update(x, label_embeddings=targets, sample_ids=fold_ids)
         self.features, self.logits, self.ids, self.held = {}, [], [], 0
 
     def _start(self, widths: dict[str, int], logits: torch.Tensor | None) -> None:

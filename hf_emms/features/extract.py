@@ -26,6 +26,7 @@ from .blocks import Blocks
 from .cache import StatsCache, array_digest, cache_key
 from .candidate import load_candidate, resolve_candidate
 from .distributed import all_ranks_agree, first_across, process_rank, resolve_device, sum_across
+from .groups import InputGroups, input_groups
 from .inputs import InputSpec, encoding_note, input_spec, length_order, position_limit, text_max_length
 from .runner import Runner
 from .record import Extraction, ExtractionRecord
@@ -55,6 +56,8 @@ class Job:
     trust_remote_code: bool = False
     progress: bool = True
     profile: bool = False
+    # Rows repeating another row's input: their folds follow that row (groups.py). None: every row its own fold.
+    groups: InputGroups | None = None
     # Tokenised batches, kept for the next candidate with the same tokenizer (a family of checkpoints shares one):
     # the one mutable part of a job, filled by features.batches.
     token_batches: dict[str, list[dict[str, Any]]] = field(default_factory=dict, compare=False, repr=False)
@@ -222,6 +225,8 @@ def prepare_job(
     rows = subsample_rows(n, max_samples, labels=labels, seed=seed)
     if subsample is None and len(rows) < n:
         subsample = {"max_samples": int(max_samples), "seed": seed, "indices": rows.tolist()}
+    groups = input_groups(dataset, spec, rows)
+    grouped = {"fold_groups": array_digest(np.stack([groups.rows, groups.first]))} if groups.repeated else {}
     return Job(
         dataset=dataset, spec=spec, labels=labels, label_embeddings=label_embeddings, rows=rows,
         key_parts={
@@ -230,8 +235,9 @@ def prepare_job(
             "max_length": settings.max_length,
             # a last-layer run keeps the keys it always had (its statistics did not change)
             **({} if settings.layers == "last" else {"layers": settings.layers}),
+            **grouped,  # rows whose inputs are all distinct keep the keys they always had
         },
-        subsample=subsample, settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle,
+        groups=groups if groups.repeated else None, subsample=subsample, settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code, progress=progress, profile=profile,
     )
 

@@ -125,13 +125,14 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     scored = t.dataset.select(rows) if len(rows) < len(t.dataset) else t.dataset
     drawn = None if len(rows) == len(t.dataset) else {
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
-    # Copies of a held-out sample in the training folds make cross-validation measure memorisation: refuse data
-    # that is mostly copies, and say how many rows repeat otherwise.
+    # The copies of an input are held out together (features/groups.py): refuse too few distinct inputs for the
+    # folds, and say how many rows repeat otherwise.
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
     check_media(scored, t.input_columns, rows=rows)  # a broken image would otherwise fail inside every candidate
     if distinct < len(scored):
         say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input "
-                          f"({distinct} distinct).")
+                          f"({distinct} distinct): the copies of an input are held out together, so no candidate "
+                          "is scored on a copy of a row it was fitted on.")
     phases.lap("budget")
     seen: dict[str, Candidate] = {}
     kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
@@ -175,8 +176,10 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         config=config, profile={"task": phases.as_dict()} if run.profile else None,
     )
     rank, world = process_rank()
+    # Repeated inputs change the folds (features/groups.py): a score stored before they were grouped is not reused.
+    grouped = f":groups={job.key_parts['fold_groups']}" if "fold_groups" in job.key_parts else ""
     return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,
-                store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}", rank=rank,
+                store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}{grouped}", rank=rank,
                 world_size=world, seen=seen, recalled=recalled, names=distinct_names(kept))
 
 

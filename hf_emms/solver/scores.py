@@ -46,6 +46,7 @@ numbers only.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,12 +54,13 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..options import check_positive_int
+from .copies import first_copies
 from .cross_validation import CVProblem, cv_problem, for_tables
 from .line_search import grid_golden_max
 from .simplex import simplex_qp, sparsemax
 from .inputs import compact_class_ids
 from .spectrum import Spectrum, spectrum, take_class_rows
-from .stats import FeatureStats
+from .stats import N_FOLDS, FeatureStats
 from .uncertainty import fold_mean_and_se
 
 RULES = ("cv", "gcv", "in_sample")
@@ -220,7 +222,9 @@ def emms_score(
         Per-sample F-labels, instead of ``labels``.
     rule : {"cv", "gcv", "in_sample"}
     sample_ids : array-like of int of shape (N,), optional
-        Stable sample ids; they choose the cross-validation folds (default: row positions 0..N-1).
+        Stable sample ids; they choose the cross-validation folds: give the copies of one input the same id, so that
+        they are held out together (default: row positions 0..N-1; equal feature rows are then warned about, as
+        they are usually copies: :func:`~hf_emms.solver.copies.first_copies` gives the ids that group them).
     batch_size : int
         Rows folded at a time: bounds the float64 working copy to ``batch_size x D1``.
     """
@@ -235,6 +239,14 @@ def emms_score(
         labels, classes = compact_class_ids(labels)
         if classes is not None:
             class_embeddings = take_class_rows(class_embeddings, classes)
+    copies = first_copies(features) if sample_ids is None else None
+    if copies is not None and np.unique(copies).size >= 2 * N_FOLDS:  # fewer distinct rows: a degenerate candidate
+        repeated = int((copies != np.arange(n)).sum())
+        warnings.warn(
+            f"{repeated} of {n} feature rows equal an earlier row. If they are copies of one input, pass sample_ids "
+            "that give the copies one id (e.g. the row of the first copy, hf_emms.solver.copies.first_copies(features)"
+            "): the copies are then held out together. Otherwise a held-out copy is predicted from its twin in the "
+            "training folds, and the score rewards memorising.", stacklevel=2)
     stats = FeatureStats()
     for i in range(0, max(n, 1), batch_size):
         sl = slice(i, i + batch_size)
