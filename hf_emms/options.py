@@ -105,6 +105,10 @@ class DataSpec:
         run: drawn once, before any candidate, and recorded with every result.
     seed : int
         Seed of the subsample.
+    group_column : str, optional
+        Rows sharing a value of this column (a speaker, a patient, a source document, a user) are held out together,
+        as scikit-learn's ``GroupKFold`` does: no row is scored by a fit that saw a sibling of it. Rows repeating an
+        input are held out together either way (:mod:`hf_emms.features.groups`).
     """
 
     config: str | None = None
@@ -115,8 +119,11 @@ class DataSpec:
     input_column: str | tuple[str, ...] | None = None
     max_samples: int | None = 2000
     seed: int = 0
+    group_column: str | None = None
 
     def __post_init__(self) -> None:
+        if self.group_column is not None and (not isinstance(self.group_column, str) or not self.group_column):
+            raise InvalidInputError(f"group_column must be a column name; got {self.group_column!r}.")
         if self.input_column is not None and not isinstance(self.input_column, str):
             columns = _strings("input_column", self.input_column)
             if not 1 <= len(columns) <= 2 or len(set(columns)) != len(columns):

@@ -114,3 +114,55 @@ def test_a_stored_score_is_reused_only_under_the_same_grouping(tmp_path):
     repeated = iter_rank(datasets.concatenate_datasets([_distinct(), _distinct()]), [model], **kwargs).plan.data_key
     assert ":groups=" not in distinct and distinct.count(":") == 1
     assert ":groups=" in repeated
+
+
+# ---- group_column: rows sharing a value (a speaker, a patient) are held out together ----------------------------
+def _by_speaker(speakers: int = 15, each: int = 6) -> datasets.Dataset:
+    # Only the speaker says the label: a fit that saw a speaker's other rows reads it off their shared word.
+    words = ["zebra", "quartz", "violin", "marble", "cactus", "harbor", "pepper", "lantern", "meadow", "copper",
+             "walnut", "glacier", "saddle", "orchid", "tunnel"]
+    texts, labels, who = [], [], []
+    for s in range(speakers):
+        for i in range(each):
+            texts.append(f"{words[s]} says item {i} of the list")
+            labels.append(s % 3)
+            who.append(f"speaker-{s}")
+    return datasets.Dataset.from_dict({"text": texts, "label": labels, "speaker": who})
+
+
+def test_group_column_links_rows_by_its_value_and_by_input():
+    ds = datasets.Dataset.from_dict({"text": ["a", "b", "c", "a", "d"], "label": [0, 1, 0, 1, 0],
+                                     "who": ["x", "y", "y", "z", None]})
+    groups = input_groups(ds, InputSpec("text", ("text",)), np.arange(5), group_column="who")
+    # b and c share "y"; a (row 0) and row 3 share an input; row 4 has no group and its own input
+    assert groups.fold_ids(np.arange(5)).tolist() == [0, 1, 1, 0, 4] and groups.units == 3
+
+
+def test_rank_with_a_group_column_does_not_score_a_row_on_its_siblings(tmp_path):
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    kwargs = dict(encoders=None, max_samples=None, progress=False, layers="last")
+    apart = rank(_by_speaker(), [model], cache_dir=tmp_path / "a", **kwargs)
+    together = rank(_by_speaker(), [model], cache_dir=tmp_path / "b", group_column="speaker", **kwargs)
+    assert together.meta.config.extra["group_column"] == "speaker" and "group_column" not in apart.meta.config.extra
+    # siblings in the training folds give the speaker's word away; held out whole, nothing predicts the label
+    assert apart.rows[0].emms > together.rows[0].emms + 0.2
+
+
+@pytest.mark.parametrize(("column", "message"), [
+    ("label", "is the label column"), ("text", "is an input column"), ("who", "'who' is not in the dataset"),
+])
+def test_a_group_column_that_cannot_group_is_named(tmp_path, column, message):
+    from hf_emms.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=message):
+        rank(_by_speaker(), [str(tmp_path / "unused")], group_column=column, encoders=None, progress=False,
+             cache_dir=tmp_path / "c")
+
+
+def test_too_few_groups_are_refused(tmp_path):
+    from hf_emms.errors import InvalidInputError
+
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    with pytest.raises(InvalidInputError, match="form 4 groups .* needs at least 10"):
+        rank(_by_speaker(speakers=4, each=10), [model], group_column="speaker", encoders=None, progress=False,
+             cache_dir=tmp_path / "c")

@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "premise/hypothesis). Repeat it for two inputs, in order: a text pair (--input-column "
                       "sentence_A --input-column sentence_B) or an image and a text")
     data.add_argument("--label-column", help="default: the ClassLabel column, or one named label/target/...")
+    data.add_argument("--group-column", metavar="COLUMN",
+                      help="rows sharing a value here (a speaker, a patient, a source document) are held out "
+                      "together in the cross-validation, so no row is scored by a fit that saw a sibling of it "
+                      "(rows repeating an input always are)")
     cands = parser.add_argument_group("candidates")
     cands.add_argument("--models", nargs="+", default=[], metavar="ID_OR_DIR",
                        help="Hub ids (org/name[@revision]) and checkpoint folders")

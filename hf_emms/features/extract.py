@@ -21,6 +21,7 @@ from ..errors import InvalidInputError
 from ..hub.candidate import Candidate
 from ..options import DTYPES, ExtractSpec
 from ..solver import FeatureStats
+from ..solver.stats import N_FOLDS
 from .batches import batches
 from .blocks import Blocks
 from .cache import StatsCache, array_digest, cache_key
@@ -187,6 +188,7 @@ def prepare_job(
     max_samples: int | None = None,
     seed: int = 0,
     subsample: dict[str, Any] | None = None,
+    group_column: str | None = None,
     settings: ExtractSpec = ExtractSpec(),
     cache_dir: str | os.PathLike | None = None,
     allow_pickle: bool = False,
@@ -200,6 +202,7 @@ def prepare_job(
     :class:`~hf_emms.options.ExtractSpec`), plus ``subsample``: when the caller already drew the rows (``rank()``
     draws its budget once, then passes ``dataset.select(rows)``), ``{"max_samples", "seed", "indices"}`` of that
     draw, recorded with the statistics. Give either ``max_samples`` (drawn here) or ``subsample``, not both.
+    ``group_column``: rows sharing its value are held out together in the cross-validation (:mod:`.groups`).
     """
     spec = input_spec(dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
                       input_columns=input_columns, input_kind=input_kind)
@@ -225,8 +228,13 @@ def prepare_job(
     rows = subsample_rows(n, max_samples, labels=labels, seed=seed)
     if subsample is None and len(rows) < n:
         subsample = {"max_samples": int(max_samples), "seed": seed, "indices": rows.tolist()}
-    groups = input_groups(dataset, spec, rows)
+    groups = input_groups(dataset, spec, rows, group_column=group_column)
     grouped = {"fold_groups": array_digest(np.stack([groups.rows, groups.first]))} if groups.repeated else {}
+    if group_column is not None and groups.units < 2 * N_FOLDS:
+        raise InvalidInputError(
+            f"the {len(rows)} rows form {groups.units} groups held out together (rows sharing a value of "
+            f"group_column {group_column!r}, or an input): {N_FOLDS}-fold cross-validation needs at least "
+            f"{2 * N_FOLDS}. Give more samples, or a finer group column.")
     return Job(
         dataset=dataset, spec=spec, labels=labels, label_embeddings=label_embeddings, rows=rows,
         key_parts={

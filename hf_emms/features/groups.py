@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from ..tasks.distinct import input_digests
 from .inputs import InputSpec
 
@@ -38,11 +39,14 @@ class InputGroups:
         For each, the first scored row with that input: the id that picks its fold.
     distinct : int
         Distinct inputs among the scored rows.
+    units : int
+        Sets of rows held out together (each set's rows share a fold): the distinct inputs, fewer with a group column.
     """
 
     rows: np.ndarray
     first: np.ndarray
     distinct: int
+    units: int
 
     @property
     def repeated(self) -> int:
@@ -58,16 +62,44 @@ class InputGroups:
         return np.where(self.rows[at] == ids, self.first[at], ids)
 
 
-def input_groups(dataset: Any, spec: InputSpec, rows: np.ndarray) -> InputGroups:
-    """Group the scored ``rows`` of ``dataset`` by their input (``spec.columns`` together); see the module docstring."""
+def input_groups(dataset: Any, spec: InputSpec, rows: np.ndarray, *, group_column: str | None = None) -> InputGroups:
+    """Group the scored ``rows`` of ``dataset`` by their input (``spec.columns`` together) and, with
+    ``group_column``, by that column's value too (a missing value groups nothing): rows linked by either, directly or
+    through other rows, share the fold of the first of them. See the module docstring."""
     order = np.sort(np.asarray(rows, dtype=np.int64))
-    first: dict[bytes, int] = {}
-    repeats, firsts = [], []
-    if order.size:
-        part = dataset if order.size == len(dataset) and order[-1] == order.size - 1 else dataset.select(order)
-        for row, digest in zip(order.tolist(), input_digests(part, list(spec.columns))):
-            seen = first.setdefault(digest, row)
-            if seen != row:
-                repeats.append(row)
-                firsts.append(seen)
-    return InputGroups(np.array(repeats, dtype=np.int64), np.array(firsts, dtype=np.int64), len(first))
+    if order.size == 0:
+        return InputGroups(order, order, 0, 0)
+    part = dataset if order.size == len(dataset) and order[-1] == order.size - 1 else dataset.select(order)
+    parent = list(range(order.size))  # union-find over positions; the root of a set is its smallest position
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def link(keys: Any) -> int:
+        first: dict[Any, int] = {}
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            j = first.setdefault(key, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        return len(first)
+
+    distinct = link(input_digests(part, list(spec.columns)))
+    if group_column is not None:
+        link(_group_keys(part, group_column))
+    firsts = np.array([order[root(i)] for i in range(order.size)], dtype=np.int64)
+    moved = firsts != order
+    return InputGroups(order[moved], firsts[moved], distinct, int(np.unique(firsts).size))
+
+
+def _group_keys(dataset: Any, column: str) -> list[Any]:
+    """The values of ``column`` as keys (None where missing); a list or dict value by its text."""
+    if column not in dataset.column_names:
+        raise InvalidInputError(f"group_column {column!r} is not in the dataset; its columns are "
+                                f"{dataset.column_names}.")
+    return [v if v is None or isinstance(v, (str, int, float, bool)) else repr(v) for v in dataset[column]]

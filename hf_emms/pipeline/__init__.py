@@ -52,6 +52,7 @@ def rank(
     box_format: str = "xyxy",
     max_samples: int | None = 2000,
     seed: int = 0,
+    group_column: str | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     batch_size: int = 32,
     max_length: int | None = None,
@@ -76,9 +77,11 @@ def rank(
     candidates : str, path, hub.Candidate or a sequence of them, optional
         Hub ids (``org/name`` or ``org/name@revision``) and local checkpoint folders; one alone is one candidate.
         With ``tags`` or ``pipeline_tag``, Hub models matching them are added (``sort``, ``limit``).
-    config, split, revision, task, label_column, input_column, max_samples, seed :
+    config, split, revision, task, label_column, input_column, max_samples, seed, group_column :
         Which data and what to score (:class:`~hf_emms.options.DataSpec`). ``max_samples`` is the budget: a
-        seeded subsample stratified by class (default 2,000; None scores every row).
+        seeded subsample stratified by class (default 2,000; None scores every row). ``group_column``: rows sharing
+        its value (a speaker, a patient, a document) are held out together in the cross-validation, as rows
+        repeating an input always are.
     tags, pipeline_tag, sort, limit, include_cache, max_params, allow_remote_code, allow_pickle, recall :
         Which checkpoints (:class:`~hf_emms.options.CandidateQuery`): a Hub listing, the local HF cache (works
         offline), a size limit (from safetensors metadata, no download), opt-ins to repository code / pickles.
@@ -110,7 +113,7 @@ def rank(
     """
     spec = RankSpec(
         data=DataSpec(config=config, split=split, revision=revision, task=task, label_column=label_column,
-                      input_column=input_column, max_samples=max_samples, seed=seed),
+                      input_column=input_column, max_samples=max_samples, seed=seed, group_column=group_column),
         query=CandidateQuery(tags=tags, pipeline_tag=pipeline_tag, sort=sort, limit=limit, include_cache=include_cache,
                              max_params=max_params, allow_remote_code=allow_remote_code, allow_pickle=allow_pickle,
                              recall=recall),

@@ -32,7 +32,7 @@ from ..options import CandidateQuery, RankSpec
 from ..records import DatasetInfo, RankingMeta, Row, RunConfig, TaskInfo
 from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
-from ..tasks import Task, check_distinct, check_media, load_task
+from ..tasks import Task, check_distinct, check_group_column, check_media, load_task
 
 __all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "distinct_names", "pin",
            "prepare", "recall_phase"]
@@ -125,6 +125,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     scored = t.dataset.select(rows) if len(rows) < len(t.dataset) else t.dataset
     drawn = None if len(rows) == len(t.dataset) else {
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
+    check_group_column(t, data.group_column)
     # The copies of an input are held out together (features/groups.py): refuse too few distinct inputs for the
     # folds, and say how many rows repeat otherwise.
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
@@ -153,10 +154,15 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
                else {"label_embeddings": flabels.to_array()})
     job = prepare_job(
         scored, input_columns=t.input_columns, input_kind=t.input_kind, **targets, subsample=drawn,
+        group_column=data.group_column,
         settings=spec.extract, cache_dir=root / "stats", allow_pickle=query.allow_pickle,
         trust_remote_code=query.allow_remote_code, progress=run.progress, profile=run.profile,
     )
     phases.lap("job")
+    if data.group_column is not None:
+        units = job.groups.units if job.groups is not None else len(scored)
+        say(run.progress, f"folds: the {len(scored)} rows form {units} groups by {data.group_column!r} (and by input), "
+                          "each held out whole.")
     config = RunConfig(
         task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns),
         label=t.label_column, rows=len(scored), seed=data.seed,
@@ -164,7 +170,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         prompt=spec.score.prompt, encoders=[e.to_dict() for e in flabels.encoders] if flabels is not None else [],
         score_rule="cv", hf_emms=__version__,
         layers=spec.extract.layers if isinstance(spec.extract.layers, str) else list(spec.extract.layers),
-        extra={"box_format": spec.score.box_format} if t.kind == "boxes" else {},
+        extra={**({"box_format": spec.score.box_format} if t.kind == "boxes" else {}),
+               **({"group_column": data.group_column} if data.group_column else {})},
     )
     meta = RankingMeta(
         dataset=DatasetInfo.from_dict({**t.source, "fingerprint": t.fingerprint, "rows_scored": len(scored),

@@ -59,7 +59,7 @@ original. Other datasets use the ``datasets`` fingerprint with the source (Hub i
 # the old single module stay importable from here (noqa: re-exports).
 from ..options import TASK_KINDS
 from .columns import _LABEL_NAMES, _TEXT_NAMES, _detect_kind, _feature_type, _pick_input, _pick_label  # noqa: F401
-from .distinct import _feed, check_distinct, distinct_inputs  # noqa: F401
+from .distinct import _feed, check_distinct, check_group_column, distinct_inputs  # noqa: F401
 from .media import check_media  # noqa: F401
 from .inputs import PAIR_NAMES, PROMPT_NAMES, InputChoice, pick_inputs  # noqa: F401
 from .files import (  # noqa: F401
@@ -80,6 +80,6 @@ from .files import (  # noqa: F401
 from .labels import _check_labels, _check_two_classes, _class_names, _encode_classes  # noqa: F401
 from .load import Task, _dataset_sha, _default_split, _fingerprint, _load, _pick_split, load_task  # noqa: F401
 
-__all__ = ["TASKS", "Task", "check_distinct", "check_media", "distinct_inputs", "load_task"]
+__all__ = ["TASKS", "Task", "check_distinct", "check_group_column", "check_media", "distinct_inputs", "load_task"]
 
 TASKS = TASK_KINDS  # the old name

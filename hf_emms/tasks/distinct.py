@@ -1,4 +1,4 @@
-"""How many distinct inputs a split holds, and whether that is enough to cross-validate."""
+"""How many distinct inputs a split holds, and whether that (or a group column) is enough to cross-validate."""
 
 from __future__ import annotations
 
@@ -94,6 +94,23 @@ def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: 
             "the one holding the inputs."
         )
     return distinct
+
+
+def check_group_column(t: Any, column: str | None) -> None:
+    """``group_column`` names a column of the task's data (a :class:`~hf_emms.tasks.Task`) that is neither its label
+    nor an input: rows sharing its value are held out together (``hf_emms.features.groups``)."""
+    if column is None:
+        return
+    if column not in t.dataset.column_names:
+        raise InvalidInputError(f"group_column {column!r} is not in the dataset; its columns are "
+                                f"{t.dataset.column_names}.")
+    if column == t.label_column:
+        raise InvalidInputError(f"group_column {column!r} is the label column: every class would be held out whole, "
+                                "and no fold could learn it. Name the column that groups related rows (a speaker, "
+                                "a patient, a source document).")
+    if column in t.input_columns:
+        raise InvalidInputError(f"group_column {column!r} is an input column: rows repeating an input are held out "
+                                "together already. Leave group_column out, or name another column.")
 
 
 def _feed(h: Any, value: Any) -> None:
