@@ -77,6 +77,32 @@ def test_rank_against_the_local_hub_skips_gated_and_broken_candidates_with_reaso
     assert again.df["model"].tolist() == ranking.df["model"].tolist() and again.best == ranking.best
 
 
+def test_a_candidate_whose_card_names_the_scored_dataset_is_said_to_have_seen_it(hub_server, tiny, tmp_path, capsys):
+    # A checkpoint fine-tuned on these very rows scores as if it generalised to them: the row and the run say so.
+    hub_server.add_dataset("acme/reviews", {"train.csv": _csv()})
+    hub_server.add_model("acme/tuned", tiny["small"], tags=["text-classification", "dataset:acme/reviews"])
+    hub_server.add_model("acme/plain", tiny["wide"], tags=["dataset:acme/other"])
+    run = iter_rank("acme/reviews", ["acme/tuned", "acme/plain"], encoders=None, max_samples=None,
+                    cache_dir=tmp_path / "cache", progress=True)
+    rows = {row.model: row for row in run}  # the flag travels with the row into the results store
+    assert rows["acme/tuned"].extra["card_lists_dataset"] == "its tag 'dataset:acme/reviews'"
+    assert "card_lists_dataset" not in rows["acme/plain"].extra
+    said = capsys.readouterr().err  # beside the progress bars
+    assert "note: acme/tuned: its card names this dataset" in said and "note: acme/plain: its card" not in said
+
+
+def test_card_lists_dataset_reads_tags_and_model_index_names():
+    from hf_emms.hub import Candidate, Source
+    from hf_emms.hub.candidate import card_lists_dataset
+
+    tuned = Candidate("org/distilbert-sst2", "a" * 40, Source.HUB, tags=("dataset:sst2",),
+                      eval_results=(("glue/sst2", "accuracy", 0.91),))
+    assert card_lists_dataset(tuned, "stanfordnlp/sst2") == "its tag 'dataset:sst2'"  # a bare name: the same data
+    assert card_lists_dataset(tuned, "nyu-mll/glue", "sst2") == "a model-index result on 'glue/sst2'"
+    assert card_lists_dataset(tuned, "nyu-mll/glue", "cola") is None
+    assert card_lists_dataset(tuned, "stanfordnlp/imdb") is None and card_lists_dataset(tuned, None) is None
+
+
 def test_a_finished_ranking_reloads_from_its_records_without_extracting(tiny, tmp_path):
     ds = _dataset()
     kwargs = dict(encoders=None, max_samples=None, cache_dir=tmp_path / "cache", progress=False)

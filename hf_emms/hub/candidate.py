@@ -195,3 +195,22 @@ def weights_digest(file_sha256s: list[str]) -> str | None:
     if not file_sha256s:
         return None
     return hashlib.sha256("\n".join(sorted(file_sha256s)).encode()).hexdigest()
+
+
+def card_lists_dataset(candidate: Candidate, dataset_id: str | None, config: str | None = None) -> str | None:
+    """How the candidate's card names the Hub dataset ``dataset_id`` (a ``dataset:`` tag, which the Hub makes from the
+    card's ``datasets:`` list, or a ``model-index`` result on it), or None when it does not. ``org/name``, a bare
+    ``name`` and ``name/config`` (GLUE's ``glue/sst2``) all name the dataset ``org/name`` with that config: a
+    checkpoint fine-tuned on the data being scored has seen its rows, and its score can be optimistic."""
+    if not dataset_id:
+        return None
+    wanted = {dataset_id.lower(), dataset_id.lower().rsplit("/", 1)[-1]}
+    if config:
+        wanted |= {f"{name}/{config.lower()}" for name in set(wanted)}
+    named = [(tag[len("dataset:"):], f"its tag {tag!r}")
+             for tag in candidate.tags if tag.lower().startswith("dataset:")]
+    named += [(data, f"a model-index result on {data!r}") for data, _, _ in candidate.eval_results]
+    for name, how in named:
+        if name.lower() in wanted:
+            return how
+    return None

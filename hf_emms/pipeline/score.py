@@ -16,6 +16,7 @@ from ..features.cache import CACHE_FORMAT
 from ..features.candidate import fetch_files
 from ..features.extract import run_candidate
 from ..hub import Candidate, scan
+from ..hub.candidate import card_lists_dataset
 from ..records import Row
 from ..results import record_key
 from ..features.layers import UPPER
@@ -197,6 +198,14 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
     except Exception as exc:  # noqa: BLE001 - one candidate's failure must not end the ranking
         return _skipped(candidate, exc, plan.names)
     row.revision, row.params = candidate.revision, candidate.num_parameters
+    data = plan.meta.dataset
+    seen = card_lists_dataset(candidate, data.id, data.config)
+    if seen:  # said beside the score: a candidate tuned on these very rows scores as if it generalised to them
+        row.extra["card_lists_dataset"] = seen
+        if plan.main_process:
+            say(plan.spec.run.progress, f"note: {row.model}: its card names this dataset ({seen}): it was likely "
+                                        "fine-tuned on it, so its features have seen these rows and its score can be "
+                                        "optimistic. Judge it on data it was not trained on.")
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
     cut, limit = extraction.record.n_at_max_length, extraction.record.max_length
     if cut and plan.main_process and cut >= _CUT_SHARE * max(row.n_samples, 1):  # it read less of them than others may
