@@ -183,6 +183,24 @@ def test_the_layers_control_ranks_as_rank_layers_does(space, hub, tmp_path):
         client.predict(*_rank_args(ids="acme/small"), 0, "first", api_name="/rank")
 
 
+def test_the_group_column_reaches_the_ranking(space, hub, tmp_path):
+    """Rows sharing the group column's value are held out together: the field goes to rank(group_column=...), which
+    refuses the label column by name and ranks with a real group column as rank() does."""
+    rows = "".join(f"note {i} from {who},{label},{who}\n" for i, (who, label) in enumerate(
+        (f"speaker{s}", ("sports", "cooking", "weather")[s % 3]) for s in range(15) for _ in range(3)))
+    hub.add_dataset("acme/speakers", {"train.csv": "text,label,speaker\n" + rows})
+    client = _client(space[1])
+    with pytest.raises(Exception, match="is the label column"):
+        client.predict(*_rank_args(dataset_id="acme/speakers", ids="acme/small"), 0, "last", "label",
+                       api_name="/rank")
+    status, table, *_ = client.predict(*_rank_args(dataset_id="acme/speakers", ids="acme/small"), 0, "last",
+                                       "speaker", api_name="/rank")
+    reference = _reference(tmp_path, dataset="acme/speakers", candidates=("acme/small",), layers="last",
+                           group_column="speaker")
+    assert status.startswith("**Done:** 1 candidate")
+    pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     (dict(dataset_id="acme/no-such-data"), "could not load the dataset 'acme/no-such-data'"),
     (dict(dataset_id="acme/unlabelled"), "no label column found"),

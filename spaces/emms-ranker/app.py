@@ -82,18 +82,20 @@ def _input_choices(columns: list[str], task: Any) -> list[str]:
 def run(dataset_id: str, upload: str | None, config: str, split: str, label_column: str | None,
         input_column: str | list[str] | None, ids: str, tags: str, pipeline_tag: str | None, sort: str, limit: float,
         max_samples: float, metrics: list[str], encoders: str, pasted_token: str, shortlist: float | None = 0,
-        layers: str | None = None, oauth: gr.OAuthToken | None = None,
+        layers: str | None = None, group_column: str | None = None, oauth: gr.OAuthToken | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
     """Rank the candidates, yielding the table after each one (the Cancel button stops between candidates).
 
     ``shortlist`` K > 0: two phases, the recall phase keeps K of the candidates before any is loaded. ``layers``: the
-    hidden layers read ("auto", "last", "all"; None: the package's default)."""
+    hidden layers read ("auto", "last", "all"; None: the package's default). ``group_column``: rows sharing its value
+    are held out together in the cross-validation."""
     token = _token(pasted_token, oauth)
     with _shown_as_message():
         request = ranker.RankRequest(
             dataset=ranker.check_dataset(dataset_id, upload), config=config, split=split, label_column=label_column,
             input_column=input_column, encoders=_encoders(encoders), max_samples=int(max_samples),
             metrics=tuple(metrics or ("emms",)), shortlist=shortlist or 0, layers=layers or ranker.DEFAULT_LAYERS,
+            group_column=group_column or None,
         ).check()
         # cheap checks before any download
         pasted = ranker.check_candidates(ranker.parse_list(ids), shortlist=request.shortlist)
@@ -195,6 +197,8 @@ def build_demo() -> gr.Blocks:
             label_column = gr.Dropdown(label="Label column (detected when empty)", allow_custom_value=True)
             input_column = gr.Dropdown(label="Input column (detected when empty; two, in order, as 'a, b' for a text "
                                        "pair or an image and a text)", allow_custom_value=True)
+            group_column = gr.Textbox(label="Group column (optional): rows sharing its value, such as a speaker, a "
+                                      "patient or a document, are held out together")
         ids = gr.Textbox(label=f"Candidates: Hub model ids (org/name or org/name@revision){local}, one per line",
                          lines=3)
         with gr.Row():
@@ -240,7 +244,7 @@ def build_demo() -> gr.Blocks:
               [task_info, label_column, input_column], api_name="detect")
         ranking = rank_button.click(
             run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
-                  max_samples, metrics, encoders, token, shortlist, layers],
+                  max_samples, metrics, encoders, token, shortlist, layers, group_column],
             [status, table, plot, skipped, downloads, ranking_json, open_button, card_diffs], api_name="rank",
         )
         cancel_button.click(None, None, None, cancels=[ranking])

@@ -288,6 +288,7 @@ class RankRequest:
     ``shortlist``: K > 0 ranks in two phases (``rank(..., recall=K)``): the K candidates that transfer history and
     metadata expect to transfer best are kept before any weights are read, and only those are scored; 0 scores all.
     ``layers``: which hidden layers are read ("auto", "last", "all"; :mod:`hf_emms.features.layers`).
+    ``group_column``: rows sharing its value are held out together (:class:`hf_emms.options.DataSpec`).
     """
 
     dataset: str
@@ -301,6 +302,7 @@ class RankRequest:
     seed: int = 0
     shortlist: int = 0
     layers: str = DEFAULT_LAYERS
+    group_column: str | None = None
 
     def check(self, limits: Limits = LIMITS) -> RankRequest:
         """This request, or SpaceInputError naming the limit or choice it breaks."""
@@ -324,7 +326,8 @@ class RankRequest:
         return {"config": self.config or None, "split": self.split or None, "label_column": self.label_column or None,
                 "input_column": _columns(self.input_column), "encoders": self.encoders,
                 "max_samples": int(self.max_samples), "metrics": tuple(self.metrics), "seed": int(self.seed),
-                "recall": int(self.shortlist) or None, "layers": self.layers}
+                "recall": int(self.shortlist) or None, "layers": self.layers,
+                "group_column": (self.group_column or "").strip() or None}
 
     def spec(self, *, limits: Limits = LIMITS, token: str | bool | None = None,
              cache_dir: str | os.PathLike | None = None) -> RankSpec:
