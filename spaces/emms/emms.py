@@ -45,7 +45,8 @@ Args:
     rule (`str`, optional): the rule of `hf_emms.emms`; default the solver's out-of-sample score (the ranking
         score); "in_sample" is the paper's plain objective, -RSS / (N * D2), which rewards width.
     sample_ids (`array` of int, optional): stable sample ids (e.g. dataset row indices); they choose the
-        cross-validation folds, so that the score does not depend on the order of the samples.
+        cross-validation folds, so that the score does not depend on the order of the samples. Give the copies of
+        one input one id (they are then held out together); equal feature rows without ids are warned about.
     logme (`bool`, defaults to False): also return LogME from the same statistics.
 Returns:
     emms (`float`): the EMMS score, higher is better.
