@@ -166,3 +166,15 @@ def test_too_few_groups_are_refused(tmp_path):
     with pytest.raises(InvalidInputError, match="form 4 groups .* needs at least 10"):
         rank(_by_speaker(speakers=4, each=10), [model], group_column="speaker", encoders=None, progress=False,
              cache_dir=tmp_path / "c")
+
+
+def test_extract_stats_puts_each_groups_rows_in_one_fold(tmp_path):
+    from hf_emms.features import extract_stats
+
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    kwargs = dict(text_column="text", label_column="label", progress=False)
+    grouped = extract_stats(model, _by_speaker(), group_column="speaker", **kwargs).stats._t["fold_count"]
+    plain = extract_stats(model, _by_speaker(), **kwargs).stats._t["fold_count"]
+    assert grouped.sum() == plain.sum() == 90
+    assert all(int(c) % 6 == 0 for c in grouped)  # 15 speakers of 6 rows, each speaker in one fold
+    assert not all(int(c) % 6 == 0 for c in plain)

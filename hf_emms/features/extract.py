@@ -78,6 +78,7 @@ def extract_stats(
     label_embeddings: Any = None,
     max_samples: int | None = None,
     seed: int = 0,
+    group_column: str | None = None,
     batch_size: int = 32,
     pooling: str = "auto",
     max_length: int | None = None,
@@ -125,6 +126,9 @@ def extract_stats(
         Budget: a seeded subsample of that many rows, stratified by class when ``label_column`` is given.
     seed : int
         Seed of the subsample.
+    group_column : str, optional
+        Rows sharing its value (a speaker, a patient, a document) share a cross-validation fold; rows repeating an
+        input always do (:mod:`.groups`).
     batch_size : int
         Samples per forward pass; halved automatically on out-of-memory.
     pooling : str
@@ -166,7 +170,8 @@ def extract_stats(
                            num_workers=num_workers, layers=layers, max_stats_memory=max_stats_memory)
     job = prepare_job(
         dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
-        input_columns=input_columns, input_kind=input_kind, label_column=label_column, label_embeddings=label_embeddings, max_samples=max_samples, seed=seed,
+        input_columns=input_columns, input_kind=input_kind, label_column=label_column, label_embeddings=label_embeddings,
+        max_samples=max_samples, seed=seed, group_column=group_column,
         settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         progress=progress,
     )
