@@ -716,3 +716,34 @@ def test_a_column_of_image_paths_or_urls_is_not_read_as_text_unless_asked():
         load_task(clips)
     prose = datasets.Dataset.from_dict({"text": [f"{w} one. two" for w in WORDS], "label": [0, 1] * (len(WORDS) // 2)})
     assert load_task(prose).modality == "text"
+
+
+# ---- a regression target whose variance sits in a few rows -------------------------------------------------------
+def test_a_target_held_by_a_few_rows_is_named_and_a_normal_one_is_not():
+    from hf_emms.tasks.labels import dominated_target
+
+    rng = np.random.default_rng(0)
+    assert dominated_target(rng.normal(size=2000), "y") is None  # its top 1% hold about 5%
+    assert dominated_target(rng.poisson(3, 2000), "y") is None
+    prices = rng.normal(size=500)
+    prices[7] = 1e6
+    message = dominated_target(prices, "price")
+    assert message.startswith("5 of 500 scored rows hold 100% of the variance of the target 'price' (row 7")
+    assert "log1p" in message
+    assert "scored rows hold" in dominated_target(rng.lognormal(0, 2, 2000), "price")  # heavy tails: log1p helps
+    assert dominated_target(np.zeros(10), "y") is None and dominated_target(["a", "b"], "y") is None
+
+
+def test_rank_warns_when_a_few_rows_hold_the_targets_variance(tmp_path):
+    import _tiny_models
+    from hf_emms.pipeline import rank
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=60)
+    y[3] = 1e5
+    ds = datasets.Dataset.from_dict({"text": [f"sentence number {i} about {WORDS[i % len(WORDS)]}" for i in range(60)],
+                                     "score": y.tolist()})
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    with pytest.warns(UserWarning, match="1 of 60 scored rows hold 98% of the variance of the target 'score' \\(row 3"):
+        rank(ds, [model], label_column="score", encoders=None, max_samples=None, progress=False,
+             cache_dir=tmp_path / "c", layers="last")

@@ -33,6 +33,7 @@ from ..records import DatasetInfo, RankingMeta, Row, RunConfig, TaskInfo
 from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
 from ..tasks import Task, check_distinct, check_group_column, check_media, load_task
+from ..tasks.labels import dominated_target
 
 __all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "distinct_names", "pin",
            "prepare", "recall_phase"]
@@ -126,6 +127,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     drawn = None if len(rows) == len(t.dataset) else {
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
     check_group_column(t, data.group_column)
+    if t.kind == "regression" and (dominated := dominated_target(scored[t.label_column], t.label_column)):
+        warnings.warn(dominated, stacklevel=2)  # every candidate would tie, and "add rows" would not be the fix
     # The copies of an input are held out together (features/groups.py): refuse too few distinct inputs for the
     # folds, and say how many rows repeat otherwise.
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _feature_type, list_separator, literal_lists, missing_rows, multi_hot_width, number_or_none
 from .files import _SHOWN
 
 _MAX_MULTILABEL_IDS = 100_000  # ids of a multilabel column without names become names 0..max: bounded
+_DOMINANT_SHARE = 0.5  # half a regression target's variance in 1% of its rows: the score is about those rows
 
 
 def _check_labels(ds: Any, column: str, name: str) -> None:
@@ -244,3 +247,34 @@ def _multilabel_names(ds: Any, column: str, kind: str) -> list[str] | None:
             )
         return [str(i) for i in range(top + 1)]
     return None
+
+
+def dominated_target(values: Any, column: str) -> str | None:
+    """A warning when 1% of the rows (at least one) hold half or more of a regression target's variance, else None.
+
+    EMMS scores the share of the target's variance a candidate's features explain on held-out rows; when a few
+    extreme values hold most of it (one price of 1e6 among prices near 1), every candidate's score measures how well
+    it predicts those rows (usually not at all: every candidate ties at the no-information level), whatever the
+    features say about the rest. A normal target's top 1% hold about 5% of its variance.
+    """
+    try:
+        y = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    except (TypeError, ValueError):
+        return None
+    if y.shape[0] < 2 or not np.isfinite(y).all():
+        return None
+    spread = ((y - y.mean(0)) ** 2).sum(1)
+    total = spread.sum()
+    if not total > 0:
+        return None
+    k = max(1, y.shape[0] // 100)
+    top = np.argsort(-spread, kind="stable")[:k]
+    share = spread[top].sum() / total
+    if share < _DOMINANT_SHARE:
+        return None
+    worst = int(top[0])
+    shown = f"{y[worst, 0]:g}" if y.shape[1] == 1 else str(y[worst].tolist())
+    return (f"{k} of {y.shape[0]} scored rows hold {share:.0%} of the variance of the target {column!r} (row {worst} "
+            f"of the scored rows: {shown}): EMMS scores the share of that variance a candidate explains, so these "
+            "scores are about those rows. Transform the target (e.g. log1p for prices or counts) or drop the "
+            "outliers, then rank again.")
