@@ -50,7 +50,8 @@ class Blocks:
         if not self.ids:
             return
         ids = np.concatenate(self.ids)  # dataset row ids: cross-validation folds follow the rows, not order or shard
-        fold_ids = ids if self.job.groups is None else self.job.groups.fold_ids(ids)  # a repeated input: its first row's
+        # rows held out together (the same input, or group: groups.py) take the first one's id, hence its fold
+        fold_ids = ids if self.job.groups is None else self.job.groups.fold_ids(ids)
         logits = torch.cat(self.logits) if self.logits else None
         if not self.stats:
             self._start({key: parts[0].shape[1] for key, parts in self.features.items()}, logits)

@@ -57,7 +57,7 @@ class Job:
     trust_remote_code: bool = False
     progress: bool = True
     profile: bool = False
-    # Rows repeating another row's input: their folds follow that row (groups.py). None: every row its own fold.
+    # Rows held out with an earlier row (the same input, or group): their folds follow it (groups.py). None: none.
     groups: InputGroups | None = None
     # Tokenised batches, kept for the next candidate with the same tokenizer (a family of checkpoints shares one):
     # the one mutable part of a job, filled by features.batches.
@@ -170,8 +170,8 @@ def extract_stats(
                            num_workers=num_workers, layers=layers, max_stats_memory=max_stats_memory)
     job = prepare_job(
         dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
-        input_columns=input_columns, input_kind=input_kind, label_column=label_column, label_embeddings=label_embeddings,
-        max_samples=max_samples, seed=seed, group_column=group_column,
+        input_columns=input_columns, input_kind=input_kind, label_column=label_column,
+        label_embeddings=label_embeddings, max_samples=max_samples, seed=seed, group_column=group_column,
         settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
         progress=progress,
     )
@@ -250,8 +250,8 @@ def prepare_job(
             **({} if settings.layers == "last" else {"layers": settings.layers}),
             **grouped,  # rows whose inputs are all distinct keep the keys they always had
         },
-        groups=groups if groups.repeated else None, subsample=subsample, settings=settings, cache_dir=cache_dir, allow_pickle=allow_pickle,
-        trust_remote_code=trust_remote_code, progress=progress, profile=profile,
+        groups=groups if groups.repeated else None, subsample=subsample, settings=settings, cache_dir=cache_dir,
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, progress=progress, profile=profile,
     )
 
 

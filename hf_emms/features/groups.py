@@ -10,7 +10,8 @@ fold of the first row of its input, so the copies of an input are held out toget
 
 Inputs are compared as ``tasks.distinct`` counts them (the note a ranking prints): texts exactly, both texts of a pair
 together, images and audio by their file bytes. Rows whose inputs are all distinct keep their own ids: their folds, and
-their statistics, are exactly those of a run without grouping.
+their statistics, are exactly those of a run without grouping. With a group column (``rank(group_column=...)``), rows
+sharing its value are linked too (utterances of one speaker, scans of one patient), as in ``GroupKFold``.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ __all__ = ["InputGroups", "input_groups"]
 
 @dataclass(frozen=True)
 class InputGroups:
-    """Rows that repeat an earlier row's input, and that row.
+    """Rows held out with an earlier scored row (the same input, or the same group), and that row.
 
     Attributes
     ----------
     rows : ndarray of int of shape (M,)
-        Dataset rows whose input an earlier row (of the scored rows) holds too, ascending.
+        Dataset rows linked to an earlier scored row, ascending.
     first : ndarray of int of shape (M,)
-        For each, the first scored row with that input: the id that picks its fold.
+        For each, the first scored row of its set: the id that picks its fold.
     distinct : int
         Distinct inputs among the scored rows.
     units : int
@@ -50,11 +51,11 @@ class InputGroups:
 
     @property
     def repeated(self) -> int:
-        """Scored rows whose input an earlier scored row holds too."""
+        """Scored rows that take an earlier row's fold."""
         return int(self.rows.size)
 
     def fold_ids(self, ids: np.ndarray) -> np.ndarray:
-        """The ids that pick the folds of dataset rows ``ids``: each row's first row with the same input."""
+        """The ids that pick the folds of dataset rows ``ids``: the first scored row of each one's set."""
         ids = np.asarray(ids)
         if self.rows.size == 0:
             return ids
