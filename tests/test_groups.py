@@ -178,3 +178,17 @@ def test_extract_stats_puts_each_groups_rows_in_one_fold(tmp_path):
     assert grouped.sum() == plain.sum() == 90
     assert all(int(c) % 6 == 0 for c in grouped)  # 15 speakers of 6 rows, each speaker in one fold
     assert not all(int(c) % 6 == 0 for c in plain)
+
+
+def test_what_the_ranking_said_is_kept_in_its_meta_and_json(tmp_path):
+    from hf_emms.results import Ranking
+
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    doubled = datasets.concatenate_datasets([_distinct(), _distinct()])
+    ranking = rank(doubled, [model], encoders=None, max_samples=None, progress=False, cache_dir=tmp_path / "c",
+                   output_dir=tmp_path / "out", layers="last")
+    notes = ranking.meta.extra["notes"]
+    assert notes[0].startswith("data: ")
+    assert any(n.startswith("note: 45 of 90 scored rows repeat an input") for n in notes)
+    again = Ranking.from_json((tmp_path / "out" / "ranking.json").read_text())
+    assert again.meta.extra["notes"] == notes

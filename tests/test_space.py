@@ -198,6 +198,7 @@ def test_the_group_column_reaches_the_ranking(space, hub, tmp_path):
     reference = _reference(tmp_path, dataset="acme/speakers", candidates=("acme/small",), layers="last",
                            group_column="speaker")
     assert status.startswith("**Done:** 1 candidate")
+    assert "**Notes:**\n- folds: the 40 rows form 15 groups by 'speaker'" in status  # told to the visitor too
     pd.testing.assert_frame_equal(_shown(table), _table(reference, tmp_path))
 
 

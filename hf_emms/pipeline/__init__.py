@@ -25,7 +25,8 @@ from ..errors import HfEmmsError
 from ..options import DEFAULT_METRICS, METRICS, CandidateQuery, DataSpec, ExtractSpec, RankSpec, RunSpec, ScoreSpec
 from ..records import RankingMeta, Row
 from ..results import Ranking
-from .plan import Plan, prepare, say
+from .notes import say
+from .plan import Plan, prepare
 from .score import Prefetcher, Turns, finish_candidate
 
 __all__ = ["METRICS", "RankRun", "iter_rank", "rank", "rank_spec"]  # METRICS: re-exported from hf_emms.options

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from ..results import ResultsStore
 from ..solver.stats import N_FOLDS
 from ..tasks import Task, check_distinct, check_group_column, check_media, load_task
 from ..tasks.labels import dominated_target
+from .notes import say, warn
 
 __all__ = ["Plan", "candidate_criteria", "candidate_key", "display_name", "find_candidates", "distinct_names", "pin",
            "prepare", "recall_phase"]
@@ -82,6 +82,7 @@ class Plan:
     seen: dict[str, Candidate] = field(default_factory=dict)
     recalled: dict[str, tuple[float, str]] = field(default_factory=dict)
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # where two would share a name (distinct_names)
+    notes: list[str] = field(default_factory=list)  # what the person was told, also meta["notes"]
 
     @property
     def main_process(self) -> bool:
@@ -111,15 +112,16 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     """
     data, query, run = spec.data, spec.query, spec.run
     phases = Phases()  # what the ranking pays once, before any candidate (rank(..., profile=True) reports it)
+    notes: list[str] = []  # every line said to the person, kept with the ranking (meta["notes"])
     t = load_task(dataset, config=data.config, split=data.split, revision=data.revision, task=data.task,
                   label_column=data.label_column, input_column=data.input_column, token=run.token)
     phases.lap("load_task")
-    say(run.progress, f"data: {t.describe()}")  # which columns were read, and why: detection can pick the wrong one
+    say(run.progress, f"data: {t.describe()}", notes)  # the columns read, and why: detection can pick the wrong one
     unfit = [m for m in ("hscore", "nce") if m in spec.score.metrics and t.kind != "classification"]
     if unfit:  # asked for, and no column would say why it is missing
         verb = "score" if len(unfit) > 1 else "scores"
-        warnings.warn(f"{' and '.join(unfit)} {verb} class labels only; this is a {t.kind} task, so the table has no "
-                      f"{' or '.join(unfit)} column.", stacklevel=2)
+        warn(notes, f"{' and '.join(unfit)} {verb} class labels only; this is a {t.kind} task, so the table has no "
+                    f"{' or '.join(unfit)} column.")
     classes = t.kind == "classification"
     labels = np.asarray(t.dataset[t.label_column]) if classes else None  # the budget is stratified by class
     rows = subsample(len(t.dataset), data.max_samples, labels=labels, seed=data.seed)
@@ -128,7 +130,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
         "max_samples": data.max_samples, "seed": data.seed, "indices": rows.tolist()}
     check_group_column(t, data.group_column)
     if t.kind == "regression" and (dominated := dominated_target(scored[t.label_column], t.label_column)):
-        warnings.warn(dominated, stacklevel=2)  # every candidate would tie, and "add rows" would not be the fix
+        warn(notes, dominated)  # every candidate would tie, and "add rows" would not be the fix
     # The copies of an input are held out together (features/groups.py): refuse too few distinct inputs for the
     # folds, and say how many rows repeat otherwise.
     distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
@@ -136,7 +138,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     if distinct < len(scored):
         say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input "
                           f"({distinct} distinct): the copies of an input are held out together, so no candidate "
-                          "is scored on a copy of a row it was fitted on.")
+                          "is scored on a copy of a row it was fitted on.", notes)
     phases.lap("budget")
     seen: dict[str, Candidate] = {}
     kept, skipped = find_candidates(candidates, modality=t.modality, query=query, token=run.token,
@@ -148,7 +150,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     phases.lap("scan")
     recalled: dict[str, tuple[float, str]] = {}
     if query.recall is not None:
-        kept, recalled, left_out = recall_phase(kept, t, query.recall, cache_dir=run.cache_dir, progress=run.progress)
+        kept, recalled, left_out = recall_phase(kept, t, query.recall, cache_dir=run.cache_dir, progress=run.progress,
+                                                notes=notes)
         skipped += left_out
         phases.lap("recall")
     flabels = _flabels(t, scored, spec, root)
@@ -165,7 +168,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     if data.group_column is not None:
         units = job.groups.units if job.groups is not None else len(scored)
         say(run.progress, f"folds: the {len(scored)} rows form {units} groups by {data.group_column!r} (and by input), "
-                          "each held out whole.")
+                          "each held out whole.", notes)
     config = RunConfig(
         task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns),
         label=t.label_column, rows=len(scored), seed=data.seed,
@@ -184,13 +187,14 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
                       classes=t.class_names),
         flabels=flabels.to_dict() if flabels is not None else {"members": ["one-hot"]},
         config=config, profile={"task": phases.as_dict()} if run.profile else None,
+        extra={"notes": notes},  # the same list: the candidates' notes join it as they are scored
     )
     rank, world = process_rank()
     # Repeated inputs change the folds (features/groups.py): a score stored before they were grouped is not reused.
     grouped = f":groups={job.key_parts['fold_groups']}" if "fold_groups" in job.key_parts else ""
     return Plan(spec=spec, task=t, rows=rows, candidates=kept, skipped=skipped, flabels=flabels, job=job, meta=meta,
                 store=ResultsStore(root / "results"), data_key=f"{t.fingerprint}:{_digest(rows)}{grouped}", rank=rank,
-                world_size=world, seen=seen, recalled=recalled, names=distinct_names(kept))
+                world_size=world, seen=seen, recalled=recalled, names=distinct_names(kept), notes=notes)
 
 
 def find_candidates(given: Any, *, modality: str, query: CandidateQuery, token: str | bool | None = None,
@@ -260,7 +264,8 @@ def _repo_of(candidate: Candidate | str) -> str | None:
 
 
 def recall_phase(candidates: list[Candidate | str], task: Task, k: int, *, cache_dir: Any = None,
-                 progress: bool = True) -> tuple[list[Candidate | str], dict[str, tuple[float, str]], list[Row]]:
+                 progress: bool = True, notes: list[str] | None = None
+                 ) -> tuple[list[Candidate | str], dict[str, tuple[float, str]], list[Row]]:
     """Phase one of a two-phase ranking: the ``k`` candidates the transfer space expects to transfer best.
 
     Returns the short list (in the candidates' order), each kept candidate's (recall score, the signal behind it)
@@ -274,7 +279,7 @@ def recall_phase(candidates: list[Candidate | str], task: Task, k: int, *, cache
         space = TransferSpace.load(path)
     else:
         say(progress, f"note: no transfer space at {path}: the recall phase uses the checkpoints' metadata alone "
-                      "(build one from history with `hf-emms recall --build --history DIR`).")
+                      "(build one from history with `hf-emms recall --build --history DIR`).", notes)
         space = TransferSpace.fit(History(messages=("no transfer space built",)))
     ranked, scores, reasons = shortlist(space, candidates, task, len(candidates))
     by_key = {candidate_key(c): (float(s), r) for c, s, r in zip(ranked, scores, reasons)}
@@ -285,7 +290,7 @@ def recall_phase(candidates: list[Candidate | str], task: Task, k: int, *, cache
                     reason=f"not short-listed by recall (kept the top {k} of {len(candidates)}; "
                            f"{by_key[candidate_key(c)][1]})") for c in candidates if candidate_key(c) not in keep]
     say(progress, f"recall: short-listed {min(k, len(candidates))} of {len(candidates)} candidates before any "
-                  "forward pass.")
+                  "forward pass.", notes)
     return ([c for c in candidates if candidate_key(c) in keep],
             {key: value for key, value in by_key.items() if key in keep}, left_out)
 
@@ -380,13 +385,3 @@ def _box_options(t: Task, scored: Any, box_format: str) -> dict[str, Any]:
 
 def _digest(rows: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest()[:16]
-
-
-def say(progress: bool, line: str) -> None:
-    """One line to the person running the ranking (beside the progress bars), when ``progress`` is on."""
-    if progress:
-        import sys
-
-        from tqdm.auto import tqdm
-
-        tqdm.write(line, file=sys.stderr)

@@ -21,7 +21,8 @@ from ..records import Row
 from ..results import record_key
 from ..features.layers import UPPER
 from ..features.record import Extraction
-from .plan import Plan, candidate_criteria, candidate_key, display_name, pin, say
+from .notes import say
+from .plan import Plan, candidate_criteria, candidate_key, display_name, pin
 
 _CUT_SHARE = 0.1  # a note when this share of the samples was truncated at a candidate's token limit
 
@@ -205,7 +206,7 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
         if plan.main_process:
             say(plan.spec.run.progress, f"note: {row.model}: its card names this dataset ({seen}): it was likely "
                                         "fine-tuned on it, so its features have seen these rows and its score can be "
-                                        "optimistic. Judge it on data it was not trained on.")
+                                        "optimistic. Judge it on data it was not trained on.", plan.notes)
     row.width, row.n_samples = extraction.stats.dim, extraction.stats.n
     cut, limit = extraction.record.n_at_max_length, extraction.record.max_length
     if cut and plan.main_process and cut >= _CUT_SHARE * max(row.n_samples, 1):  # it read less of them than others may
@@ -213,11 +214,13 @@ def _solve(plan: Plan, extracted: Extracted) -> Row:
         hard = "capped" in policy or "model_max_length" in policy or "max_position_embeddings" in policy
         say(plan.spec.run.progress, f"note: {row.model}: {cut} of {row.n_samples} samples filled its {limit}-token "
                                     "limit and were cut (" + ("the model reads no more)." if hard else
-                                                              "max_length raises it, up to the model's own limit)."))
+                                                              "max_length raises it, up to the model's own limit)."),
+            plan.notes)
     if ("nce" in plan.spec.score.metrics and plan.task.kind == "classification" and row.nce is None
             and plan.main_process):  # asked for, and the blank cell would not say why
         say(plan.spec.run.progress, f"note: {row.model}: no NCE: it compares the checkpoint's own classifier head "
-                                    "(config.json id2label) with your labels, and this checkpoint has none.")
+                                    "(config.json id2label) with your labels, and this checkpoint has none.",
+            plan.notes)
     row.seconds = time.perf_counter() - extracted.start  # stored with the row: a resumed ranking shows it too
     phases.add("idle", max(row.seconds - phases.total, 0.0))  # what no phase accounts for
     if plan.main_process:

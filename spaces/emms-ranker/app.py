@@ -114,6 +114,17 @@ def run(dataset_id: str, upload: str | None, config: str, split: str, label_colu
 
 
 def _status(ranking: Ranking, done: int, total: int, shortlist: int = 0) -> str:
+    return _progress(ranking, done, total, shortlist) + _notes(ranking)
+
+
+def _notes(ranking: Ranking) -> str:
+    """What the ranking told its runner (repeated inputs, a target held by a few rows, a candidate tuned on this
+    dataset, ...), as a list under the status; the detection line is shown by 'Detect columns' already."""
+    notes = [n for n in ranking.meta.extra.get("notes") or () if not n.startswith("data:")]
+    return "\n\n**Notes:**\n" + "\n".join(f"- {ranker.for_visitor(n)}" for n in notes) if notes else ""
+
+
+def _progress(ranking: Ranking, done: int, total: int, shortlist: int = 0) -> str:
     if done < total:
         return f"Ranked {done} of {total} candidates..."
     ranked = f"**Done:** {total} candidate{'s' * (total != 1)} ranked"
