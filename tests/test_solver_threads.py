@@ -52,3 +52,46 @@ def test_layers_solved_side_by_side_score_as_one_after_another(monkeypatch):
     assert together.chosen == apart.chosen and together.best_layer == apart.best_layer
     for key in layers:
         np.testing.assert_allclose(together.per_layer[key].fold_scores, apart.per_layer[key].fold_scores, rtol=1e-12)
+
+
+def test_two_callers_at_once_both_run_side_by_side_and_threads_come_back(monkeypatch):
+    # Two rankings of one process (two Space visitors) may solve at once; torch's thread count is global. The second
+    # caller must not read the first one's 1 as the machine's count (it would run serially), and the count from
+    # before the first must come back when the last leaves.
+    import threading
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+        workers_of_b = []
+
+        def in_a(i):
+            a_inside.set()
+            assert b_inside.wait(10)
+            return i
+
+        def in_b(i):
+            b_inside.set()
+            workers_of_b.append((threading.current_thread().name, torch.get_num_threads()))
+            assert a_left.wait(10)
+            return i
+
+        def run_a():
+            side_by_side(in_a, [0, 1], device=torch.device("cpu"))
+            a_left.set()
+
+        def run_b():
+            assert a_inside.wait(10)
+            side_by_side(in_b, [0, 1], device=torch.device("cpu"))
+
+        threads = [threading.Thread(target=run_a), threading.Thread(target=run_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert len(workers_of_b) == 2
+        assert all(name.startswith("hf-emms-solve") and n == 1 for name, n in workers_of_b)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
