@@ -192,3 +192,20 @@ def test_what_the_ranking_said_is_kept_in_its_meta_and_json(tmp_path):
     assert any(n.startswith("note: 45 of 90 scored rows repeat an input") for n in notes)
     again = Ranking.from_json((tmp_path / "out" / "ranking.json").read_text())
     assert again.meta.extra["notes"] == notes
+
+
+def test_a_ranking_hashes_its_inputs_once(tmp_path, monkeypatch):
+    # The repeated-input count (the data note, the refusal of too few) and the folds come from one pass.
+    import hf_emms.features.groups as groups_module
+    import hf_emms.tasks.distinct as distinct_module
+
+    calls = []
+    real = distinct_module.input_digests
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    for module in (groups_module, distinct_module):  # the count (distinct_inputs) and the folds (input_groups)
+        monkeypatch.setattr(module, "input_digests", counted)
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    doubled = datasets.concatenate_datasets([_distinct(), _distinct()])
+    ranking = rank(doubled, [model], encoders=None, max_samples=None, progress=False, cache_dir=tmp_path / "c",
+                   layers="last")
+    assert len(calls) == 1 and ranking.meta.dataset.distinct_inputs == 45

@@ -194,6 +194,7 @@ def prepare_job(
     seed: int = 0,
     subsample: dict[str, Any] | None = None,
     group_column: str | None = None,
+    groups: InputGroups | None = None,
     settings: ExtractSpec = ExtractSpec(),
     cache_dir: str | os.PathLike | None = None,
     allow_pickle: bool = False,
@@ -207,7 +208,9 @@ def prepare_job(
     :class:`~hf_emms.options.ExtractSpec`), plus ``subsample``: when the caller already drew the rows (``rank()``
     draws its budget once, then passes ``dataset.select(rows)``), ``{"max_samples", "seed", "indices"}`` of that
     draw, recorded with the statistics. Give either ``max_samples`` (drawn here) or ``subsample``, not both.
-    ``group_column``: rows sharing its value are held out together in the cross-validation (:mod:`.groups`).
+    ``group_column``: rows sharing its value are held out together in the cross-validation (:mod:`.groups`);
+    ``groups``: what :func:`~.groups.input_groups` gave for these rows and that column, when the caller has it (the
+    inputs are not hashed again).
     """
     spec = input_spec(dataset, text_column=text_column, image_column=image_column, audio_column=audio_column,
                       input_columns=input_columns, input_kind=input_kind)
@@ -233,7 +236,7 @@ def prepare_job(
     rows = subsample_rows(n, max_samples, labels=labels, seed=seed)
     if subsample is None and len(rows) < n:
         subsample = {"max_samples": int(max_samples), "seed": seed, "indices": rows.tolist()}
-    groups = input_groups(dataset, spec, rows, group_column=group_column)
+    groups = groups if groups is not None else input_groups(dataset, spec, rows, group_column=group_column)
     grouped = {"fold_groups": array_digest(np.stack([groups.rows, groups.first]))} if groups.repeated else {}
     if group_column is not None and groups.units < 2 * N_FOLDS:
         raise InvalidInputError(

@@ -24,6 +24,8 @@ from .._version import __version__
 from ..errors import HfEmmsError, InvalidInputError
 from ..features.distributed import process_rank
 from ..features.extract import Job, prepare_job
+from ..features.groups import input_groups
+from ..features.inputs import input_spec
 from ..features.sampling import subsample
 from ..hub import Candidate, Criteria, Rejected, RejectReason, parse_reference, scan
 from ..paths import cache_root
@@ -131,9 +133,11 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     check_group_column(t, data.group_column)
     if t.kind == "regression" and (dominated := dominated_target(scored[t.label_column], t.label_column)):
         warn(notes, dominated)  # every candidate would tie, and "add rows" would not be the fix
-    # The copies of an input are held out together (features/groups.py): refuse too few distinct inputs for the
-    # folds, and say how many rows repeat otherwise.
-    distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS)
+    # The copies of an input (and a group's rows) are held out together (features/groups.py): refuse too few distinct
+    # inputs for the folds, and say how many rows repeat otherwise. The inputs are hashed once, here.
+    groups = input_groups(scored, input_spec(scored, input_columns=t.input_columns, input_kind=t.input_kind),
+                          np.arange(len(scored)), group_column=data.group_column)
+    distinct = check_distinct(scored, t.input_columns, n_folds=N_FOLDS, distinct=groups.distinct)
     check_media(scored, t.input_columns, rows=rows)  # a broken image would otherwise fail inside every candidate
     if distinct < len(scored):
         say(run.progress, f"note: {len(scored) - distinct} of {len(scored)} scored rows repeat an input "
@@ -160,7 +164,7 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
                else {"label_embeddings": flabels.to_array()})
     job = prepare_job(
         scored, input_columns=t.input_columns, input_kind=t.input_kind, **targets, subsample=drawn,
-        group_column=data.group_column,
+        group_column=data.group_column, groups=groups,
         settings=spec.extract, cache_dir=root / "stats", allow_pickle=query.allow_pickle,
         trust_remote_code=query.allow_remote_code, progress=run.progress, profile=run.profile,
     )

@@ -58,7 +58,8 @@ def input_digests(dataset: Any, input_column: str | Sequence[str]) -> Iterator[b
             yield h.digest()
 
 
-def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: int = 5) -> int:
+def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: int = 5,
+                   distinct: int | None = None) -> int:
     """The number of distinct inputs, when there are enough to cross-validate; else :class:`InvalidInputError`.
 
     Rule: at least ``2 * n_folds`` distinct inputs: below 2 per fold a fold cannot estimate anything. Repeated inputs
@@ -75,6 +76,9 @@ def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: 
         The input column, or every input column of a paired task (a row's inputs count together).
     n_folds : int
         The cross-validation folds of the score (:data:`hf_emms.solver.stats.N_FOLDS`).
+    distinct : int, optional
+        The count when the caller has it already (``features.groups.input_groups`` hashes the same inputs): checked,
+        not computed again.
 
     Returns
     -------
@@ -83,7 +87,7 @@ def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: 
     """
     n_folds = check_positive_int("n_folds", n_folds)
     n = len(dataset)
-    distinct = distinct_inputs(dataset, input_column)
+    distinct = distinct_inputs(dataset, input_column) if distinct is None else distinct
     if distinct < 2 * n_folds:
         what = (f"the input column {input_column!r}" if isinstance(input_column, str)
                 else f"the input columns {list(input_column)}")
