@@ -140,8 +140,9 @@ def _shown(table: dict) -> pd.DataFrame:
 def test_ranking_through_the_api_equals_hf_emms_rank(space, hub, tmp_path, capfd):
     app, url, cache = space
     client = _client(url)
-    info, label, text = client.predict("acme/topics", None, "", "", "", api_name="/detect")
+    info, label, text, group = client.predict("acme/topics", None, "", "", "", api_name="/detect")
     assert (label["value"], text["value"]) == ("label", "text")  # editable: any column can be chosen instead
+    assert group["choices"] == [] and group["value"] is None  # no other column to group by
     assert [c[0] for c in label["choices"]] == [c[0] for c in text["choices"]] == ["text", "label"]
     assert "45 rows" in info and "classification label 'label'" in info and "3 classes" in info
 
@@ -190,6 +191,8 @@ def test_the_group_column_reaches_the_ranking(space, hub, tmp_path):
         (f"speaker{s}", ("sports", "cooking", "weather")[s % 3]) for s in range(15) for _ in range(3)))
     hub.add_dataset("acme/speakers", {"train.csv": "text,label,speaker\n" + rows})
     client = _client(space[1])
+    *_, group = client.predict("acme/speakers", None, "", "", "", api_name="/detect")
+    assert [c[0] for c in group["choices"]] == ["speaker"] and group["value"] is None  # neither label nor input
     with pytest.raises(Exception, match="is the label column"):
         client.predict(*_rank_args(dataset_id="acme/speakers", ids="acme/small"), 0, "last", "label",
                        api_name="/rank")
@@ -222,7 +225,7 @@ def test_uploads_are_ranked_and_oversized_ones_refused(space, hub, tmp_path):
 
     (tmp_path / "topics.csv").write_text(_csv())
     client = _client(space[1])
-    _, label, text = client.predict("", handle_file(str(tmp_path / "topics.csv")), "", "", "", api_name="/detect")
+    _, label, text, _ = client.predict("", handle_file(str(tmp_path / "topics.csv")), "", "", "", api_name="/detect")
     assert (label["value"], text["value"]) == ("label", "text")
     status, table, *_ = client.predict(*_rank_args(dataset_id="", upload=handle_file(str(tmp_path / "topics.csv")),
                                                    ids="acme/small"), api_name="/rank")
@@ -499,7 +502,8 @@ def test_a_sentence_pair_upload_is_detected_and_ranked_as_a_pair(space, hub, tmp
 
     sick(45).to_csv(str(tmp_path / "pairs.csv"))
     client = _client(space[1])
-    info, label, inputs = client.predict("", handle_file(str(tmp_path / "pairs.csv")), "", "", "", api_name="/detect")
+    info, label, inputs, _ = client.predict("", handle_file(str(tmp_path / "pairs.csv")), "", "", "",
+                                            api_name="/detect")
     assert inputs["value"] == "sentence_A, sentence_B" and "encoded jointly" in info
     status, table, _, _, downloads, *_ = client.predict(*_rank_args(
         dataset_id="", upload=handle_file(str(tmp_path / "pairs.csv")), ids="acme/small", encoders="none",
@@ -615,11 +619,11 @@ def test_a_typed_label_column_is_kept_and_a_stale_one_is_replaced_by_detection(s
     data = handle_file(str(_vqa_zip(tmp_path / "vqa.zip")))
     with pytest.raises(Exception, match="no label column found"):
         client.predict("", data, "", "", "", api_name="/detect")
-    info, label, inputs = client.predict("", data, "", "", "", "answer", None, api_name="/detect")
+    info, label, inputs, _ = client.predict("", data, "", "", "", "answer", None, api_name="/detect")
     assert (label["value"], inputs["value"]) == ("answer", "image, question") and "image-text input" in info
     assert [c[0] for c in inputs["choices"]] == ["image, question", "image", "question", "answer"]
-    info, label, inputs = client.predict("acme/topics", None, "", "", "", "answer", "image, question",
-                                         api_name="/detect")  # the columns of the previous dataset
+    info, label, inputs, _ = client.predict("acme/topics", None, "", "", "", "answer", "image, question",
+                                            api_name="/detect")  # the columns of the previous dataset
     assert (label["value"], inputs["value"]) == ("label", "text") and "45 rows" in info
 
 

@@ -55,9 +55,10 @@ def _encoders(text: str | None) -> Any:
 
 
 def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_token: str,
-           label_column: str | None = None, input_column: str | None = None,
-           oauth: gr.OAuthToken | None = None) -> tuple[str, Any, Any]:
-    """Load the dataset; show what was detected and offer every column as label and input.
+           label_column: str | None = None, input_column: str | None = None, group_column: str | None = None,
+           oauth: gr.OAuthToken | None = None) -> tuple[str, Any, Any, Any]:
+    """Load the dataset; show what was detected and offer every column as label and input, and the others as the
+    group column (kept when the new dataset has it).
 
     Columns already in the form are used where the dataset has them, so a dataset whose label or inputs cannot be
     detected (an image + question set labelled 'answer') is detected again once the visitor types them; columns left
@@ -68,9 +69,11 @@ def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_
         task = ranker.detect_columns(source, config=config, split=split, token=token, label_column=label_column,
                                      input_column=input_column, fallback=True)
     columns = task.dataset.column_names
+    others = [c for c in columns if c != task.label_column and c not in task.input_columns]
     return (f"**Detected:** {task.describe()}. Change the columns below if they are wrong.",
             gr.Dropdown(choices=columns, value=task.label_column),
-            gr.Dropdown(choices=_input_choices(columns, task), value=", ".join(task.input_columns)))
+            gr.Dropdown(choices=_input_choices(columns, task), value=", ".join(task.input_columns)),
+            gr.Dropdown(choices=others, value=group_column if group_column in others else None))
 
 
 def _input_choices(columns: list[str], task: Any) -> list[str]:
@@ -208,8 +211,8 @@ def build_demo() -> gr.Blocks:
             label_column = gr.Dropdown(label="Label column (detected when empty)", allow_custom_value=True)
             input_column = gr.Dropdown(label="Input column (detected when empty; two, in order, as 'a, b' for a text "
                                        "pair or an image and a text)", allow_custom_value=True)
-            group_column = gr.Textbox(label="Group column (optional): rows sharing its value, such as a speaker, a "
-                                      "patient or a document, are held out together")
+            group_column = gr.Dropdown(label="Group column (optional): rows sharing its value, such as a speaker, "
+                                       "a patient or a document, are held out together", allow_custom_value=True)
         ids = gr.Textbox(label=f"Candidates: Hub model ids (org/name or org/name@revision){local}, one per line",
                          lines=3)
         with gr.Row():
@@ -251,8 +254,8 @@ def build_demo() -> gr.Blocks:
             pr_result = gr.Markdown()
 
         gr.on([detect_button.click, dataset_id.submit, upload.upload], detect,
-              [dataset_id, upload, config, split, token, label_column, input_column],
-              [task_info, label_column, input_column], api_name="detect")
+              [dataset_id, upload, config, split, token, label_column, input_column, group_column],
+              [task_info, label_column, input_column, group_column], api_name="detect")
         ranking = rank_button.click(
             run, [dataset_id, upload, config, split, label_column, input_column, ids, tags, pipeline_tag, sort, limit,
                   max_samples, metrics, encoders, token, shortlist, layers, group_column],
