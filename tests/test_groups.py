@@ -149,7 +149,7 @@ def test_rank_with_a_group_column_does_not_score_a_row_on_its_siblings(tmp_path)
 
 
 @pytest.mark.parametrize(("column", "message"), [
-    ("label", "is the label column"), ("text", "is an input column"), ("who", "'who' is not in the dataset"),
+    ("label", "is the label column"), ("text", "is the input column"), ("who", "'who' is not in the dataset"),
 ])
 def test_a_group_column_that_cannot_group_is_named(tmp_path, column, message):
     from hf_emms.errors import InvalidInputError
@@ -209,3 +209,16 @@ def test_a_ranking_hashes_its_inputs_once(tmp_path, monkeypatch):
     ranking = rank(doubled, [model], encoders=None, max_samples=None, progress=False, cache_dir=tmp_path / "c",
                    layers="last")
     assert len(calls) == 1 and ranking.meta.dataset.distinct_inputs == 45
+
+
+def test_one_text_of_a_pair_may_group_the_pairs(tmp_path):
+    # NLI-style data: several hypotheses per premise. Grouping by the premise holds out every pair that shares it.
+    premises = [f"premise {p} about {w}" for p, w in enumerate(TOPICS["sports"].split() * 3)]  # 12 premises
+    rows = [(a, f"hypothesis {h} on {a}", h % 2) for a in premises for h in range(3)]
+    ds = datasets.Dataset.from_dict({"premise": [a for a, _, _ in rows], "hypothesis": [b for _, b, _ in rows],
+                                     "label": [y for _, _, y in rows]})
+    model = str(_tiny_models.bert(tmp_path / "model", hidden=32, seed=1))
+    ranking = rank(ds, [model], input_column=["premise", "hypothesis"], group_column="premise", encoders=None,
+                   max_samples=None, progress=False, cache_dir=tmp_path / "c", layers="last")
+    assert ranking.rows[0].status == "ok"
+    assert any(n.startswith("folds: the 36 rows form 12 groups by 'premise'") for n in ranking.meta.extra["notes"])

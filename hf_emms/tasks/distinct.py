@@ -102,7 +102,8 @@ def check_distinct(dataset: Any, input_column: str | Sequence[str], *, n_folds: 
 
 def check_group_column(t: Any, column: str | None) -> None:
     """``group_column`` names a column of the task's data (a :class:`~hf_emms.tasks.Task`) that is neither its label
-    nor an input: rows sharing its value are held out together (``hf_emms.features.groups``)."""
+    nor its one input (one text of a pair may be: the pairs sharing a premise held out together): rows sharing its
+    value are held out together (``hf_emms.features.groups``)."""
     if column is None:
         return
     if column not in t.dataset.column_names:
@@ -112,8 +113,8 @@ def check_group_column(t: Any, column: str | None) -> None:
         raise InvalidInputError(f"group_column {column!r} is the label column: every class would be held out whole, "
                                 "and no fold could learn it. Name the column that groups related rows (a speaker, "
                                 "a patient, a source document).")
-    if column in t.input_columns:
-        raise InvalidInputError(f"group_column {column!r} is an input column: rows repeating an input are held out "
+    if list(t.input_columns) == [column]:  # one side of a pair may group (the pairs sharing a premise): not the input
+        raise InvalidInputError(f"group_column {column!r} is the input column: rows repeating an input are held out "
                                 "together already. Leave group_column out, or name another column.")
 
 
