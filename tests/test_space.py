@@ -502,9 +502,10 @@ def test_a_sentence_pair_upload_is_detected_and_ranked_as_a_pair(space, hub, tmp
 
     sick(45).to_csv(str(tmp_path / "pairs.csv"))
     client = _client(space[1])
-    info, label, inputs, _ = client.predict("", handle_file(str(tmp_path / "pairs.csv")), "", "", "",
-                                            api_name="/detect")
+    info, label, inputs, group = client.predict("", handle_file(str(tmp_path / "pairs.csv")), "", "", "",
+                                                api_name="/detect")
     assert inputs["value"] == "sentence_A, sentence_B" and "encoded jointly" in info
+    assert {"sentence_A", "sentence_B"} <= {c[0] for c in group["choices"]}  # one text of a pair may group the pairs
     status, table, _, _, downloads, *_ = client.predict(*_rank_args(
         dataset_id="", upload=handle_file(str(tmp_path / "pairs.csv")), ids="acme/small", encoders="none",
         label_column="entailment_label", input_column="sentence_B, sentence_A"), api_name="/rank")

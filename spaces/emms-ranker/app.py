@@ -57,8 +57,8 @@ def _encoders(text: str | None) -> Any:
 def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_token: str,
            label_column: str | None = None, input_column: str | None = None, group_column: str | None = None,
            oauth: gr.OAuthToken | None = None) -> tuple[str, Any, Any, Any]:
-    """Load the dataset; show what was detected and offer every column as label and input, and the others as the
-    group column (kept when the new dataset has it).
+    """Load the dataset; show what was detected and offer every column as label and input, and the others (a text of
+    a pair included) as the group column (kept when the new dataset has it).
 
     Columns already in the form are used where the dataset has them, so a dataset whose label or inputs cannot be
     detected (an image + question set labelled 'answer') is detected again once the visitor types them; columns left
@@ -69,7 +69,8 @@ def detect(dataset_id: str, upload: str | None, config: str, split: str, pasted_
         task = ranker.detect_columns(source, config=config, split=split, token=token, label_column=label_column,
                                      input_column=input_column, fallback=True)
     columns = task.dataset.column_names
-    others = [c for c in columns if c != task.label_column and c not in task.input_columns]
+    single = list(task.input_columns) if len(task.input_columns) == 1 else []  # one text of a pair may group
+    others = [c for c in columns if c != task.label_column and c not in single]
     return (f"**Detected:** {task.describe()}. Change the columns below if they are wrong.",
             gr.Dropdown(choices=columns, value=task.label_column),
             gr.Dropdown(choices=_input_choices(columns, task), value=", ".join(task.input_columns)),
