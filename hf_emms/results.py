@@ -151,6 +151,28 @@ class Ranking:
         ok = self.df[self.df["status"] == "ok"]
         return None if ok.empty else str(ok.iloc[0]["model"])
 
+    @property
+    def tied(self) -> list[str]:
+        """The other candidates the folds cannot tell from the best (``tied_with_best``), in ranking order."""
+        ok = self.df[self.df["status"] == "ok"]
+        flags = ok["tied_with_best"] if "tied_with_best" in ok else [None] * len(ok)
+        return [str(m) for m, t in list(zip(ok["model"], flags))[1:] if t is True]
+
+    def verdict(self, *, markdown: bool = False) -> str:
+        """One line for people: the best candidate and those tied with it, with the warning's caveat, or why there
+        is none (what the CLI prints and the Space shows under the table)."""
+        if not self.best:
+            return "no candidate could be scored (see the reasons above)"
+        best = f"**{self.best}**" if markdown else self.best
+        if self.warning:  # the leader is named with its caveat, never as a confident winner
+            return f"best: {best} (not a clear winner: see the warning above)"
+        tied = self.tied
+        if not tied:
+            return f"best: {best}"
+        shown = ", ".join(tied[:5]) + (f" and {len(tied) - 5} more" if len(tied) > 5 else "")
+        return (f"best: {best}, tied with {shown}: the folds cannot tell them apart, so choose among them by size or "
+                "cost, or fine-tune each")
+
     def _display(self) -> Any:
         """The table as strings for people: rounded scores, weights as ``encoder=weight``, sizes in millions."""
         formats = {

@@ -657,6 +657,43 @@ def test_a_tab_separated_txt_table_reads_like_a_tsv_and_plain_text_is_refused(tm
         load_task(tmp_path / "book.xlsx")
 
 
+def test_a_table_whose_name_has_no_extension_reads_like_a_tsv(tmp_path):
+    # UCI's SMSSpamCollection: tab-separated with a header line, and no extension in its name.
+    rows = "".join(f"{'spam' if i % 2 else 'ham'}\t{w} message\n" for i, w in enumerate(WORDS))
+    (tmp_path / "SMSSpamCollection").write_text("Label\tSMS\n" + rows)
+    (tmp_path / "sms.tsv").write_text("Label\tSMS\n" + rows)
+    bare, tsv = load_task(tmp_path / "SMSSpamCollection"), load_task(tmp_path / "sms.tsv")
+    assert (bare.input_column, bare.label_column) == ("SMS", "Label")
+    assert bare.dataset.to_dict() == tsv.dataset.to_dict()
+    (tmp_path / "README").write_text("just a sentence\nanother one\n")  # prose without separators: still refused
+    with pytest.raises(InvalidInputError, match="cannot read README: give a CSV"):
+        load_task(tmp_path / "README")
+
+
+def test_label_first_lines_are_refused_with_a_conversion_that_reads(tmp_path):
+    """SentEval's files (``LABEL text`` a line) are not a table; the error gives a command that makes one, and the
+    command's CSV loads with the labels and texts of the lines."""
+    import subprocess
+    import sys
+
+    lines = [f"{i % 3} {w} is sentence {i}, with a comma" for i, w in enumerate(WORDS * 4)]
+    (tmp_path / "trec.all").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInputError, match="look like 'LABEL text'") as info:
+        load_task(tmp_path / "trec.all")
+    command = str(info.value).split("e.g. python -c ")[1]
+    code, name = command.rsplit(" ", 1)
+    assert name == "trec.all" and code[0] == code[-1] == '"'
+    subprocess.run([sys.executable, "-c", code[1:-1], name], cwd=tmp_path, check=True)  # as a shell passes it
+    task = load_task(tmp_path / "data.csv")
+    assert task.dataset["text"] == [line.split(" ", 1)[1] for line in lines]
+    assert task.label_column == "label" and task.kind == "classification"
+    assert [str(y) for y in task.dataset["label"]] == [line[0] for line in lines]
+    (tmp_path / "notes.txt").write_text("\n".join(f"word{i} {w}" for i, w in enumerate(WORDS * 4)))  # no repeats
+    with pytest.raises(InvalidInputError) as plain:
+        load_task(tmp_path / "notes.txt")
+    assert "LABEL text" not in str(plain.value)
+
+
 def test_compressed_text_files_read_like_their_plain_twins_and_bad_ones_are_named(tmp_path):
     # x.csv.gz (how Kaggle and many exports ship tables) was "cannot read": datasets reads it; the checks read its text.
     import bz2

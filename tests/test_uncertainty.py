@@ -177,3 +177,29 @@ def test_the_plot_colours_the_leader_the_candidates_tied_with_it_and_the_rest_ap
     assert drawn == {"a": _BAR_COLOURS["leader"], "b": _BAR_COLOURS["tied"], "c": _BAR_COLOURS["other"]}
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         "best score", "tied with the best (within the folds' noise)", "behind"]
+
+
+def test_the_verdict_names_the_candidates_tied_with_the_best_and_never_a_lone_winner_with_a_warning():
+    """The one line the CLI prints and the Space shows says which candidates the folds cannot tell from the best
+    (b trails a by a varying amount, c by a little on every fold); with every candidate tied it gives no winner."""
+    from hf_emms.results import Ranking
+
+    lead = np.array([-0.50, -0.52, -0.48, -0.51, -0.49])
+    folds = {"a": lead, "b": lead - np.array([0.25, -0.15, 0.20, -0.10, 0.15]),
+             "c": lead - np.array([0.02, 0.021, 0.019, 0.02, 0.02])}
+
+    def ranking(names):
+        return Ranking([{"model": m, "emms": float(folds[m].mean()), "emms_se": 0.01, "status": "ok",
+                         "folds": {"scores": folds[m].tolist(), "sizes": [20.0] * 5, "null": [-1.0] * 5}}
+                        for m in names], {"dataset": {"name": "toy"}})
+
+    three = ranking(["a", "b", "c"])
+    assert three.tied == ["b"] and three.warning is None
+    assert three.verdict() == ("best: a, tied with b: the folds cannot tell them apart, so choose among them by size "
+                               "or cost, or fine-tune each")
+    assert three.verdict(markdown=True).startswith("best: **a**, tied with b")
+    clear = ranking(["a", "c"])
+    assert clear.tied == [] and clear.verdict() == "best: a"
+    both = ranking(["a", "b"])  # every candidate tied with the leader: a warning, and the verdict defers to it
+    assert both.warning and both.verdict() == "best: a (not a clear winner: see the warning above)"
+    assert Ranking([{"model": "x", "status": "skipped", "reason": "r"}]).verdict().startswith("no candidate")

@@ -106,10 +106,7 @@ def run(args: argparse.Namespace) -> int:
     print(ranking.to_markdown())
     if ranking.warning:
         print(f"\nwarning: {ranking.warning}")
-    if ranking.best:
-        print(f"\nbest: {ranking.best}" + (" (not a clear winner: see the warning above)" if ranking.warning else ""))
-    else:
-        print("\nno candidate could be scored (see the reasons above)")
+    print(f"\n{ranking.verdict()}")
     print(f"saved: {out}/ranking.json, ranking.csv, ranking.md, ranking.png", file=sys.stderr)
     if ranking.profile():
         from .._io import atomic_write

@@ -26,6 +26,9 @@ from .archives import unpacked
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 # Compressed text files (``x.csv.gz``): datasets reads them; the checks below read the decompressed text.
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# Names that do not say the format (UCI's SMSSpamCollection, x.data): read as a table when the header line holds tabs
+# or semicolons; commas alone may be prose.
+_UNNAMED = (".txt", "", ".dat", ".data")
 _BAD_ARCHIVE = (OSError, EOFError, lzma.LZMAError, zlib.error)  # gzip.BadGzipFile is an OSError
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"}
@@ -70,14 +73,14 @@ def _load_local(path: Path) -> tuple[Any, str]:
             return datasets.load_dataset("imagefolder", data_dir=str(folder)), digest.hexdigest()
         builder = _FILE_BUILDERS.get(suffix)
         delimiter = _csv_delimiter(path)
-        if suffix == ".txt" and path.stat().st_size and delimiter != ",":  # a table saved as .txt (SICK.txt: tabs)
+        if suffix in _UNNAMED and path.stat().st_size and delimiter != ",":  # a table saved as .txt (SICK.txt: tabs)
             builder = "csv"
         if builder is None:
             sheet = (" A spreadsheet: save it as CSV (pandas.read_excel(path).to_csv('data.csv', index=False), or "
                      "File > Save As > CSV)." if suffix in (".xlsx", ".xls", ".xlsm", ".ods") else "")
             raise InvalidInputError(f"cannot read {path.name}: give a CSV, TSV, JSON/JSONL, parquet or zip (image "
                                     "folder) file, or a .txt table separated by tabs or semicolons with a header line "
-                                    f"(text files may be compressed: .gz, .bz2, .xz).{sheet}")
+                                    f"(text files may be compressed: .gz, .bz2, .xz).{sheet}{_label_lines_hint(path)}")
         if builder == "parquet" and _compressed(path):
             raise InvalidInputError(f"cannot read {path.name}: parquet compresses itself; give the .parquet file.")
         kwargs = {"delimiter": delimiter} if delimiter not in (None, ",") else {}
@@ -146,7 +149,7 @@ def _csv_delimiter(path: Path) -> str | None:
     """The separator of a CSV/TSV file (None for other files): a tab for .tsv; for .csv (and .txt) a comma, unless its
     header line holds none and holds semicolons (the CSV of spreadsheets in locales with a decimal comma) or tabs."""
     suffix = data_suffix(path)
-    if suffix not in (".csv", ".txt"):
+    if suffix not in (".csv", *_UNNAMED):
         return {".tsv": "\t"}.get(suffix)
     try:
         with _open_plain(path) as fh:
@@ -156,6 +159,23 @@ def _csv_delimiter(path: Path) -> str | None:
     if b"," in header:
         return ","
     return next((d for d in (";", "\t") if d.encode() in header), ",")
+
+def _label_lines_hint(path: Path) -> str:
+    """A conversion recipe when ``path`` holds one example a line as ``LABEL text`` (SentEval's files, fastText's
+    ``__label__X text``): the first words of its first 50 lines take few values, each repeated. "" otherwise."""
+    try:
+        with _open_plain(path) as fh:
+            lines = [fh.readline(4096).decode("utf-8").strip() for _ in range(50)]
+    except (UnicodeDecodeError, *_BAD_ARCHIVE):
+        return ""
+    heads = [line.split(None, 1) for line in lines if line]
+    firsts = [h[0] for h in heads if len(h) == 2]
+    if len(firsts) < 10 or len(firsts) < len(heads) or len(set(firsts)) > len(firsts) // 2:
+        return ""
+    return (f" Its lines look like 'LABEL text' ({firsts[0]!r} first): write them as a CSV with a header, e.g. python -c "
+            "\"import csv,sys; w=csv.writer(open('data.csv','w',newline='')); w.writerow(['label','text']); "
+            f"w.writerows(l.rstrip('\\n').split(' ', 1) for l in open(sys.argv[1]) if l.strip())\" {path.name}")
+
 
 def _scan_file(path: Path, digest: Any, *, text: bool, csv_delimiter: str | None = None, plain: bool = False) -> None:
     """Feed ``path``'s size and bytes to ``digest``, in blocks; text files must be non-empty UTF-8 (the line of the

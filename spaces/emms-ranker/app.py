@@ -132,11 +132,12 @@ def _progress(ranking: Ranking, done: int, total: int, shortlist: int = 0) -> st
     if done < total:
         return f"Ranked {done} of {total} candidates..."
     ranked = f"**Done:** {total} candidate{'s' * (total != 1)} ranked"
-    best = f"best: **{ranking.best}**" if ranking.best else "no candidate could be scored (reasons below)"
-    if ranking.warning:  # the leader is named with its caveat, never as a confident winner
-        status = f"{ranked}; {best}, but ⚠️ **No clear winner.** {ranking.warning}"
-    else:
-        status = f"{ranked}; {best}."
+    if not ranking.best:
+        status = f"{ranked}; no candidate could be scored (reasons below)."
+    elif ranking.warning:  # the leader is named with its caveat, never as a confident winner
+        status = f"{ranked}; best: **{ranking.best}**, but ⚠️ **No clear winner.** {ranking.warning}"
+    else:  # the best, and the candidates the folds cannot tell from it
+        status = f"{ranked}; {ranking.verdict(markdown=True)}."
     if shortlist:
         status += (f"\n\n**Two phases:** recall short-listed the top {min(int(shortlist), total)} of {total} candidates "
                    "by transfer history and metadata, before reading any weights (column `recall`: phase one); "
