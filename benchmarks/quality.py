@@ -60,9 +60,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "quality"))
 
-from finetune import (  # noqa: E402  (the benchmark's own modules live beside it)
-    META, GroundTruthError, accuracies, load_ground_truth, merge_files, plan, ran_on, run_cells,
-    verify, write_json,
+from finetune import plan, run_cells, verify  # noqa: E402  (the benchmark's own modules live beside it)
+from truth_file import (  # noqa: E402
+    META, GroundTruthError, accuracies, load_ground_truth, merge_files, ran_on, write_json,
 )
 from ceiling import mean_ceiling, noise_ceiling  # noqa: E402
 from figures import (  # noqa: E402
@@ -129,6 +129,8 @@ def score_task(task_dir: Path, checkpoints: Mapping[str, Path], *, cache_dir: st
                                  for sel in SELECTORS if sel not in DEPTH_CREDIT}
             scores[row.model].update(depth_credit(row.get("layer_scores"), row.get("best_layer"), row.get("emms")))
             scores[row.model].update(emms_se=row.get("emms_se"), tied_with_best=tied.get(row.model))
+            if row.folds:  # the per-fold scores: ties can be judged again under another rule without re-scoring
+                scores[row.model]["emms_folds"] = {k: [float(v) for v in vals] for k, vals in row.folds.items()}
     return scores, seconds, ranking
 
 

@@ -23,6 +23,7 @@ import _tiny_models
 from test_quality import quality
 
 import finetune  # noqa: E402  (on sys.path once the benchmark is loaded)
+import truth_file  # noqa: E402
 import task_splits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,7 +228,7 @@ def test_cells_are_written_one_by_one_resume_and_verify(bench, tmp_path):
     cells = finetune.plan(["toy"], list(models), [0, 1])
     kw = dict(ground_truth=gt, task_root=root / "tasks", zoo=models, recipe=FAST, progress=False, say=lambda _: None)
     assert finetune.run_cells(cells, **kw) == cells
-    data = finetune.load_ground_truth(gt)
+    data = truth_file.load_ground_truth(gt)
     assert data["_meta"] == {"format": "hf-emms/quality-ground-truth", "recipe": FAST.__dict__}
     for m in models:
         entry = data["toy"][m]
@@ -248,7 +249,7 @@ def test_cells_are_written_one_by_one_resume_and_verify(bench, tmp_path):
     assert quality.main(["--verify", "--ground-truth", str(gt), "--tasks-root", str(root / "tasks"),
                          "--zoo", str(root / "zoo"), "--quiet"]) == 1
     # The file's recipe wins over a different one: mixing recipes in one file is refused.
-    with pytest.raises(finetune.GroundTruthError, match="another recipe"):
+    with pytest.raises(truth_file.GroundTruthError, match="another recipe"):
         finetune.run_cells(finetune.plan(["toy"], ["small"], [5]), **{**kw, "recipe": finetune.RECIPE})
 
 
@@ -265,14 +266,14 @@ def test_a_killed_run_leaves_whole_cells_and_resumes_with_the_missing_ones(bench
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    killed = finetune.load_ground_truth(gt)  # whole JSON: cells land by rename
+    killed = truth_file.load_ground_truth(gt)  # whole JSON: cells land by rename
     done = [(m, r["seed"]) for m, e in killed["toy"].items() for r in e["runs"]]
     assert 2 <= len(done) < 12 and gt.with_name("gt.json.lock").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".gt.json.")]  # no temporary left behind
     # The dead writer's lock is taken over; only the missing cells run, the finished ones are kept as they were.
     assert quality.main(cmd[2:]) == 0  # in this process: one interpreter start is enough to test the kill
     assert f"{12 - len(done)} cell(s) computed" in capsys.readouterr().out
-    final = finetune.load_ground_truth(gt)
+    final = truth_file.load_ground_truth(gt)
     for model, seed in done:
         assert [r for r in final["toy"][model]["runs"] if r["seed"] == seed] == \
                [r for r in killed["toy"][model]["runs"] if r["seed"] == seed]
@@ -283,7 +284,7 @@ def test_a_live_writer_keeps_a_second_one_out(bench, tmp_path):
     root, zoo = bench
     gt = tmp_path / "gt.json"
     gt.with_name("gt.json.lock").write_text(str(os.getpid()))  # this process is alive
-    with pytest.raises(finetune.GroundTruthError, match="still writing"):
+    with pytest.raises(truth_file.GroundTruthError, match="still writing"):
         finetune.run_cells(finetune.plan(["toy"], ["small"], [0]), ground_truth=gt, task_root=root / "tasks",
                            zoo=zoo, recipe=FAST, progress=False)
     assert not gt.exists()
@@ -315,18 +316,18 @@ def test_workers_files_merge_into_one_without_replacing_kept_runs(bench, tmp_pat
     main, worker = tmp_path / "gt.json", tmp_path / "worker.json"
     finetune.run_cells(finetune.plan(["toy"], ["small"], [0]), ground_truth=main, **kw)
     finetune.run_cells(finetune.plan(["toy"], ["small"], [0, 1]), ground_truth=worker, **kw)
-    kept = finetune.load_ground_truth(main)["toy"]["small"]["runs"][0]
+    kept = truth_file.load_ground_truth(main)["toy"]["small"]["runs"][0]
     assert quality.main(["--merge", str(worker), "--ground-truth", str(main)]) == 0
     assert "1 run(s) added" in capsys.readouterr().out
-    entry = finetune.load_ground_truth(main)["toy"]["small"]
+    entry = truth_file.load_ground_truth(main)["toy"]["small"]
     assert entry["seeds"] == [0, 1] and [r for r in entry["runs"] if r["seed"] == 0] == [kept]
     assert entry["finetune_acc"] == pytest.approx(np.mean([r["finetune_acc"] for r in entry["runs"]]))
     other = tmp_path / "other.json"
     finetune.run_cells(finetune.plan(["toy"], ["small"], [2]), ground_truth=other,
                        **{**kw, "recipe": finetune.Recipe(**{**FAST.__dict__, "epochs": 1})})
     before = main.read_bytes()
-    with pytest.raises(finetune.GroundTruthError, match="another recipe"):
-        finetune.merge_files(main, [worker, other])
+    with pytest.raises(truth_file.GroundTruthError, match="another recipe"):
+        truth_file.merge_files(main, [worker, other])
     assert main.read_bytes() == before and not main.with_name("gt.json.lock").exists()
 
 

@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmark's own modules live beside it
 
 from figures import quality  # noqa: E402
-from finetune import RECIPE, finetune, load_ground_truth  # noqa: E402
+from finetune import RECIPE, finetune  # noqa: E402
+from truth_file import load_ground_truth  # noqa: E402
 
 
 def main() -> None:

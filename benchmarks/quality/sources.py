@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from finetune import RECIPE, GroundTruthError, Recipe, environment, finetune
+from finetune import RECIPE, Recipe, environment, finetune
+from truth_file import GroundTruthError
 
 from hf_emms._io import atomic_dir
 
