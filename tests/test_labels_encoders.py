@@ -409,3 +409,17 @@ def test_progress_bar(models, capsys):
     assert "4/4" in capsys.readouterr().err
     embed_labels(CLASSES, kind="classification", encoders=[models["bert"]], cache_dir=False, progress=False)
     assert "F-labels" not in capsys.readouterr().err
+
+
+def test_no_progress_bar_when_every_label_is_cached(models, tmp_path, capsys):
+    """Two encoders, the second new: the bar counts only what is encoded; everything cached draws no bar at all
+    (it drew an empty 'F-labels: 0text' line)."""
+    first = embed_labels(CLASSES, kind="classification", encoders=[models["bert"]], cache_dir=tmp_path, progress=True)
+    assert "4/4" in capsys.readouterr().err and first.n_encoded == 4
+    both = embed_labels(CLASSES, kind="classification", encoders=[models["bert"], models["gpt2"]], cache_dir=tmp_path,
+                        progress=True)
+    assert "4/4" in capsys.readouterr().err and both.n_encoded == 4
+    again = embed_labels(CLASSES, kind="classification", encoders=[models["bert"], models["gpt2"]], cache_dir=tmp_path,
+                         progress=True)
+    assert "F-labels" not in capsys.readouterr().err and again.n_encoded == 0
+    np.testing.assert_array_equal(again.tables[0], both.tables[0])

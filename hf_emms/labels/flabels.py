@@ -216,12 +216,13 @@ def embed_labels(
         records = tuple(record for record, _ in described)
         width = width if width is not None else min(r.dim for r in records)
         width = check_positive_int("width", width, error=LabelError)
-        tables, encoded = [], 0
-        with tqdm(total=0, desc="F-labels", unit="text", disable=None if progress is None else not progress) as bar:
-            for spec, (record, config) in zip(specs, described):
-                raw, n = _raw_embeddings(spec, record, config, plan.texts, root, device, batch_size, bar)
-                tables.append(to_width(raw, width))
-                encoded += n
+        looked_up = [_cached(record, plan.texts, root) for record, _ in described]
+        encoded = sum(len(missing) for _, _, _, missing in looked_up)
+        # A bar only when something is encoded (all cached: none at all, not an empty "F-labels: 0text" line).
+        with tqdm(total=encoded, desc="F-labels", unit="text",
+                  disable=True if not encoded else None if progress is None else not progress) as bar:
+            tables = [to_width(_raw_embeddings(spec, record, config, *found, device, batch_size, bar), width)
+                      for spec, (record, config), found in zip(specs, described, looked_up)]
     members = tuple(r.model for r in records) + ((TARGETS_MEMBER,) if plan.targets is not None else ())
     names = None if plan.class_names is None else tuple(plan.class_names)
     return FLabels(kind, width, members, records, prompt, names, plan.n_samples, encoded, plan, tuple(tables))
@@ -248,18 +249,23 @@ def _plan(labels, kind, classes, prompt, clean, encode_targets, image_sizes, box
     return plan_boxes(labels, prompt=prompt, image_sizes=image_sizes, box_format=box_format)
 
 
-def _raw_embeddings(
-    spec, record: EncoderRecord, config: Any, texts: list[str], root: Path | None, device: str, batch_size: int, bar: Any
-) -> tuple[np.ndarray, int]:
-    """(U, D_k) raw embeddings of ``texts`` by one encoder, from the cache where possible; and how many were encoded."""
+def _cached(record: EncoderRecord, texts: list[str], root: Path | None) -> tuple[Any, list[str], dict, list[int]]:
+    """One encoder's cache, the prompted texts, the embeddings it holds of them ({index: (D_k,)}) and the indices
+    still to encode."""
     texts = [apply_prompt(record.prompt, t) for t in texts]
     # The prompt is in the texts themselves; a local folder is known by the hash of its files, not by where it is.
     key = {k: v for k, v in record.to_dict().items() if k != "prompt" and not (k == "model" and record.local)}
     cache = EmbeddingCache(root, key)
     found = cache.get(texts)
-    missing = [i for i in range(len(texts)) if i not in found]
+    return cache, texts, found, [i for i in range(len(texts)) if i not in found]
+
+
+def _raw_embeddings(
+    spec, record: EncoderRecord, config: Any, cache: Any, texts: list[str], found: dict, missing: list[int],
+    device: str, batch_size: int, bar: Any,
+) -> np.ndarray:
+    """(U, D_k) raw embeddings of ``texts`` by one encoder: ``found`` (from its cache) and ``missing`` encoded now."""
     if missing:
-        bar.total += len(missing)
         bar.set_description(f"F-labels ({member_name(record.model)})")
         encoder = TextEncoder(spec, record, config, device)
         fresh = encoder.encode([texts[i] for i in missing], batch_size=batch_size, progress=bar.update)
@@ -268,4 +274,4 @@ def _raw_embeddings(
             raise EncoderLoadError(f"{record.model} returned width {fresh.shape[1]}, its config says {record.dim}.")
         cache.put([texts[i] for i in missing], fresh)
         found.update(zip(missing, fresh))
-    return np.stack([found[i] for i in range(len(texts))]), len(missing)
+    return np.stack([found[i] for i in range(len(texts))])
