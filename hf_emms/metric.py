@@ -123,8 +123,9 @@ def compute(
     -------
     dict
         ``{"emms": float, "emms_se": float or None, "emms_weights": list of K floats}``, and ``"logme": float``
-        when asked. ``emms_se`` is the score's standard error over the cross-validation folds
-        (:mod:`hf_emms.solver.uncertainty`): two candidates whose scores differ by less than about two of it are not
+        when asked. ``emms_se`` is the score's standard error over the cross-validation folds, corrected for the
+        training data they share (:mod:`hf_emms.solver.uncertainty`): two candidates whose scores differ by less than
+        about two of it are not
         told apart by these samples. None for rules without folds (``"in_sample"``, ``"gcv"``).
 
     Raises

@@ -92,7 +92,8 @@ def test_the_one_se_rule_switches_from_the_first_choice_only_when_the_folds_supp
             for k in order[1:]:
                 d = scores[k][g] - scores[order[0]][g]
                 mean = w @ d
-                if mean > np.sqrt(w @ (d - mean) ** 2 / (len(g) - 1)):
+                naive = np.sqrt(w @ (d - mean) ** 2 / (len(g) - 1))  # Nadeau & Bengio's factor, each fold out of all:
+                if mean > naive * np.sqrt(len(g) * (1 / len(g) + np.mean(sizes[g] / (sizes.sum() - sizes[g])))):
                     allowed.append(k)
             means = {k: w @ scores[k][g] for k in allowed}
             assert chosen[f] == max(allowed, key=lambda k: (means[k], -order.index(k)))

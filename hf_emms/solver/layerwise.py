@@ -104,7 +104,7 @@ def nested_choice(fold_scores: Mapping[str, np.ndarray], fold_sizes: np.ndarray,
         for f in range(n.size):
             keep = np.arange(n.size) != f
             for i in range(1, len(order)):
-                mean, se = fold_mean_and_se(table[i, keep] - table[0, keep], n[keep])
+                mean, se = fold_mean_and_se(table[i, keep] - table[0, keep], n[keep], n_samples=n.sum())
                 if not mean > margin * se:
                     others[i, f] = -np.inf
     picks = np.argmax(others, axis=0)  # the first maximum: the most preferred on ties

@@ -9,16 +9,20 @@ the mean over fold f's n_f held-out samples of the per-sample loss (w_f = n_f / 
 
 Standard error. Treating the per-sample held-out losses e_i as independent with variance sigma^2, s_f has
 variance sigma^2 / n_f and the score (their pooled mean) sigma^2 / N. The between-fold sum of squares
-sum_f n_f (s_f - score)^2 has expectation (F - 1) sigma^2 (one-way analysis of variance with equal means), so
+sum_f n_f (s_f - score)^2 has expectation (F - 1) sigma^2 (one-way analysis of variance with equal means), which
+gives the usual K-fold standard error sqrt(S^2 / F), S^2 = F sum_f w_f (s_f - score)^2 / (F - 1) (for equal folds
+std(s_f, ddof=1)^2; the "one-standard-error rule" of Hastie, Tibshirani & Friedman, ESL 7.10). That one is low: the
+folds share training data, so the s_f are positively correlated, their spread understates the score's, and no
+unbiased estimator of the K-fold variance exists (Bengio & Grandvalet, JMLR 2004). The correction of Nadeau & Bengio
+(Machine Learning 52, 2003; Bouckaert & Frank, PAKDD 2004, for K-fold) takes the correlation of two estimates as
+the share of samples held out, rho = n_test / (n_train + n_test), and gives
 
-    SE = sqrt( sum_f w_f (s_f - score)^2 / (F - 1) ),                                                   (SE)
+    SE = sqrt( (1 / F + n_test / n_train) S^2 ),   n_test / n_train = mean_f n_f / (N - n_f),           (SE)
 
-which for equal folds is the usual K-fold standard error std(s_f, ddof=1) / sqrt(F) (the "one-standard-error
-rule" of Hastie, Tibshirani & Friedman, ESL 7.10). It is an approximation, and a low one: the folds share training
-data, so the s_f are positively correlated and no unbiased estimator of the K-fold variance exists (Bengio &
-Grandvalet, JMLR 2004); it also ignores that the ridge and lambda were chosen on the same folds. Read it as the
-noise of the held-out samples, not of the whole procedure. Rules without folds ("gcv", "in_sample", "reference")
-get SE = NaN.
+1.5 times the uncorrected SE with 5 folds ((1/5 + 1/4) / (1/5) = 2.25 in variance). It still ignores that the
+ridge and lambda were chosen on the same folds. Read it as the noise of the held-out samples and of the training
+data they were scored with, not of the whole procedure. Rules without folds ("gcv", "in_sample", "reference") get
+SE = NaN.
 
 Ties. Candidates scored on the same data share the folds, so their fold scores are paired: with the leader L
 (highest score) and d_f = s_f(L) - s_f(other), the difference of scores is mean_w(d) = sum_f w_f d_f, and the
@@ -30,8 +34,8 @@ the leader when
 a paired t-type test, far more powerful than comparing two SEs. Differences below ``RESOLUTION`` = 1e-8 (of the
 F-label variance) count as 0 on either side of (TIE): the solver's own accuracy (``tests/test_emms.py`` holds
 scores to 1e-8 of dense references), so that equivalent features (a scaled copy) tie whatever the rounding. z = ``Z_TIE`` = 2: close to the one-sided 95% point
-of Student's t with F - 1 = 4 degrees of freedom (2.13), and (SE) underestimates the spread, so a smaller z would
-call noise a difference too often. Identical features give d_f = 0 for every fold: tied.
+of Student's t with F - 1 = 4 degrees of freedom (2.13), as in the corrected resampled t-test of Nadeau & Bengio,
+whose variance (SE) uses. Identical features give d_f = 0 for every fold: tied.
 
 No-information level. Features that carry no information (constant features) leave the training mean of the
 F-labels as the only prediction: R_f = T_f, the held-out F-label energy about the training mean, and the score
@@ -60,7 +64,8 @@ RESOLUTION = 1e-8  # score differences below this are rounding, not information 
 _SAME_DATA_RTOL = 1e-6  # null fold scores of candidates on the same F-labels and folds agree to float64 sums' rounding
 
 
-def fold_mean_and_se(fold_values: np.ndarray, fold_sizes: np.ndarray) -> tuple[float, float]:
+def fold_mean_and_se(fold_values: np.ndarray, fold_sizes: np.ndarray, *, n_samples: float | None = None
+                     ) -> tuple[float, float]:
     """Weighted mean (F1) and standard error (SE) of per-fold values.
 
     Parameters
@@ -69,18 +74,23 @@ def fold_mean_and_se(fold_values: np.ndarray, fold_sizes: np.ndarray) -> tuple[f
         Per-fold scores s_f, or paired differences d_f.
     fold_sizes : ndarray of shape (F,)
         Held-out samples n_f of each fold (the weights w_f = n_f / sum n_f).
+    n_samples : float, optional
+        N, the samples of the cross-validation the folds come from (each fold trained on N - n_f); default
+        sum n_f. Give it when ``fold_values`` are a subset of the folds.
 
     Returns
     -------
     mean, se : float
-        sum_f w_f v_f and sqrt(sum_f w_f (v_f - mean)^2 / (F - 1)); se is NaN for fewer than 2 folds.
+        sum_f w_f v_f and the corrected standard error (SE); se is NaN for fewer than 2 folds.
     """
     v, n = np.asarray(fold_values, dtype=np.float64), np.asarray(fold_sizes, dtype=np.float64)
     w = n / n.sum()
     mean = float(w @ v)
     if v.size < 2:
         return mean, float("nan")
-    return mean, float(np.sqrt(w @ (v - mean) ** 2 / (v.size - 1)))
+    spread = v.size * (w @ (v - mean) ** 2) / (v.size - 1)  # S^2
+    held_per_trained = float(np.mean(n / ((n.sum() if n_samples is None else n_samples) - n)))  # n_test / n_train
+    return mean, float(np.sqrt((1.0 / v.size + held_per_trained) * spread))
 
 
 @dataclass(frozen=True)
