@@ -707,6 +707,21 @@ def test_a_ranking_that_cannot_be_written_says_its_scores_are_kept(tiny, tmp_pat
     assert (again.rows[0].emms, again.rows[0].seconds) == (stored["emms"], stored["seconds"])  # reloaded, not re-run
 
 
+def test_a_result_stored_under_older_scoring_rules_is_scored_again(tiny, tmp_path, monkeypatch):
+    # a stored row keeps its emms_se: one made before the SE was corrected must not be shown beside new ones
+    import hf_emms.pipeline.score as score_module
+
+    kw = dict(encoders=None, max_samples=None, cache_dir=tmp_path / "c", progress=False)
+    monkeypatch.setattr(score_module, "SCORES_FORMAT", score_module.SCORES_FORMAT - 1)
+    old = rank(_dataset(), [str(tiny["small"])], **kw)
+    monkeypatch.undo()
+    new = rank(_dataset(), [str(tiny["small"])], **kw)
+    assert len(list((tmp_path / "c" / "results").glob("*.json"))) == 2  # a second record: not the old one reused
+    assert new.rows[0].emms == old.rows[0].emms  # the same statistics and score, computed again
+    again = rank(_dataset(), [str(tiny["small"])], **kw)
+    assert len(list((tmp_path / "c" / "results").glob("*.json"))) == 2 and again.rows[0].seconds == new.rows[0].seconds
+
+
 def test_one_hub_repo_at_two_revisions_is_named_by_its_commit(hub_server, tiny, tmp_path):
     # org/m@<a> and org/m@<b> were two rows called "org/m"
     first = hub_server.add_model("acme/m", tiny["small"])

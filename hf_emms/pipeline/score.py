@@ -19,6 +19,7 @@ from ..hub import Candidate, scan
 from ..hub.candidate import card_lists_dataset
 from ..records import Row
 from ..results import record_key
+from ..solver.scores import SCORES_FORMAT
 from ..features.layers import UPPER
 from ..features.record import Extraction
 from .notes import say
@@ -251,9 +252,10 @@ def _skipped(candidate: Candidate, exc: Exception, names: dict[tuple[str, str], 
 
 def _key(plan: Plan, candidate: Candidate) -> str:
     """The results-store key of a pinned candidate in this plan (its commit, the data, the run's configuration, and
-    the format of the features' rules: a stored score made under older pooling rules is scored again)."""
+    the formats of the features' and the scores' rules: a score stored under older pooling rules, or with an older
+    standard error, is scored again)."""
     return record_key(candidate.model_id, candidate.revision, plan.data_key,
-                      {**plan.meta.config.to_dict(), "features_format": CACHE_FORMAT})
+                      {**plan.meta.config.to_dict(), "features_format": CACHE_FORMAT, "scores_format": SCORES_FORMAT})
 
 
 def scores(extraction: Extraction, plan: Plan, phases: Phases | None = None) -> dict[str, Any]:

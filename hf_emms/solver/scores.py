@@ -64,6 +64,9 @@ from .stats import N_FOLDS, FeatureStats
 from .uncertainty import fold_mean_and_se
 
 RULES = ("cv", "gcv", "in_sample")
+# What a stored score and its uncertainty mean: part of every results-store key, so a result stored under older
+# rules is scored again (from cached statistics) instead of reused. 2: the fold SE corrected (uncertainty.py).
+SCORES_FORMAT = 2
 _GRID = np.linspace(-8.0, 4.0, 25)  # log10 of the ridge relative to the mean non-zero eigenvalue of G
 _GOLDEN_STEPS = 30  # shrinks the one-decade bracket around the best grid point to 1e-6 decade
 _CV_GRID = np.linspace(-6.0, 4.0, 11)  # log10 of the ridge per training sample on unit-variance features
