@@ -66,7 +66,7 @@ from truth_file import (  # noqa: E402
 )
 from ceiling import mean_ceiling, noise_ceiling  # noqa: E402
 from figures import (  # noqa: E402
-    DEPTH_CREDIT, PRIORS, SCORES, SELECTORS, VARIANTS, average, kendall_tau, quality, tied_set, top1_regret,
+    DEPTH_CREDIT, PRIORS, SCORES, SELECTORS, VARIANTS, average, kendall_tau, quality, tied_set, top1_regret, versus,
     weighted_tau,
 )
 from layer_credit import depth_credit  # noqa: E402
@@ -258,6 +258,9 @@ def _summary(tasks: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         "tasks": tasks, "average": average({t: v["quality"] for t, v in tasks.items()}),
         "average_by_inputs": {k: average({t: v["quality"] for t, v in tasks.items() if v["inputs"] == k})
                               for k in kinds} if len(kinds) > 1 else {},
+        # Differences from the default, paired by task, with their SE over tasks: which gaps the tasks can resolve.
+        "versus_default": {k: versus({t: v["quality"] for t, v in tasks.items() if k == "all" or v["inputs"] == k})
+                           for k in ["all", *(kinds if len(kinds) > 1 else [])]},
         "meta": meta,
     }
 

@@ -231,6 +231,21 @@ def test_quality_and_average_per_selector():
     assert quality.average({"t1": q, "t2": flat})["emms"]["kendall_tau"] == pytest.approx(1.0)
 
 
+def test_differences_from_the_default_are_paired_by_task_with_their_standard_error():
+    def q(**taus):
+        return {sel: {"weighted_tau": t} for sel, t in taus.items()}
+
+    per_task = {"a": q(emms=0.8, emms_last=0.5, params=0.9), "b": q(emms=0.6, emms_last=0.5, params=0.5),
+                "c": q(emms=0.7, emms_last=0.8, params=math.nan)}  # a constant prior: no tau, left out
+    got = quality.versus(per_task)
+    d = np.array([-0.3, -0.1, 0.1])
+    assert got["emms_last"] == {"difference": pytest.approx(d.mean()), "se": pytest.approx(d.std(ddof=1) / np.sqrt(3)),
+                                "n_tasks": 3, "better_on": 1}
+    assert got["emms"] == {"difference": 0.0, "se": 0.0, "n_tasks": 3, "better_on": 0}
+    assert got["params"]["n_tasks"] == 2 and got["params"]["difference"] == pytest.approx(0.0)
+    assert math.isnan(quality.versus({"a": per_task["a"]})["emms_last"]["se"])  # one task: no spread
+
+
 def test_committed_ground_truth_reads_and_its_cells_are_whole():
     path = quality.GROUND_TRUTH
     if not path.exists():

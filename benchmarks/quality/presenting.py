@@ -47,12 +47,23 @@ def markdown(result: Mapping[str, Any]) -> str:
                                "holds the fine-tuned best": "yes" if q["holds_best"] else "no",
                                "regret of the set (points)": f"{100 * q['regret']:.2f}"}
                            for t, q in sets.items() if q}).T
+    def gap(v: Mapping[str, Any]) -> str:
+        if not math.isfinite(v["se"]):
+            return f"{v['difference']:+.2f}"
+        return f"{v['difference']:+.2f} ± {v['se']:.2f} (above on {v['better_on']} of {v['n_tasks']})"
+
+    versus = pd.DataFrame({f"{g} tasks": {s: gap(v) for s, v in diffs.items()}
+                           for g, diffs in result.get("versus_default", {}).items()}).fillna("-")
     md = {"disable_numparse": True}  # the cells are formatted strings already ("82.6 ± 0.4")
     per_task = "".join(f"\n{t}\n\n{_task_table(v).to_markdown(**md)}\n" for t, v in result["tasks"].items())
     return (f"Weighted Kendall tau per task (selector rows; the ceiling rows: what a selector knowing each expected "
             f"accuracy, and a second fine-tuning of every cell, would reach against this ground truth's seed noise, "
             f"averaged over the tasks with several seeds per model)\n\n{wt.to_markdown(**md)}\n\n"
-            f"Average over tasks\n\n{summary.to_markdown(**md)}\n\nWall time, all candidates of a task, scored "
+            f"Average over tasks\n\n{summary.to_markdown(**md)}\n\n"
+            f"Weighted tau minus the default's (emms), paired by task: mean ± its standard error over the tasks (a gap "
+            f"below about two of it is not resolved by these tasks)\n\n"
+            f"{versus.to_markdown(**md) if len(versus) else '(not computed)'}\n\n"
+            f"Wall time, all candidates of a task, scored "
             f"on {result['meta'].get('device', 'cpu')}\n\n"
             f"{times.to_markdown(**md)}\n\nEMMS's own uncertainty against fine-tuning: the candidates its folds cannot "
             f"tell from its leader (tied_with_best), and whether fine-tuning's best is among them\n\n"
