@@ -47,8 +47,8 @@ def markdown(result: Mapping[str, Any]) -> str:
                                "holds the fine-tuned best": "yes" if q["holds_best"] else "no",
                                "regret of the set (points)": f"{100 * q['regret']:.2f}"}
                            for t, q in sets.items() if q}).T
-    def gap(v: Mapping[str, Any]) -> str:
-        if not math.isfinite(v["se"]):
+    def gap(v: Mapping[str, Any]) -> str:  # the JSON read back holds null for a NaN SE (one task)
+        if v["se"] is None or not math.isfinite(v["se"]):
             return f"{v['difference']:+.2f}"
         return f"{v['difference']:+.2f} ± {v['se']:.2f} (above on {v['better_on']} of {v['n_tasks']})"
 
