@@ -107,11 +107,25 @@ def history_part(folder: Path, embed, seed: int = 0) -> dict:
                                 "top3_in_top10": _mean(top_k_recall(t, p) for p in perms)}
     summary = {k: _mean(r[k] for r in per.values()) for k in ("weighted_tau", "top3_in_top10")}
     return {"mean_weighted_tau": summary["weighted_tau"], "top3_in_top10": summary["top3_in_top10"],
-            "per_dataset": per,
+            "per_dataset": per, "versus": {b: paired(per, rows) for b, rows in base.items()},
             "baselines": {b: {"mean_weighted_tau": _mean(r["weighted_tau"] for r in rows.values()),
                               "top3_in_top10": _mean(r["top3_in_top10"] for r in rows.values()),
                               "datasets": sum(np.isfinite(r["weighted_tau"]) for r in rows.values()),
                               "per_dataset": rows} for b, rows in base.items()}}
+
+
+def paired(per: dict, baseline: dict) -> dict:
+    """Recall minus a baseline, paired by held-out dataset: for each figure the mean difference over the datasets where
+    both are finite, its standard error sd / sqrt(T), T, and on how many datasets recall is above (a gap below about
+    two standard errors is not resolved by these datasets)."""
+    out = {}
+    for key in ("weighted_tau", "top3_in_top10"):
+        d = np.array([per[t][key] - baseline[t][key] for t in per if t in baseline
+                      and np.isfinite(per[t][key]) and np.isfinite(baseline[t][key])], float)
+        out[key] = {"difference": float(d.mean()) if d.size else float("nan"),
+                    "se": float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan"),
+                    "datasets": int(d.size), "above_on": int((d > 0).sum()), "equal_on": int((d == 0).sum())}
+    return out
 
 
 def noise_ceiling(folder: Path, draws: int = 200, seed: int = 0) -> dict:
@@ -285,6 +299,13 @@ def print_report(report: dict) -> None:
               + " |")
         print(f"\n(logme: mean over the {b['logme']['datasets']} datasets with >= 10 LogME pairs.) Targets: tau >= 0.57,"
               " top-3 in top-10 >= 0.65.")
+        print("\nRecall minus each baseline, paired by held-out dataset (mean ± SE over datasets; above/equal on):\n")
+        print("| baseline | weighted tau | top-3 in top-10 |")
+        print("|:---|---:|---:|")
+        for k, v in h.get("versus", {}).items():
+            cells = [f"{x['difference']:+.3f} ± {x['se']:.3f} ({x['above_on']}/{x['equal_on']} of {x['datasets']})"
+                     for x in (v["weighted_tau"], v["top3_in_top10"])]
+            print(f"| {k} | " + " | ".join(cells) + " |")
     n = report.get("noise_ceiling", {})
     if "run_sd" in n:
         print(f"\nNoise ceiling (run-to-run sd {n['run_sd']:.4f} from {n['repeated_pairs']} repeated runs): a re-run of "

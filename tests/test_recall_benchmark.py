@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from test_recall import write_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,11 @@ def test_recall_benchmark_runs_both_parts_and_writes_the_report(tmp_path):
     assert set(history["per_dataset"]) == {"reviews", "news", "tweets", "grammar"}
     assert set(history["baselines"]) == {"history_mean", "params", "logme", "random"}
     assert -1 <= history["mean_weighted_tau"] <= 1 and 0 <= history["top3_in_top10"] <= 1
+    # recall minus each baseline, paired by held-out dataset: the same datasets' figures, differenced
+    hm, versus = history["baselines"]["history_mean"]["per_dataset"], history["versus"]["history_mean"]["weighted_tau"]
+    diffs = [r["weighted_tau"] - hm[t]["weighted_tau"] for t, r in history["per_dataset"].items()]
+    assert versus["datasets"] == 4 and versus["difference"] == pytest.approx(sum(diffs) / 4)
+    assert versus["above_on"] == sum(d > 0 for d in diffs) and "paired by held-out dataset" in proc.stdout
     assert set(report["cold_start"]["baselines"]) == {"model_type_mean", "params"}
     assert report["scale"]["with_eval_results"] == 4  # the model-index of every 10th card, read by the scan
     assert report["scale"]["cards"] == 40 and report["scale"]["seconds"] > 0 and report["scale"]["peak_rss_mb"] > 0
