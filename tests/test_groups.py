@@ -136,6 +136,12 @@ def test_group_column_links_rows_by_its_value_and_by_input():
     groups = input_groups(ds, InputSpec("text", ("text",)), np.arange(5), group_column="who")
     # b and c share "y"; a (row 0) and row 3 share an input; row 4 has no group and its own input
     assert groups.fold_ids(np.arange(5)).tolist() == [0, 1, 1, 0, 4] and groups.units == 3
+    assert groups.ungrouped == 1
+    # a numeric group column read from a CSV holds NaN where a value is missing: missing, not one more group
+    ids = datasets.Dataset.from_dict({"text": list("abcde"), "label": [0, 1, 0, 1, 0],
+                                      "who": [1.0, float("nan"), 1.0, float("nan"), 2.0]})
+    by_id = input_groups(ids, InputSpec("text", ("text",)), np.arange(5), group_column="who")
+    assert by_id.fold_ids(np.arange(5)).tolist() == [0, 1, 0, 3, 4] and by_id.ungrouped == 2
 
 
 def test_rank_with_a_group_column_does_not_score_a_row_on_its_siblings(tmp_path):
@@ -222,3 +228,9 @@ def test_one_text_of_a_pair_may_group_the_pairs(tmp_path):
                    max_samples=None, progress=False, cache_dir=tmp_path / "c", layers="last")
     assert ranking.rows[0].status == "ok"
     assert any(n.startswith("folds: the 36 rows form 12 groups by 'premise'") for n in ranking.meta.extra["notes"])
+    # pairs without a premise id are grouped by their input alone, and the note says how many
+    ds = ds.add_column("premise_id", [None if i % 9 == 0 else i // 3 for i in range(len(rows))])
+    ranking = rank(ds, [model], input_column=["premise", "hypothesis"], group_column="premise_id", encoders=None,
+                   max_samples=None, progress=False, cache_dir=tmp_path / "c", layers="last")
+    (note,) = [n for n in ranking.meta.extra["notes"] if n.startswith("folds:")]
+    assert note.endswith("; 4 rows without a 'premise_id' value are grouped by their input alone.")

@@ -42,12 +42,15 @@ class InputGroups:
         Distinct inputs among the scored rows.
     units : int
         Sets of rows held out together (each set's rows share a fold): the distinct inputs, fewer with a group column.
+    ungrouped : int
+        Scored rows without a value in the group column (None, NaN): each is grouped by its input alone.
     """
 
     rows: np.ndarray
     first: np.ndarray
     distinct: int
     units: int
+    ungrouped: int = 0
 
     @property
     def repeated(self) -> int:
@@ -91,16 +94,20 @@ def input_groups(dataset: Any, spec: InputSpec, rows: np.ndarray, *, group_colum
         return len(first)
 
     distinct = link(input_digests(part, list(spec.columns)))
+    ungrouped = 0
     if group_column is not None:
-        link(_group_keys(part, group_column))
+        keys = _group_keys(part, group_column)
+        ungrouped = sum(key is None for key in keys)
+        link(keys)
     firsts = np.array([order[root(i)] for i in range(order.size)], dtype=np.int64)
     moved = firsts != order
-    return InputGroups(order[moved], firsts[moved], distinct, int(np.unique(firsts).size))
+    return InputGroups(order[moved], firsts[moved], distinct, int(np.unique(firsts).size), ungrouped)
 
 
 def _group_keys(dataset: Any, column: str) -> list[Any]:
-    """The values of ``column`` as keys (None where missing); a list or dict value by its text."""
+    """The values of ``column`` as keys (None where missing: None, NaN); a list or dict value by its text."""
     if column not in dataset.column_names:
         raise InvalidInputError(f"group_column {column!r} is not in the dataset; its columns are "
                                 f"{dataset.column_names}.")
-    return [v if v is None or isinstance(v, (str, int, float, bool)) else repr(v) for v in dataset[column]]
+    return [None if v is None or (isinstance(v, float) and v != v) else v if isinstance(v, (str, int, float, bool))
+            else repr(v) for v in dataset[column]]

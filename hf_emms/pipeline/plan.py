@@ -171,8 +171,10 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     phases.lap("job")
     if data.group_column is not None:
         units = job.groups.units if job.groups is not None else len(scored)
+        alone = job.groups.ungrouped if job.groups is not None else 0
         say(run.progress, f"folds: the {len(scored)} rows form {units} groups by {data.group_column!r} (and by input), "
-                          "each held out whole.", notes)
+                          "each held out whole" + (f"; {alone} rows without a {data.group_column!r} value are grouped "
+                                                   "by their input alone." if alone else "."), notes)
     config = RunConfig(
         task=t.kind, input=t.input_column if len(t.input_columns) == 1 else list(t.input_columns),
         label=t.label_column, rows=len(scored), seed=data.seed,
