@@ -160,6 +160,7 @@ def _csv_delimiter(path: Path) -> str | None:
         return ","
     return next((d for d in (";", "\t") if d.encode() in header), ",")
 
+
 def _label_lines_hint(path: Path) -> str:
     """A conversion recipe when ``path`` holds one example a line as ``LABEL text`` (SentEval's files, fastText's
     ``__label__X text``): the first words of its first 50 lines take few values, each repeated. "" otherwise."""
