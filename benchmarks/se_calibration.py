@@ -77,6 +77,7 @@ def calibration(feats: dict[str, np.ndarray], labels: np.ndarray, n: int, seed: 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 300, 500], help="rows per draw")
+    parser.add_argument("--rows", type=int, help="use the first ROWS sentences only (default: all 6,920)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if not SST2.is_file():
@@ -86,11 +87,11 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     zoo = build_zoo(cache_root() / "zoo", list(MEMBERS), progress=False)
-    lines = [line.split(" ", 1) for line in SST2.read_text().splitlines()]
+    lines = [line.split(" ", 1) for line in SST2.read_text().splitlines()][:args.rows]
     texts, labels = [t.strip() for _, t in lines], np.array([int(y) for y, _ in lines])
     feats = features(zoo, texts)
     rows = [calibration(feats, labels, n) for n in args.sizes]
-    config = {"data": "SST-2 train (6,920 sentences)", "members": list(MEMBERS), "folds": 5, "f_label_tables":
+    config = {"data": f"SST-2 train ({len(texts):,} sentences)", "members": list(MEMBERS), "folds": 5, "f_label_tables":
               "one random (2, 64) table", "python": platform.python_version(), "cpus": os.cpu_count(),
               "seconds": round(time.perf_counter() - start, 1)}
     print("configuration:", json.dumps(config))
