@@ -155,8 +155,7 @@ class Ranking:
     def tied(self) -> list[str]:
         """The other candidates the folds cannot tell from the best (``tied_with_best``), in ranking order."""
         ok = self.df[self.df["status"] == "ok"]
-        flags = ok["tied_with_best"] if "tied_with_best" in ok else [None] * len(ok)
-        return [str(m) for m, t in list(zip(ok["model"], flags))[1:] if t is True]
+        return [str(m) for m, t in list(zip(ok["model"], ok["tied_with_best"]))[1:] if t is True]
 
     def verdict(self, *, markdown: bool = False) -> str:
         """One line for people: the best candidate and those tied with it, with the warning's caveat, or why there

@@ -221,8 +221,8 @@ def embed_labels(
         # A bar only when something is encoded (all cached: none at all, not an empty "F-labels: 0text" line).
         with tqdm(total=encoded, desc="F-labels", unit="text",
                   disable=True if not encoded else None if progress is None else not progress) as bar:
-            tables = [to_width(_raw_embeddings(spec, record, config, *found, device, batch_size, bar), width)
-                      for spec, (record, config), found in zip(specs, described, looked_up)]
+            tables = [to_width(_raw_embeddings(spec, record, config, *cached, device, batch_size, bar), width)
+                      for spec, (record, config), cached in zip(specs, described, looked_up)]
     members = tuple(r.model for r in records) + ((TARGETS_MEMBER,) if plan.targets is not None else ())
     names = None if plan.class_names is None else tuple(plan.class_names)
     return FLabels(kind, width, members, records, prompt, names, plan.n_samples, encoded, plan, tuple(tables))
