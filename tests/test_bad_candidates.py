@@ -82,8 +82,6 @@ def test_the_cli_ranks_past_broken_candidates_and_bad_input_is_one_line(folders,
     assert "| good " in ok.stdout and ok.stdout.count("skipped") == 2
     assert "%|" not in ok.stderr and "it/s" not in ok.stderr  # --quiet: no bar of ours, transformers' or datasets'
     for argv, message in [
-        (["rank", str(tmp_path / "data.csv"), "--models", str(folders["good"]), "--max-samples", "1", *common],
-         "max_samples must be an integer >= 2"),
         (["demo", "--models", "foo", "--samples", "10", "--cache-dir", str(tmp_path / "cache")], "unknown zoo members"),
         (["annotate", str(folders["good"] / "model.safetensors")], "not a ranking"),
         (["annotate", str(tmp_path / "data.csv")], "not a ranking"),
@@ -92,6 +90,11 @@ def test_the_cli_ranks_past_broken_candidates_and_bad_input_is_one_line(folders,
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         lines = [line for line in out.stderr.splitlines() if line.startswith("hf-emms: error:")]
         assert len(lines) == 1 and message in lines[0], out.stderr
+    for budget in ("1", "-5", "many"):  # argparse's own error line, before anything loads
+        out = subprocess.run([*cmd, "rank", str(tmp_path / "data.csv"), "--max-samples", budget, *common],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"argument --max-samples: '{budget}' is not a sample budget: give a count of at least 2" in out.stderr
     wrong_shape = tmp_path / "wrong.json"
     wrong_shape.write_text(json.dumps({"rows": [1, 2], "meta": []}))
     out = subprocess.run([*cmd, "annotate", str(wrong_shape)], capture_output=True, text=True, timeout=300)

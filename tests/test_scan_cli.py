@@ -13,7 +13,7 @@ import pytest
 
 import _tiny_models
 from hf_emms.cli import main
-from hf_emms.cli.units import parse_bytes, parse_count
+from hf_emms.cli.units import parse_bytes, parse_count, parse_samples
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,14 @@ def test_byte_sizes_read_as_people_write_them():
     for bad in ("lots", "0", "-1GB", "4XB", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="is not a size in bytes"):
             parse_bytes(bad)
+
+
+def test_sample_budgets_read_as_people_write_them():
+    # --max-samples -5 reached the library and came back as "max_samples must be ... (or None for all rows)"
+    assert [parse_samples(x) for x in ("2000", "5k", "2", "0", "all", "ALL")] == [2000, 5000, 2, 0, 0, 0]
+    for bad in ("1", "-5", "lots", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not a sample budget: give a count of at least 2"):
+            parse_samples(bad)
 
 
 def test_scan_errors_are_one_line_with_exit_code_2(hub, capsys):

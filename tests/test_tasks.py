@@ -120,6 +120,26 @@ def test_numbers_written_as_strings_are_regression_targets_not_captions(tmp_path
         load_task(gaps)  # numbers with a gap: still targets, and the gap is named (it was a text task)
 
 
+def test_an_infinite_regression_target_is_named_with_its_rows(tmp_path):
+    # "inf" in a CSV parses as a float: it passed the missing-label check and failed later as "NaN or inf (first at
+    # flat index 3)", naming neither the column nor the fix
+    values = [0.5 + 0.25 * i for i in range(len(WORDS))]
+    values[3], values[6] = float("inf"), float("-inf")
+    path = tmp_path / "scores.csv"
+    path.write_text("text,score\n" + "".join(f"{w},{v}\n" for w, v in zip(WORDS, values)))
+    with pytest.raises(InvalidInputError) as exc_info:
+        load_task(path)
+    message = _one_line(exc_info)
+    assert "2 of 8 rows hold an infinite regression target in column 'score' (rows 3, 6," in message
+    assert "fix or drop them" in message
+    values[3], values[6] = 1.0, 2.0
+    path.write_text("text,score\n" + "".join(f"{w},{v}\n" for w, v in zip(WORDS, values)))
+    t = load_task(path)  # 'score' is found as the label (sentence-transformers/stsb's name for its target)
+    assert t.kind == "regression" and t.label_column == "score"
+    both = datasets.Dataset.from_dict({"text": WORDS, "label": [0, 1] * 4, "score": values})
+    assert load_task(both).label_column == "label"  # a score beside a label is not the label
+
+
 def test_a_csv_multilabel_column_written_as_joined_names_is_read_as_lists(tmp_path):
     # "sports,politics" beside "sports" was classification with a class per combination ("a,b" and "b,a" apart)
     tags = [["sports"], ["sports", "politics"], ["politics", "sports"], ["tech"], ["tech", "health"], ["health"],
@@ -378,6 +398,31 @@ def test_a_broken_jsonl_line_is_named(tmp_path):
         load_task(path)
     message = _one_line(exc_info)
     assert "data.jsonl is not valid JSON/JSONL: line 2" in message and "DatasetGenerationError" not in message
+
+
+def test_a_broken_jsonl_file_prints_no_raw_parser_log(tmp_path):
+    # datasets logged "Failed to load JSON from file ... <class 'pyarrow.lib.ArrowInvalid'>" to stderr above the
+    # explained error: the CLI user saw a parser's internals first
+    import logging
+
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": "b", label: 0}\n{"text": "c", "label": 1}\n')
+    records: list[str] = []
+    seen = logging.Handler()
+    seen.emit = lambda record: records.append(record.getMessage())
+    parser_log = logging.getLogger("datasets.packaged_modules.json.json")
+    parser_log.addHandler(seen)
+    try:
+        with pytest.raises(Exception):
+            datasets.load_dataset("json", data_files=str(path), cache_dir=str(tmp_path / "c1"))
+        assert any(r.startswith("Failed to load JSON") for r in records)  # datasets does log it: the check can fail
+        records.clear()
+        with pytest.raises(InvalidInputError, match="line 2"):
+            load_task(path)
+        assert not any(r.startswith("Failed to load JSON") for r in records)
+    finally:
+        parser_log.removeHandler(seen)
+    assert not parser_log.filters  # the filter is there only while hf-emms reads a file
 
 
 def test_a_broken_json_document_is_named(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..options import BOX_FORMATS, DEFAULT_METRICS, LAYERS, METRICS, SORTS, TASK_KINDS, ExtractSpec
-from .units import parse_bytes, parse_count
+from .units import parse_bytes, parse_count, parse_samples
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,8 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scoring.add_argument("--box-format", choices=BOX_FORMATS, default="xyxy",
                          help="with --task boxes: corners x0,y0,x1,y1 (default), COCO's x,y,w,h, or centre cx,cy,w,h; "
                               "pixel coordinates are divided by each image's size")
-    scoring.add_argument("--max-samples", type=int, default=2000,
-                         help="stratified, seeded budget of samples (default 2000; 0 = all)")
+    scoring.add_argument("--max-samples", type=parse_samples, default=2000,
+                         help="stratified, seeded budget of samples, e.g. 5k (default 2000; 0 or 'all' = every row)")
     scoring.add_argument("--seed", type=int, default=0)
     scoring.add_argument("--metrics", nargs="+", default=["emms", "logme"],
                          choices=METRICS, help="default: " + " ".join(DEFAULT_METRICS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-__all__ = ["parse_bytes", "parse_count"]
+__all__ = ["parse_bytes", "parse_count", "parse_samples"]
 
 _DECIMAL = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 _BINARY = {"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
@@ -17,6 +17,20 @@ def parse_count(text: str) -> int:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a parameter count (e.g. 110M, 1.5B, 300000)")
     return int(round(float(match[1]) * _DECIMAL[match[2].upper()]))
+
+
+def parse_samples(text: str) -> int:
+    """A sample budget: ``"2000"``, ``"5k"`` (as :func:`parse_count`), or ``"0"`` / ``"all"`` for every row (0)."""
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        count = parse_count(text)
+    except argparse.ArgumentTypeError:
+        count = -1
+    if count == 1 or count < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sample budget: give a count of at least 2 (e.g. 2000, "
+                                         "5k), or 0 (or 'all') for every row")
+    return count
 
 
 def parse_bytes(text: str) -> int:

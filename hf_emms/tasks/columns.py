@@ -10,7 +10,8 @@ from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .files import _SHOWN
 
-_LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "intent", "y", "fine_label", "coarse_label")
+_LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "intent", "y", "fine_label", "coarse_label",
+                "score")  # last: a score beside a label is not the label (sentence-transformers/stsb: a pair and its score)
 _TEXT_NAMES = ("text", "sentence", "content", "question", "review", "document", "sms", "utterance", "caption", "prompt")
 
 

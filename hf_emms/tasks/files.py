@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
 import io
 import json
+import logging
 import lzma
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +273,25 @@ def _check_csv_header(path: Path, delimiter: str) -> None:
             f"{path.name}: the header repeats the column name{'s' if len(repeated) > 1 else ''} {shown}: give "
             "every column its own name (pandas would rename the copies silently, e.g. to 'label.1')."
         )
+
+class _ParserErrorLog(logging.Filter):
+    """Drops the record ``datasets``' JSON builder logs before it raises ("Failed to load JSON from file ... with
+    error <class 'pyarrow.lib.ArrowInvalid'>"): the error that follows is explained with its line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to load JSON from file")
+
+
+@contextlib.contextmanager
+def quiet_parser_errors() -> Iterator[None]:
+    """While reading a local file, keep ``datasets``' raw parser error log off the user's terminal."""
+    logger, drop = logging.getLogger("datasets.packaged_modules.json.json"), _ParserErrorLog()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
 
 def _root_message(exc: BaseException) -> str:
     """The innermost cause's type and first line (``datasets`` wraps parser errors in DatasetGenerationError)."""

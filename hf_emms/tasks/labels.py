@@ -150,7 +150,10 @@ def _numeric_targets(ds: Any, column: str) -> Any:
     """
     import datasets
 
-    if _feature_type(ds.features[column]) != "string":
+    kind = _feature_type(ds.features[column])
+    if kind == "float":
+        _check_finite(ds, column)
+    if kind != "string":
         return ds
     nan = [row for row, value in enumerate(ds[column]) if str(value).strip().lower() == "nan"]
     if nan:  # what pandas writes for a missing number: rows without a target
@@ -168,6 +171,24 @@ def _numeric_targets(ds: Any, column: str) -> Any:
     features[column] = datasets.Value("float64")
     return ds.map(lambda batch: {column: [number_or_none(v) for v in batch[column]]}, batched=True,
                   features=features, desc=f"reading {column!r} as numbers")
+
+
+def _check_finite(ds: Any, column: str) -> None:
+    """Refuse a float regression column holding inf or -inf (a CSV's ``inf`` cell parses as one), counted and named:
+    an infinite target has no finite regression to score. (NaN is refused earlier, as a row without a label.)"""
+    import pyarrow.compute as pc
+
+    infinite, offset = [], 0
+    for batch in ds.select_columns([column]).with_format("arrow").iter(batch_size=10_000):
+        values = batch.column(column)
+        infinite += [offset + r for r in pc.indices_nonzero(pc.fill_null(pc.is_inf(values), False)).to_pylist()]
+        offset += len(values)
+    if infinite:
+        raise InvalidInputError(
+            f"{len(infinite)} of {len(ds)} rows hold an infinite regression target in column {column!r} (rows "
+            f"{_rows(infinite[:_SHOWN], len(infinite))}, counted from 0): fix or drop them first, e.g. "
+            f"dataset.filter(lambda r: abs(r[{column!r}]) != float('inf'))."
+        )
 
 
 def _label_lists(ds: Any, column: str) -> Any:

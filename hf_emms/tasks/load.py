@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .columns import _detect_kind, _feature_type, _pick_label, list_separator, literal_lists, multi_hot_width
-from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix
+from .files import _FILE_BUILDERS, _load_local, _local_failure, _root_message, data_suffix, quiet_parser_errors
 from .inputs import join_word_lists, pick_inputs
 from .labels import (_check_inputs, _check_labels, _check_references, _check_varies, _class_names, _encode_classes,
                      _label_lists, _numeric_targets)
@@ -220,7 +220,8 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
     path = Path(dataset).expanduser()
     try:
         if path.exists():
-            loaded, digest = _load_local(path)
+            with quiet_parser_errors():
+                loaded, digest = _load_local(path)
             source = {"name": path.name, "path": str(path.resolve()), "content_sha256": digest}
         elif data_suffix(path) in (*_FILE_BUILDERS, ".zip") and ("/" not in str(dataset) or path.parent.is_dir()):
             # "data.csv", "runs/data.csv" where runs/ exists: a local file that is not there, not a Hub id
