@@ -10,8 +10,9 @@ from ..errors import InvalidInputError
 from ..options import TASK_KINDS
 from .files import _SHOWN
 
+# "score" last: a score beside a label is not the label (sentence-transformers/stsb: a text pair and its score)
 _LABEL_NAMES = ("label", "labels", "target", "targets", "class", "category", "intent", "y", "fine_label", "coarse_label",
-                "score")  # last: a score beside a label is not the label (sentence-transformers/stsb: a pair and its score)
+                "score")
 _TEXT_NAMES = ("text", "sentence", "content", "question", "review", "document", "sms", "utterance", "caption", "prompt")
 
 
