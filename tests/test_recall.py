@@ -94,6 +94,26 @@ def test_bad_or_missing_history_degrades_to_the_metadata_prior(tmp_path):
     assert [m.model_id for m in kept] == ["a/big", "a/small"] and "metadata prior" in reasons[0]
 
 
+def test_a_model_measured_on_one_task_only_builds_without_numpy_warnings(tmp_path):
+    # a history cut short (a truncated records.csv) leaves models measured on one task: leaving that task out in
+    # the cross-validation gave them no measurement, and the build printed "warning: Mean of empty slice"
+    import warnings
+
+    write_history(tmp_path / "h")
+    records = (tmp_path / "h" / "records.csv").read_text().splitlines()
+    (tmp_path / "h" / "records.csv").write_text("\n".join([*records, "orgX/solo-model,news,full,0.9"]) + "\n")
+    h = read_history(tmp_path / "h")
+    assert len(h.column("news")) == len(h.column("reviews")) + 1  # the solo model is measured on 'news' alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for aggregate in (None, 0.75):
+            _space(h, aggregate=aggregate)
+        space = TransferSpace.fit(h, embed=HashingEmbedder(), config="auto")
+    assert "orgX/solo-model" in space.models
+    report = next(m for m in space.messages if m.startswith("hyperparameters"))
+    assert "aggregate=None" not in report  # the mean is named as such
+
+
 def test_a_new_task_ranks_by_history_and_a_known_task_by_its_measurements(history):
     h, quality = history
     space = _space(h)

@@ -63,6 +63,7 @@ def select_config(history: History, embed: Callable, space_cls: type) -> tuple[R
         tau, recall = cross_validate(history, embed, config, space_cls)
         if np.isfinite(tau) and tau > best_cv[0] + 1e-9:
             best, best_cv = config, (tau, recall)
-    chosen = ", ".join(f"{k}={getattr(best, k)}" for k in GRID)
+    chosen = ", ".join(f"{k}={'mean' if k == 'aggregate' and best.aggregate is None else getattr(best, k)}"
+                       for k in GRID)
     return best, [f"hyperparameters by leave-one-task-out CV on {len(usable)} history tasks: {chosen} "
                   f"(mean weighted tau {best_cv[0]:.3f}, top-3 in top-10 {best_cv[1]:.3f})"]

@@ -24,6 +24,7 @@ validation on the history's own tasks (:mod:`hf_emms.recall.select`); nothing el
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -186,7 +187,8 @@ class TransferSpace:
         if not measured.any():
             messages.append("no measured scores: every model is scored by its metadata prior alone (size: larger "
                             "first), which ranks little better than chance; give a history to learn from")
-        with np.errstate(all="ignore"):  # rows without a measurement give NaN, replaced below
+        with warnings.catch_warnings():  # rows without a measurement give NaN ("Mean of empty slice"), replaced below
+            warnings.simplefilter("ignore", RuntimeWarning)
             b = (np.nanmean(z, 1) if config.aggregate is None
                  else np.nanquantile(z, config.aggregate, axis=1)) if z.shape[1] else np.full(len(metas), np.nan)
         b = np.nan_to_num(b)  # eq. 2
