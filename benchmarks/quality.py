@@ -64,7 +64,7 @@ from finetune import plan, run_cells, verify  # noqa: E402  (the benchmark's own
 from truth_file import (  # noqa: E402
     META, GroundTruthError, accuracies, load_ground_truth, merge_files, ran_on, write_json,
 )
-from ceiling import mean_ceiling, noise_ceiling  # noqa: E402
+from ceiling import mean_ceiling, noise_ceiling, rerun_gaps  # noqa: E402
 from figures import (  # noqa: E402
     DEPTH_CREDIT, PRIORS, SCORES, SELECTORS, VARIANTS, average, kendall_tau, quality, tied_set, top1_regret, versus,
     weighted_tau,
@@ -247,6 +247,8 @@ def _judged(name: str, scores: Mapping[str, Any], ground_truth: Mapping[str, Any
              "rank_config": rank_config, "inputs": inputs,
              "tied_set": tied_set(truth, {m: v.get("tied_with_best") for m, v in scores.items()})}
     entry["ceiling"] = noise_ceiling(truth, entry["finetune_std"], entry["seeds"])
+    # Each selector minus the default on this task, and how far a second fine-tuning would move that gap.
+    entry["rerun_gaps"] = rerun_gaps(truth, entry["finetune_std"], entry["seeds"], scores, SELECTORS)
     return entry
 
 

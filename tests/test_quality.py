@@ -199,6 +199,27 @@ def test_noise_ceilings_fall_as_the_seed_noise_grows_against_the_spread_of_the_m
     assert ceiling.mean_ceiling([None, None]) is None
 
 
+def test_rerun_gaps_are_paired_and_grow_with_the_seed_noise():
+    from scipy.stats import weightedtau
+
+    truth = {f"m{i}": 0.80 + 0.01 * i for i in range(8)}
+    seeds = {m: [0, 1, 2] for m in truth}
+    order = {m: float(i) for i, m in enumerate(truth)}  # the fine-tuned order itself
+    swapped = order | {"m7": 5.5}  # the best put third
+    scores = {m: {"emms": order[m], "same": order[m], "swapped": swapped[m], "hscore": None} for m in truth}
+    quiet = ceiling.rerun_gaps(truth, dict.fromkeys(truth, 1e-6), seeds, scores, ["emms", "same", "swapped", "hscore"])
+    assert set(quiet) == {"same", "swapped"}  # the reference itself and a selector with no score are left out
+    assert quiet["same"] == {"gap": 0.0, "rerun_mean": 0.0, "rerun_sd": 0.0, "n_models": 8}  # paired: exactly 0
+    expected = weightedtau(list(truth.values()), [swapped[m] for m in truth]).statistic - 1.0
+    assert quiet["swapped"]["gap"] == pytest.approx(expected) and expected < -0.05
+    assert quiet["swapped"]["rerun_sd"] < 1e-9  # no seed noise: a re-run moves nothing
+    noisy = ceiling.rerun_gaps(truth, dict.fromkeys(truth, 0.01), seeds, scores, ["same", "swapped"])
+    noisier = ceiling.rerun_gaps(truth, dict.fromkeys(truth, 0.03), seeds, scores, ["same", "swapped"])
+    assert noisy["same"]["rerun_sd"] == 0.0 and 0 < noisy["swapped"]["rerun_sd"] < noisier["swapped"]["rerun_sd"]
+    assert noisy["swapped"]["gap"] == quiet["swapped"]["gap"]  # the measured gap does not depend on the noise
+    assert ceiling.rerun_gaps(truth, dict.fromkeys(truth), dict.fromkeys(truth, [0]), scores, ["same"]) is None
+
+
 def test_weighted_tau_matches_the_definition_on_random_rankings():
     rng = np.random.default_rng(0)
     for n in (3, 5, 8):

@@ -60,6 +60,55 @@ def noise_ceiling(truth: Mapping[str, float], std: Mapping[str, float | None],
     return out
 
 
+def rerun_gaps(truth: Mapping[str, float], std: Mapping[str, float | None], seeds: Mapping[str, Sequence[int] | None],
+               scores: Mapping[str, Mapping[str, float]], selectors: Sequence[str], *, reference: str = "emms",
+               draws: int = 500, seed: int = 0) -> dict[str, dict[str, float]] | None:
+    """Each selector's weighted tau minus the ``reference``'s on one task, and how it moves under a second
+    fine-tuning: the same noise as the ``rerun`` ceiling (a_m + e_m, e_m ~ N(0, 2 sigma^2 / n_m)), drawn once per
+    simulation and shared by every selector, so the gaps are paired.
+
+    Parameters
+    ----------
+    truth, std, seeds : as :func:`noise_ceiling`
+    scores : mapping of model -> {selector: score}
+    selectors : the selectors to compare with ``reference`` (each over the models both of them score)
+
+    Returns
+    -------
+    dict or None
+        selector -> ``{"gap", "rerun_mean", "rerun_sd", "n_models"}``: the observed gap, and its mean and standard
+        deviation over the simulated re-runs; None when no model has two seeds (sigma unknown) or the reference
+        scores fewer than two models.
+    """
+    from scipy.stats import weightedtau
+
+    sigma = pooled_seed_sd(std, seeds)
+
+    def scored(sel: str) -> set[str]:
+        return {m for m in truth if (scores.get(m) or {}).get(sel) is not None and np.isfinite(scores[m][sel])}
+
+    if sigma is None or len(scored(reference)) < 2:
+        return None
+    models = sorted(truth)
+    acc = np.array([truth[m] for m in models], float)
+    n = np.array([max(1, len(seeds.get(m) or ())) for m in models], float)
+    noise = np.random.default_rng(seed).standard_normal((draws, len(models))) * sigma * np.sqrt(2.0 / n)
+    out = {}
+    for sel in selectors:
+        keep = [i for i, m in enumerate(models) if m in scored(sel) & scored(reference)]
+        if sel == reference or len(keep) < 2:
+            continue
+        a, b = ([float(scores[models[i]][name]) for i in keep] for name in (sel, reference))
+
+        def gap(x: np.ndarray) -> float:
+            return float(weightedtau(x, a).statistic - weightedtau(x, b).statistic)
+
+        sims = np.array([gap(acc[keep] + e[keep]) for e in noise])
+        out[sel] = {"gap": gap(acc[keep]), "rerun_mean": float(sims.mean()), "rerun_sd": float(sims.std(ddof=1)),
+                    "n_models": len(keep)}
+    return out
+
+
 def mean_ceiling(ceilings: Sequence[Mapping[str, float] | None]) -> dict[str, float] | None:
     """The mean ``exact`` and ``rerun`` ceilings over the tasks that have one (``None`` entries left out), with their
     count ``n_tasks``; None when no task has one."""
