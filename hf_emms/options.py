@@ -63,10 +63,10 @@ evenly spaced, "last" the last only, "all" every one (see :mod:`hf_emms.features
 def check_layers(value: Any) -> str | tuple[int, ...]:
     """``value`` as one of :data:`LAYERS`, or as a sorted tuple of distinct layer indices (negative ones count from
     the last layer, -1 = the last); else a clear ``InvalidInputError``."""
-    if isinstance(value, str):
-        return check_choice("layers", value, LAYERS)
+    if isinstance(value, str) and value in LAYERS:
+        return value
     try:
-        indices = tuple(value)
+        indices = tuple(value) if not isinstance(value, str) else None
     except TypeError:
         indices = None
     if not indices or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in indices):

@@ -42,9 +42,11 @@ def test_layer_options_select_indices_with_the_last_always_in():
         select_layers((7,), 6)
 
 
-@pytest.mark.parametrize("bad", ["first", [], [1.5], [True], 3])
+@pytest.mark.parametrize("bad", ["first", "4,6", [], [1.5], [True], 3])
 def test_bad_layer_options_are_refused_naming_the_choices(bad):
-    with pytest.raises(InvalidInputError, match="layers"):
+    # a bad string named the three words only ("... ('first' is not one of them)"), never the list of indices
+    with pytest.raises(InvalidInputError, match=r"layers must be one of \['auto', 'last', 'all'\] or a non-empty list "
+                                                r"of layer indices \(0 = the embeddings' output, -1 = the last layer\)"):
         ExtractSpec(layers=bad)
     assert check_layers([3, -1, 3]) == (-1, 3)
 
