@@ -246,7 +246,7 @@ def test_cli_rank_prints_the_table_and_saves_it(tiny, tmp_path):
 def test_the_cli_names_flags_where_the_library_names_keywords(tmp_path, capsys):
     from hf_emms.cli import main
 
-    (tmp_path / "data.csv").write_text("text,score\n" + "".join(f"row {i},{i}\n" for i in range(12)))
+    (tmp_path / "data.csv").write_text("text,value\n" + "".join(f"row {i},{i}\n" for i in range(12)))
     assert main(["rank", str(tmp_path / "data.csv"), "--models", "x", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no label column found" in err and "Pass --label-column." in err and "label_column=" not in err
