@@ -26,6 +26,7 @@ CACHE_PARTS = {
     "labels": "F-label embeddings: encoded again by the next ranking that needs them",
     "results": "finished rows of past rankings: a repeated or interrupted ranking computes them again",
     "archives": "unpacked image zips: unpacked again when read",
+    "tables": "datasets' Arrow copies of local data files (CSV, JSON, parquet, image folders): written again when read",
     "recall": "the recall transfer space: rebuild it with `hf-emms recall --build`",
     "digests": "remembered hashes of local checkpoint files: read again when a folder is next pinned",
     "zoo": "the demo's checkpoints: rebuilt from the installed packages by `hf-emms demo`",
@@ -33,7 +34,17 @@ CACHE_PARTS = {
     "quality-zoo": "the quality benchmark's checkpoints: rebuilt by `benchmarks/quality.py --build-zoo`",
 }
 _PART_PATHS = {"digests": "file_digests.json"}  # parts whose path is not their name
-_WHOLE_FOLDERS = ("archives", "zoo", "zoo-sources", "quality-zoo")  # each top-level folder is one entry
+_WHOLE_FOLDERS = ("archives", "tables", "zoo", "zoo-sources", "quality-zoo")  # each top-level folder is one entry
+_USED = ".used"  # touched in an archive's or a table's folder each time it is read: pruning by age spares it
+
+
+def data_entry(part: str, digest: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of one local dataset's entry in ``part`` ("archives", "tables"), named by its content ``digest``,
+    marked as used now when it exists (its files keep the time they were written; reading them changes nothing)."""
+    folder = cache_root(cache_dir) / part / digest[:32]
+    if folder.is_dir():
+        (folder / _USED).touch()
+    return folder
 
 
 def _entries(root: Path, name: str) -> dict[str, list[Path]]:

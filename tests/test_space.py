@@ -726,7 +726,8 @@ def test_each_ranking_first_deletes_cache_entries_older_than_the_limit(hub, tmp_
     import ranker
 
     cache = tmp_path / "cache"
-    for part, name in (("stats", "ab/abc.json"), ("stats", "ab/abc.layer-1.safetensors"), ("archives", "d1/cat/1.png")):
+    for part, name in (("stats", "ab/abc.json"), ("stats", "ab/abc.layer-1.safetensors"), ("archives", "d1/cat/1.png"),
+                       ("tables", "t1/csv/default/train.arrow")):
         path = cache / part / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x" * 10)
@@ -737,4 +738,5 @@ def test_each_ranking_first_deletes_cache_entries_older_than_the_limit(hub, tmp_
                                          limits=ranker.Limits(cache_days=7))
     assert ranking.rows[0].ok
     assert not (cache / "stats" / "ab").exists() and not any((cache / "archives").rglob("*"))  # the old entries, gone
+    assert not any((cache / "tables").rglob("*.arrow"))  # an old upload's Arrow copy too
     assert any(p.suffix == ".json" for p in (cache / "stats").rglob("*")) and any((cache / "results").iterdir())

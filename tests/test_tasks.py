@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 import tracemalloc
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -628,6 +629,39 @@ def test_a_zip_of_class_subfolders_reads_with_the_subfolders_as_classes_and_a_br
     task = load_task(tmp_path / "broken.zip")
     with pytest.raises(InvalidInputError, match=r"1 of 24 files .* \(5\.png: not an image PIL can read\)"):
         check_media(task.dataset, task.input_columns)
+
+
+def test_local_data_is_copied_and_unpacked_into_the_given_cache_where_pruning_by_age_spares_what_is_in_use(tmp_path):
+    # datasets' Arrow copy of every local file (each Space upload) went to its own cache for good, and a zip was
+    # unpacked into the default hf-emms cache whatever cache_dir said (--cache-dir on a small home quota)
+    import os
+    import time
+    import zipfile
+
+    from hf_emms.paths import cache_usage, clear_cache
+
+    cache = tmp_path / "cache"
+    csv_file = _csv(tmp_path / "t.csv", [0, 1] * 4)
+    task = load_task(csv_file, cache_dir=cache)
+    tables = cache / "tables"
+    assert [p.name for p in tables.iterdir()] == [task.source["content_sha256"][:32]]
+    arrow = [Path(f["filename"]) for f in task.dataset.cache_files]
+    assert arrow and all(tables in p.parents for p in arrow)  # the rows are read from the hf-emms cache
+    root = _image_folder(tmp_path / "data", n=6)
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as archive:
+        for f in sorted(root.rglob("*.png")):
+            archive.writestr(f.relative_to(root).as_posix(), f.read_bytes())
+    images = load_task(tmp_path / "images.zip", cache_dir=cache)
+    assert (cache / "archives" / images.source["content_sha256"][:32] / "cat" / "0.png").is_file()
+    assert cache_usage(cache)["tables"][0] == 2 and cache_usage(cache)["archives"][0] == 1
+    old = time.time() - 30 * 86400
+    for f in cache.rglob("*"):
+        os.utime(f, (old, old))
+    load_task(csv_file, cache_dir=cache)  # read again now: its entry is in use, the zip's are not
+    assert clear_cache(["tables", "archives"], cache_dir=cache, older_than_days=7)[0] == 2
+    assert [p.name for p in tables.iterdir()] == [task.source["content_sha256"][:32]]
+    assert not any((cache / "archives").rglob("*.png"))
+    assert load_task(csv_file, cache_dir=cache).dataset["label"] == task.dataset["label"]
 
 
 def test_a_zip_member_that_would_land_outside_its_folder_is_refused(tmp_path):

@@ -116,7 +116,8 @@ def prepare(dataset: Any, candidates: Any, spec: RankSpec) -> Plan:
     phases = Phases()  # what the ranking pays once, before any candidate (rank(..., profile=True) reports it)
     notes: list[str] = []  # every line said to the person, kept with the ranking (meta["notes"])
     t = load_task(dataset, config=data.config, split=data.split, revision=data.revision, task=data.task,
-                  label_column=data.label_column, input_column=data.input_column, token=run.token)
+                  label_column=data.label_column, input_column=data.input_column, token=run.token,
+                  cache_dir=run.cache_dir)
     phases.lap("load_task")
     say(run.progress, f"data: {t.describe()}", notes)  # the columns read, and why: detection can pick the wrong one
     unfit = [m for m in ("hscore", "nce") if m in spec.score.metrics and t.kind != "classification"]

@@ -10,27 +10,28 @@ that would not fit on the disk; the folder appears complete or not at all (:func
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from .._io import atomic_dir
 from ..errors import InvalidInputError
-from ..paths import cache_root
+from ..paths import data_entry
 
 _SPARE_BYTES = 1 << 30  # unpacking must leave this much of the disk free
 
 
-def unpacked(archive: Path, digest: str) -> Path:
-    """The folder holding ``archive``'s members, unpacked on first use into the cache (``digest``: the archive's
-    content digest, which names the folder).
+def unpacked(archive: Path, digest: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding ``archive``'s members, unpacked on first use into the cache (``cache_dir``, default the
+    hf-emms cache; ``digest``: the archive's content digest, which names the folder).
 
     Raises
     ------
     InvalidInputError
         Not a zip archive, a member that would escape the folder, or too little disk space.
     """
-    target = cache_root() / "archives" / digest[:32]
+    target = data_entry("archives", digest, cache_dir)
     if target.is_dir():
         return target
     try:

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import lzma
+import os
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..paths import data_entry
 from .archives import unpacked
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -58,13 +60,20 @@ def _compressed(path: Path) -> bool:
     return path.suffix.lower() in _COMPRESSED and data_suffix(path) != path.suffix.lower()
 
 
-def _load_local(path: Path) -> tuple[Any, str]:
+def _load_local(path: Path, cache_dir: str | os.PathLike | None = None) -> tuple[Any, str]:
     """The local file or folder loaded by ``datasets``, and the SHA-256 of its content (and of how it is read).
 
     Every file is read once before ``datasets`` parses it, in blocks: hashed, and checked (text files must be
     non-empty UTF-8; CSV headers bounded, without repeated names), so that a bad file fails here with its name.
+    ``datasets``' Arrow copy of it goes to the hf-emms cache (``cache_dir``, part "tables", one folder per content
+    digest), not to ``datasets``' own: it is counted by ``hf-emms cache``, follows ``--cache-dir``, and a hosted
+    Space prunes it with the rest (every upload used to leave a copy there for good).
     """
     import datasets
+
+    def load(*args: Any, **kwargs: Any) -> tuple[Any, str]:
+        tables = data_entry("tables", digest.hexdigest(), cache_dir)
+        return datasets.load_dataset(*args, cache_dir=str(tables), **kwargs), digest.hexdigest()
 
     digest = hashlib.sha256()
     if path.is_file():
@@ -72,8 +81,8 @@ def _load_local(path: Path) -> tuple[Any, str]:
         if suffix == ".zip":
             digest.update(b"imagefolder\0")
             _scan_file(path, digest, text=False)
-            folder = unpacked(path, digest.hexdigest())  # datasets mislabels class subfolders inside an archive
-            return datasets.load_dataset("imagefolder", data_dir=str(folder)), digest.hexdigest()
+            folder = unpacked(path, digest.hexdigest(), cache_dir)  # datasets mislabels class subfolders in a zip
+            return load("imagefolder", data_dir=str(folder))
         builder = _FILE_BUILDERS.get(suffix)
         delimiter = _csv_delimiter(path)
         if suffix in _UNNAMED and path.stat().st_size and delimiter != ",":  # a table saved as .txt (SICK.txt: tabs)
@@ -93,7 +102,7 @@ def _load_local(path: Path) -> tuple[Any, str]:
         if field is not None:  # {"data": [{...}, ...]}: the records sit under one key (SQuAD's layout)
             kwargs["field"] = field
             digest.update(f"field:{field}\0".encode())
-        return datasets.load_dataset(builder, data_files=str(path), **kwargs), digest.hexdigest()
+        return load(builder, data_files=str(path), **kwargs)
     files = sorted((p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")),
                    key=lambda p: p.relative_to(path).as_posix())
     if any(p.suffix.lower() in _IMAGE_EXTS for p in files):
@@ -101,7 +110,7 @@ def _load_local(path: Path) -> tuple[Any, str]:
         for p in files:  # the relative paths name the classes (one subfolder per class) and the splits
             digest.update(p.relative_to(path).as_posix().encode() + b"\0")
             _scan_file(p, digest, text=False)
-        return datasets.load_dataset("imagefolder", data_dir=str(path)), digest.hexdigest()
+        return load("imagefolder", data_dir=str(path))
     by_builder: dict[str, list[Path]] = {}
     for p in files:
         if data_suffix(p) in _FILE_BUILDERS:
@@ -140,7 +149,7 @@ def _load_local(path: Path) -> tuple[Any, str]:
         digest.update(f.relative_to(path).as_posix().encode() + b"\0")
         _scan_file(f, digest, text=builder != "parquet", csv_delimiter=delimiter)
         splits.setdefault(_split_of(f) or "train", []).append(str(f))
-    return datasets.load_dataset(builder, data_files=splits, **kwargs), digest.hexdigest()
+    return load(builder, data_files=splits, **kwargs)
 
 
 def _split_of(path: Path) -> str | None:

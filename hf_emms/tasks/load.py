@@ -103,6 +103,7 @@ def load_task(
     label_column: str | None = None,
     input_column: str | Sequence[str] | None = None,
     token: str | bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Task:
     """Load a dataset and detect what to score.
 
@@ -122,6 +123,9 @@ def load_task(
         common pairs included (see :mod:`hf_emms.tasks.inputs`); an ambiguous detection is an error.
     token : str or bool, optional
         For private or gated Hub datasets. Never stored.
+    cache_dir : path, optional
+        The hf-emms cache (default ``$HF_EMMS_CACHE``): a local file's Arrow copy and an unpacked zip go there (a
+        Hub dataset stays in ``datasets``' own cache, shared with the rest of your work).
 
     Returns
     -------
@@ -135,7 +139,7 @@ def load_task(
     """
     if task is not None and task not in TASK_KINDS:
         raise InvalidInputError(f"unknown task {task!r}: task must be one of {list(TASK_KINDS)}.")
-    ds, source = _load(dataset, config=config, split=split, revision=revision, token=token)
+    ds, source = _load(dataset, config=config, split=split, revision=revision, token=token, cache_dir=cache_dir)
     if len(ds) < 2:
         raise InvalidInputError(f"the dataset split has {len(ds)} rows; ranking needs at least 2 labelled samples.")
     label_column = _pick_label(ds, label_column)
@@ -183,7 +187,7 @@ def _label_reason(ds: Any, column: str, kind: str, *, given: bool) -> str:
         return "whole numbers that rarely repeat, read as targets; task='classification' reads them as class ids"
     return ""
 
-def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[str, Any]]:
+def _load(dataset: Any, *, config, split, revision, token, cache_dir=None) -> tuple[Any, dict[str, Any]]:
     import datasets
 
     hub = isinstance(dataset, (str, os.PathLike)) and not Path(dataset).expanduser().exists()
@@ -221,7 +225,7 @@ def _load(dataset: Any, *, config, split, revision, token) -> tuple[Any, dict[st
     try:
         if path.exists():
             with quiet_parser_errors():
-                loaded, digest = _load_local(path)
+                loaded, digest = _load_local(path, cache_dir)
             source = {"name": path.name, "path": str(path.resolve()), "content_sha256": digest}
         elif data_suffix(path) in (*_FILE_BUILDERS, ".zip") and ("/" not in str(dataset) or path.parent.is_dir()):
             # "data.csv", "runs/data.csv" where runs/ exists: a local file that is not there, not a Hub id

@@ -84,9 +84,9 @@ class Limits:
         gives none [``EMMS_SPACE_USE_SERVER_TOKEN``: as ``allow_local``]. Off on a Space: a visitor must never reach
         gated or private repos through the Space owner's token.
     cache_days : int
-        Entries of the hf-emms cache (statistics, F-labels, results, unpacked uploads) not written for this many days
-        are deleted before each ranking [``EMMS_SPACE_CACHE_DAYS``, 7]: a hosted Space's disk does not fill up with
-        every visitor's data.
+        Entries of the hf-emms cache (statistics, F-labels, results, unpacked uploads and their Arrow copies) not
+        written (or, for uploads, read) for this many days are deleted before each ranking
+        [``EMMS_SPACE_CACHE_DAYS``, 7]: a hosted Space's disk does not fill up with every visitor's data.
     """
 
     max_candidates: int = 10
@@ -356,7 +356,8 @@ def rank_candidates(request: RankRequest, references: Sequence[str], *, token: s
 
     request.check(limits)
     try:
-        clear_cache(["stats", "labels", "results", "archives"], cache_dir=cache_dir, older_than_days=limits.cache_days)
+        clear_cache(["stats", "labels", "results", "archives", "tables"], cache_dir=cache_dir,
+                    older_than_days=limits.cache_days)
     except InvalidInputError as exc:  # a cache folder shared with other files: never pruned, and no visitor's error
         warnings.warn(f"cache not pruned: {exc}", stacklevel=2)
     run = iter_rank(request.dataset, list(references), spec=request.spec(limits=limits, token=token,
