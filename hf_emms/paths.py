@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def data_entry(part: str, digest: str, cache_dir: str | os.PathLike | None = Non
     marked as used now when it exists (its files keep the time they were written; reading them changes nothing)."""
     folder = cache_root(cache_dir) / part / digest[:32]
     if folder.is_dir():
-        (folder / _USED).touch()
+        with contextlib.suppress(OSError):  # a read-only cache is still read
+            (folder / _USED).touch()
     return folder
 
 
