@@ -740,3 +740,35 @@ def test_each_ranking_first_deletes_cache_entries_older_than_the_limit(hub, tmp_
     assert not (cache / "stats" / "ab").exists() and not any((cache / "archives").rglob("*"))  # the old entries, gone
     assert not any((cache / "tables").rglob("*.arrow"))  # an old upload's Arrow copy too
     assert any(p.suffix == ".json" for p in (cache / "stats").rglob("*")) and any((cache / "results").iterdir())
+
+
+def test_hub_data_bytes_are_the_files_of_the_config_sized_before_any_download(hub_server):
+    from hf_emms.tasks.remote import hub_data_bytes
+
+    train, test = _csv().encode(), _csv().encode()[:300]
+    card = "---\nlicense: mit\n---\n"
+    hub_server.add_dataset("acme/sized", {"train.csv": train, "test.csv": test, "README.md": card})
+    assert hub_data_bytes("acme/sized") == len(train) + len(test)  # both splits: load_dataset reads both
+    fetched = [r.path for r in hub_server.requests_to("/datasets/acme/sized/resolve", "GET")]
+    assert not [p for p in fetched if p.endswith(".csv")]  # the card at most: no data file downloaded
+    assert hub_data_bytes("acme/no-such-dataset") is None
+
+
+def test_a_hub_dataset_past_the_size_limit_is_refused_before_its_download(hub_server, monkeypatch):
+    # A visitor typing a multi-GB dataset id made the Space download all of it to draw 2,000 rows
+    monkeypatch.syspath_prepend(str(SPACE))
+    import ranker
+
+    big = ("text,label\n" + "".join(f"sentence number {i} of many,{i % 2}\n" for i in range(40_000))).encode()
+    hub_server.add_dataset("acme/big", {"train.csv": big})
+    assert len(big) > 2**20
+    with pytest.raises(ranker.SpaceInputError) as exc_info:
+        ranker.detect_columns("acme/big", limits=ranker.Limits(max_dataset_mb=1))
+    message = str(exc_info.value)
+    assert "acme/big downloads 1.2 MB of data files; this Space reads at most 1 MB" in message
+    assert "EMMS_SPACE_MAX_DATASET_MB" in message and "hf-emms rank acme/big --max-samples 2000" in message
+    assert not hub_server.requests_to("/datasets/acme/big/resolve/main/train.csv", "GET")  # refused, not downloaded
+    task = ranker.detect_columns("acme/big", limits=ranker.Limits(max_dataset_mb=2))
+    assert task.dataset.num_rows == 40_000  # under the limit: read as before
+    monkeypatch.setenv("EMMS_SPACE_MAX_DATASET_MB", "5")
+    assert ranker.Limits.from_env().max_dataset_mb == 5

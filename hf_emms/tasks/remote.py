@@ -54,6 +54,34 @@ def hub_failure(repo_id: str, *, config: str | None, revision: str | None, token
     return None
 
 
+def hub_data_bytes(repo_id: str, *, config: str | None = None, revision: str | None = None,
+                   token: Any = None) -> int | None:
+    """The bytes of the data files ``load_dataset(repo_id, config)`` would download (every split of that config),
+    from the Hub's metadata alone: the files ``datasets`` resolves for the config, sized by one ``dataset_info``
+    request. None when they cannot be told (the load itself then fails with its own message, or sizes what it reads).
+    """
+    from urllib.parse import unquote
+
+    import datasets
+    from huggingface_hub import HfApi
+
+    try:
+        builder = datasets.load_dataset_builder(repo_id, config, revision=revision, token=token)
+        info = HfApi().dataset_info(repo_id, revision=revision, token=token, files_metadata=True)
+    except Exception:  # noqa: BLE001 - gated, missing, offline, several configs: the load says which
+        return None
+    sizes = {s.rfilename: s.size for s in info.siblings or ()}
+    prefix = f"hf://datasets/{repo_id}@"
+    total = 0
+    for files in (builder.config.data_files or {}).values():
+        for url in files:  # hf://datasets/org/name@<revision>/<path in the repo>
+            path = unquote(str(url)[len(prefix):].split("/", 1)[-1]) if str(url).startswith(prefix) else None
+            if sizes.get(path) is None:
+                return None
+            total += sizes[path]
+    return total if builder.config.data_files else None
+
+
 def _gated(repo_id: str, page: str) -> str:
     return (f"{repo_id!r} is gated: accept its conditions on {page} with your account, then log in (`hf auth login`) "
             "or set HF_TOKEN (a token that still fails has not been granted access yet).")

@@ -194,7 +194,8 @@ def build_demo() -> gr.Blocks:
             "foundation text models, without fine-tuning anything. Higher is better.\n\n"
             f"Limits here: {LIMITS.max_candidates} candidates scored (a shortlist picks them from up to "
             f"{LIMITS.max_recall}), {LIMITS.max_samples} samples, "
-            f"{LIMITS.max_upload_mb} MB uploads, {LIMITS.max_params / 1e6:.0f}M parameters per candidate."
+            f"{LIMITS.max_upload_mb} MB uploads, Hub datasets up to {LIMITS.max_dataset_mb:,} MB, "
+            f"{LIMITS.max_params / 1e6:.0f}M parameters per candidate."
         )
         if ON_SPACE:
             gr.LoginButton()

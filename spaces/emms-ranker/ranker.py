@@ -24,8 +24,8 @@ from hf_emms.options import LAYERS, METRICS, SORTS, ExtractSpec, RankSpec, check
 
 __all__ = [
     "DATA_SUFFIXES", "LIMITS", "METRIC_CHOICES", "SORTS", "Limits", "RankRequest", "SpaceInputError",
-    "check_candidates", "check_dataset", "detect_columns", "for_visitor", "parse_list", "rank_candidates",
-    "resolve_candidates",
+    "check_candidates", "check_dataset", "check_hub_size", "detect_columns", "for_visitor", "parse_list",
+    "rank_candidates", "resolve_candidates",
 ]
 
 DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".zip")
@@ -69,6 +69,10 @@ class Limits:
         Largest sample budget [``EMMS_SPACE_MAX_SAMPLES``, 2,000].
     max_upload_mb : int
         Largest uploaded data file [``EMMS_SPACE_MAX_UPLOAD_MB``, 50].
+    max_dataset_mb : int
+        Largest Hub dataset, in MB of the data files ``datasets`` would download for the config (every split), told
+        by the Hub's metadata before any download [``EMMS_SPACE_MAX_DATASET_MB``, 1,000]: a few thousand rows are
+        scored, but the whole dataset is downloaded to draw them.
     max_params : int
         Largest candidate, in parameters, read from safetensors metadata before any download
         [``EMMS_SPACE_MAX_PARAMS``, 350M].
@@ -93,6 +97,7 @@ class Limits:
     max_recall: int = 200
     max_samples: int = 2000
     max_upload_mb: int = 50
+    max_dataset_mb: int = 1000
     max_params: int = 350_000_000
     concurrency: int = 1
     queue_size: int = 20
@@ -101,8 +106,8 @@ class Limits:
     cache_days: int = 7
 
     def __post_init__(self) -> None:
-        for field in ("max_candidates", "max_recall", "max_samples", "max_upload_mb", "max_params", "concurrency",
-                      "queue_size", "cache_days"):
+        for field in ("max_candidates", "max_recall", "max_samples", "max_upload_mb", "max_dataset_mb", "max_params",
+                      "concurrency", "queue_size", "cache_days"):
             if getattr(self, field) < 1:
                 raise SpaceInputError(f"Limits.{field} must be at least 1, got {getattr(self, field)}.")
 
@@ -114,6 +119,7 @@ class Limits:
             max_recall=_env_int("EMMS_SPACE_MAX_RECALL", cls.max_recall),
             max_samples=_env_int("EMMS_SPACE_MAX_SAMPLES", cls.max_samples),
             max_upload_mb=_env_int("EMMS_SPACE_MAX_UPLOAD_MB", cls.max_upload_mb),
+            max_dataset_mb=_env_int("EMMS_SPACE_MAX_DATASET_MB", cls.max_dataset_mb),
             max_params=_env_int("EMMS_SPACE_MAX_PARAMS", cls.max_params),
             concurrency=_env_int("EMMS_SPACE_CONCURRENCY", cls.concurrency),
             queue_size=_env_int("EMMS_SPACE_QUEUE_SIZE", cls.queue_size),
@@ -195,16 +201,39 @@ def check_dataset(hub_id: str | None, upload: str | None, limits: Limits = LIMIT
     return hub_id
 
 
+def check_hub_size(dataset: str, *, config: str | None = None, token: str | bool | None = None,
+                   limits: Limits = LIMITS) -> None:
+    """Refuse a Hub dataset whose data files for ``config`` exceed ``limits.max_dataset_mb``, before any download
+    (an upload or a local path is sized elsewhere; a size the Hub cannot tell lets the load go on and fail or not).
+    """
+    from hf_emms.tasks.remote import hub_data_bytes
+
+    if Path(dataset).exists():
+        return
+    size = hub_data_bytes(dataset, config=config or None, token=token)
+    if size is not None and size > limits.max_dataset_mb * 2**20:
+        which = f" (config {config!r})" if config else ""
+        raise SpaceInputError(
+            f"{dataset}{which} downloads {size / 2**20:,.1f} MB of data files; this Space reads at most "
+            f"{limits.max_dataset_mb:,} MB of a Hub dataset (EMMS_SPACE_MAX_DATASET_MB), since the whole dataset is "
+            f"downloaded to draw its samples. Pick a smaller config, upload a sample of it (up to "
+            f"{limits.max_upload_mb} MB), or run hf-emms on your own machine: hf-emms rank {dataset} --max-samples 2000"
+        )
+
+
 def detect_columns(dataset: str, *, config: str | None = None, split: str | None = None,
                    token: str | bool | None = None, label_column: str | None = None,
-                   input_column: str | Sequence[str] | None = None, fallback: bool = False) -> Task:
-    """Load the dataset and detect its input and label columns and task (see :func:`hf_emms.load_task`).
+                   input_column: str | Sequence[str] | None = None, fallback: bool = False,
+                   limits: Limits = LIMITS) -> Task:
+    """Load the dataset and detect its input and label columns and task (see :func:`hf_emms.load_task`); a Hub
+    dataset past ``limits.max_dataset_mb`` is refused first (:func:`check_hub_size`).
 
     ``label_column`` and ``input_column`` (as the form gives them: one name, or two as "a, b") are used instead of
     detection where given. With ``fallback``, a failure with them is retried with everything detected (the form may
     hold the columns of an earlier dataset); when that fails too, the first error is raised: it names the visitor's
     own choice. Without it (ranking), the given columns must work.
     """
+    check_hub_size(dataset, config=config, token=token, limits=limits)
     load = dict(config=config or None, split=split or None, token=token)
     given = {"label_column": label_column or None, "input_column": _columns(input_column)}
     if not any(given.values()):
