@@ -69,7 +69,7 @@ def tiny(tmp_path_factory):
 def _load_app(mp: pytest.MonkeyPatch):
     """A fresh import of the Space's app.py (and ranker.py, whose limits are read from the environment then)."""
     mp.syspath_prepend(str(SPACE))
-    for module in ("ranker", "card_prs"):
+    for module in ("ranker", "card_prs", "space_limits", "space_cache"):
         sys.modules.pop(module, None)
     spec = importlib.util.spec_from_file_location("emms_ranker_app", SPACE / "app.py")
     app = importlib.util.module_from_spec(spec)
@@ -772,3 +772,35 @@ def test_a_hub_dataset_past_the_size_limit_is_refused_before_its_download(hub_se
     assert task.dataset.num_rows == 40_000  # under the limit: read as before
     monkeypatch.setenv("EMMS_SPACE_MAX_DATASET_MB", "5")
     assert ranker.Limits.from_env().max_dataset_mb == 5
+
+
+def test_on_a_space_the_hugging_face_caches_are_pruned_by_age_too(hub, tmp_path, monkeypatch):
+    # Each visitor's candidates, encoders and Hub datasets stayed in the server's HF caches for good (1.4 GB per
+    # 350M-parameter candidate); the hf-emms cache alone was pruned
+    import os
+    import time
+
+    from huggingface_hub import hf_hub_download
+
+    monkeypatch.syspath_prepend(str(SPACE))
+    import space_cache
+    import space_limits
+
+    hub_cache, data_cache = tmp_path / "hub", tmp_path / "datasets"
+    for repo in ("acme/small", "acme/wide"):
+        hf_hub_download(repo, "config.json", cache_dir=hub_cache)
+    for name in ("acme___old", "acme___new"):
+        (data_cache / name / "default").mkdir(parents=True)
+        (data_cache / name / "default" / "train.arrow").write_bytes(b"x" * 100)
+    old = time.time() - 30 * 86400
+    for path in [*(hub_cache / "models--acme--small").rglob("*"), *(data_cache / "acme___old").rglob("*")]:
+        os.utime(path, (old, old), follow_symlinks=False)
+    removed, freed = space_cache.prune_hf_caches(7, hub_cache=hub_cache, datasets_cache=data_cache)
+    assert removed == 2 and freed > 100
+    assert not (hub_cache / "models--acme--small").exists() and (hub_cache / "models--acme--wide").is_dir()
+    assert sorted(p.name for p in data_cache.iterdir()) == ["acme___new"]
+    assert space_cache.prune_hf_caches(7, hub_cache=hub_cache, datasets_cache=data_cache) == (0, 0)  # idempotent
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not space_limits.Limits.from_env().prune_hf_cache  # run locally: the caches are the developer's own
+    monkeypatch.setenv("SPACE_ID", "acme/emms-ranker")
+    assert space_limits.Limits.from_env().prune_hf_cache
