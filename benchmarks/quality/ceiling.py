@@ -87,7 +87,8 @@ def rerun_gaps(truth: Mapping[str, float], std: Mapping[str, float | None], seed
     def scored(sel: str) -> set[str]:
         return {m for m in truth if (scores.get(m) or {}).get(sel) is not None and np.isfinite(scores[m][sel])}
 
-    if sigma is None or len(scored(reference)) < 2:
+    reference_models = scored(reference)
+    if sigma is None or len(reference_models) < 2:
         return None
     models = sorted(truth)
     acc = np.array([truth[m] for m in models], float)
@@ -95,7 +96,8 @@ def rerun_gaps(truth: Mapping[str, float], std: Mapping[str, float | None], seed
     noise = np.random.default_rng(seed).standard_normal((draws, len(models))) * sigma * np.sqrt(2.0 / n)
     out = {}
     for sel in selectors:
-        keep = [i for i, m in enumerate(models) if m in scored(sel) & scored(reference)]
+        both = scored(sel) & reference_models
+        keep = [i for i, m in enumerate(models) if m in both]
         if sel == reference or len(keep) < 2:
             continue
         a, b = ([float(scores[models[i]][name]) for i in keep] for name in (sel, reference))
